@@ -1,0 +1,276 @@
+//! Settings, merged from (lowest to highest): built-in defaults, the user's
+//! `$XDG_CONFIG_HOME/tether/config.toml`, the repository's `.tether/config.toml`, the editor's
+//! `initializationOptions`, and `workspace/didChangeConfiguration`.
+//!
+//! Every source is turned into JSON and deep-merged before one typed parse, so each layer
+//! may set any subset of keys and an error names the key at fault.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error(
+        "no provider named {name:?} is configured (known: {known}); add [providers.{name}] to .tether/config.toml"
+    )]
+    UnknownProvider { name: String, known: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
+    Acp,
+}
+
+/// One model back end, as `[providers.<name>]` configures it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    pub base_url: Option<String>,
+    /// The name of the environment variable that holds the key: never the key itself.
+    pub api_key_env: Option<String>,
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    /// Seconds to wait for the response to start, and at most between two streamed chunks.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Retries on 429, 5xx and connection errors before the turn fails.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// The first retry's delay; each next one doubles it (a `Retry-After` header wins).
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+}
+
+fn default_timeout_secs() -> u64 {
+    120
+}
+fn default_max_retries() -> u32 {
+    3
+}
+fn default_retry_backoff_ms() -> u64 {
+    500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// How many sessions may work at once; the rest wait in `pending`, in order.
+    pub max_working: usize,
+    /// Where worktrees are made; default `$TETHER_HOME/worktrees` or the user's data dir.
+    pub worktree_dir: Option<PathBuf>,
+    /// `ask`, `auto` or `read-only` (used by the agent's tools).
+    pub permission_mode: String,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            max_working: 4,
+            worktree_dir: None,
+            permission_mode: "auto".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub default_provider: Option<String>,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub session: SessionSettings,
+    /// Read by hooks (a later issue); accepted here so such files load.
+    pub hooks: Value,
+    pub trust: Value,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            default_provider: None,
+            providers: BTreeMap::new(),
+            session: SessionSettings::default(),
+            hooks: Value::Null,
+            trust: Value::Null,
+        }
+    }
+}
+
+/// The port `scripts/local-model.sh` serves the bundled local model on.
+pub const LOCAL_MODEL_URL: &str = "http://127.0.0.1:8011/v1";
+
+/// Built-in providers: the local model (the default when nothing else is set up), and the
+/// hosted APIs, used when their key is in the environment.
+fn builtin_defaults() -> Value {
+    json!({
+        "providers": {
+            "local": { "kind": "openai", "base_url": LOCAL_MODEL_URL, "model": "smollm2" },
+            "openai": {
+                "kind": "openai",
+                "base_url": "https://api.openai.com/v1",
+                "api_key_env": "OPENAI_API_KEY",
+                "model": "gpt-4o-mini"
+            },
+            "anthropic": {
+                "kind": "anthropic",
+                "base_url": "https://api.anthropic.com",
+                "api_key_env": "ANTHROPIC_API_KEY",
+                "model": "claude-sonnet-4-5"
+            }
+        }
+    })
+}
+
+/// The layers that do not depend on the repository, held by the session manager.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// From `initializationOptions` and `workspace/didChangeConfiguration` (merged in order).
+    pub editor: Value,
+    /// Overrides from the command line (`tether run --provider/--model`).
+    pub command_line: Value,
+}
+
+impl ConfigSources {
+    /// The configuration that applies to sessions of `repo`.
+    pub fn resolve(&self, repo: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut merged = builtin_defaults();
+        if let Some(user_file) = user_config_path() {
+            merge(&mut merged, read_toml_if_present(&user_file)?);
+        }
+        if let Some(repo) = repo {
+            merge(
+                &mut merged,
+                read_toml_if_present(&repo.join(".tether/config.toml"))?,
+            );
+        }
+        merge(&mut merged, self.editor.clone());
+        merge(&mut merged, self.command_line.clone());
+        parse(merged)
+    }
+}
+
+/// Parses merged settings, naming the key at fault.
+pub fn parse(value: Value) -> Result<Config, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|error| ConfigError::Invalid {
+        key: error.path().to_string(),
+        message: error.inner().to_string(),
+    })
+}
+
+fn user_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(base.join("tether/config.toml"))
+}
+
+fn read_toml_if_present(path: &Path) -> Result<Value, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Value::Null),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    toml::from_str::<Value>(&text).map_err(|error| ConfigError::Toml {
+        path: path.to_owned(),
+        message: error.to_string(),
+    })
+}
+
+/// Deep-merges `overlay` into `base`: objects merge key by key, anything else replaces.
+pub fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (_, Value::Null) => {}
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                merge(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+impl Config {
+    /// The provider a session uses when it names none: `default_provider`, else OpenAI when
+    /// `OPENAI_API_KEY` is set, else the bundled local model.
+    pub fn default_provider_name(&self) -> String {
+        if let Some(name) = &self.default_provider {
+            return name.clone();
+        }
+        if std::env::var_os("OPENAI_API_KEY").is_some_and(|key| !key.is_empty()) {
+            return "openai".to_owned();
+        }
+        "local".to_owned()
+    }
+
+    pub fn provider(&self, name: &str) -> Result<&ProviderConfig, ConfigError> {
+        self.providers
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownProvider {
+                name: name.to_owned(),
+                known: self
+                    .providers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_merge_key_by_key() {
+        let mut base = builtin_defaults();
+        merge(
+            &mut base,
+            json!({"providers": {"local": {"model": "other"}}, "session": {"max_working": 2}}),
+        );
+        let config = parse(base).expect("parse");
+        let local = config.provider("local").expect("local");
+        assert_eq!(local.model.as_deref(), Some("other"));
+        assert_eq!(local.base_url.as_deref(), Some(LOCAL_MODEL_URL));
+        assert_eq!(config.session.max_working, 2);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let error = parse(json!({"session": {"max_working": "four"}})).expect_err("invalid");
+        assert!(error.to_string().contains("session.max_working"), "{error}");
+        let error = parse(json!({"providers": {"x": {"kind": "openai", "api_key": "sk-1"}}}))
+            .expect_err("unknown key");
+        assert!(error.to_string().contains("providers.x"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_provider_lists_the_known_ones() {
+        let config = parse(builtin_defaults()).expect("parse");
+        let error = config.provider("nope").expect_err("unknown").to_string();
+        assert!(error.contains("local") && error.contains("openai"), "{error}");
+    }
+}

@@ -1,0 +1,19 @@
+//! Tether: AI coding-agent sessions, served to editors over the Language Server Protocol.
+//!
+//! The crate is split by job (see `docs/architecture.md`):
+//! - [`session`] owns the domain: sessions, events, the state machine and the manager.
+//! - [`store`] owns the durable, append-only event logs and the per-repository lock.
+//! - [`agent`] runs one turn of a session against a model provider.
+//! - [`provider`] speaks the model providers' wire formats.
+//! - [`workspace`] owns git: repository discovery, worktrees and branches.
+//! - [`config`] merges settings from files, the editor and the environment.
+//! - [`lsp`] is the only module that knows LSP; it translates to and from the domain.
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod lsp;
+pub mod provider;
+pub mod session;
+pub mod store;
+pub mod workspace;

@@ -1,0 +1,128 @@
+//! Tether's custom LSP protocol: the `tether/session/*` requests, their params, and the
+//! `tether/session/event` notification. Documented in docs/protocol.md; keep the two in step.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tower_lsp_server::ls_types::notification::Notification;
+
+use crate::session::{Event, Mode, SessionStatus};
+
+/// Every custom request, by its short name: `tether/session/<name>` and command
+/// `tether.<name>`.
+pub const SESSION_METHODS: &[(&str, &str)] = &[
+    ("tether/session/create", "create"),
+    ("tether/session/list", "list"),
+    ("tether/session/get", "get"),
+    ("tether/session/send", "send"),
+    ("tether/session/stop", "stop"),
+    ("tether/session/resume", "resume"),
+    ("tether/session/complete", "complete"),
+    ("tether/session/clone", "clone"),
+    ("tether/session/delete", "delete"),
+    ("tether/session/export", "export"),
+];
+
+/// The command that runs a custom request, for clients without custom requests.
+pub fn command_name(short: &str) -> String {
+    format!("tether.{short}")
+}
+
+/// Application error codes (JSON-RPC reserves -32768..-32000 for itself; LSP uses some).
+pub mod error_code {
+    pub const UNKNOWN_SESSION: i64 = -31001;
+    pub const INVALID_STATE: i64 = -31002;
+    pub const READ_ONLY: i64 = -31003;
+    pub const REPOSITORY: i64 = -31004;
+    pub const CONFIGURATION: i64 = -31005;
+    pub const SHUTTING_DOWN: i64 = -31006;
+    pub const INTERNAL: i64 = -32603;
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateParams {
+    pub prompt: String,
+    pub mode: Option<Mode>,
+    pub name: Option<String>,
+    /// A workspace folder URI (or path); default: the first workspace folder.
+    pub root: Option<String>,
+    pub base_branch: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    #[serde(default)]
+    pub toggles: BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListParams {
+    pub status: Option<SessionStatus>,
+    pub mode: Option<Mode>,
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetParams {
+    pub id: String,
+    /// Events with a greater `seq` are returned; default 0 (all).
+    #[serde(default)]
+    pub since: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendParams {
+    pub id: String,
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdParams {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeParams {
+    pub id: String,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    #[default]
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportParams {
+    pub id: String,
+    #[serde(default)]
+    pub format: ExportFormat,
+}
+
+pub const SESSION_EVENT_METHOD: &str = "tether/session/event";
+
+/// `tether/session/event`: `{sessionId, seq, at, event}`, sent only to clients that set
+/// `capabilities.experimental.tether`.
+pub enum SessionEventNotification {}
+
+impl Notification for SessionEventNotification {
+    type Params = SessionEventParams;
+    const METHOD: &'static str = SESSION_EVENT_METHOD;
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionEventParams {
+    pub session_id: String,
+    pub seq: u64,
+    pub at: u64,
+    pub event: Event,
+}

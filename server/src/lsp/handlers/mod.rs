@@ -1,0 +1,3 @@
+//! One file per group of handlers.
+
+pub mod session;

@@ -1,0 +1,135 @@
+//! `tether/session/*` requests (and their `tether.*` command twins).
+
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tower_lsp_server::jsonrpc;
+use tower_lsp_server::ls_types::Uri;
+
+use super::super::ext::{
+    CreateParams, ExportFormat, ExportParams, GetParams, IdParams, ListParams, ResumeParams,
+    SendParams,
+};
+use super::super::{Backend, session_error};
+use crate::session::{CreateSession, ListFilter, export};
+
+/// Parses params, naming the field at fault in the InvalidParams error.
+fn parse<T: DeserializeOwned>(method: &str, params: Value) -> jsonrpc::Result<T> {
+    serde_path_to_error::deserialize(params).map_err(|error| {
+        let path = error.path().to_string();
+        let message = if path == "." {
+            format!("invalid params for tether/session/{method}: {}", error.inner())
+        } else {
+            format!(
+                "invalid params for tether/session/{method}: `{path}`: {}",
+                error.inner()
+            )
+        };
+        jsonrpc::Error::invalid_params(message)
+    })
+}
+
+fn to_value<T: serde::Serialize>(value: T) -> jsonrpc::Result<Value> {
+    serde_json::to_value(value).map_err(|error| jsonrpc::Error {
+        code: jsonrpc::ErrorCode::InternalError,
+        message: format!("cannot encode the reply: {error}").into(),
+        data: None,
+    })
+}
+
+/// A `root` param: a `file://` URI or a path; default the first workspace folder.
+fn resolve_root(backend: &Backend, root: Option<String>) -> jsonrpc::Result<PathBuf> {
+    match root {
+        Some(root) if root.starts_with("file:") => root
+            .parse::<Uri>()
+            .ok()
+            .and_then(|uri| uri.to_file_path().map(|path| path.into_owned()))
+            .ok_or_else(|| {
+                jsonrpc::Error::invalid_params(format!("invalid `root`: {root:?} is not a file URI"))
+            }),
+        Some(root) => Ok(PathBuf::from(root)),
+        None => backend.roots().into_iter().next().ok_or_else(|| {
+            jsonrpc::Error::invalid_params(
+                "invalid `root`: no workspace folder is open, so name the repository with `root`",
+            )
+        }),
+    }
+}
+
+pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::Result<Value> {
+    let manager = &backend.manager;
+    match method {
+        "create" => {
+            let params: CreateParams = parse(method, params)?;
+            let root = resolve_root(backend, params.root)?;
+            let info = manager
+                .create(CreateSession {
+                    prompt: params.prompt,
+                    mode: params.mode.unwrap_or_default(),
+                    name: params.name,
+                    root,
+                    base_branch: params.base_branch,
+                    provider: params.provider,
+                    model: params.model,
+                    toggles: params.toggles,
+                })
+                .await
+                .map_err(session_error)?;
+            to_value(info)
+        }
+        "list" => {
+            let params: ListParams = if params.is_null() {
+                ListParams::default()
+            } else {
+                parse(method, params)?
+            };
+            let sessions = manager.list(&ListFilter {
+                status: params.status,
+                mode: params.mode,
+                query: params.query,
+            });
+            Ok(json!({ "sessions": to_value(sessions)? }))
+        }
+        "get" => {
+            let params: GetParams = parse(method, params)?;
+            to_value(manager.get(&params.id, params.since).map_err(session_error)?)
+        }
+        "send" => {
+            let params: SendParams = parse(method, params)?;
+            let queued = manager.send(&params.id, params.text).map_err(session_error)?;
+            Ok(json!({ "queued": queued }))
+        }
+        "stop" => {
+            let params: IdParams = parse(method, params)?;
+            to_value(manager.stop(&params.id).await.map_err(session_error)?)
+        }
+        "resume" => {
+            let params: ResumeParams = parse(method, params)?;
+            to_value(manager.resume(&params.id, params.text).map_err(session_error)?)
+        }
+        "complete" => {
+            let params: IdParams = parse(method, params)?;
+            to_value(manager.complete(&params.id).map_err(session_error)?)
+        }
+        "clone" => {
+            let params: IdParams = parse(method, params)?;
+            to_value(manager.clone_session(&params.id).await.map_err(session_error)?)
+        }
+        "delete" => {
+            let params: IdParams = parse(method, params)?;
+            manager.delete(&params.id).await.map_err(session_error)?;
+            Ok(json!({ "deleted": true }))
+        }
+        "export" => {
+            let params: ExportParams = parse(method, params)?;
+            let (info, events) = manager.all_events(&params.id).map_err(session_error)?;
+            let content = match params.format {
+                ExportFormat::Markdown => export::to_markdown(&info, &events),
+                ExportFormat::Json => export::to_json(&info, &events),
+            };
+            Ok(json!({ "content": content }))
+        }
+        other => Err(jsonrpc::Error::invalid_params(format!("unknown method tether/session/{other}"))),
+    }
+}

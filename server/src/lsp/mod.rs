@@ -1,0 +1,309 @@
+//! The LSP edge: the only module that knows LSP. It translates requests into calls on the
+//! [`SessionManager`] and the manager's events into `tether/session/event` notifications.
+//!
+//! Handlers never await a request to the client and never wait for a turn: they answer at
+//! once and the work's outcome arrives as events.
+
+pub mod ext;
+mod handlers;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures_util::FutureExt;
+use serde_json::{Value, json};
+use tower_lsp_server::jsonrpc::{self, ErrorCode};
+use tower_lsp_server::ls_types::{
+    DidChangeConfigurationParams, ExecuteCommandOptions, ExecuteCommandParams, InitializeParams,
+    InitializeResult, InitializedParams, MessageType, ServerCapabilities, ServerInfo,
+    WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
+};
+use tower_lsp_server::{Client, LanguageServer, LspService, Server};
+
+use crate::session::{SessionError, SessionManager};
+use ext::{SESSION_METHODS, SessionEventNotification, SessionEventParams, command_name};
+
+/// Serves LSP on stdin/stdout until the client says `exit`.
+pub async fn serve_stdio(manager: SessionManager) {
+    let (service, socket) = build_service(manager);
+    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+        .serve(service)
+        .await;
+}
+
+/// The service, for serving over any transport (tests use in-process pipes).
+pub fn build_service(
+    manager: SessionManager,
+) -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
+    let mut builder = LspService::build(|client| Backend {
+        client,
+        manager,
+        state: Arc::new(ServerState::default()),
+    });
+    for &(method, short) in SESSION_METHODS {
+        builder = builder.custom_method(method, move |backend: &Backend, params: Value| {
+            let backend = backend.clone();
+            async move { backend.dispatch(short, params).await }
+        });
+    }
+    builder.finish()
+}
+
+#[derive(Clone)]
+pub struct Backend {
+    client: Client,
+    manager: SessionManager,
+    state: Arc<ServerState>,
+}
+
+#[derive(Default)]
+struct ServerState {
+    /// The client set `capabilities.experimental.tether`: it gets custom notifications.
+    opted_in: AtomicBool,
+    /// Workspace folders, in the order the client gave them.
+    roots: RwLock<Vec<PathBuf>>,
+    /// Settings that failed to load at `initialize`, reported once `initialized` arrives.
+    config_error: RwLock<Option<String>>,
+}
+
+impl Backend {
+    fn roots(&self) -> Vec<PathBuf> {
+        self.state
+            .roots
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs one custom request (or its command twin), turning a panic into an error reply so
+    /// that one bad request never takes the server down.
+    async fn dispatch(&self, method: &str, params: Value) -> jsonrpc::Result<Value> {
+        let outcome = std::panic::AssertUnwindSafe(handlers::session::handle(self, method, params))
+            .catch_unwind()
+            .await;
+        match outcome {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                tracing::error!("handler for {method} panicked: {message}");
+                Err(rpc_error(
+                    ext::error_code::INTERNAL,
+                    format!("internal error in tether/session/{method}: {message}"),
+                ))
+            }
+        }
+    }
+
+    /// Forwards the manager's events to the client, in order, for as long as it is connected.
+    fn start_event_forwarding(&self) {
+        let mut events = self.manager.subscribe();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(announced) => {
+                        let params = SessionEventParams {
+                            session_id: announced.session_id.to_string(),
+                            seq: announced.record.seq,
+                            at: announced.record.at,
+                            event: announced.record.event.clone(),
+                        };
+                        client
+                            .send_notification::<SessionEventNotification>(params)
+                            .await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        // The client sees the gap in `seq` and catches up with `get {since}`.
+                        tracing::warn!("the client fell {missed} events behind");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+}
+
+pub(crate) fn rpc_error(code: i64, message: String) -> jsonrpc::Error {
+    jsonrpc::Error {
+        code: ErrorCode::ServerError(code),
+        message: message.into(),
+        data: None,
+    }
+}
+
+/// Maps a domain error to the JSON-RPC error a client sees (codes in docs/protocol.md).
+pub(crate) fn session_error(error: SessionError) -> jsonrpc::Error {
+    use ext::error_code::*;
+    let code = match &error {
+        SessionError::UnknownSession(_) => UNKNOWN_SESSION,
+        SessionError::InvalidState { .. } => INVALID_STATE,
+        SessionError::InvalidParams { .. } => {
+            return jsonrpc::Error {
+                code: ErrorCode::InvalidParams,
+                message: error.to_string().into(),
+                data: None,
+            };
+        }
+        SessionError::ReadOnly(_) => READ_ONLY,
+        SessionError::Git(_) => REPOSITORY,
+        SessionError::Config(_) | SessionError::Provider(_) => CONFIGURATION,
+        SessionError::Store(_) => INTERNAL,
+        SessionError::ShuttingDown => SHUTTING_DOWN,
+    };
+    rpc_error(code, error.to_string())
+}
+
+fn path_of_uri(uri: &tower_lsp_server::ls_types::Uri) -> Option<PathBuf> {
+    uri.to_file_path().map(|path| path.into_owned())
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> jsonrpc::Result<InitializeResult> {
+        let opted_in = params
+            .capabilities
+            .experimental
+            .as_ref()
+            .and_then(|experimental| experimental.get("tether"))
+            .is_some_and(|value| value == &Value::Bool(true) || value.is_object());
+        self.state.opted_in.store(opted_in, Ordering::SeqCst);
+
+        #[allow(deprecated)] // root_uri: older clients send only that
+        let roots: Vec<PathBuf> = match (&params.workspace_folders, &params.root_uri) {
+            (Some(folders), _) if !folders.is_empty() => folders
+                .iter()
+                .filter_map(|folder| path_of_uri(&folder.uri))
+                .collect(),
+            (_, Some(root)) => path_of_uri(root).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        *self
+            .state
+            .roots
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = roots;
+
+        if let Some(options) = params.initialization_options
+            && let Err(error) = self.manager.set_editor_config(options)
+        {
+            *self
+                .state
+                .config_error
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
+        }
+
+        let commands = SESSION_METHODS
+            .iter()
+            .map(|(_, short)| command_name(short))
+            .collect();
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands,
+                    ..Default::default()
+                }),
+                workspace: Some(WorkspaceServerCapabilities {
+                    workspace_folders: Some(WorkspaceFoldersServerCapabilities {
+                        supported: Some(true),
+                        change_notifications: None,
+                    }),
+                    file_operations: None,
+                }),
+                experimental: Some(json!({
+                    "tether": {
+                        "protocolVersion": 1,
+                        "methods": SESSION_METHODS.iter().map(|(method, _)| method).collect::<Vec<_>>(),
+                        "notifications": [ext::SESSION_EVENT_METHOD],
+                    }
+                })),
+                ..Default::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "tether".to_owned(),
+                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        if self.state.opted_in.load(Ordering::SeqCst) {
+            self.start_event_forwarding();
+        }
+        let config_error = self
+            .state
+            .config_error
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(error) = config_error {
+            self.client
+                .show_message(
+                    MessageType::ERROR,
+                    format!("tether: the editor's settings were ignored: {error}"),
+                )
+                .await;
+        }
+        // Rebuild the sessions of every workspace repository off the request path.
+        let manager = self.manager.clone();
+        let roots = self.roots();
+        tokio::task::spawn_blocking(move || {
+            for root in roots {
+                if let Err(error) = manager.open_repository(&root) {
+                    tracing::info!("{}: no sessions here: {error}", root.display());
+                }
+            }
+        });
+    }
+
+    async fn shutdown(&self) -> jsonrpc::Result<()> {
+        self.manager.shutdown().await;
+        Ok(())
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        let settings = match params.settings {
+            Value::Object(mut map) if map.contains_key("tether") => {
+                map.remove("tether").unwrap_or(Value::Null)
+            }
+            other => other,
+        };
+        if let Err(error) = self.manager.set_editor_config(settings) {
+            self.client
+                .show_message(
+                    MessageType::ERROR,
+                    format!("tether: the new settings were not applied: {error}"),
+                )
+                .await;
+        }
+    }
+
+    async fn execute_command(
+        &self,
+        params: ExecuteCommandParams,
+    ) -> jsonrpc::Result<Option<Value>> {
+        let Some(short) = params.command.strip_prefix("tether.") else {
+            return Err(jsonrpc::Error::invalid_params(format!(
+                "unknown command {:?}",
+                params.command
+            )));
+        };
+        if !SESSION_METHODS.iter().any(|(_, name)| *name == short) {
+            return Err(jsonrpc::Error::invalid_params(format!(
+                "unknown command {:?}",
+                params.command
+            )));
+        }
+        let argument = params
+            .arguments
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| json!({}));
+        self.dispatch(short, argument).await.map(Some)
+    }
+}

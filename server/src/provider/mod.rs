@@ -1,0 +1,117 @@
+//! Model back ends behind one streaming trait.
+//!
+//! A provider turns a [`ChatRequest`] into a stream of [`StreamEvent`]s. Retries (429, 5xx,
+//! connection errors) happen before the stream is handed out; once text has streamed, a
+//! failure ends the turn instead, so nothing is ever said twice.
+
+mod openai;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::Stream;
+
+pub use openai::OpenAiProvider;
+
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::session::TokenUsage;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatRole {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: ChatRole,
+    pub content: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    TextDelta(String),
+    ThinkingDelta(String),
+    Usage(TokenUsage),
+    /// The model finished its reply (`finish_reason`, when the server gave one).
+    Finished(Option<String>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("the model server at {url} answered HTTP {status}: {body}")]
+    Http {
+        url: String,
+        status: u16,
+        body: String,
+        /// The server's `Retry-After`, in seconds, when it sent one.
+        retry_after_secs: Option<u64>,
+    },
+    #[error("cannot reach the model server at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("the model server at {url} sent nothing for {seconds} s")]
+    Timeout { url: String, seconds: u64 },
+    #[error("the model server sent a chunk that is not valid JSON ({message}): {excerpt}")]
+    MalformedChunk { message: String, excerpt: String },
+    #[error("the model's reply stream ended before it finished (connection cut)")]
+    StreamCut,
+    #[error("the model server returned an empty reply")]
+    EmptyReply,
+    #[error(
+        "environment variable {variable} (named by `api_key_env` of provider {provider:?}) is not set"
+    )]
+    MissingKey { provider: String, variable: String },
+    #[error("provider {provider:?}: {message}")]
+    Config { provider: String, message: String },
+}
+
+impl ProviderError {
+    /// Whether trying the same request again may help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::Http { status, .. } => *status == 429 || *status >= 500,
+            ProviderError::Connect { .. } | ProviderError::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
+pub type StreamFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<EventStream, ProviderError>> + Send + 'a>>;
+
+/// A model back end.
+pub trait ModelProvider: Send + Sync {
+    /// Starts a streamed reply; retries transient failures before returning the stream.
+    fn stream_chat<'a>(&'a self, request: &'a ChatRequest) -> StreamFuture<'a>;
+}
+
+/// Builds the provider a session's configuration names.
+pub fn build_provider(
+    name: &str,
+    config: &ProviderConfig,
+) -> Result<Box<dyn ModelProvider>, ProviderError> {
+    match config.kind {
+        ProviderKind::Openai => Ok(Box::new(OpenAiProvider::new(name, config)?)),
+        ProviderKind::Anthropic | ProviderKind::Acp => Err(ProviderError::Config {
+            provider: name.to_owned(),
+            message: "this provider kind is not supported by this version of tether yet; use kind = \"openai\"".to_owned(),
+        }),
+    }
+}
+
+/// The delay before retry number `attempt` (0-based): doubling from `base`, capped at 30 s.
+pub fn backoff_delay(base_ms: u64, attempt: u32) -> Duration {
+    let factor = 1u64 << attempt.min(16);
+    Duration::from_millis(base_ms.saturating_mul(factor).min(30_000))
+}

@@ -1,0 +1,222 @@
+//! Events: the append-only history of a session, in the shape DESIGN.md gives the wire.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::Mode;
+
+/// Lifecycle of a session: `pending → creating → running → {waiting, completed, stopped,
+/// failed}`. See [`super::check_transition`] for the legal moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Pending,
+    Creating,
+    Running,
+    Waiting,
+    Completed,
+    Stopped,
+    Failed,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Pending => "pending",
+            SessionStatus::Creating => "creating",
+            SessionStatus::Running => "running",
+            SessionStatus::Waiting => "waiting",
+            SessionStatus::Completed => "completed",
+            SessionStatus::Stopped => "stopped",
+            SessionStatus::Failed => "failed",
+        }
+    }
+
+    /// Whether a task is (or should be) driving the session: these are the states a crash
+    /// interrupts, and the ones that count against `session.max_working` (pending waits for it).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            SessionStatus::Pending | SessionStatus::Creating | SessionStatus::Running
+        )
+    }
+}
+
+impl std::fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a running session is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    Working,
+    WaitingInput,
+    AwaitingPlanApproval,
+}
+
+/// Why a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnEndReason {
+    EndTurn,
+    MaxTurns,
+    Stopped,
+    Failed,
+    Budget,
+    Timeout,
+}
+
+impl TurnEndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnEndReason::EndTurn => "end_turn",
+            TurnEndReason::MaxTurns => "max_turns",
+            TurnEndReason::Stopped => "stopped",
+            TurnEndReason::Failed => "failed",
+            TurnEndReason::Budget => "budget",
+            TurnEndReason::Timeout => "timeout",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MessageRole {
+    User,
+    Agent,
+    Thinking,
+    System,
+    Summary,
+    HookFailure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemPhase {
+    Started,
+    Completed,
+}
+
+/// Token counts (and cost) of one model response, or a session's totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl TokenUsage {
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cost_usd += other.cost_usd;
+    }
+}
+
+/// One thing in the transcript. Each has a stable id and goes `started → delta… → completed`;
+/// the completed form is authoritative.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Item {
+    #[serde(rename_all = "camelCase")]
+    Message {
+        id: String,
+        role: MessageRole,
+        text: String,
+        /// Set on an agent message whose stream was cut short (stopped or failed): kept in the
+        /// transcript, left out of what the model is sent next.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        interrupted: bool,
+    },
+}
+
+impl Item {
+    pub fn id(&self) -> &str {
+        match self {
+            Item::Message { id, .. } => id,
+        }
+    }
+}
+
+/// What never changes about a session once it exists: written as the first event of its log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSpec {
+    pub id: String,
+    pub name: String,
+    /// The first line of the first prompt, for pickers and lists.
+    #[serde(default)]
+    pub title: String,
+    pub mode: Mode,
+    /// The user's repository (its top-level work tree).
+    pub repo: PathBuf,
+    pub base_branch: String,
+    /// Always `tether/<name>`: the only branch Tether ever deletes.
+    pub branch: String,
+    pub worktree: PathBuf,
+    pub provider: String,
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub toggles: BTreeMap<String, bool>,
+    pub created_at: u64,
+    /// The session this one was cloned from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloned_from: Option<String>,
+}
+
+/// One entry of a session's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Event {
+    /// The first event of every log.
+    Created { session: SessionSpec },
+    #[serde(rename_all = "camelCase")]
+    Status {
+        status: SessionStatus,
+        #[serde(default)]
+        activity: Option<Activity>,
+        /// Why, for `failed` and for stops the server made itself (e.g. a restart).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Item { phase: ItemPhase, item: Item },
+    #[serde(rename_all = "camelCase")]
+    Delta { item_id: String, text: String },
+    /// A follow-up that waits for the current turn to end; delivered as a user message item
+    /// with the same id.
+    #[serde(rename_all = "camelCase")]
+    FollowUpQueued { item_id: String, text: String },
+    #[serde(rename_all = "camelCase")]
+    Usage {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item_id: Option<String>,
+        #[serde(flatten)]
+        usage: TokenUsage,
+    },
+    #[serde(rename_all = "camelCase")]
+    TurnEnded {
+        reason: TurnEndReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+/// An event as stored and as sent: its place in the session's history and when it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub at: u64,
+    pub event: Event,
+}

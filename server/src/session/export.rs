@@ -1,0 +1,61 @@
+//! Exports of a session: Markdown for people, JSON for tools.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use super::{Event, EventRecord, Item, ItemPhase, MessageRole, SessionInfo};
+
+/// The whole session as JSON: its info and every event, as the log holds them.
+pub fn to_json(info: &SessionInfo, events: &[EventRecord]) -> String {
+    let document = json!({ "session": info, "events": events });
+    serde_json::to_string_pretty(&document).unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+}
+
+/// The transcript as Markdown: the metadata, then each completed message in order.
+pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
+    let mut out = String::new();
+    let title = if info.title.is_empty() { &info.name } else { &info.title };
+    let _ = writeln!(out, "# {title}\n");
+    let _ = writeln!(out, "- Session: `{}` ({})", info.name, info.id);
+    let _ = writeln!(out, "- Mode: {} · Status: {}", info.mode.as_str(), info.status);
+    let _ = writeln!(out, "- Branch: `{}` from `{}`", info.branch, info.base_branch);
+    let _ = writeln!(out, "- Model: {} / {}", info.provider, info.model);
+    let _ = writeln!(out, "- Created: {} · Updated: {}", info.created_at, info.updated_at);
+    let _ = writeln!(
+        out,
+        "- Usage: {} input tokens, {} output tokens, ${:.4}",
+        info.usage.input_tokens, info.usage.output_tokens, info.usage.cost_usd
+    );
+    for record in events {
+        match &record.event {
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item: Item::Message { role, text, interrupted, .. },
+            } => {
+                let heading = match role {
+                    MessageRole::User => "User",
+                    MessageRole::Agent => "Agent",
+                    MessageRole::Thinking => "Thinking",
+                    MessageRole::System => "System",
+                    MessageRole::Summary => "Summary",
+                    MessageRole::HookFailure => "Hook failure",
+                };
+                let _ = writeln!(out, "\n## {heading}\n");
+                let _ = writeln!(out, "{}", text.trim_end());
+                if *interrupted {
+                    let _ = writeln!(out, "\n*(interrupted)*");
+                }
+            }
+            Event::TurnEnded { reason, message } if reason.as_str() != "end_turn" => {
+                let _ = write!(out, "\n> Turn ended: {}", reason.as_str());
+                if let Some(message) = message {
+                    let _ = write!(out, ": {message}");
+                }
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,1104 @@
+//! The session manager: creates sessions, drives each in its own task, and is the one way in
+//! for the LSP layer and `tether run` alike.
+//!
+//! Every event goes through [`SessionInner::emit`], under the session's lock: it is given the
+//! next `seq`, written to the log, folded into the state and only then announced, so the log
+//! always holds at least what any client was told, in the same order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Semaphore, broadcast};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::events::{
+    Activity, Event, EventRecord, Item, ItemPhase, MessageRole, SessionSpec, SessionStatus,
+    TokenUsage, TurnEndReason,
+};
+use super::state::{HistoryMessage, SessionState, check_transition};
+use super::{Mode, format_timestamp, now_millis, slug_from_prompt, validate_session_name};
+use crate::agent::{self, EventSink, new_item_id};
+use crate::config::{ConfigError, ConfigSources, ProviderKind};
+use crate::provider::{ChatMessage, ChatRequest, ChatRole, ProviderError, build_provider};
+use crate::store::{self, EventLog, RepoStore, StoreError};
+use crate::workspace::{self, GitError, SESSION_BRANCH_PREFIX};
+
+/// How long `stop` and shutdown wait for a session's task to notice and record the stop.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("unknown session {0:?}")]
+    UnknownSession(String),
+    #[error("cannot {operation} session {name:?}: it is {status}{hint}")]
+    InvalidState {
+        name: String,
+        status: SessionStatus,
+        operation: &'static str,
+        hint: &'static str,
+    },
+    #[error("invalid `{field}`: {message}")]
+    InvalidParams { field: &'static str, message: String },
+    #[error("{0}")]
+    ReadOnly(String),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("tether is shutting down; the session was not changed")]
+    ShuttingDown,
+}
+
+/// What `tether/session/create` (and `tether run`) asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateSession {
+    pub prompt: String,
+    pub mode: Mode,
+    pub name: Option<String>,
+    /// Any path inside the repository.
+    pub root: PathBuf,
+    pub base_branch: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub toggles: BTreeMap<String, bool>,
+}
+
+/// A session as lists and pickers show it (SessionInfo in docs/protocol.md).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub id: String,
+    pub name: String,
+    pub title: String,
+    pub mode: Mode,
+    pub status: SessionStatus,
+    pub activity: Option<Activity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub provider: String,
+    pub model: String,
+    pub branch: String,
+    pub base_branch: String,
+    pub repo: PathBuf,
+    pub worktree: PathBuf,
+    pub created_at: String,
+    pub updated_at: String,
+    pub usage: TokenUsage,
+    pub queued_messages: usize,
+    pub last_seq: u64,
+    pub read_only: bool,
+}
+
+/// A session's info with the events after a given `seq`, consistent with each other.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSnapshot {
+    pub session: SessionInfo,
+    pub events: Vec<EventRecord>,
+}
+
+/// An event as announced to subscribers (the LSP layer, `tether run`).
+#[derive(Debug, Clone)]
+pub struct AnnouncedEvent {
+    pub session_id: Arc<str>,
+    pub record: Arc<EventRecord>,
+}
+
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<ManagerInner>,
+}
+
+struct ManagerInner {
+    home: PathBuf,
+    sources: RwLock<ConfigSources>,
+    repos: Mutex<HashMap<PathBuf, Arc<RepoStore>>>,
+    sessions: dashmap::DashMap<String, Arc<SessionHandle>>,
+    events: broadcast::Sender<AnnouncedEvent>,
+    working_slots: Arc<Semaphore>,
+    max_working: Mutex<usize>,
+    shutting_down: AtomicBool,
+}
+
+struct SessionHandle {
+    id: Arc<str>,
+    store: Arc<RepoStore>,
+    inner: Mutex<SessionInner>,
+}
+
+struct SessionInner {
+    state: SessionState,
+    /// `None` when another process owns this repository's logs.
+    log: Option<EventLog>,
+    /// The task driving the session, while there is one.
+    driver: Option<Driver>,
+}
+
+struct Driver {
+    cancel: CancellationToken,
+    /// Why it is being stopped, for the `stopped` status event.
+    stop_reason: Arc<Mutex<Option<String>>>,
+    task: Option<JoinHandle<()>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a session's lock must not wedge every later request.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SessionInner {
+    fn emit(
+        &mut self,
+        id: &Arc<str>,
+        event: Event,
+        events: &broadcast::Sender<AnnouncedEvent>,
+    ) -> Result<u64, StoreError> {
+        let record = EventRecord {
+            seq: self.state.last_seq + 1,
+            at: now_millis(),
+            event,
+        };
+        let Some(log) = self.log.as_mut() else {
+            // Callers check writability first; a read-only session never emits.
+            return Ok(self.state.last_seq);
+        };
+        log.append(&record)?;
+        self.state.apply(&record);
+        let _ = events.send(AnnouncedEvent {
+            session_id: id.clone(),
+            record: Arc::new(record),
+        });
+        Ok(self.state.last_seq)
+    }
+
+    fn set_status(
+        &mut self,
+        id: &Arc<str>,
+        status: SessionStatus,
+        activity: Option<Activity>,
+        reason: Option<String>,
+        events: &broadcast::Sender<AnnouncedEvent>,
+    ) -> Result<(), SessionError> {
+        let from = self.state.status;
+        if !check_transition(from, status) {
+            return Err(SessionError::InvalidState {
+                name: self.state.spec.name.clone(),
+                status: from,
+                operation: "move",
+                hint: "",
+            });
+        }
+        self.emit(
+            id,
+            Event::Status {
+                status,
+                activity,
+                reason,
+            },
+            events,
+        )?;
+        if !status.is_active()
+            && let Some(log) = &self.log
+        {
+            // A settled state is worth an fsync: it is what a restart will show.
+            log.sync()?;
+        }
+        Ok(())
+    }
+
+    fn invalid(
+        &self,
+        operation: &'static str,
+        hint: &'static str,
+    ) -> SessionError {
+        SessionError::InvalidState {
+            name: self.state.spec.name.clone(),
+            status: self.state.status,
+            operation,
+            hint,
+        }
+    }
+}
+
+impl SessionHandle {
+    fn info(&self) -> SessionInfo {
+        let inner = lock(&self.inner);
+        info_of(&inner.state, inner.log.is_none())
+    }
+}
+
+fn info_of(state: &SessionState, read_only: bool) -> SessionInfo {
+    let spec = &state.spec;
+    SessionInfo {
+        id: spec.id.clone(),
+        name: spec.name.clone(),
+        title: spec.title.clone(),
+        mode: spec.mode,
+        status: state.status,
+        activity: state.activity,
+        status_reason: state.status_reason.clone(),
+        provider: spec.provider.clone(),
+        model: spec.model.clone(),
+        branch: spec.branch.clone(),
+        base_branch: spec.base_branch.clone(),
+        repo: spec.repo.clone(),
+        worktree: spec.worktree.clone(),
+        created_at: format_timestamp(spec.created_at),
+        updated_at: format_timestamp(state.updated_at),
+        usage: state.usage,
+        queued_messages: state.queued.len(),
+        last_seq: state.last_seq,
+        read_only,
+    }
+}
+
+/// Filters for `list`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<SessionStatus>,
+    pub mode: Option<Mode>,
+    /// Matched, case-insensitively, against the name and the title.
+    pub query: Option<String>,
+}
+
+impl SessionManager {
+    /// A manager keeping its state under `home` (see [`store::state_home`]).
+    pub fn new(home: PathBuf, sources: ConfigSources) -> Result<SessionManager, SessionError> {
+        let max_working = sources.resolve(None)?.session.max_working.max(1);
+        let (events, _) = broadcast::channel(16_384);
+        Ok(SessionManager {
+            inner: Arc::new(ManagerInner {
+                home,
+                sources: RwLock::new(sources),
+                repos: Mutex::new(HashMap::new()),
+                sessions: dashmap::DashMap::new(),
+                events,
+                working_slots: Arc::new(Semaphore::new(max_working)),
+                max_working: Mutex::new(max_working),
+                shutting_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<AnnouncedEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Replaces the editor's layer of settings (`initializationOptions`, then each
+    /// `didChangeConfiguration`), and resizes the working cap.
+    pub fn set_editor_config(&self, editor: serde_json::Value) -> Result<(), SessionError> {
+        let mut sources = self
+            .inner
+            .sources
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        crate::config::merge(&mut sources.editor, editor);
+        let config = sources.resolve(None)?;
+        *self
+            .inner
+            .sources
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sources;
+        self.resize_working_slots(config.session.max_working.max(1));
+        Ok(())
+    }
+
+    fn resize_working_slots(&self, wanted: usize) {
+        let mut current = lock(&self.inner.max_working);
+        if wanted > *current {
+            self.inner.working_slots.add_permits(wanted - *current);
+            *current = wanted;
+        } else if wanted < *current {
+            // Only free slots can be taken back; busy ones shrink as they free up.
+            let removed = self.inner.working_slots.forget_permits(*current - wanted);
+            *current -= removed;
+        }
+    }
+
+    fn sources(&self) -> ConfigSources {
+        self.inner
+            .sources
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Opens the store of the repository containing `path`, rebuilding its sessions from
+    /// their logs the first time. Sessions a crash interrupted come back `stopped`.
+    pub fn open_repository(&self, path: &Path) -> Result<Arc<RepoStore>, SessionError> {
+        let repository = workspace::discover(path)?;
+        self.open_store(&repository.root)
+    }
+
+    fn open_store(&self, repo_root: &Path) -> Result<Arc<RepoStore>, SessionError> {
+        let mut repos = lock(&self.inner.repos);
+        if let Some(store) = repos.get(repo_root) {
+            return Ok(store.clone());
+        }
+        let store = Arc::new(RepoStore::open(&self.inner.home, repo_root)?);
+        if !store.is_writable() {
+            tracing::warn!("{}", store.read_only_reason());
+        }
+        for loaded in store.load_all()? {
+            let id: Arc<str> = Arc::from(loaded.state.spec.id.as_str());
+            let log = if store.is_writable() {
+                Some(store.open_log(&id)?)
+            } else {
+                None
+            };
+            let mut inner = SessionInner {
+                state: loaded.state,
+                log,
+                driver: None,
+            };
+            if inner.log.is_some() {
+                recover_interrupted(&id, &mut inner, &self.inner.events)?;
+            }
+            self.inner.sessions.insert(
+                id.to_string(),
+                Arc::new(SessionHandle {
+                    id,
+                    store: store.clone(),
+                    inner: Mutex::new(inner),
+                }),
+            );
+        }
+        repos.insert(repo_root.to_owned(), store.clone());
+        Ok(store)
+    }
+
+    fn handle(&self, id: &str) -> Result<Arc<SessionHandle>, SessionError> {
+        self.inner
+            .sessions
+            .get(id)
+            .map(|entry| entry.value().clone())
+            .ok_or_else(|| SessionError::UnknownSession(id.to_owned()))
+    }
+
+    fn writable_handle(&self, id: &str) -> Result<Arc<SessionHandle>, SessionError> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(SessionError::ShuttingDown);
+        }
+        let handle = self.handle(id)?;
+        if !handle.store.is_writable() {
+            return Err(SessionError::ReadOnly(handle.store.read_only_reason()));
+        }
+        Ok(handle)
+    }
+
+    /// Creates a session and starts it; answers at once (the turn streams as events).
+    pub async fn create(&self, request: CreateSession) -> Result<SessionInfo, SessionError> {
+        if request.prompt.trim().is_empty() {
+            return Err(SessionError::InvalidParams {
+                field: "prompt",
+                message: "a session needs a prompt".to_owned(),
+            });
+        }
+        let title = request
+            .prompt
+            .lines()
+            .find(|line| !line.trim().is_empty())
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .take(80)
+            .collect();
+        let preferred_name = match &request.name {
+            Some(name) => {
+                validate_session_name(name).map_err(|message| SessionError::InvalidParams {
+                    field: "name",
+                    message,
+                })?;
+                name.clone()
+            }
+            None => slug_from_prompt(&request.prompt),
+        };
+        let handle = self
+            .new_session(NewSession {
+                root: request.root,
+                preferred_name,
+                exact_name: request.name.is_some(),
+                title,
+                mode: request.mode,
+                base_branch: request.base_branch,
+                provider: request.provider,
+                model: request.model,
+                temperature: None,
+                max_tokens: None,
+                toggles: request.toggles,
+                cloned_from: None,
+                prompt: Some(request.prompt),
+            })
+            .await?;
+        Ok(handle.info())
+    }
+
+    async fn new_session(&self, new: NewSession) -> Result<Arc<SessionHandle>, SessionError> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(SessionError::ShuttingDown);
+        }
+        let repository = workspace::discover(&new.root)?;
+        let store = self.open_store(&repository.root)?;
+        if !store.is_writable() {
+            return Err(SessionError::ReadOnly(store.read_only_reason()));
+        }
+        let config = self.sources().resolve(Some(&repository.root))?;
+        let provider = new
+            .provider
+            .clone()
+            .unwrap_or_else(|| config.default_provider_name());
+        let provider_config = config.provider(&provider)?;
+        if provider_config.kind != ProviderKind::Openai {
+            // Fail now, not after a worktree was made.
+            build_provider(&provider, provider_config)?;
+        }
+        let model = new
+            .model
+            .clone()
+            .or_else(|| provider_config.model.clone())
+            .ok_or_else(|| SessionError::InvalidParams {
+                field: "model",
+                message: format!("provider {provider:?} sets no default model; name one"),
+            })?;
+        let base_branch = repository.resolve_base_branch(new.base_branch.as_deref())?;
+        let worktrees = config
+            .session
+            .worktree_dir
+            .clone()
+            .unwrap_or_else(store::default_worktrees_home)
+            .join(store::repo_key(&repository.root));
+
+        // Names are unique per repository: no other session, branch or folder may have it.
+        let taken = |name: &str| -> Result<bool, SessionError> {
+            let in_use = self.inner.sessions.iter().any(|entry| {
+                let inner = lock(&entry.value().inner);
+                inner.state.spec.repo == repository.root && inner.state.spec.name == name
+            });
+            Ok(in_use
+                || repository.branch_exists(&format!("{SESSION_BRANCH_PREFIX}{name}"))?
+                || worktrees.join(name).exists())
+        };
+        let mut name = new.preferred_name.clone();
+        let mut suffix = 2;
+        while taken(&name)? {
+            if new.exact_name {
+                return Err(SessionError::InvalidParams {
+                    field: "name",
+                    message: format!(
+                        "a session, branch or folder named {name:?} already exists in {}",
+                        repository.root.display()
+                    ),
+                });
+            }
+            name = format!("{}-{suffix}", new.preferred_name);
+            suffix += 1;
+        }
+
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let spec = SessionSpec {
+            id: id.clone(),
+            branch: format!("{SESSION_BRANCH_PREFIX}{name}"),
+            worktree: worktrees.join(&name),
+            name,
+            title: new.title,
+            mode: new.mode,
+            repo: repository.root.clone(),
+            base_branch,
+            provider,
+            model,
+            temperature: new.temperature.or(provider_config.temperature),
+            max_tokens: new.max_tokens.or(provider_config.max_tokens),
+            toggles: new.toggles,
+            created_at: now_millis(),
+            cloned_from: new.cloned_from,
+        };
+        let log = store.create_log(&id)?;
+        let id: Arc<str> = Arc::from(id.as_str());
+        let created = EventRecord {
+            seq: 0,
+            at: spec.created_at,
+            event: Event::Created {
+                session: spec.clone(),
+            },
+        };
+        let mut inner = SessionInner {
+            state: SessionState::new(spec.clone(), &created),
+            log: Some(log),
+            driver: None,
+        };
+        // Seq 1 is the `created` event itself.
+        inner.state.last_seq = 0;
+        inner.emit(&id, created.event, &self.inner.events)?;
+        if let Some(prompt) = new.prompt {
+            inner.emit(
+                &id,
+                Event::Item {
+                    phase: ItemPhase::Completed,
+                    item: Item::Message {
+                        id: new_item_id(),
+                        role: MessageRole::User,
+                        text: prompt,
+                        interrupted: false,
+                    },
+                },
+                &self.inner.events,
+            )?;
+        }
+        let handle = Arc::new(SessionHandle {
+            id: id.clone(),
+            store,
+            inner: Mutex::new(inner),
+        });
+        self.inner
+            .sessions
+            .insert(id.to_string(), handle.clone());
+        {
+            let mut inner = lock(&handle.inner);
+            self.start_driver(&handle, &mut inner)?;
+        }
+        Ok(handle)
+    }
+
+    /// Moves the session to `pending` and starts the task that drives it.
+    fn start_driver(
+        &self,
+        handle: &Arc<SessionHandle>,
+        inner: &mut SessionInner,
+    ) -> Result<(), SessionError> {
+        inner.set_status(
+            &handle.id,
+            SessionStatus::Pending,
+            None,
+            None,
+            &self.inner.events,
+        )?;
+        let cancel = CancellationToken::new();
+        let stop_reason = Arc::new(Mutex::new(None));
+        let task = tokio::spawn(drive(
+            self.clone(),
+            handle.clone(),
+            cancel.clone(),
+            stop_reason.clone(),
+        ));
+        inner.driver = Some(Driver {
+            cancel,
+            stop_reason,
+            task: Some(task),
+        });
+        Ok(())
+    }
+
+    pub fn list(&self, filter: &ListFilter) -> Vec<SessionInfo> {
+        let query = filter.query.as_ref().map(|query| query.to_lowercase());
+        let mut sessions: Vec<SessionInfo> = self
+            .inner
+            .sessions
+            .iter()
+            .map(|entry| entry.value().info())
+            .filter(|info| filter.status.is_none_or(|status| info.status == status))
+            .filter(|info| filter.mode.is_none_or(|mode| info.mode == mode))
+            .filter(|info| {
+                query.as_ref().is_none_or(|query| {
+                    info.name.to_lowercase().contains(query)
+                        || info.title.to_lowercase().contains(query)
+                })
+            })
+            .collect();
+        sessions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        sessions
+    }
+
+    pub fn info(&self, id: &str) -> Result<SessionInfo, SessionError> {
+        Ok(self.handle(id)?.info())
+    }
+
+    /// The session and its events after `since`, read from the log.
+    pub fn get(&self, id: &str, since: u64) -> Result<SessionSnapshot, SessionError> {
+        let handle = self.handle(id)?;
+        let session = handle.info();
+        let events = handle
+            .store
+            .read_events(&handle.id, since)?
+            .into_iter()
+            .filter(|record| record.seq <= session.last_seq)
+            .collect();
+        Ok(SessionSnapshot { session, events })
+    }
+
+    /// Sends a follow-up. Returns whether it was queued behind a turn in progress (`true`)
+    /// or starts a turn now (`false`).
+    pub fn send(&self, id: &str, text: String) -> Result<bool, SessionError> {
+        if text.trim().is_empty() {
+            return Err(SessionError::InvalidParams {
+                field: "text",
+                message: "the message is empty".to_owned(),
+            });
+        }
+        let handle = self.writable_handle(id)?;
+        let mut inner = lock(&handle.inner);
+        let status = inner.state.status;
+        let queued = match status {
+            SessionStatus::Pending | SessionStatus::Creating | SessionStatus::Running => true,
+            SessionStatus::Waiting => false,
+            SessionStatus::Stopped | SessionStatus::Failed => {
+                return Err(inner.invalid("send to", "; resume it (with this text) instead"));
+            }
+            SessionStatus::Completed => {
+                return Err(inner.invalid("send to", "; clone it to continue the work"));
+            }
+        };
+        inner.emit(
+            &handle.id,
+            Event::FollowUpQueued {
+                item_id: new_item_id(),
+                text,
+            },
+            &self.inner.events,
+        )?;
+        if !queued {
+            self.start_driver(&handle, &mut inner)?;
+        }
+        Ok(queued)
+    }
+
+    /// Stops a session gracefully; it stays resumable. Returns once the stop is recorded.
+    pub async fn stop(&self, id: &str) -> Result<SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let task = {
+            let mut inner = lock(&handle.inner);
+            match inner.state.status {
+                SessionStatus::Waiting => {
+                    inner.set_status(
+                        &handle.id,
+                        SessionStatus::Stopped,
+                        None,
+                        Some("stopped by the user".to_owned()),
+                        &self.inner.events,
+                    )?;
+                    None
+                }
+                status if status.is_active() => inner.driver.as_mut().and_then(|driver| {
+                    *lock(&driver.stop_reason) = Some("stopped by the user".to_owned());
+                    driver.cancel.cancel();
+                    driver.task.take()
+                }),
+                _ => return Err(inner.invalid("stop", "; it is not working")),
+            }
+        };
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(STOP_GRACE, task).await;
+        }
+        Ok(handle.info())
+    }
+
+    /// Starts a stopped or failed session again, with an optional new message.
+    pub fn resume(&self, id: &str, text: Option<String>) -> Result<SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let mut inner = lock(&handle.inner);
+        if !matches!(
+            inner.state.status,
+            SessionStatus::Stopped | SessionStatus::Failed
+        ) {
+            let hint = if inner.state.status == SessionStatus::Waiting {
+                "; send it a message instead"
+            } else {
+                ""
+            };
+            return Err(inner.invalid("resume", hint));
+        }
+        if let Some(text) = text.filter(|text| !text.trim().is_empty()) {
+            inner.emit(
+                &handle.id,
+                Event::FollowUpQueued {
+                    item_id: new_item_id(),
+                    text,
+                },
+                &self.inner.events,
+            )?;
+        }
+        self.start_driver(&handle, &mut inner)?;
+        Ok(info_of(&inner.state, false))
+    }
+
+    /// Marks a session done.
+    pub fn complete(&self, id: &str) -> Result<SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let mut inner = lock(&handle.inner);
+        if !matches!(
+            inner.state.status,
+            SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
+        ) {
+            return Err(inner.invalid("complete", "; stop it first"));
+        }
+        inner.set_status(
+            &handle.id,
+            SessionStatus::Completed,
+            None,
+            None,
+            &self.inner.events,
+        )?;
+        Ok(info_of(&inner.state, false))
+    }
+
+    /// A new session with the same configuration and no history.
+    pub async fn clone_session(&self, id: &str) -> Result<SessionInfo, SessionError> {
+        let source = self.handle(id)?;
+        let spec = lock(&source.inner).state.spec.clone();
+        let handle = self
+            .new_session(NewSession {
+                root: spec.repo.clone(),
+                preferred_name: format!("{}-clone", spec.name),
+                exact_name: false,
+                title: spec.title.clone(),
+                mode: spec.mode,
+                base_branch: Some(spec.base_branch.clone()),
+                provider: Some(spec.provider.clone()),
+                model: Some(spec.model.clone()),
+                temperature: spec.temperature,
+                max_tokens: spec.max_tokens,
+                toggles: spec.toggles.clone(),
+                cloned_from: Some(spec.id.clone()),
+                prompt: None,
+            })
+            .await?;
+        Ok(handle.info())
+    }
+
+    /// Deletes a session: stops it, removes its worktree and its `tether/` branch, then its
+    /// log. If git cannot remove the worktree, the session is kept and the error says why.
+    pub async fn delete(&self, id: &str) -> Result<(), SessionError> {
+        let handle = self.writable_handle(id)?;
+        let is_active = lock(&handle.inner).state.status.is_active();
+        if is_active {
+            self.stop(id).await?;
+        }
+        let spec = lock(&handle.inner).state.spec.clone();
+        let repository = workspace::Repository {
+            root: spec.repo.clone(),
+        };
+        repository
+            .remove_worktree(&spec.worktree, &spec.branch)
+            .await?;
+        handle.store.remove_log(&handle.id)?;
+        self.inner.sessions.remove(id);
+        Ok(())
+    }
+
+    /// Every event of a session, for exports.
+    pub fn all_events(&self, id: &str) -> Result<(SessionInfo, Vec<EventRecord>), SessionError> {
+        let snapshot = self.get(id, 0)?;
+        Ok((snapshot.session, snapshot.events))
+    }
+
+    /// Stops every working session (they stay resumable) and flushes every log.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let mut tasks = Vec::new();
+        for entry in self.inner.sessions.iter() {
+            let mut inner = lock(&entry.value().inner);
+            if let Some(driver) = inner.driver.as_mut() {
+                *lock(&driver.stop_reason) =
+                    Some("tether shut down; resume the session to continue".to_owned());
+                driver.cancel.cancel();
+                if let Some(task) = driver.task.take() {
+                    tasks.push(task);
+                }
+            }
+        }
+        let _ = tokio::time::timeout(STOP_GRACE, futures_util::future::join_all(tasks)).await;
+        for entry in self.inner.sessions.iter() {
+            if let Some(log) = &lock(&entry.value().inner).log
+                && let Err(error) = log.sync()
+            {
+                tracing::warn!("{error}");
+            }
+        }
+    }
+}
+
+struct NewSession {
+    root: PathBuf,
+    preferred_name: String,
+    exact_name: bool,
+    title: String,
+    mode: Mode,
+    base_branch: Option<String>,
+    provider: Option<String>,
+    model: Option<String>,
+    temperature: Option<f32>,
+    max_tokens: Option<u32>,
+    toggles: BTreeMap<String, bool>,
+    cloned_from: Option<String>,
+    prompt: Option<String>,
+}
+
+/// A session the previous process left working: its open items are closed as interrupted
+/// and it becomes `stopped`, ready to resume.
+fn recover_interrupted(
+    id: &Arc<str>,
+    inner: &mut SessionInner,
+    events: &broadcast::Sender<AnnouncedEvent>,
+) -> Result<(), SessionError> {
+    if !inner.state.status.is_active() {
+        return Ok(());
+    }
+    let open_items = std::mem::take(&mut inner.state.open_items);
+    for (item_id, (role, text)) in open_items {
+        inner.emit(
+            id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item: Item::Message {
+                    id: item_id,
+                    role,
+                    text,
+                    interrupted: true,
+                },
+            },
+            events,
+        )?;
+    }
+    inner.set_status(
+        id,
+        SessionStatus::Stopped,
+        None,
+        Some("interrupted: tether stopped while the session was working; resume it to continue".to_owned()),
+        events,
+    )
+}
+
+/// Logs and announces a turn's events under the session's lock.
+struct TurnSink<'a> {
+    handle: &'a SessionHandle,
+    events: &'a broadcast::Sender<AnnouncedEvent>,
+}
+
+impl EventSink for TurnSink<'_> {
+    fn emit(&mut self, event: Event) -> Result<(), String> {
+        lock(&self.handle.inner)
+            .emit(&self.handle.id, event, self.events)
+            .map(drop)
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// What the driver does next, decided under the session's lock.
+enum Step {
+    Turn(ChatRequest),
+    Idle,
+}
+
+/// Drives one activation of a session: waits for a working slot, makes the worktree if it
+/// has none, then runs turns while there is something to answer. Ends `waiting`, `stopped`
+/// or `failed`.
+async fn drive(
+    manager: SessionManager,
+    handle: Arc<SessionHandle>,
+    cancel: CancellationToken,
+    stop_reason: Arc<Mutex<Option<String>>>,
+) {
+    let events = &manager.inner.events;
+    let outcome = drive_inner(&manager, &handle, &cancel).await;
+    let mut inner = lock(&handle.inner);
+    let result = match outcome {
+        // The driver already let go of the session, under the lock that set `waiting`; a
+        // follow-up may have started the next driver since.
+        Ok(()) => Ok(()),
+        Err(DriveEnd::Stopped) => {
+            inner.driver = None;
+            let reason = lock(&stop_reason)
+                .take()
+                .unwrap_or_else(|| "stopped".to_owned());
+            inner.set_status(
+                &handle.id,
+                SessionStatus::Stopped,
+                None,
+                Some(reason),
+                events,
+            )
+        }
+        Err(DriveEnd::Failed(reason)) => {
+            inner.driver = None;
+            inner.set_status(
+                &handle.id,
+                SessionStatus::Failed,
+                None,
+                Some(reason),
+                events,
+            )
+        }
+    };
+    if let Err(error) = result {
+        tracing::error!("session {}: {error}", handle.id);
+    }
+}
+
+enum DriveEnd {
+    Stopped,
+    Failed(String),
+}
+
+impl<E: std::fmt::Display> From<E> for DriveEnd {
+    fn from(error: E) -> Self {
+        DriveEnd::Failed(error.to_string())
+    }
+}
+
+async fn drive_inner(
+    manager: &SessionManager,
+    handle: &Arc<SessionHandle>,
+    cancel: &CancellationToken,
+) -> Result<(), DriveEnd> {
+    let events = &manager.inner.events;
+    let _permit = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(DriveEnd::Stopped),
+        permit = manager.inner.working_slots.clone().acquire_owned() => permit?,
+    };
+
+    let (spec, worktree_ready) = {
+        let inner = lock(&handle.inner);
+        (inner.state.spec.clone(), inner.state.worktree_ready)
+    };
+    if !worktree_ready {
+        lock(&handle.inner).set_status(
+            &handle.id,
+            SessionStatus::Creating,
+            None,
+            None,
+            events,
+        )?;
+        let repository = workspace::Repository {
+            root: spec.repo.clone(),
+        };
+        // Left over from a crash mid-creation: remove it (only ever a `tether/` branch).
+        repository
+            .remove_worktree(&spec.worktree, &spec.branch)
+            .await?;
+        repository
+            .add_worktree(&spec.worktree, &spec.branch, &spec.base_branch)
+            .await?;
+        if cancel.is_cancelled() {
+            return Err(DriveEnd::Stopped);
+        }
+    }
+    lock(&handle.inner).set_status(
+        &handle.id,
+        SessionStatus::Running,
+        Some(Activity::Working),
+        None,
+        events,
+    )?;
+
+    let config = manager.sources().resolve(Some(&spec.repo))?;
+    let provider = build_provider(&spec.provider, config.provider(&spec.provider)?)?;
+    loop {
+        let step = {
+            let mut inner = lock(&handle.inner);
+            // Deliver every follow-up that waited: the model sees them all at once.
+            while let Some((item_id, text)) = inner.state.queued.front().cloned() {
+                inner.emit(
+                    &handle.id,
+                    Event::Item {
+                        phase: ItemPhase::Completed,
+                        item: Item::Message {
+                            id: item_id,
+                            role: MessageRole::User,
+                            text,
+                            interrupted: false,
+                        },
+                    },
+                    events,
+                )?;
+            }
+            if inner.state.awaits_reply() {
+                Step::Turn(chat_request(&inner.state.spec, &inner.state.history))
+            } else {
+                // Under the same lock as the queue check, so no follow-up slips between.
+                inner.set_status(&handle.id, SessionStatus::Waiting, None, None, events)?;
+                inner.driver = None;
+                Step::Idle
+            }
+        };
+        let request = match step {
+            Step::Turn(request) => request,
+            Step::Idle => return Ok(()),
+        };
+        let mut sink = TurnSink {
+            handle,
+            events,
+        };
+        let outcome = agent::run_turn(provider.as_ref(), &request, cancel, &mut sink).await;
+        lock(&handle.inner).emit(
+            &handle.id,
+            Event::TurnEnded {
+                reason: outcome.reason,
+                message: outcome.message.clone(),
+            },
+            events,
+        )?;
+        match outcome.reason {
+            TurnEndReason::EndTurn => {}
+            TurnEndReason::Stopped => return Err(DriveEnd::Stopped),
+            _ => {
+                return Err(DriveEnd::Failed(
+                    outcome
+                        .message
+                        .unwrap_or_else(|| outcome.reason.as_str().to_owned()),
+                ));
+            }
+        }
+    }
+}
+
+fn chat_request(spec: &SessionSpec, history: &[HistoryMessage]) -> ChatRequest {
+    let mut messages = vec![ChatMessage {
+        role: ChatRole::System,
+        content: system_prompt(spec),
+    }];
+    messages.extend(history.iter().map(|message| ChatMessage {
+        role: if message.role == MessageRole::User {
+            ChatRole::User
+        } else {
+            ChatRole::Assistant
+        },
+        content: message.text.clone(),
+    }));
+    ChatRequest {
+        model: spec.model.clone(),
+        messages,
+        temperature: spec.temperature,
+        max_tokens: spec.max_tokens,
+    }
+}
+
+fn system_prompt(spec: &SessionSpec) -> String {
+    let mut prompt = format!(
+        "You are a coding agent working in a git worktree of the repository {} on branch {} (based on {}). Mode: {}.",
+        spec.repo.display(),
+        spec.branch,
+        spec.base_branch,
+        spec.mode.as_str()
+    );
+    let enabled: Vec<&str> = spec
+        .toggles
+        .iter()
+        .filter(|(_, on)| **on)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !enabled.is_empty() {
+        prompt.push_str(&format!(" Apply these practices: {}.", enabled.join(", ")));
+    }
+    prompt
+}

@@ -1,0 +1,185 @@
+//! The state machine and the state a session's events fold into.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::events::{
+    Activity, Event, EventRecord, Item, MessageRole, SessionSpec, SessionStatus, TokenUsage,
+};
+
+/// Whether `from → to` is a legal move. Staying in `running` is legal (the activity changes).
+pub fn check_transition(from: SessionStatus, to: SessionStatus) -> bool {
+    use SessionStatus::*;
+    matches!(
+        (from, to),
+        (Pending, Creating | Running | Stopped | Failed)
+            | (Creating, Running | Waiting | Stopped | Failed)
+            | (Running, Running | Waiting | Completed | Stopped | Failed)
+            | (Waiting, Pending | Running | Completed | Stopped)
+            | (Stopped | Failed, Pending | Running | Completed)
+    )
+}
+
+/// One message of the conversation as the model sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryMessage {
+    pub role: MessageRole,
+    pub text: String,
+}
+
+/// Everything known about a session, rebuilt by folding its events in order.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    pub spec: SessionSpec,
+    pub status: SessionStatus,
+    pub activity: Option<Activity>,
+    /// Why the session failed or was stopped by the server, from the last status event.
+    pub status_reason: Option<String>,
+    pub usage: TokenUsage,
+    pub updated_at: u64,
+    pub last_seq: u64,
+    /// What the model is sent: user and completed agent messages, in order.
+    pub history: Vec<HistoryMessage>,
+    /// Follow-ups waiting for the turn to end: (item id, text).
+    pub queued: VecDeque<(String, String)>,
+    /// Messages started but not completed: what a crash mid-stream leaves open.
+    pub open_items: BTreeMap<String, (MessageRole, String)>,
+    /// Whether the worktree was made (the session reached `running` or `waiting` since it
+    /// last entered `creating`).
+    pub worktree_ready: bool,
+}
+
+impl SessionState {
+    /// The state right after the `created` event.
+    pub fn new(spec: SessionSpec, record: &EventRecord) -> Self {
+        SessionState {
+            status: SessionStatus::Pending,
+            activity: None,
+            status_reason: None,
+            usage: TokenUsage::default(),
+            updated_at: record.at,
+            last_seq: record.seq,
+            history: Vec::new(),
+            queued: VecDeque::new(),
+            open_items: BTreeMap::new(),
+            worktree_ready: false,
+            spec,
+        }
+    }
+
+    /// Applies one event. Folding never fails: the log is the truth, even where it records a
+    /// move the current code would refuse (a log written by another version, say).
+    pub fn apply(&mut self, record: &EventRecord) {
+        self.last_seq = record.seq;
+        self.updated_at = record.at;
+        match &record.event {
+            Event::Created { .. } | Event::TurnEnded { .. } => {}
+            Event::Delta { item_id, text } => {
+                if let Some((_, so_far)) = self.open_items.get_mut(item_id) {
+                    so_far.push_str(text);
+                }
+            }
+            Event::Status {
+                status,
+                activity,
+                reason,
+            } => {
+                match status {
+                    SessionStatus::Creating => self.worktree_ready = false,
+                    SessionStatus::Running | SessionStatus::Waiting => self.worktree_ready = true,
+                    _ => {}
+                }
+                self.status = *status;
+                self.activity = *activity;
+                self.status_reason = reason.clone();
+            }
+            Event::Item { phase, item } => match phase {
+                super::ItemPhase::Started => {
+                    let Item::Message { id, role, text, .. } = item;
+                    self.open_items.insert(id.clone(), (*role, text.clone()));
+                }
+                super::ItemPhase::Completed => {
+                    self.open_items.remove(item.id());
+                    self.apply_completed_item(item);
+                }
+            },
+            Event::FollowUpQueued { item_id, text } => {
+                self.queued.push_back((item_id.clone(), text.clone()));
+            }
+            Event::Usage { usage, .. } => self.usage.add(usage),
+        }
+    }
+
+    fn apply_completed_item(&mut self, item: &Item) {
+        match item {
+            Item::Message {
+                id,
+                role,
+                text,
+                interrupted,
+            } => {
+                if *role == MessageRole::User {
+                    // Delivering a queued follow-up takes it off the queue.
+                    self.queued.retain(|(queued_id, _)| queued_id != id);
+                }
+                let in_history = matches!(role, MessageRole::User | MessageRole::Agent);
+                if in_history && !interrupted {
+                    self.history.push(HistoryMessage {
+                        role: *role,
+                        text: text.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether the model owes an answer: the last thing in the conversation is the user's.
+    pub fn awaits_reply(&self) -> bool {
+        self.history
+            .last()
+            .is_some_and(|message| message.role == MessageRole::User)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SessionStatus::*;
+
+    #[test]
+    fn completed_is_terminal() {
+        for to in [Pending, Creating, Running, Waiting, Stopped, Failed] {
+            assert!(!check_transition(Completed, to), "completed → {to}");
+        }
+    }
+
+    #[test]
+    fn the_happy_path_is_legal() {
+        for (from, to) in [
+            (Pending, Creating),
+            (Creating, Running),
+            (Running, Waiting),
+            (Waiting, Running),
+            (Running, Stopped),
+            (Stopped, Pending),
+            (Pending, Running),
+            (Waiting, Completed),
+        ] {
+            assert!(check_transition(from, to), "{from} → {to}");
+        }
+    }
+
+    #[test]
+    fn skipping_steps_is_illegal() {
+        for (from, to) in [
+            (Pending, Waiting),
+            (Pending, Completed),
+            (Creating, Completed),
+            (Waiting, Waiting),
+            (Stopped, Stopped),
+            (Failed, Waiting),
+            (Stopped, Creating),
+        ] {
+            assert!(!check_transition(from, to), "{from} → {to}");
+        }
+    }
+}
