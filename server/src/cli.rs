@@ -16,7 +16,11 @@ use crate::session::{
 use crate::store;
 
 #[derive(Debug, Parser)]
-#[command(name = "tether", version, about = "AI coding-agent sessions in your editor, over LSP")]
+#[command(
+    name = "tether",
+    version,
+    about = "AI coding-agent sessions in your editor, over LSP"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -180,7 +184,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 let reason = reason.as_deref().unwrap_or("unknown reason");
                 eprintln!("\nsession failed: {reason}");
                 if reason.contains(crate::config::LOCAL_MODEL_URL) {
-                    eprintln!("hint: start the local model with `scripts/local-model.sh start`, or set OPENAI_API_KEY");
+                    eprintln!(
+                        "hint: start the local model with `scripts/local-model.sh start`, or set OPENAI_API_KEY"
+                    );
                 }
             }
             break *status;

@@ -271,6 +271,9 @@ mod tests {
     fn an_unknown_provider_lists_the_known_ones() {
         let config = parse(builtin_defaults()).expect("parse");
         let error = config.provider("nope").expect_err("unknown").to_string();
-        assert!(error.contains("local") && error.contains("openai"), "{error}");
+        assert!(
+            error.contains("local") && error.contains("openai"),
+            "{error}"
+        );
     }
 }

@@ -39,7 +39,12 @@ pub fn build_service(
     let mut builder = LspService::build(|client| Backend {
         client,
         manager,
-        state: Arc::new(ServerState::default()),
+        state: Arc::new(ServerState {
+            sessions_loaded: tokio::sync::watch::Sender::new(false),
+            opted_in: AtomicBool::default(),
+            roots: RwLock::default(),
+            config_error: RwLock::default(),
+        }),
     });
     for &(method, short) in SESSION_METHODS {
         builder = builder.custom_method(method, move |backend: &Backend, params: Value| {
@@ -57,8 +62,10 @@ pub struct Backend {
     state: Arc<ServerState>,
 }
 
-#[derive(Default)]
 struct ServerState {
+    /// Becomes true once the sessions of every workspace repository are rebuilt from their
+    /// logs; session requests wait for it so that none sees a half-loaded list.
+    sessions_loaded: tokio::sync::watch::Sender<bool>,
     /// The client set `capabilities.experimental.tether`: it gets custom notifications.
     opted_in: AtomicBool,
     /// Workspace folders, in the order the client gave them.
@@ -79,6 +86,12 @@ impl Backend {
     /// Runs one custom request (or its command twin), turning a panic into an error reply so
     /// that one bad request never takes the server down.
     async fn dispatch(&self, method: &str, params: Value) -> jsonrpc::Result<Value> {
+        let _ = self
+            .state
+            .sessions_loaded
+            .subscribe()
+            .wait_for(|loaded| *loaded)
+            .await;
         let outcome = std::panic::AssertUnwindSafe(handlers::session::handle(self, method, params))
             .catch_unwind()
             .await;
@@ -197,6 +210,20 @@ impl LanguageServer for Backend {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
         }
 
+        // Rebuild the sessions of every workspace repository off the request path; session
+        // requests wait for it, `initialize` does not.
+        let manager = self.manager.clone();
+        let roots = self.roots();
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            for root in roots {
+                if let Err(error) = manager.open_repository(&root) {
+                    tracing::info!("{}: no sessions here: {error}", root.display());
+                }
+            }
+            state.sessions_loaded.send_replace(true);
+        });
+
         let commands = SESSION_METHODS
             .iter()
             .map(|(_, short)| command_name(short))
@@ -249,16 +276,6 @@ impl LanguageServer for Backend {
                 )
                 .await;
         }
-        // Rebuild the sessions of every workspace repository off the request path.
-        let manager = self.manager.clone();
-        let roots = self.roots();
-        tokio::task::spawn_blocking(move || {
-            for root in roots {
-                if let Err(error) = manager.open_repository(&root) {
-                    tracing::info!("{}: no sessions here: {error}", root.display());
-                }
-            }
-        });
     }
 
     async fn shutdown(&self) -> jsonrpc::Result<()> {

@@ -117,8 +117,7 @@ impl OpenAiProvider {
             let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
                 .map_err(|_| ProviderError::Config {
                     provider: self.name.clone(),
-                    message: "the API key holds characters an HTTP header cannot carry"
-                        .to_owned(),
+                    message: "the API key holds characters an HTTP header cannot carry".to_owned(),
                 })?;
             value.set_sensitive(true);
             builder = builder.header(reqwest::header::AUTHORIZATION, value);
@@ -314,10 +313,11 @@ struct Usage {
 }
 
 fn parse_chunk(data: &str, reader: &mut ChunkReader) -> Result<(), ProviderError> {
-    let chunk: Chunk = serde_json::from_str(data).map_err(|error| ProviderError::MalformedChunk {
-        message: error.to_string(),
-        excerpt: data.chars().take(200).collect(),
-    })?;
+    let chunk: Chunk =
+        serde_json::from_str(data).map_err(|error| ProviderError::MalformedChunk {
+            message: error.to_string(),
+            excerpt: data.chars().take(200).collect(),
+        })?;
     if let Some(error) = chunk.error {
         let message = error
             .get("message")

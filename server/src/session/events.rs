@@ -179,7 +179,9 @@ pub struct SessionSpec {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Event {
     /// The first event of every log.
-    Created { session: SessionSpec },
+    Created {
+        session: Box<SessionSpec>,
+    },
     #[serde(rename_all = "camelCase")]
     Status {
         status: SessionStatus,
@@ -189,13 +191,22 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    Item { phase: ItemPhase, item: Item },
+    Item {
+        phase: ItemPhase,
+        item: Item,
+    },
     #[serde(rename_all = "camelCase")]
-    Delta { item_id: String, text: String },
+    Delta {
+        item_id: String,
+        text: String,
+    },
     /// A follow-up that waits for the current turn to end; delivered as a user message item
     /// with the same id.
     #[serde(rename_all = "camelCase")]
-    FollowUpQueued { item_id: String, text: String },
+    FollowUpQueued {
+        item_id: String,
+        text: String,
+    },
     #[serde(rename_all = "camelCase")]
     Usage {
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,19 +9,37 @@ use super::{Event, EventRecord, Item, ItemPhase, MessageRole, SessionInfo};
 /// The whole session as JSON: its info and every event, as the log holds them.
 pub fn to_json(info: &SessionInfo, events: &[EventRecord]) -> String {
     let document = json!({ "session": info, "events": events });
-    serde_json::to_string_pretty(&document).unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+    serde_json::to_string_pretty(&document)
+        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
 }
 
 /// The transcript as Markdown: the metadata, then each completed message in order.
 pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
     let mut out = String::new();
-    let title = if info.title.is_empty() { &info.name } else { &info.title };
+    let title = if info.title.is_empty() {
+        &info.name
+    } else {
+        &info.title
+    };
     let _ = writeln!(out, "# {title}\n");
     let _ = writeln!(out, "- Session: `{}` ({})", info.name, info.id);
-    let _ = writeln!(out, "- Mode: {} · Status: {}", info.mode.as_str(), info.status);
-    let _ = writeln!(out, "- Branch: `{}` from `{}`", info.branch, info.base_branch);
+    let _ = writeln!(
+        out,
+        "- Mode: {} · Status: {}",
+        info.mode.as_str(),
+        info.status
+    );
+    let _ = writeln!(
+        out,
+        "- Branch: `{}` from `{}`",
+        info.branch, info.base_branch
+    );
     let _ = writeln!(out, "- Model: {} / {}", info.provider, info.model);
-    let _ = writeln!(out, "- Created: {} · Updated: {}", info.created_at, info.updated_at);
+    let _ = writeln!(
+        out,
+        "- Created: {} · Updated: {}",
+        info.created_at, info.updated_at
+    );
     let _ = writeln!(
         out,
         "- Usage: {} input tokens, {} output tokens, ${:.4}",
@@ -31,7 +49,13 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
         match &record.event {
             Event::Item {
                 phase: ItemPhase::Completed,
-                item: Item::Message { role, text, interrupted, .. },
+                item:
+                    Item::Message {
+                        role,
+                        text,
+                        interrupted,
+                        ..
+                    },
             } => {
                 let heading = match role {
                     MessageRole::User => "User",

@@ -43,7 +43,10 @@ pub enum SessionError {
         hint: &'static str,
     },
     #[error("invalid `{field}`: {message}")]
-    InvalidParams { field: &'static str, message: String },
+    InvalidParams {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     ReadOnly(String),
     #[error(transparent)]
@@ -216,11 +219,7 @@ impl SessionInner {
         Ok(())
     }
 
-    fn invalid(
-        &self,
-        operation: &'static str,
-        hint: &'static str,
-    ) -> SessionError {
+    fn invalid(&self, operation: &'static str, hint: &'static str) -> SessionError {
         SessionError::InvalidState {
             name: self.state.spec.name.clone(),
             status: self.state.status,
@@ -529,7 +528,7 @@ impl SessionManager {
             seq: 0,
             at: spec.created_at,
             event: Event::Created {
-                session: spec.clone(),
+                session: Box::new(spec.clone()),
             },
         };
         let mut inner = SessionInner {
@@ -560,29 +559,42 @@ impl SessionManager {
             store,
             inner: Mutex::new(inner),
         });
-        self.inner
-            .sessions
-            .insert(id.to_string(), handle.clone());
+        self.inner.sessions.insert(id.to_string(), handle.clone());
         {
             let mut inner = lock(&handle.inner);
-            self.start_driver(&handle, &mut inner)?;
+            self.start_driver(&handle, &mut inner, true)?;
         }
         Ok(handle)
     }
 
-    /// Moves the session to `pending` and starts the task that drives it.
+    /// Moves the session to `pending` (`fresh`: it was just created) and starts the task
+    /// that drives it.
     fn start_driver(
         &self,
         handle: &Arc<SessionHandle>,
         inner: &mut SessionInner,
+        fresh: bool,
     ) -> Result<(), SessionError> {
-        inner.set_status(
-            &handle.id,
-            SessionStatus::Pending,
-            None,
-            None,
-            &self.inner.events,
-        )?;
+        if fresh {
+            // A new session is born pending; its first status event says so explicitly.
+            inner.emit(
+                &handle.id,
+                Event::Status {
+                    status: SessionStatus::Pending,
+                    activity: None,
+                    reason: None,
+                },
+                &self.inner.events,
+            )?;
+        } else {
+            inner.set_status(
+                &handle.id,
+                SessionStatus::Pending,
+                None,
+                None,
+                &self.inner.events,
+            )?;
+        }
         let cancel = CancellationToken::new();
         let stop_reason = Arc::new(Mutex::new(None));
         let task = tokio::spawn(drive(
@@ -667,7 +679,7 @@ impl SessionManager {
             &self.inner.events,
         )?;
         if !queued {
-            self.start_driver(&handle, &mut inner)?;
+            self.start_driver(&handle, &mut inner, false)?;
         }
         Ok(queued)
     }
@@ -727,7 +739,7 @@ impl SessionManager {
                 &self.inner.events,
             )?;
         }
-        self.start_driver(&handle, &mut inner)?;
+        self.start_driver(&handle, &mut inner, false)?;
         Ok(info_of(&inner.state, false))
     }
 
@@ -873,7 +885,10 @@ fn recover_interrupted(
         id,
         SessionStatus::Stopped,
         None,
-        Some("interrupted: tether stopped while the session was working; resume it to continue".to_owned()),
+        Some(
+            "interrupted: tether stopped while the session was working; resume it to continue"
+                .to_owned(),
+        ),
         events,
     )
 }
@@ -972,13 +987,7 @@ async fn drive_inner(
         (inner.state.spec.clone(), inner.state.worktree_ready)
     };
     if !worktree_ready {
-        lock(&handle.inner).set_status(
-            &handle.id,
-            SessionStatus::Creating,
-            None,
-            None,
-            events,
-        )?;
+        lock(&handle.inner).set_status(&handle.id, SessionStatus::Creating, None, None, events)?;
         let repository = workspace::Repository {
             root: spec.repo.clone(),
         };
@@ -1035,10 +1044,7 @@ async fn drive_inner(
             Step::Turn(request) => request,
             Step::Idle => return Ok(()),
         };
-        let mut sink = TurnSink {
-            handle,
-            events,
-        };
+        let mut sink = TurnSink { handle, events };
         let outcome = agent::run_turn(provider.as_ref(), &request, cancel, &mut sink).await;
         lock(&handle.inner).emit(
             &handle.id,

@@ -17,7 +17,8 @@ pub use events::{
     TokenUsage, TurnEndReason,
 };
 pub use manager::{
-    AnnouncedEvent, CreateSession, ListFilter, SessionError, SessionInfo, SessionManager, SessionSnapshot,
+    AnnouncedEvent, CreateSession, ListFilter, SessionError, SessionInfo, SessionManager,
+    SessionSnapshot,
 };
 pub use names::{slug_from_prompt, validate_session_name};
 pub use state::{SessionState, check_transition};

@@ -132,7 +132,9 @@ impl RepoStore {
             .map_err(io_error("open", &lock_path))?;
         let (lock, lock_holder) = match lock_file.try_lock() {
             Ok(()) => {
-                lock_file.set_len(0).map_err(io_error("write", &lock_path))?;
+                lock_file
+                    .set_len(0)
+                    .map_err(io_error("write", &lock_path))?;
                 writeln!(lock_file, "pid {}", std::process::id())
                     .map_err(io_error("write", &lock_path))?;
                 (Some(lock_file), None)
@@ -176,7 +178,9 @@ impl RepoStore {
     }
 
     pub fn log_path(&self, session_id: &str) -> PathBuf {
-        self.dir.join("sessions").join(format!("{session_id}.jsonl"))
+        self.dir
+            .join("sessions")
+            .join(format!("{session_id}.jsonl"))
     }
 
     /// Creates the log of a new session; fails if one exists already.
@@ -321,10 +325,7 @@ pub fn replay(path: &Path, repair: bool) -> Result<Replay, StoreError> {
                 dropped_torn_line = true;
             }
             Ok(_) | Err(_) => {
-                tracing::warn!(
-                    "{}: skipping unreadable line {line_number}",
-                    path.display()
-                );
+                tracing::warn!("{}: skipping unreadable line {line_number}", path.display());
                 good_end = next;
             }
         }
@@ -352,7 +353,7 @@ pub fn fold(records: Vec<EventRecord>) -> Option<SessionState> {
     let Event::Created { session } = &first.event else {
         return None;
     };
-    let mut state = SessionState::new(session.clone(), &first);
+    let mut state = SessionState::new((**session).clone(), &first);
     for record in records {
         state.apply(&record);
     }
@@ -387,7 +388,7 @@ mod tests {
     fn write_two_events(store: &RepoStore) -> PathBuf {
         let mut log = store.create_log("s1").expect("create log");
         for (seq, event) in [
-            (1, Event::Created { session: spec() }),
+            (1, Event::Created { session: Box::new(spec()) }),
             (
                 2,
                 Event::Status {
@@ -397,8 +398,12 @@ mod tests {
                 },
             ),
         ] {
-            log.append(&EventRecord { seq, at: seq, event })
-                .expect("append");
+            log.append(&EventRecord {
+                seq,
+                at: seq,
+                event,
+            })
+            .expect("append");
         }
         store.log_path("s1")
     }

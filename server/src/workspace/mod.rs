@@ -127,7 +127,12 @@ impl Repository {
 
     /// Makes a linked worktree at `path` on a new branch from `base`. On failure nothing is
     /// left behind: no folder, no branch, no worktree entry.
-    pub async fn add_worktree(&self, path: &Path, branch: &str, base: &str) -> Result<(), GitError> {
+    pub async fn add_worktree(
+        &self,
+        path: &Path,
+        branch: &str,
+        base: &str,
+    ) -> Result<(), GitError> {
         if path.exists() {
             return Err(GitError::WorktreePathExists {
                 path: path.to_owned(),

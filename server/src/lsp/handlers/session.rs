@@ -19,7 +19,10 @@ fn parse<T: DeserializeOwned>(method: &str, params: Value) -> jsonrpc::Result<T>
     serde_path_to_error::deserialize(params).map_err(|error| {
         let path = error.path().to_string();
         let message = if path == "." {
-            format!("invalid params for tether/session/{method}: {}", error.inner())
+            format!(
+                "invalid params for tether/session/{method}: {}",
+                error.inner()
+            )
         } else {
             format!(
                 "invalid params for tether/session/{method}: `{path}`: {}",
@@ -46,7 +49,9 @@ fn resolve_root(backend: &Backend, root: Option<String>) -> jsonrpc::Result<Path
             .ok()
             .and_then(|uri| uri.to_file_path().map(|path| path.into_owned()))
             .ok_or_else(|| {
-                jsonrpc::Error::invalid_params(format!("invalid `root`: {root:?} is not a file URI"))
+                jsonrpc::Error::invalid_params(format!(
+                    "invalid `root`: {root:?} is not a file URI"
+                ))
             }),
         Some(root) => Ok(PathBuf::from(root)),
         None => backend.roots().into_iter().next().ok_or_else(|| {
@@ -93,11 +98,17 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
         }
         "get" => {
             let params: GetParams = parse(method, params)?;
-            to_value(manager.get(&params.id, params.since).map_err(session_error)?)
+            to_value(
+                manager
+                    .get(&params.id, params.since)
+                    .map_err(session_error)?,
+            )
         }
         "send" => {
             let params: SendParams = parse(method, params)?;
-            let queued = manager.send(&params.id, params.text).map_err(session_error)?;
+            let queued = manager
+                .send(&params.id, params.text)
+                .map_err(session_error)?;
             Ok(json!({ "queued": queued }))
         }
         "stop" => {
@@ -106,7 +117,11 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
         }
         "resume" => {
             let params: ResumeParams = parse(method, params)?;
-            to_value(manager.resume(&params.id, params.text).map_err(session_error)?)
+            to_value(
+                manager
+                    .resume(&params.id, params.text)
+                    .map_err(session_error)?,
+            )
         }
         "complete" => {
             let params: IdParams = parse(method, params)?;
@@ -114,7 +129,12 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
         }
         "clone" => {
             let params: IdParams = parse(method, params)?;
-            to_value(manager.clone_session(&params.id).await.map_err(session_error)?)
+            to_value(
+                manager
+                    .clone_session(&params.id)
+                    .await
+                    .map_err(session_error)?,
+            )
         }
         "delete" => {
             let params: IdParams = parse(method, params)?;
@@ -130,6 +150,8 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             };
             Ok(json!({ "content": content }))
         }
-        other => Err(jsonrpc::Error::invalid_params(format!("unknown method tether/session/{other}"))),
+        other => Err(jsonrpc::Error::invalid_params(format!(
+            "unknown method tether/session/{other}"
+        ))),
     }
 }

@@ -1,0 +1,8 @@
+//! End-to-end tests: the built `tether` binary over stdio, real git, a real HTTP model server.
+
+mod support;
+
+mod bad_input;
+mod crash;
+mod lifecycle;
+mod provider;

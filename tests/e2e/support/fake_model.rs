@@ -1,0 +1,274 @@
+//! A real HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions wire format
+//! (SSE over chunked transfer encoding) and replays scripted replies, one per request.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One step of a scripted SSE reply.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A `data:` event.
+    Data(String),
+    /// Bytes sent as they are (for malformed streams).
+    Raw(String),
+    Sleep(Duration),
+    /// Drop the connection here, mid-stream.
+    Cut,
+}
+
+/// What the server answers one request with.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Sse(Vec<Step>),
+    Status(u16, String),
+    /// HTTP 200 with an empty body (what llama.cpp's server sends for streamed tool choice).
+    Empty,
+}
+
+fn content_chunk(text: &str) -> String {
+    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake",
+           "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+    .to_string()
+}
+
+fn finish_chunk() -> String {
+    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake",
+           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    .to_string()
+}
+
+fn usage_chunk(input: u64, output: u64) -> String {
+    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "fake", "choices": [],
+           "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})
+    .to_string()
+}
+
+impl Reply {
+    /// A well-formed streamed reply: the pieces, a finish, a usage chunk, `[DONE]`.
+    pub fn text(pieces: &[&str]) -> Reply {
+        Reply::text_paced(pieces, Duration::ZERO)
+    }
+
+    /// Like [`Reply::text`] with a pause before each piece (to stop or follow up mid-stream).
+    pub fn text_paced(pieces: &[&str], pause: Duration) -> Reply {
+        let mut steps = Vec::new();
+        for piece in pieces {
+            if !pause.is_zero() {
+                steps.push(Step::Sleep(pause));
+            }
+            steps.push(Step::Data(content_chunk(piece)));
+        }
+        steps.push(Step::Data(finish_chunk()));
+        steps.push(Step::Data(usage_chunk(11, pieces.len() as u64)));
+        steps.push(Step::Data("[DONE]".to_owned()));
+        Reply::Sse(steps)
+    }
+
+    /// Streams `pieces` and then drops the connection without finishing.
+    pub fn cut_after(pieces: &[&str]) -> Reply {
+        let mut steps: Vec<Step> = pieces
+            .iter()
+            .map(|piece| Step::Data(content_chunk(piece)))
+            .collect();
+        steps.push(Step::Sleep(Duration::from_millis(50)));
+        steps.push(Step::Cut);
+        Reply::Sse(steps)
+    }
+
+    /// Streams `pieces`, then a chunk that is not JSON.
+    pub fn malformed_after(pieces: &[&str]) -> Reply {
+        let mut steps: Vec<Step> = pieces
+            .iter()
+            .map(|piece| Step::Data(content_chunk(piece)))
+            .collect();
+        steps.push(Step::Raw(
+            "data: {\"choices\": [{\"delta\": {\"content\": \"x\"\n\n".to_owned(),
+        ));
+        steps.push(Step::Data("[DONE]".to_owned()));
+        Reply::Sse(steps)
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    script: VecDeque<Reply>,
+    /// Answered once the script runs out.
+    fallback: Option<Reply>,
+    requests: Vec<Value>,
+    authorizations: Vec<Option<String>>,
+}
+
+/// The running server. Dropping it stops accepting connections.
+pub struct FakeModel {
+    pub port: u16,
+    shared: Arc<Mutex<Shared>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeModel {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeModel {
+    pub async fn start() -> FakeModel {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("local addr").port();
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let accept_shared = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(serve(socket, accept_shared.clone()));
+            }
+        });
+        FakeModel { port, shared, task }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// Queues replies, answered in order.
+    pub fn push(&self, reply: Reply) {
+        self.shared.lock().expect("lock").script.push_back(reply);
+    }
+
+    /// The reply once the queue is empty (default: a 500).
+    pub fn set_fallback(&self, reply: Reply) {
+        self.shared.lock().expect("lock").fallback = Some(reply);
+    }
+
+    /// The JSON bodies received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.shared.lock().expect("lock").requests.clone()
+    }
+
+    /// The `Authorization` header of each request (None where there was none).
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.shared.lock().expect("lock").authorizations.clone()
+    }
+
+    /// Provider settings pointing at this server, for `initializationOptions`.
+    pub fn settings(&self) -> Value {
+        json!({
+            "default_provider": "fake",
+            "providers": {"fake": {
+                "kind": "openai",
+                "base_url": self.base_url(),
+                "model": "fake-model",
+                "max_retries": 2,
+                "retry_backoff_ms": 20,
+                "timeout_secs": 10
+            }}
+        })
+    }
+}
+
+async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) {
+    let Some((body, authorization)) = read_request(&mut socket).await else {
+        return;
+    };
+    let reply = {
+        let mut shared = shared.lock().expect("lock");
+        shared.requests.push(body);
+        shared.authorizations.push(authorization);
+        match shared.script.pop_front() {
+            Some(reply) => reply,
+            None => shared
+                .fallback
+                .clone()
+                .unwrap_or_else(|| Reply::Status(500, "no scripted reply left".to_owned())),
+        }
+    };
+    let _ = write_reply(&mut socket, reply).await;
+}
+
+async fn read_request(socket: &mut TcpStream) -> Option<(Value, Option<String>)> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        let read = socket.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        if let Some(position) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            break position + 4;
+        }
+    };
+    let headers = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
+    let header = |name: &str| {
+        headers.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    };
+    let length: usize = header("content-length")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    let authorization = header("authorization");
+    while buffer.len() < header_end + length {
+        let read = socket.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+    let body = serde_json::from_slice(&buffer[header_end..header_end + length]).ok()?;
+    Some((body, authorization))
+}
+
+async fn write_reply(socket: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
+    match reply {
+        Reply::Status(status, body) => {
+            let head = format!(
+                "HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await?;
+            socket.write_all(body.as_bytes()).await
+        }
+        Reply::Empty => {
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await
+        }
+        Reply::Sse(steps) => {
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+                .await?;
+            for step in steps {
+                let payload = match step {
+                    Step::Data(data) => format!("data: {data}\n\n"),
+                    Step::Raw(raw) => raw,
+                    Step::Sleep(pause) => {
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                    Step::Cut => {
+                        // Half a chunk, then gone: the client must see a broken stream.
+                        socket.write_all(b"40\r\ndata: {\"cho").await?;
+                        return socket.shutdown().await;
+                    }
+                };
+                let chunk = format!("{:x}\r\n{payload}\r\n", payload.len());
+                socket.write_all(chunk.as_bytes()).await?;
+                socket.flush().await?;
+            }
+            socket.write_all(b"0\r\n\r\n").await?;
+            socket.shutdown().await
+        }
+    }
+}

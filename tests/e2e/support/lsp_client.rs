@@ -1,0 +1,329 @@
+//! A small LSP client that drives the real `tether` binary over stdio.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{Notify, oneshot};
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Result<Value, Value>>>>>;
+
+pub struct LspClient {
+    child: Child,
+    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
+    next_id: i64,
+    pending: Pending,
+    notifications: Arc<Mutex<Vec<Value>>>,
+    notified: Arc<Notify>,
+    pub stderr_path: PathBuf,
+}
+
+/// The environment every spawned server gets: its own state and config folders.
+pub fn isolated_command(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+    command
+        .env("TETHER_HOME", home.join("state"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("TETHER_LOG", "info")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY");
+    command
+}
+
+impl LspClient {
+    /// Spawns `tether lsp` with its state under `home`.
+    pub async fn spawn(home: &Path) -> LspClient {
+        Self::spawn_with_env(home, &[]).await
+    }
+
+    /// Like [`LspClient::spawn`], with extra environment variables for the server alone.
+    pub async fn spawn_with_env(home: &Path, extra_env: &[(&str, &str)]) -> LspClient {
+        let stderr_path = home.join(format!("stderr-{}.log", uuid_like()));
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
+        let mut command = isolated_command(home);
+        command.envs(extra_env.iter().copied());
+        let mut child = command
+            .arg("lsp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn tether");
+        let stdin = Arc::new(tokio::sync::Mutex::new(child.stdin.take().expect("stdin")));
+        let stdout = child.stdout.take().expect("stdout");
+        let pending: Pending = Arc::default();
+        let notifications: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let notified = Arc::new(Notify::new());
+        {
+            let stdin = stdin.clone();
+            let pending = pending.clone();
+            let notifications = notifications.clone();
+            let notified = notified.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stdout);
+                while let Some(message) = read_message(&mut reader).await {
+                    let has_method = message.get("method").is_some();
+                    let id = message.get("id").cloned();
+                    match (has_method, id) {
+                        (true, Some(id)) => {
+                            // A request from the server: accept it with a null result.
+                            let reply = frame(&json!({"jsonrpc": "2.0", "id": id, "result": null}));
+                            let _ = stdin.lock().await.write_all(&reply).await;
+                            notifications.lock().expect("lock").push(message);
+                            notified.notify_waiters();
+                        }
+                        (true, None) => {
+                            notifications.lock().expect("lock").push(message);
+                            notified.notify_waiters();
+                        }
+                        (false, Some(id)) => {
+                            let Some(id) = id.as_i64() else { continue };
+                            if let Some(sender) = pending.lock().expect("lock").remove(&id) {
+                                let outcome = match message.get("error") {
+                                    Some(error) => Err(error.clone()),
+                                    None => {
+                                        Ok(message.get("result").cloned().unwrap_or(Value::Null))
+                                    }
+                                };
+                                let _ = sender.send(outcome);
+                            }
+                        }
+                        (false, None) => {}
+                    }
+                }
+                notified.notify_waiters();
+            });
+        }
+        LspClient {
+            child,
+            stdin,
+            next_id: 1,
+            pending,
+            notifications,
+            notified,
+            stderr_path,
+        }
+    }
+
+    /// `initialize` + `initialized`, opting in to Tether's notifications when `opt_in`.
+    pub async fn initialize(&mut self, root: &Path, settings: Value, opt_in: bool) -> Value {
+        let uri = format!("file://{}", root.display());
+        let experimental = if opt_in {
+            json!({"tether": true})
+        } else {
+            json!({})
+        };
+        let result = self
+            .request(
+                "initialize",
+                json!({
+                    "processId": std::process::id(),
+                    "rootUri": uri,
+                    "workspaceFolders": [{"uri": uri, "name": "repo"}],
+                    "capabilities": {"experimental": experimental},
+                    "initializationOptions": settings,
+                }),
+            )
+            .await
+            .expect("initialize succeeds");
+        self.notify("initialized", json!({})).await;
+        result
+    }
+
+    pub async fn request(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (sender, receiver) = oneshot::channel();
+        self.pending.lock().expect("lock").insert(id, sender);
+        self.write(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        match tokio::time::timeout(WAIT, receiver).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => panic!(
+                "the server closed before answering {method}; stderr: {}",
+                self.stderr()
+            ),
+            Err(_) => panic!(
+                "no answer to {method} within {WAIT:?}; stderr: {}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// A request that must succeed.
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.request(method, params).await {
+            Ok(result) => result,
+            Err(error) => panic!("{method} failed: {error}"),
+        }
+    }
+
+    /// A request that must fail; returns the error object.
+    pub async fn call_err(&mut self, method: &str, params: Value) -> Value {
+        match self.request(method, params).await {
+            Ok(result) => panic!("{method} should have failed, got {result}"),
+            Err(error) => error,
+        }
+    }
+
+    pub async fn notify(&mut self, method: &str, params: Value) {
+        self.write(&json!({"jsonrpc": "2.0", "method": method, "params": params}))
+            .await;
+    }
+
+    async fn write(&mut self, message: &Value) {
+        let bytes = frame(message);
+        let mut stdin = self.stdin.lock().await;
+        stdin.write_all(&bytes).await.expect("write to tether");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// Every `tether/session/event` notification so far (their params), in arrival order.
+    pub fn events(&self) -> Vec<Value> {
+        self.notifications
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|message| message["method"] == "tether/session/event")
+            .map(|message| message["params"].clone())
+            .collect()
+    }
+
+    /// The events of one session so far.
+    pub fn session_events(&self, session_id: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|params| params["sessionId"] == session_id)
+            .collect()
+    }
+
+    /// Waits until an event of `session_id` satisfies `predicate`; returns it.
+    pub async fn wait_for_event(
+        &self,
+        session_id: &str,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notified = self.notified.notified();
+            if let Some(found) = self
+                .session_events(session_id)
+                .into_iter()
+                .find(|params| predicate(&params["event"]))
+            {
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "no matching event for session {session_id} within {WAIT:?}; events: {:#?}\nstderr: {}",
+                    self.session_events(session_id),
+                    self.stderr()
+                );
+            }
+        }
+    }
+
+    /// Waits for a `status` event with this status.
+    pub async fn wait_for_status(&self, session_id: &str, status: &str) -> Value {
+        self.wait_for_event(session_id, |event| {
+            event["kind"] == "status" && event["status"] == status
+        })
+        .await
+    }
+
+    /// Waits for the `n`th (1-based) status event with this status.
+    pub async fn wait_for_nth_status(&self, session_id: &str, status: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notified = self.notified.notified();
+            let count = self
+                .session_events(session_id)
+                .iter()
+                .filter(|params| {
+                    params["event"]["kind"] == "status" && params["event"]["status"] == status
+                })
+                .count();
+            if count >= n {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "status {status} #{n} not seen for {session_id}; events: {:#?}\nstderr: {}",
+                    self.session_events(session_id),
+                    self.stderr()
+                );
+            }
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// `shutdown` + `exit`, then waits for the process to end; returns its exit status.
+    pub async fn shutdown(mut self) -> std::process::ExitStatus {
+        self.call("shutdown", Value::Null).await;
+        self.notify("exit", Value::Null).await;
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("tether exits after `exit`")
+            .expect("wait")
+    }
+
+    /// `kill -9`.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("kill");
+        let _ = self.child.wait().await;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+}
+
+fn frame(message: &Value) -> Vec<u8> {
+    let body = serde_json::to_vec(message).expect("encode");
+    let mut bytes = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
+async fn read_message<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> Option<Value> {
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("Content-Length:") {
+            length = value.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0u8; length?];
+    reader.read_exact(&mut body).await.ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
