@@ -183,7 +183,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             if *status == SessionStatus::Failed {
                 let reason = reason.as_deref().unwrap_or("unknown reason");
                 eprintln!("\nsession failed: {reason}");
-                if reason.contains(crate::config::LOCAL_MODEL_URL) {
+                if reason.contains(&crate::config::local_model_url()) {
                     eprintln!(
                         "hint: start the local model with `scripts/local-model.sh start`, or set OPENAI_API_KEY"
                     );
@@ -206,7 +206,7 @@ fn print_event(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
         Event::Status {
             status, activity, ..
         } => match activity {
-            Some(activity) => writeln!(out, "\n[{status}: {activity:?}]"),
+            Some(activity) => writeln!(out, "\n[{status}: {}]", activity.as_str()),
             None => writeln!(out, "\n[{status}]"),
         },
         Event::Item {

@@ -416,3 +416,31 @@ async fn fast_streams_are_coalesced_into_few_notifications() {
     );
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_sessions_created_at_once_all_get_their_worktrees() {
+    // `git worktree add` run concurrently in one repository trips over itself; Tether must
+    // not let that fail a session.
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["ok"]));
+    let mut client = LspClient::spawn(env.home()).await;
+    let mut settings = model.settings();
+    settings["session"] = json!({"max_working": 20});
+    client.initialize(&env.repo(), settings, true).await;
+    let mut ids = Vec::new();
+    for index in 0..20 {
+        let info = client
+            .call("tether/session/create", json!({"prompt": format!("parallel {index}")}))
+            .await;
+        ids.push(info["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        client.wait_for_status(id, "waiting").await;
+    }
+    let branches = env.branches();
+    for index in 0..20 {
+        assert!(branches.contains(&format!("tether/parallel-{index}")), "{branches:?}");
+    }
+    client.shutdown().await;
+}

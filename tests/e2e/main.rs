@@ -5,4 +5,5 @@ mod support;
 mod bad_input;
 mod crash;
 mod lifecycle;
+mod local_model;
 mod provider;

@@ -113,15 +113,24 @@ impl Default for Config {
     }
 }
 
-/// The port `scripts/local-model.sh` serves the bundled local model on.
+/// Where `scripts/local-model.sh` serves the bundled local model by default.
 pub const LOCAL_MODEL_URL: &str = "http://127.0.0.1:8011/v1";
+
+/// The local model's URL: `$TETHER_LOCAL_MODEL_URL` when set (the script's `url` prints it),
+/// else [`LOCAL_MODEL_URL`].
+pub fn local_model_url() -> String {
+    std::env::var("TETHER_LOCAL_MODEL_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| LOCAL_MODEL_URL.to_owned())
+}
 
 /// Built-in providers: the local model (the default when nothing else is set up), and the
 /// hosted APIs, used when their key is in the environment.
 fn builtin_defaults() -> Value {
     json!({
         "providers": {
-            "local": { "kind": "openai", "base_url": LOCAL_MODEL_URL, "model": "smollm2" },
+            "local": { "kind": "openai", "base_url": local_model_url(), "model": "smollm2" },
             "openai": {
                 "kind": "openai",
                 "base_url": "https://api.openai.com/v1",
@@ -254,7 +263,7 @@ mod tests {
         let config = parse(base).expect("parse");
         let local = config.provider("local").expect("local");
         assert_eq!(local.model.as_deref(), Some("other"));
-        assert_eq!(local.base_url.as_deref(), Some(LOCAL_MODEL_URL));
+        assert_eq!(local.base_url, Some(local_model_url()));
         assert_eq!(config.session.max_working, 2);
     }
 

@@ -59,6 +59,16 @@ pub enum Activity {
     AwaitingPlanApproval,
 }
 
+impl Activity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activity::Working => "working",
+            Activity::WaitingInput => "waiting_input",
+            Activity::AwaitingPlanApproval => "awaiting_plan_approval",
+        }
+    }
+}
+
 /// Why a turn ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

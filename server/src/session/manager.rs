@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -122,23 +122,32 @@ pub struct SessionManager {
 
 struct ManagerInner {
     home: PathBuf,
+    /// Where session tasks run: the runtime the manager was made in. The LSP edge may serve
+    /// on a thread of its own, so that requests never queue behind streaming sessions.
+    runtime: tokio::runtime::Handle,
     sources: RwLock<ConfigSources>,
     repos: Mutex<HashMap<PathBuf, Arc<RepoStore>>>,
     sessions: dashmap::DashMap<String, Arc<SessionHandle>>,
     events: broadcast::Sender<AnnouncedEvent>,
     working_slots: Arc<Semaphore>,
     max_working: Mutex<usize>,
+    /// One per repository: `git worktree add/remove` are not safe to run concurrently in one
+    /// repository (one reads the other's half-made `.git/worktrees/<name>`).
+    worktree_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     shutting_down: AtomicBool,
 }
 
 struct SessionHandle {
     id: Arc<str>,
     store: Arc<RepoStore>,
+    /// Read by lists without taking `inner`, which a session's task holds while it logs.
+    summary: Arc<Summary>,
     inner: Mutex<SessionInner>,
 }
 
 struct SessionInner {
     state: SessionState,
+    summary: Arc<Summary>,
     /// `None` when another process owns this repository's logs.
     log: Option<EventLog>,
     /// The task driving the session, while there is one.
@@ -150,6 +159,51 @@ struct Driver {
     /// Why it is being stopped, for the `stopped` status event.
     stop_reason: Arc<Mutex<Option<String>>>,
     task: Option<JoinHandle<()>>,
+}
+
+/// A session's info as lists show it, kept current by every event. Streamed deltas only move
+/// the two counters; other events rebuild the info (they are rare).
+struct Summary {
+    info: Mutex<Arc<SessionInfo>>,
+    last_seq: AtomicU64,
+    updated_at: AtomicU64,
+}
+
+impl Summary {
+    fn new(state: &SessionState, read_only: bool) -> Arc<Summary> {
+        Arc::new(Summary {
+            info: Mutex::new(Arc::new(info_of(state, read_only))),
+            last_seq: AtomicU64::new(state.last_seq),
+            updated_at: AtomicU64::new(state.updated_at),
+        })
+    }
+
+    fn record(&self, state: &SessionState, event: &Event) {
+        let only_counters = matches!(
+            event,
+            Event::Delta { .. }
+                | Event::Item {
+                    phase: ItemPhase::Started,
+                    ..
+                }
+        );
+        if !only_counters {
+            let read_only = lock(&self.info).read_only;
+            let info = Arc::new(info_of(state, read_only));
+            *lock(&self.info) = info;
+        }
+        self.updated_at.store(state.updated_at, Ordering::Release);
+        self.last_seq.store(state.last_seq, Ordering::Release);
+    }
+
+    fn snapshot(&self) -> SessionInfo {
+        let base = lock(&self.info).clone();
+        let mut info = (*base).clone();
+        info.last_seq = info.last_seq.max(self.last_seq.load(Ordering::Acquire));
+        let updated_at = self.updated_at.load(Ordering::Acquire);
+        info.updated_at = format_timestamp(updated_at);
+        info
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -177,6 +231,7 @@ impl SessionInner {
         };
         log.append(&record)?;
         self.state.apply(&record);
+        self.summary.record(&self.state, &record.event);
         let _ = events.send(AnnouncedEvent {
             session_id: id.clone(),
             record: Arc::new(record),
@@ -230,9 +285,23 @@ impl SessionInner {
 }
 
 impl SessionHandle {
+    fn new(id: Arc<str>, store: Arc<RepoStore>, state: SessionState, log: Option<EventLog>) -> Self {
+        let summary = Summary::new(&state, log.is_none());
+        SessionHandle {
+            id,
+            store,
+            summary: summary.clone(),
+            inner: Mutex::new(SessionInner {
+                state,
+                summary,
+                log,
+                driver: None,
+            }),
+        }
+    }
+
     fn info(&self) -> SessionInfo {
-        let inner = lock(&self.inner);
-        info_of(&inner.state, inner.log.is_none())
+        self.summary.snapshot()
     }
 }
 
@@ -271,19 +340,22 @@ pub struct ListFilter {
 }
 
 impl SessionManager {
-    /// A manager keeping its state under `home` (see [`store::state_home`]).
+    /// A manager keeping its state under `home` (see [`store::state_home`]). Must be called
+    /// inside a Tokio runtime: the session tasks run there.
     pub fn new(home: PathBuf, sources: ConfigSources) -> Result<SessionManager, SessionError> {
         let max_working = sources.resolve(None)?.session.max_working.max(1);
         let (events, _) = broadcast::channel(16_384);
         Ok(SessionManager {
             inner: Arc::new(ManagerInner {
                 home,
+                runtime: tokio::runtime::Handle::current(),
                 sources: RwLock::new(sources),
                 repos: Mutex::new(HashMap::new()),
                 sessions: dashmap::DashMap::new(),
                 events,
                 working_slots: Arc::new(Semaphore::new(max_working)),
                 max_working: Mutex::new(max_working),
+                worktree_locks: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
             }),
         })
@@ -325,6 +397,14 @@ impl SessionManager {
         }
     }
 
+    /// The lock that serializes worktree changes in `repo`.
+    fn worktree_lock(&self, repo: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.inner.worktree_locks)
+            .entry(repo.to_owned())
+            .or_default()
+            .clone()
+    }
+
     fn sources(&self) -> ConfigSources {
         self.inner
             .sources
@@ -356,22 +436,14 @@ impl SessionManager {
             } else {
                 None
             };
-            let mut inner = SessionInner {
-                state: loaded.state,
-                log,
-                driver: None,
-            };
-            if inner.log.is_some() {
-                recover_interrupted(&id, &mut inner, &self.inner.events)?;
+            let handle = SessionHandle::new(id.clone(), store.clone(), loaded.state, log);
+            {
+                let mut inner = lock(&handle.inner);
+                if inner.log.is_some() {
+                    recover_interrupted(&id, &mut inner, &self.inner.events)?;
+                }
             }
-            self.inner.sessions.insert(
-                id.to_string(),
-                Arc::new(SessionHandle {
-                    id,
-                    store: store.clone(),
-                    inner: Mutex::new(inner),
-                }),
-            );
+            self.inner.sessions.insert(id.to_string(), Arc::new(handle));
         }
         repos.insert(repo_root.to_owned(), store.clone());
         Ok(store)
@@ -531,13 +603,11 @@ impl SessionManager {
                 session: Box::new(spec.clone()),
             },
         };
-        let mut inner = SessionInner {
-            state: SessionState::new(spec.clone(), &created),
-            log: Some(log),
-            driver: None,
-        };
+        let mut state = SessionState::new(spec.clone(), &created);
         // Seq 1 is the `created` event itself.
-        inner.state.last_seq = 0;
+        state.last_seq = 0;
+        let handle = Arc::new(SessionHandle::new(id.clone(), store, state, Some(log)));
+        let mut inner = lock(&handle.inner);
         inner.emit(&id, created.event, &self.inner.events)?;
         if let Some(prompt) = new.prompt {
             inner.emit(
@@ -554,16 +624,9 @@ impl SessionManager {
                 &self.inner.events,
             )?;
         }
-        let handle = Arc::new(SessionHandle {
-            id: id.clone(),
-            store,
-            inner: Mutex::new(inner),
-        });
         self.inner.sessions.insert(id.to_string(), handle.clone());
-        {
-            let mut inner = lock(&handle.inner);
-            self.start_driver(&handle, &mut inner, true)?;
-        }
+        self.start_driver(&handle, &mut inner, true)?;
+        drop(inner);
         Ok(handle)
     }
 
@@ -597,7 +660,7 @@ impl SessionManager {
         }
         let cancel = CancellationToken::new();
         let stop_reason = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(drive(
+        let task = self.inner.runtime.spawn(drive(
             self.clone(),
             handle.clone(),
             cancel.clone(),
@@ -799,9 +862,13 @@ impl SessionManager {
         let repository = workspace::Repository {
             root: spec.repo.clone(),
         };
-        repository
-            .remove_worktree(&spec.worktree, &spec.branch)
-            .await?;
+        {
+            let worktree_lock = self.worktree_lock(&spec.repo);
+            let _serialized = worktree_lock.lock().await;
+            repository
+                .remove_worktree(&spec.worktree, &spec.branch)
+                .await?;
+        }
         handle.store.remove_log(&handle.id)?;
         self.inner.sessions.remove(id);
         Ok(())
@@ -991,6 +1058,8 @@ async fn drive_inner(
         let repository = workspace::Repository {
             root: spec.repo.clone(),
         };
+        let worktree_lock = manager.worktree_lock(&spec.repo);
+        let _serialized = worktree_lock.lock().await;
         // Left over from a crash mid-creation: remove it (only ever a `tether/` branch).
         repository
             .remove_worktree(&spec.worktree, &spec.branch)

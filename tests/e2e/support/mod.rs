@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use fake_model::{FakeModel, Reply};
-pub use lsp_client::LspClient;
+pub use lsp_client::{LspClient, isolated_command};
 use serde_json::Value;
 
 /// Runs git in `dir`, panicking with its stderr on failure; returns stdout.

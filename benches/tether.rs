@@ -1,0 +1,381 @@
+//! `cargo bench --bench tether`: the figures docs/benchmarks.md reports.
+//!
+//! Each figure is measured against the real binary (or the library, for recovery), with the
+//! same fake-model HTTP server the end-to-end tests use. Nothing here asserts a time: the
+//! targets are printed beside the figures for a person to read.
+
+#[path = "../tests/e2e/support/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{FakeModel, LspClient, Reply, TestEnv, git};
+use tether::session::{Event, EventRecord, Item, ItemPhase, MessageRole, Mode, SessionSpec};
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let only = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    let wanted = |name: &str| only.as_deref().is_none_or(|only| name.contains(only));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("tether benchmarks (2-core machine; see docs/benchmarks.md)\n");
+    runtime.block_on(async {
+        if wanted("initialize") {
+            bench_initialize().await;
+        }
+        if wanted("create") {
+            bench_create_vs_worktree_add().await;
+        }
+        if wanted("list") {
+            bench_list_under_stream_load().await;
+        }
+        if wanted("recovery") {
+            bench_recovery();
+        }
+        if wanted("rss") {
+            bench_idle_rss().await;
+        }
+    });
+}
+
+async fn bench_initialize() {
+    let env = TestEnv::new();
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let mut client = LspClient::spawn(env.home()).await;
+        client.initialize(&env.repo(), json!({}), true).await;
+        samples.push(started.elapsed());
+        client.shutdown().await;
+    }
+    samples.sort();
+    println!(
+        "spawn → initialize reply: p50 {} · min {} · max {}   (target < 20 ms)",
+        ms(percentile(&samples, 0.5)),
+        ms(samples[0]),
+        ms(samples[samples.len() - 1])
+    );
+}
+
+/// A repository of `files` small files in 100 folders, one commit.
+fn generated_repo(root: &Path, files: usize) {
+    std::fs::create_dir_all(root).expect("mkdir");
+    git(root, &["init", "-q", "-b", "main"]);
+    for index in 0..files {
+        let folder = root.join(format!("src/module_{:03}", index % 100));
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        std::fs::write(
+            folder.join(format!("file_{index:05}.rs")),
+            format!("// file {index}\npub fn f{index}() -> usize {{ {index} }}\n"),
+        )
+        .expect("write");
+    }
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "generated"]);
+}
+
+async fn bench_create_vs_worktree_add() {
+    let env = TestEnv::new();
+    let big = env.home().join("big");
+    generated_repo(&big, 20_000);
+
+    let mut git_samples = Vec::new();
+    for run in 0..3 {
+        let path = env.home().join(format!("plain-worktree-{run}"));
+        let branch = format!("plain-{run}");
+        let started = Instant::now();
+        let path_arg = path.to_string_lossy().into_owned();
+        git(&big, &["worktree", "add", "-q", "-b", &branch, &path_arg, "main"]);
+        git_samples.push(started.elapsed());
+        git(&big, &["worktree", "remove", "--force", &path_arg]);
+    }
+
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["ok"]));
+    let mut client = LspClient::spawn(env.home()).await;
+    client.initialize(&big, model.settings(), true).await;
+    let mut create_samples = Vec::new();
+    for run in 0..3 {
+        let started = Instant::now();
+        let info = client
+            .call(
+                "tether/session/create",
+                json!({"prompt": format!("bench {run}")}),
+            )
+            .await;
+        let id = info["id"].as_str().expect("id").to_owned();
+        // Created = the worktree is checked out and the session is running.
+        client.wait_for_status(&id, "running").await;
+        create_samples.push(started.elapsed());
+        client.wait_for_status(&id, "waiting").await;
+        client.call("tether/session/delete", json!({"id": id})).await;
+    }
+    client.shutdown().await;
+    git_samples.sort();
+    create_samples.sort();
+    let git_median = percentile(&git_samples, 0.5);
+    let create_median = percentile(&create_samples, 0.5);
+    println!(
+        "session create (20,000 files, until running): median {} · `git worktree add`: median {} · ratio {:.2}×   (target ≤ 0.8×)",
+        ms(create_median),
+        ms(git_median),
+        create_median.as_secs_f64() / git_median.as_secs_f64()
+    );
+}
+
+async fn bench_list_under_stream_load() {
+    let env = TestEnv::new();
+    // The model server gets a runtime (and thread) of its own, so that the client's reading
+    // of replies does not queue behind it inside this process.
+    let model_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("model runtime");
+    let model = model_runtime
+        .spawn(FakeModel::start())
+        .await
+        .expect("model server");
+    let pieces: Vec<String> = (0..20_000).map(|i| format!("token{i} ")).collect();
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    model.set_fallback(Reply::text(&pieces));
+    let mut client = LspClient::spawn(env.home()).await;
+    let mut settings = model.settings();
+    settings["session"] = json!({"max_working": 20});
+    client.initialize(&env.repo(), settings, true).await;
+    let mut idle_samples = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        client.call("tether/session/list", json!({})).await;
+        idle_samples.push(started.elapsed());
+    }
+    idle_samples.sort();
+    let mut ids = Vec::new();
+    for index in 0..20 {
+        let info = client
+            .call(
+                "tether/session/create",
+                json!({"prompt": format!("stream {index}")}),
+            )
+            .await;
+        ids.push(info["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        client
+            .wait_for_event(id, |event| event["kind"] == "delta")
+            .await;
+    }
+    let cpu_before = (cpu_ticks(client.pid()), cpu_ticks(std::process::id()), Instant::now());
+    let mut samples = Vec::new();
+    let mut streaming_during = 0;
+    for _ in 0..500 {
+        let started = Instant::now();
+        let listed = client.call("tether/session/list", json!({})).await;
+        samples.push(started.elapsed());
+        streaming_during = streaming_during.max(
+            listed["sessions"]
+                .as_array()
+                .map(|sessions| sessions.iter().filter(|s| s["status"] == "running").count())
+                .unwrap_or(0),
+        );
+    }
+    let wall = cpu_before.2.elapsed().as_secs_f64() * 100.0;
+    let server_cpu = (cpu_ticks(client.pid()) - cpu_before.0) as f64 / wall;
+    let bench_cpu = (cpu_ticks(std::process::id()) - cpu_before.1) as f64 / wall;
+    println!("  while listing: tether used {:.0}% of a core, the client and model server {:.0}%", server_cpu * 100.0, bench_cpu * 100.0);
+    let deltas = client
+        .events()
+        .iter()
+        .filter(|params| params["event"]["kind"] == "delta")
+        .count();
+    for id in &ids {
+        client.wait_for_status(id, "waiting").await;
+    }
+    client.shutdown().await;
+    drop(model);
+    model_runtime.shutdown_background();
+    samples.sort();
+    println!(
+        "tether/session/list round trip with 20 sessions streaming (≤{streaming_during} running at once, {deltas} delta notifications): p50 {} · p99 {}   (target p99 < 2 ms; idle: p50 {} · p99 {})",
+        ms(percentile(&samples, 0.5)),
+        ms(percentile(&samples, 0.99)),
+        ms(percentile(&idle_samples, 0.5)),
+        ms(percentile(&idle_samples, 0.99))
+    );
+}
+
+fn bench_recovery() {
+    let env = TestEnv::new();
+    let home = env.home().join("state");
+    let repo = env.repo().canonicalize().expect("canonical repo");
+    let store = tether::store::RepoStore::open(&home, &repo).expect("store");
+    let started = Instant::now();
+    for session in 0..1_000u64 {
+        let id = format!("bench{session:05}");
+        let mut log = store.create_log(&id).expect("log");
+        let spec = SessionSpec {
+            id: id.clone(),
+            name: format!("bench-{session}"),
+            title: "bench".into(),
+            mode: Mode::Develop,
+            repo: repo.clone(),
+            base_branch: "main".into(),
+            branch: format!("tether/bench-{session}"),
+            worktree: home.join("worktrees").join(&id),
+            provider: "fake".into(),
+            model: "fake".into(),
+            temperature: None,
+            max_tokens: None,
+            toggles: Default::default(),
+            created_at: session,
+            cloned_from: None,
+        };
+        let mut records = vec![Event::Created {
+            session: Box::new(spec),
+        }];
+        records.push(Event::Item {
+            phase: ItemPhase::Completed,
+            item: Item::Message {
+                id: "u".into(),
+                role: MessageRole::User,
+                text: "hello".into(),
+                interrupted: false,
+            },
+        });
+        records.push(Event::Item {
+            phase: ItemPhase::Started,
+            item: Item::Message {
+                id: "a".into(),
+                role: MessageRole::Agent,
+                text: String::new(),
+                interrupted: false,
+            },
+        });
+        while records.len() < 998 {
+            records.push(Event::Delta {
+                item_id: "a".into(),
+                text: "some streamed words ".into(),
+            });
+        }
+        records.push(Event::Item {
+            phase: ItemPhase::Completed,
+            item: Item::Message {
+                id: "a".into(),
+                role: MessageRole::Agent,
+                text: "some streamed words ".repeat(995),
+                interrupted: false,
+            },
+        });
+        records.push(Event::Status {
+            status: tether::session::SessionStatus::Waiting,
+            activity: None,
+            reason: None,
+        });
+        for (seq, event) in records.into_iter().enumerate() {
+            log.append(&EventRecord {
+                seq: seq as u64 + 1,
+                at: seq as u64,
+                event,
+            })
+            .expect("append");
+        }
+    }
+    let generated = started.elapsed();
+    drop(store);
+    let bytes: u64 = std::fs::read_dir(home.join("repos"))
+        .expect("repos")
+        .flatten()
+        .flat_map(|repo| std::fs::read_dir(repo.path().join("sessions")).into_iter().flatten().flatten())
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|metadata| metadata.len())
+        .sum();
+
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let manager =
+            tether::session::SessionManager::new(home.clone(), Default::default()).expect("manager");
+        manager.open_repository(&repo).expect("recover");
+        let sessions = manager.list(&Default::default()).len();
+        samples.push(started.elapsed());
+        assert_eq!(sessions, 1_000);
+    }
+    samples.sort();
+    println!(
+        "restart recovery, 1,000 sessions × 1,000 events ({:.0} MB of logs, written in {}): median {}   (target < 300 ms)",
+        bytes as f64 / 1e6,
+        ms(generated),
+        ms(percentile(&samples, 0.5))
+    );
+}
+
+async fn bench_idle_rss() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["done"]));
+    let mut client = LspClient::spawn(env.home()).await;
+    let mut settings = model.settings();
+    settings["session"] = json!({"max_working": 8});
+    client.initialize(&env.repo(), settings, true).await;
+    let baseline = rss_kib(client.pid());
+    let mut ids = Vec::new();
+    for index in 0..100 {
+        let info = client
+            .call(
+                "tether/session/create",
+                json!({"prompt": format!("idle session {index}")}),
+            )
+            .await;
+        ids.push(info["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        client.wait_for_status(id, "waiting").await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = rss_kib(client.pid());
+    let peak = status_field_kib(client.pid(), "VmHWM:");
+    client.shutdown().await;
+    println!(
+        "RSS with 100 idle sessions: {:.1} MB (at start {:.1} MB, peak {:.1} MB)   (target < 50 MB)",
+        rss as f64 / 1024.0,
+        baseline as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_field_kib(pid, "VmRSS:")
+}
+
+fn status_field_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU time of a process, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |index: usize| fields.get(index).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
+    field(11) + field(12)
+}
