@@ -99,7 +99,10 @@ async fn bench_create_vs_worktree_add() {
         let branch = format!("plain-{run}");
         let started = Instant::now();
         let path_arg = path.to_string_lossy().into_owned();
-        git(&big, &["worktree", "add", "-q", "-b", &branch, &path_arg, "main"]);
+        git(
+            &big,
+            &["worktree", "add", "-q", "-b", &branch, &path_arg, "main"],
+        );
         git_samples.push(started.elapsed());
         git(&big, &["worktree", "remove", "--force", &path_arg]);
     }
@@ -122,7 +125,9 @@ async fn bench_create_vs_worktree_add() {
         client.wait_for_status(&id, "running").await;
         create_samples.push(started.elapsed());
         client.wait_for_status(&id, "waiting").await;
-        client.call("tether/session/delete", json!({"id": id})).await;
+        client
+            .call("tether/session/delete", json!({"id": id}))
+            .await;
     }
     client.shutdown().await;
     git_samples.sort();
@@ -179,7 +184,11 @@ async fn bench_list_under_stream_load() {
             .wait_for_event(id, |event| event["kind"] == "delta")
             .await;
     }
-    let cpu_before = (cpu_ticks(client.pid()), cpu_ticks(std::process::id()), Instant::now());
+    let cpu_before = (
+        cpu_ticks(client.pid()),
+        cpu_ticks(std::process::id()),
+        Instant::now(),
+    );
     let mut samples = Vec::new();
     let mut streaming_during = 0;
     for _ in 0..500 {
@@ -196,7 +205,11 @@ async fn bench_list_under_stream_load() {
     let wall = cpu_before.2.elapsed().as_secs_f64() * 100.0;
     let server_cpu = (cpu_ticks(client.pid()) - cpu_before.0) as f64 / wall;
     let bench_cpu = (cpu_ticks(std::process::id()) - cpu_before.1) as f64 / wall;
-    println!("  while listing: tether used {:.0}% of a core, the client and model server {:.0}%", server_cpu * 100.0, bench_cpu * 100.0);
+    println!(
+        "  while listing: tether used {:.0}% of a core, the client and model server {:.0}%",
+        server_cpu * 100.0,
+        bench_cpu * 100.0
+    );
     let deltas = client
         .events()
         .iter()
@@ -299,7 +312,12 @@ fn bench_recovery() {
     let bytes: u64 = std::fs::read_dir(home.join("repos"))
         .expect("repos")
         .flatten()
-        .flat_map(|repo| std::fs::read_dir(repo.path().join("sessions")).into_iter().flatten().flatten())
+        .flat_map(|repo| {
+            std::fs::read_dir(repo.path().join("sessions"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .filter_map(|entry| entry.metadata().ok())
         .map(|metadata| metadata.len())
         .sum();
@@ -307,8 +325,8 @@ fn bench_recovery() {
     let mut samples = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        let manager =
-            tether::session::SessionManager::new(home.clone(), Default::default()).expect("manager");
+        let manager = tether::session::SessionManager::new(home.clone(), Default::default())
+            .expect("manager");
         manager.open_repository(&repo).expect("recover");
         let sessions = manager.list(&Default::default()).len();
         samples.push(started.elapsed());
@@ -373,9 +391,17 @@ fn status_field_kib(pid: u32, field: &str) -> u64 {
 /// User + system CPU time of a process, in clock ticks (1/100 s).
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let field = |index: usize| fields.get(index).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0);
+    let field = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
     field(11) + field(12)
 }

@@ -26,7 +26,7 @@ fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority has no memory effects; on Linux, who = 0 names the calling thread.
     unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        libc::setpriority(libc::PRIO_PROCESS, 0, 5);
     }
 }
 

@@ -431,7 +431,10 @@ async fn many_sessions_created_at_once_all_get_their_worktrees() {
     let mut ids = Vec::new();
     for index in 0..20 {
         let info = client
-            .call("tether/session/create", json!({"prompt": format!("parallel {index}")}))
+            .call(
+                "tether/session/create",
+                json!({"prompt": format!("parallel {index}")}),
+            )
             .await;
         ids.push(info["id"].as_str().expect("id").to_owned());
     }
@@ -440,7 +443,10 @@ async fn many_sessions_created_at_once_all_get_their_worktrees() {
     }
     let branches = env.branches();
     for index in 0..20 {
-        assert!(branches.contains(&format!("tether/parallel-{index}")), "{branches:?}");
+        assert!(
+            branches.contains(&format!("tether/parallel-{index}")),
+            "{branches:?}"
+        );
     }
     client.shutdown().await;
 }

@@ -23,16 +23,24 @@ fn local_model_settings() -> Value {
 async fn a_real_model_answers_and_follows_up_over_lsp() {
     let env = TestEnv::new();
     let mut client = LspClient::spawn(env.home()).await;
-    client.initialize(&env.repo(), local_model_settings(), true).await;
+    client
+        .initialize(&env.repo(), local_model_settings(), true)
+        .await;
     let info = client
-        .call("tether/session/create", json!({"prompt": "Say hello in five words."}))
+        .call(
+            "tether/session/create",
+            json!({"prompt": "Say hello in five words."}),
+        )
         .await;
     let id = info["id"].as_str().expect("id").to_owned();
     client.wait_for_status(&id, "waiting").await;
     // A second turn sends the first reply back as an assistant message, which the server
     // rejects if its content is null.
     client
-        .call("tether/session/send", json!({"id": id, "text": "Now say goodbye."}))
+        .call(
+            "tether/session/send",
+            json!({"id": id, "text": "Now say goodbye."}),
+        )
         .await;
     client.wait_for_nth_status(&id, "waiting", 2).await;
     let events = client.session_events(&id);
@@ -44,7 +52,11 @@ async fn a_real_model_answers_and_follows_up_over_lsp() {
         .map(|params| params["event"]["reason"].clone())
         .collect();
     assert_eq!(turn_ends, [json!("end_turn"), json!("end_turn")]);
-    assert!(events.iter().any(|params| params["event"]["kind"] == "delta"));
+    assert!(
+        events
+            .iter()
+            .any(|params| params["event"]["kind"] == "delta")
+    );
     client.shutdown().await;
 }
 
@@ -55,7 +67,9 @@ async fn tether_run_streams_a_real_session_as_json_lines() {
     let config_dir = env.home().join("config/tether");
     std::fs::create_dir_all(&config_dir).expect("mkdir");
     let settings = local_model_settings();
-    let url = settings["providers"]["local"]["base_url"].as_str().expect("url");
+    let url = settings["providers"]["local"]["base_url"]
+        .as_str()
+        .expect("url");
     std::fs::write(
         config_dir.join("config.toml"),
         format!(

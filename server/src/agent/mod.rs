@@ -121,41 +121,50 @@ async fn stream_reply(
     let mut reply: Option<StreamingItem> = None;
     let mut thinking: Option<StreamingItem> = None;
     let mut usage: Option<TokenUsage> = None;
-    let mut flush_at: Option<Instant> = None;
     let mut failure: Option<ProviderError> = None;
+    // Both futures live across the loop: re-creating them per chunk re-registers a waiter
+    // and a timer for every token a fast model sends.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
+    let frame = tokio::time::sleep(DELTA_FRAME);
+    tokio::pin!(frame);
+    let mut frame_armed = false;
 
     let reason = loop {
-        let frame_due = async {
-            match flush_at {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             biased;
-            () = cancel.cancelled() => break TurnEndReason::Stopped,
-            () = frame_due => {
-                flush_at = None;
+            () = &mut cancelled => break TurnEndReason::Stopped,
+            () = &mut frame, if frame_armed => {
+                frame_armed = false;
                 for item in [&mut thinking, &mut reply].into_iter().flatten() {
                     item.flush(sink)?;
                 }
             }
-            next = stream.next() => match next {
-                Some(Ok(StreamEvent::TextDelta(text))) => {
-                    push_text(&mut reply, MessageRole::Agent, &text, sink)?;
-                    flush_at.get_or_insert_with(|| Instant::now() + DELTA_FRAME);
+            next = stream.next() => {
+                let role = match next {
+                    Some(Ok(StreamEvent::TextDelta(text))) => {
+                        push_text(&mut reply, MessageRole::Agent, &text, sink)?;
+                        Some(MessageRole::Agent)
+                    }
+                    Some(Ok(StreamEvent::ThinkingDelta(text))) => {
+                        push_text(&mut thinking, MessageRole::Thinking, &text, sink)?;
+                        Some(MessageRole::Thinking)
+                    }
+                    Some(Ok(StreamEvent::Usage(reported))) => {
+                        usage = Some(reported);
+                        None
+                    }
+                    Some(Ok(StreamEvent::Finished(_))) | None => break TurnEndReason::EndTurn,
+                    Some(Err(error)) => {
+                        failure = Some(error);
+                        break TurnEndReason::Failed;
+                    }
+                };
+                if role.is_some() && !frame_armed {
+                    frame.as_mut().reset(Instant::now() + DELTA_FRAME);
+                    frame_armed = true;
                 }
-                Some(Ok(StreamEvent::ThinkingDelta(text))) => {
-                    push_text(&mut thinking, MessageRole::Thinking, &text, sink)?;
-                    flush_at.get_or_insert_with(|| Instant::now() + DELTA_FRAME);
-                }
-                Some(Ok(StreamEvent::Usage(reported))) => usage = Some(reported),
-                Some(Ok(StreamEvent::Finished(_))) | None => break TurnEndReason::EndTurn,
-                Some(Err(error)) => {
-                    failure = Some(error);
-                    break TurnEndReason::Failed;
-                }
-            },
+            }
         }
     };
 

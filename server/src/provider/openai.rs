@@ -204,6 +204,8 @@ impl ModelProvider for OpenAiProvider {
             let sse = response.bytes_stream().eventsource();
             let state = ChunkReader {
                 sse: Box::pin(sse),
+                idle: Box::pin(tokio::time::sleep(self.timeout)),
+                last_chunk: tokio::time::Instant::now(),
                 pending: VecDeque::new(),
                 done: false,
                 saw_data: false,
@@ -230,6 +232,11 @@ type SseStream = Pin<
 
 struct ChunkReader {
     sse: SseStream,
+    /// Fires `idle_timeout` after the last chunk. Reset lazily: a chunk only records when it
+    /// came, and the timer is moved when it fires early, so a fast stream costs no timer
+    /// update per chunk.
+    idle: Pin<Box<tokio::time::Sleep>>,
+    last_chunk: tokio::time::Instant,
     pending: VecDeque<StreamEvent>,
     done: bool,
     saw_data: bool,
@@ -248,9 +255,9 @@ async fn next_event(
         if reader.done {
             return None;
         }
-        let next = tokio::time::timeout(reader.idle_timeout, reader.sse.next()).await;
+        let next = next_with_idle_timeout(&mut reader).await;
         let outcome = match next {
-            Err(_) => Err(ProviderError::Timeout {
+            Err(()) => Err(ProviderError::Timeout {
                 url: reader.url.clone(),
                 seconds: reader.idle_timeout.as_secs(),
             }),
@@ -310,6 +317,31 @@ struct Usage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
+}
+
+/// The next SSE event, or `Err` when none came for `idle_timeout`.
+async fn next_with_idle_timeout(
+    reader: &mut ChunkReader,
+) -> Result<
+    Option<Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>>,
+    (),
+> {
+    loop {
+        tokio::select! {
+            biased;
+            next = reader.sse.next() => {
+                reader.last_chunk = tokio::time::Instant::now();
+                return Ok(next);
+            }
+            () = reader.idle.as_mut() => {
+                let deadline = reader.last_chunk + reader.idle_timeout;
+                if deadline <= tokio::time::Instant::now() {
+                    return Err(());
+                }
+                reader.idle.as_mut().reset(deadline);
+            }
+        }
+    }
 }
 
 fn parse_chunk(data: &str, reader: &mut ChunkReader) -> Result<(), ProviderError> {

@@ -285,7 +285,12 @@ impl SessionInner {
 }
 
 impl SessionHandle {
-    fn new(id: Arc<str>, store: Arc<RepoStore>, state: SessionState, log: Option<EventLog>) -> Self {
+    fn new(
+        id: Arc<str>,
+        store: Arc<RepoStore>,
+        state: SessionState,
+        log: Option<EventLog>,
+    ) -> Self {
         let summary = Summary::new(&state, log.is_none());
         SessionHandle {
             id,

@@ -388,7 +388,12 @@ mod tests {
     fn write_two_events(store: &RepoStore) -> PathBuf {
         let mut log = store.create_log("s1").expect("create log");
         for (seq, event) in [
-            (1, Event::Created { session: Box::new(spec()) }),
+            (
+                1,
+                Event::Created {
+                    session: Box::new(spec()),
+                },
+            ),
             (
                 2,
                 Event::Status {
