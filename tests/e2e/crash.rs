@@ -146,6 +146,29 @@ async fn kill_9_mid_stream_then_restart_recovers_every_session() {
         replies.last().expect("reply")["text"],
         "Picking up where I left off."
     );
+
+    // The idle session came back from its snapshot; its conversation is read back from the
+    // log when it next needs the model.
+    model.push(Reply::text(&["Still here."]));
+    client
+        .call(
+            "tether/session/send",
+            json!({"id": idle_id, "text": "and then?"}),
+        )
+        .await;
+    client.wait_for_status(&idle_id, "waiting").await;
+    let request = model.requests().last().cloned().expect("a request");
+    let contents: Vec<_> = request["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|message| message["content"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        contents[1..],
+        ["finish quickly", "I am done.", "and then?"],
+        "{request}"
+    );
     client.shutdown().await;
 
     // A clean shutdown leaves every session settled for the next start.

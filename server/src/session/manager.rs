@@ -148,7 +148,9 @@ struct SessionHandle {
 struct SessionInner {
     state: SessionState,
     summary: Arc<Summary>,
-    /// `None` when another process owns this repository's logs.
+    store: Arc<RepoStore>,
+    /// Open while the session is active; closed when it settles, so a thousand idle sessions
+    /// hold no file descriptors.
     log: Option<EventLog>,
     /// The task driving the session, while there is one.
     driver: Option<Driver>,
@@ -225,9 +227,13 @@ impl SessionInner {
             at: now_millis(),
             event,
         };
-        let Some(log) = self.log.as_mut() else {
+        if !self.store.is_writable() {
             // Callers check writability first; a read-only session never emits.
             return Ok(self.state.last_seq);
+        }
+        let log = match &mut self.log {
+            Some(log) => log,
+            None => self.log.insert(self.store.open_log(&self.state.spec.id)?),
         };
         log.append(&record)?;
         self.state.apply(&record);
@@ -265,11 +271,20 @@ impl SessionInner {
             },
             events,
         )?;
-        if !status.is_active()
-            && let Some(log) = &self.log
-        {
-            // A settled state is worth an fsync: it is what a restart will show.
+        if !status.is_active() {
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    /// Makes a settled session cheap to keep and quick to reload: fsyncs and closes its log
+    /// and writes the snapshot the next start-up reads instead of replaying the log.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        if let Some(log) = self.log.take() {
             log.sync()?;
+        }
+        if self.store.is_writable() {
+            self.store.write_snapshot(&self.state)?;
         }
         Ok(())
     }
@@ -291,14 +306,15 @@ impl SessionHandle {
         state: SessionState,
         log: Option<EventLog>,
     ) -> Self {
-        let summary = Summary::new(&state, log.is_none());
+        let summary = Summary::new(&state, !store.is_writable());
         SessionHandle {
             id,
-            store,
+            store: store.clone(),
             summary: summary.clone(),
             inner: Mutex::new(SessionInner {
                 state,
                 summary,
+                store,
                 log,
                 driver: None,
             }),
@@ -436,16 +452,17 @@ impl SessionManager {
         }
         for loaded in store.load_all()? {
             let id: Arc<str> = Arc::from(loaded.state.spec.id.as_str());
-            let log = if store.is_writable() {
-                Some(store.open_log(&id)?)
-            } else {
-                None
-            };
-            let handle = SessionHandle::new(id.clone(), store.clone(), loaded.state, log);
-            {
+            let handle = SessionHandle::new(id.clone(), store.clone(), loaded.state, None);
+            if store.is_writable() {
                 let mut inner = lock(&handle.inner);
-                if inner.log.is_some() {
+                let replayed = inner.state.history.is_some();
+                if inner.state.status.is_active() {
                     recover_interrupted(&id, &mut inner, &self.inner.events)?;
+                } else if replayed {
+                    // No usable snapshot: leave one, so the next start need not replay, and
+                    // keep no conversation in memory for a session nobody is using.
+                    inner.settle()?;
+                    inner.state.history = None;
                 }
             }
             self.inner.sessions.insert(id.to_string(), Arc::new(handle));
@@ -902,8 +919,9 @@ impl SessionManager {
         }
         let _ = tokio::time::timeout(STOP_GRACE, futures_util::future::join_all(tasks)).await;
         for entry in self.inner.sessions.iter() {
-            if let Some(log) = &lock(&entry.value().inner).log
-                && let Err(error) = log.sync()
+            let mut inner = lock(&entry.value().inner);
+            if inner.store.is_writable()
+                && let Err(error) = inner.settle()
             {
                 tracing::warn!("{error}");
             }
@@ -1086,6 +1104,17 @@ async fn drive_inner(
 
     let config = manager.sources().resolve(Some(&spec.repo))?;
     let provider = build_provider(&spec.provider, config.provider(&spec.provider)?)?;
+    {
+        // A session reloaded from its snapshot has no conversation in memory yet.
+        let mut inner = lock(&handle.inner);
+        if inner.state.history.is_none() {
+            let records = handle.store.read_events(&handle.id, 0)?;
+            let replayed = store::fold(records).ok_or_else(|| {
+                DriveEnd::Failed("the session's log does not start with `created`".to_owned())
+            })?;
+            inner.state.history = replayed.history;
+        }
+    }
     loop {
         let step = {
             let mut inner = lock(&handle.inner);
@@ -1106,7 +1135,10 @@ async fn drive_inner(
                 )?;
             }
             if inner.state.awaits_reply() {
-                Step::Turn(chat_request(&inner.state.spec, &inner.state.history))
+                Step::Turn(chat_request(
+                    &inner.state.spec,
+                    inner.state.history.as_deref().unwrap_or_default(),
+                ))
             } else {
                 // Under the same lock as the queue check, so no follow-up slips between.
                 inner.set_status(&handle.id, SessionStatus::Waiting, None, None, events)?;

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use super::events::{
     Activity, Event, EventRecord, Item, MessageRole, SessionSpec, SessionStatus, TokenUsage,
 };
@@ -26,8 +28,10 @@ pub struct HistoryMessage {
     pub text: String,
 }
 
-/// Everything known about a session, rebuilt by folding its events in order.
-#[derive(Debug, Clone)]
+/// Everything known about a session, rebuilt by folding its events in order (or read from
+/// the snapshot a settled session leaves, see [`crate::store`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SessionState {
     pub spec: SessionSpec,
     pub status: SessionStatus,
@@ -37,8 +41,11 @@ pub struct SessionState {
     pub usage: TokenUsage,
     pub updated_at: u64,
     pub last_seq: u64,
-    /// What the model is sent: user and completed agent messages, in order.
-    pub history: Vec<HistoryMessage>,
+    /// What the model is sent: user and completed agent messages, in order. `None` when the
+    /// state came from a snapshot: the conversation is read from the log when a turn needs
+    /// it, so start-up reads no message text.
+    #[serde(skip)]
+    pub history: Option<Vec<HistoryMessage>>,
     /// Follow-ups waiting for the turn to end: (item id, text).
     pub queued: VecDeque<(String, String)>,
     /// Messages started but not completed: what a crash mid-stream leaves open.
@@ -58,7 +65,7 @@ impl SessionState {
             usage: TokenUsage::default(),
             updated_at: record.at,
             last_seq: record.seq,
-            history: Vec::new(),
+            history: Some(Vec::new()),
             queued: VecDeque::new(),
             open_items: BTreeMap::new(),
             worktree_ready: false,
@@ -122,8 +129,11 @@ impl SessionState {
                     self.queued.retain(|(queued_id, _)| queued_id != id);
                 }
                 let in_history = matches!(role, MessageRole::User | MessageRole::Agent);
-                if in_history && !interrupted {
-                    self.history.push(HistoryMessage {
+                if in_history
+                    && !interrupted
+                    && let Some(history) = &mut self.history
+                {
+                    history.push(HistoryMessage {
                         role: *role,
                         text: text.clone(),
                     });
@@ -135,7 +145,8 @@ impl SessionState {
     /// Whether the model owes an answer: the last thing in the conversation is the user's.
     pub fn awaits_reply(&self) -> bool {
         self.history
-            .last()
+            .as_ref()
+            .and_then(|history| history.last())
             .is_some_and(|message| message.role == MessageRole::User)
     }
 }

@@ -204,14 +204,52 @@ impl RepoStore {
         Ok(EventLog { file, path })
     }
 
+    fn snapshot_path(&self, session_id: &str) -> PathBuf {
+        self.dir
+            .join("sessions")
+            .join(format!("{session_id}.snapshot.json"))
+    }
+
+    /// Removes a session's log and snapshot.
     pub fn remove_log(&self, session_id: &str) -> Result<(), StoreError> {
-        let path = self.log_path(session_id);
-        match fs::remove_file(&path) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                Err(io_error("remove", &path)(error))
+        for path in [self.snapshot_path(session_id), self.log_path(session_id)] {
+            match fs::remove_file(&path) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_error("remove", &path)(error));
+                }
+                _ => {}
             }
-            _ => Ok(()),
         }
+        Ok(())
+    }
+
+    /// Records a settled session's folded state beside its log, with the log's length: at
+    /// start-up a snapshot whose length still matches stands for the whole log. Written to a
+    /// temporary file and renamed, so a crash leaves the old snapshot or the new one.
+    pub fn write_snapshot(&self, state: &SessionState) -> Result<(), StoreError> {
+        let log_path = self.log_path(&state.spec.id);
+        let log_len = fs::metadata(&log_path)
+            .map_err(io_error("read", &log_path))?
+            .len();
+        let path = self.snapshot_path(&state.spec.id);
+        let snapshot = serde_json::to_vec(&Snapshot {
+            log_len,
+            state: state.clone(),
+        })
+        .map_err(|source| StoreError::Encode {
+            path: path.clone(),
+            source,
+        })?;
+        let temporary = path.with_extension("json.tmp");
+        fs::write(&temporary, snapshot).map_err(io_error("write", &temporary))?;
+        fs::rename(&temporary, &path).map_err(io_error("write", &path))
+    }
+
+    /// A session's state from its snapshot, if the snapshot still matches the log.
+    fn read_snapshot(&self, session_id: &str, log_len: u64) -> Option<SessionState> {
+        let bytes = fs::read(self.snapshot_path(session_id)).ok()?;
+        let snapshot: Snapshot = serde_json::from_slice(&bytes).ok()?;
+        (snapshot.log_len == log_len).then_some(snapshot.state)
     }
 
     /// Rebuilds every session from its log. A log that cannot be read is skipped with a
@@ -223,6 +261,18 @@ impl RepoStore {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_none_or(|ext| ext != "jsonl") {
+                continue;
+            }
+            let snapshot = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .zip(entry.metadata().ok())
+                .and_then(|(id, metadata)| self.read_snapshot(id, metadata.len()));
+            if let Some(state) = snapshot {
+                loaded.push(LoadedSession {
+                    state,
+                    log_path: path,
+                });
                 continue;
             }
             match replay(&path, self.is_writable()) {
@@ -256,6 +306,13 @@ impl RepoStore {
             .filter(|record| record.seq > since)
             .collect())
     }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Snapshot {
+    log_len: u64,
+    state: SessionState,
 }
 
 /// The append side of one session's log.
@@ -429,6 +486,48 @@ mod tests {
         assert_eq!(fs::metadata(&path).expect("metadata").len(), intact_len);
         let state = fold(replayed.records).expect("fold");
         assert_eq!(state.status, SessionStatus::Running);
+    }
+
+    #[test]
+    fn a_snapshot_stands_for_its_log_until_the_log_grows() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let store = RepoStore::open(home.path(), Path::new("/repo")).expect("open");
+        let path = write_two_events(&store);
+        let replayed = fold(replay(&path, false).expect("replay").records).expect("fold");
+        store.write_snapshot(&replayed).expect("snapshot");
+
+        let loaded = store.load_all().expect("load");
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].state.status, SessionStatus::Running);
+        assert!(loaded[0].state.history.is_none(), "read from the snapshot");
+
+        let mut log = store.open_log("s1").expect("open log");
+        log.append(&EventRecord {
+            seq: 3,
+            at: 3,
+            event: Event::Status {
+                status: SessionStatus::Waiting,
+                activity: None,
+                reason: None,
+            },
+        })
+        .expect("append");
+        let loaded = store.load_all().expect("load");
+        assert_eq!(
+            loaded[0].state.status,
+            SessionStatus::Waiting,
+            "stale snapshot ignored"
+        );
+        assert!(loaded[0].state.history.is_some(), "replayed from the log");
+
+        store.remove_log("s1").expect("remove");
+        assert!(store.load_all().expect("load").is_empty());
+        assert_eq!(
+            fs::read_dir(path.parent().expect("dir"))
+                .expect("dir")
+                .count(),
+            0
+        );
     }
 
     #[test]
