@@ -450,3 +450,69 @@ async fn many_sessions_created_at_once_all_get_their_worktrees() {
     }
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_settings_apply_to_the_next_session() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["ok"]));
+    let mut client = env.server(&model).await;
+    client
+        .notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": {"tether": {"providers": {"fake": {"model": "changed-model"}}}}}),
+        )
+        .await;
+    let info = client
+        .call("tether/session/create", json!({"prompt": "which model?"}))
+        .await;
+    assert_eq!(info["model"], "changed-model");
+    client
+        .wait_for_status(info["id"].as_str().expect("id"), "waiting")
+        .await;
+    assert_eq!(model.requests()[0]["model"], "changed-model");
+    // The earlier layers stay: the provider still points at the same server.
+    assert_eq!(info["provider"], "fake");
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worktree_git_cannot_make_fails_the_session_and_leaves_nothing_behind() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["unreachable"]));
+    let mut client = env.server(&model).await;
+    // A stale ref lock, as a crashed git leaves it: git refuses to create the branch.
+    let refs = env.repo().join(".git/refs/heads/tether");
+    std::fs::create_dir_all(&refs).expect("mkdir");
+    std::fs::write(refs.join("locked.lock"), "").expect("lock");
+
+    let info = client
+        .call(
+            "tether/session/create",
+            json!({"prompt": "x", "name": "locked"}),
+        )
+        .await;
+    let id = info["id"].as_str().expect("id").to_owned();
+    let failed = client.wait_for_status(&id, "failed").await;
+    let reason = failed["event"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("git") && reason.contains("lock"),
+        "{reason}"
+    );
+    let worktree = std::path::PathBuf::from(info["worktree"].as_str().expect("worktree"));
+    assert!(!worktree.exists(), "no half-made worktree");
+    assert_eq!(env.branches(), ["main"]);
+    let worktrees = crate::support::git(&env.repo(), &["worktree", "list", "--porcelain"]);
+    assert_eq!(worktrees.matches("worktree ").count(), 1, "{worktrees}");
+    assert!(model.requests().is_empty());
+
+    // Once the lock is gone, resuming makes the worktree and runs the turn.
+    std::fs::remove_file(refs.join("locked.lock")).expect("unlock");
+    client
+        .call("tether/session/resume", json!({"id": id}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    assert!(worktree.join("README.md").exists());
+    client.shutdown().await;
+}

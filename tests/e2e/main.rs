@@ -3,6 +3,7 @@
 mod support;
 
 mod bad_input;
+mod cli;
 mod crash;
 mod lifecycle;
 mod local_model;

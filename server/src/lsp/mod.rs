@@ -92,24 +92,7 @@ impl Backend {
             .subscribe()
             .wait_for(|loaded| *loaded)
             .await;
-        let outcome = std::panic::AssertUnwindSafe(handlers::session::handle(self, method, params))
-            .catch_unwind()
-            .await;
-        match outcome {
-            Ok(result) => result,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|text| (*text).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
-                tracing::error!("handler for {method} panicked: {message}");
-                Err(rpc_error(
-                    ext::error_code::INTERNAL,
-                    format!("internal error in tether/session/{method}: {message}"),
-                ))
-            }
-        }
+        answer_or_report_panic(method, handlers::session::handle(self, method, params)).await
     }
 
     /// Forwards the manager's events to the client, in order, for as long as it is connected.
@@ -138,6 +121,28 @@ impl Backend {
                 }
             }
         });
+    }
+}
+
+/// Runs a handler; a panic inside it becomes an internal-error reply to that one request.
+async fn answer_or_report_panic(
+    method: &str,
+    handler: impl std::future::Future<Output = jsonrpc::Result<Value>>,
+) -> jsonrpc::Result<Value> {
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            tracing::error!("handler for {method} panicked: {message}");
+            Err(rpc_error(
+                ext::error_code::INTERNAL,
+                format!("internal error in tether/session/{method}: {message}"),
+            ))
+        }
     }
 }
 
@@ -322,5 +327,39 @@ impl LanguageServer for Backend {
             .next()
             .unwrap_or_else(|| json!({}));
         self.dispatch(short, argument).await.map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_with_an_internal_error() {
+        let answer = answer_or_report_panic("list", async {
+            let items: Vec<u8> = Vec::new();
+            #[allow(clippy::indexing_slicing)]
+            let first = items[3];
+            Ok(json!(first))
+        })
+        .await;
+        let error = answer.expect_err("a panic is an error reply");
+        assert_eq!(
+            error.code,
+            ErrorCode::ServerError(ext::error_code::INTERNAL)
+        );
+        assert!(
+            error.message.contains("tether/session/list"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.message.contains("index out of bounds"),
+            "{}",
+            error.message
+        );
+
+        let answer = answer_or_report_panic("list", async { Ok(json!({"fine": true})) }).await;
+        assert_eq!(answer.expect("passes through"), json!({"fine": true}));
     }
 }

@@ -28,6 +28,9 @@ pub enum Reply {
     Status(u16, String),
     /// HTTP 200 with an empty body (what llama.cpp's server sends for streamed tool choice).
     Empty,
+    /// Content chunks as fast as the server can send them, for this long, then a normal end.
+    #[allow(dead_code)] // used by benches/tether.rs, which shares this module
+    Flood(Duration),
 }
 
 fn content_chunk(text: &str) -> String {
@@ -244,6 +247,28 @@ async fn write_reply(socket: &mut TcpStream, reply: Reply) -> std::io::Result<()
             socket
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 .await
+        }
+        Reply::Flood(duration) => {
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+                .await?;
+            let until = tokio::time::Instant::now() + duration;
+            let mut sent = 0u64;
+            while tokio::time::Instant::now() < until {
+                let payload = format!("data: {}\n\n", content_chunk(&format!("token{sent} ")));
+                socket
+                    .write_all(format!("{:x}\r\n{payload}\r\n", payload.len()).as_bytes())
+                    .await?;
+                sent += 1;
+            }
+            for data in [finish_chunk(), usage_chunk(11, sent), "[DONE]".to_owned()] {
+                let payload = format!("data: {data}\n\n");
+                socket
+                    .write_all(format!("{:x}\r\n{payload}\r\n", payload.len()).as_bytes())
+                    .await?;
+            }
+            socket.write_all(b"0\r\n\r\n").await?;
+            socket.shutdown().await
         }
         Reply::Sse(steps) => {
             socket
