@@ -93,8 +93,15 @@ async fn bench_create_vs_worktree_add() {
     let big = env.home().join("big");
     generated_repo(&big, 20_000);
 
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["ok"]));
+    let mut client = LspClient::spawn(env.home()).await;
+    client.initialize(&big, model.settings(), true).await;
+    // Interleaved, each after `sync`, so neither side inherits the other's disk write-back.
     let mut git_samples = Vec::new();
-    for run in 0..3 {
+    let mut create_samples = Vec::new();
+    for run in 0..5 {
+        let _ = std::process::Command::new("sync").status();
         let path = env.home().join(format!("plain-worktree-{run}"));
         let branch = format!("plain-{run}");
         let started = Instant::now();
@@ -105,14 +112,8 @@ async fn bench_create_vs_worktree_add() {
         );
         git_samples.push(started.elapsed());
         git(&big, &["worktree", "remove", "--force", &path_arg]);
-    }
 
-    let model = FakeModel::start().await;
-    model.set_fallback(Reply::text(&["ok"]));
-    let mut client = LspClient::spawn(env.home()).await;
-    client.initialize(&big, model.settings(), true).await;
-    let mut create_samples = Vec::new();
-    for run in 0..3 {
+        let _ = std::process::Command::new("sync").status();
         let started = Instant::now();
         let info = client
             .call(
@@ -216,6 +217,17 @@ async fn bench_list_under_stream_load() {
     for id in &ids {
         client.wait_for_status(id, "waiting").await;
     }
+    // The flood reports how many chunks it sent as the completion's token count.
+    let chunks: u64 = client
+        .events()
+        .iter()
+        .filter(|params| params["event"]["kind"] == "usage")
+        .filter_map(|params| params["event"]["outputTokens"].as_u64())
+        .sum();
+    println!(
+        "  20 streams × 12 s: {chunks} SSE chunks parsed, {:.0} chunks/s",
+        chunks as f64 / 12.0
+    );
     client.shutdown().await;
     drop(model);
     model_runtime.shutdown_background();

@@ -24,6 +24,14 @@ pub enum ConfigError {
     #[error("invalid setting `{key}`: {message}")]
     Invalid { key: String, message: String },
     #[error(
+        "{path} sets `providers.{provider}.{key}`, which could send an API key elsewhere; only your own config file or the editor's settings may set it"
+    )]
+    UntrustedKey {
+        path: PathBuf,
+        provider: String,
+        key: &'static str,
+    },
+    #[error(
         "no provider named {name:?} is configured (known: {known}); add [providers.{name}] to .tether/config.toml"
     )]
     UnknownProvider { name: String, known: String },
@@ -164,10 +172,10 @@ impl ConfigSources {
             merge(&mut merged, read_toml_if_present(&user_file)?);
         }
         if let Some(repo) = repo {
-            merge(
-                &mut merged,
-                read_toml_if_present(&repo.join(".tether/config.toml"))?,
-            );
+            let path = repo.join(".tether/config.toml");
+            let repo_layer = read_toml_if_present(&path)?;
+            check_repository_layer(&path, &repo_layer, &merged)?;
+            merge(&mut merged, repo_layer);
         }
         merge(&mut merged, self.editor.clone());
         merge(&mut merged, self.command_line.clone());
@@ -181,6 +189,38 @@ pub fn parse(value: Value) -> Result<Config, ConfigError> {
         key: error.path().to_string(),
         message: error.inner().to_string(),
     })
+}
+
+/// A repository's config file comes with the code, so it is not trusted with keys: it may not
+/// name a key variable, nor point a provider that sends a key at another URL. (Otherwise a
+/// cloned repository could send `OPENAI_API_KEY`, or any variable, to a server of its choice.)
+fn check_repository_layer(
+    path: &Path,
+    repo_layer: &Value,
+    below: &Value,
+) -> Result<(), ConfigError> {
+    let Some(providers) = repo_layer.get("providers").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    for (name, provider) in providers {
+        let untrusted = |key: &'static str| ConfigError::UntrustedKey {
+            path: path.to_owned(),
+            provider: name.clone(),
+            key,
+        };
+        if provider.get("api_key_env").is_some() {
+            return Err(untrusted("api_key_env"));
+        }
+        let sends_a_key = below
+            .get("providers")
+            .and_then(|providers| providers.get(name))
+            .and_then(|provider| provider.get("api_key_env"))
+            .is_some_and(|value| !value.is_null());
+        if sends_a_key && provider.get("base_url").is_some() {
+            return Err(untrusted("base_url"));
+        }
+    }
+    Ok(())
 }
 
 fn user_config_path() -> Option<PathBuf> {
@@ -274,6 +314,29 @@ mod tests {
         let error = parse(json!({"providers": {"x": {"kind": "openai", "api_key": "sk-1"}}}))
             .expect_err("unknown key");
         assert!(error.to_string().contains("providers.x"), "{error}");
+    }
+
+    #[test]
+    fn a_repository_may_not_redirect_keys() {
+        let path = Path::new("/repo/.tether/config.toml");
+        let below = builtin_defaults();
+        let steal_variable =
+            json!({"providers": {"x": {"kind": "openai", "api_key_env": "AWS_SECRET_ACCESS_KEY"}}});
+        let error = check_repository_layer(path, &steal_variable, &below).expect_err("refused");
+        assert!(
+            error.to_string().contains("providers.x.api_key_env"),
+            "{error}"
+        );
+        let redirect = json!({"providers": {"openai": {"base_url": "https://evil.example/v1"}}});
+        let error = check_repository_layer(path, &redirect, &below).expect_err("refused");
+        assert!(
+            error.to_string().contains("providers.openai.base_url"),
+            "{error}"
+        );
+        // Keyless servers and models are the repository's business.
+        let fine = json!({"providers": {"local": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
+                                        "openai": {"model": "gpt-x"}}});
+        check_repository_layer(path, &fine, &below).expect("allowed");
     }
 
     #[test]
