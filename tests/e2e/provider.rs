@@ -178,3 +178,32 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_goes_silent_times_out_clearly() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::Sse(vec![
+        crate::support::fake_model::Step::Data(
+            json!({"choices": [{"delta": {"content": "Thinking about it"}, "finish_reason": null}]})
+                .to_string(),
+        ),
+        crate::support::fake_model::Step::Sleep(std::time::Duration::from_secs(5)),
+    ]));
+    let mut settings = model.settings();
+    settings["providers"]["fake"]["timeout_secs"] = json!(1);
+    let mut client = crate::support::LspClient::spawn(env.home()).await;
+    client.initialize(&env.repo(), settings, true).await;
+    let info = client
+        .call("tether/session/create", json!({"prompt": "Hello"}))
+        .await;
+    let id = info["id"].as_str().expect("id").to_owned();
+    let failed = client.wait_for_status(&id, "failed").await;
+    let reason = failed["event"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("sent nothing for 1 s"), "{reason}");
+    assert_eq!(
+        agent_messages(&client.session_events(&id))[0]["text"],
+        "Thinking about it"
+    );
+    client.shutdown().await;
+}
