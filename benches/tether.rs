@@ -57,8 +57,7 @@ async fn bench_initialize() {
     let mut samples = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
-        let mut client = LspClient::spawn(env.home()).await;
-        client.initialize(&env.repo(), json!({}), true).await;
+        let client = env.server_with(json!({})).await;
         samples.push(started.elapsed());
         client.shutdown().await;
     }
@@ -157,10 +156,9 @@ async fn bench_list_under_stream_load() {
         .await
         .expect("model server");
     model.set_fallback(Reply::Flood(Duration::from_secs(12)));
-    let mut client = LspClient::spawn(env.home()).await;
     let mut settings = model.settings();
     settings["session"] = json!({"max_working": 20});
-    client.initialize(&env.repo(), settings, true).await;
+    let mut client = env.server_with(settings).await;
     let mut idle_samples = Vec::new();
     for _ in 0..200 {
         let started = Instant::now();
@@ -359,10 +357,9 @@ async fn bench_idle_rss() {
     let env = TestEnv::new();
     let model = FakeModel::start().await;
     model.set_fallback(Reply::text(&["done"]));
-    let mut client = LspClient::spawn(env.home()).await;
     let mut settings = model.settings();
     settings["session"] = json!({"max_working": 8});
-    client.initialize(&env.repo(), settings, true).await;
+    let mut client = env.server_with(settings).await;
     let baseline = rss_kib(client.pid());
     let mut ids = Vec::new();
     for index in 0..100 {

@@ -244,13 +244,7 @@ async fn a_second_server_on_the_same_repository_is_read_only() {
     let model = FakeModel::start().await;
     model.set_fallback(Reply::text(&["first"]));
     let mut first = env.server(&model).await;
-    let info = first
-        .call(
-            "tether/session/create",
-            json!({"prompt": "owned by the first"}),
-        )
-        .await;
-    let id = info["id"].as_str().expect("id").to_owned();
+    let (_, id) = first.create(json!({"prompt": "owned by the first"})).await;
     first.wait_for_status(&id, "waiting").await;
 
     let mut second = env.server(&model).await;

@@ -17,21 +17,13 @@ async fn kill_9_mid_stream_then_restart_recovers_every_session() {
     let client = env.server(&model).await;
     let mut client = client;
 
-    let idle = client
-        .call(
-            "tether/session/create",
-            json!({"prompt": "finish quickly", "name": "idle"}),
-        )
+    let (_, idle_id) = client
+        .create(json!({"prompt": "finish quickly", "name": "idle"}))
         .await;
-    let idle_id = idle["id"].as_str().expect("id").to_owned();
     client.wait_for_status(&idle_id, "waiting").await;
-    let busy = client
-        .call(
-            "tether/session/create",
-            json!({"prompt": "talk for a while", "name": "busy"}),
-        )
+    let (_, busy_id) = client
+        .create(json!({"prompt": "talk for a while", "name": "busy"}))
         .await;
-    let busy_id = busy["id"].as_str().expect("id").to_owned();
     // Let several coalesced deltas arrive, then pull the plug.
     for _ in 0..200 {
         let deltas = client
@@ -189,10 +181,7 @@ async fn shutdown_stops_working_sessions_resumably() {
     let slow: Vec<&str> = vec!["zzz "; 100];
     model.push(Reply::text_paced(&slow, Duration::from_millis(50)));
     let mut client = env.server(&model).await;
-    let info = client
-        .call("tether/session/create", json!({"prompt": "sleep"}))
-        .await;
-    let id = info["id"].as_str().expect("id").to_owned();
+    let (_, id) = client.create(json!({"prompt": "sleep"})).await;
     client
         .wait_for_event(&id, |event| event["kind"] == "delta")
         .await;

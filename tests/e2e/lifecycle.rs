@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{
-    FakeModel, LspClient, Reply, TestEnv, agent_messages, assert_gap_free, streamed_text,
-};
+use crate::support::{FakeModel, Reply, TestEnv, agent_messages, assert_gap_free, streamed_text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_streams_a_reply_into_a_worktree_and_waits() {
@@ -16,13 +14,9 @@ async fn create_streams_a_reply_into_a_worktree_and_waits() {
     model.push(Reply::text(&["Hello", ", ", "world", "!"]));
     let mut client = env.server(&model).await;
 
-    let info = client
-        .call(
-            "tether/session/create",
-            json!({"prompt": "Say hello to the world"}),
-        )
+    let (info, id) = client
+        .create(json!({"prompt": "Say hello to the world"}))
         .await;
-    let id = info["id"].as_str().expect("id").to_owned();
     assert_eq!(info["name"], "say-hello-to-the-world");
     assert_eq!(info["branch"], "tether/say-hello-to-the-world");
     assert_eq!(info["baseBranch"], "main");
@@ -108,10 +102,7 @@ async fn a_follow_up_sent_while_working_is_queued_then_delivered() {
     model.push(Reply::text(&["Second answer"]));
     let mut client = env.server(&model).await;
 
-    let info = client
-        .call("tether/session/create", json!({"prompt": "Count to three"}))
-        .await;
-    let id = info["id"].as_str().expect("id").to_owned();
+    let (_, id) = client.create(json!({"prompt": "Count to three"})).await;
     client
         .wait_for_event(&id, |event| event["kind"] == "delta")
         .await;
@@ -168,10 +159,7 @@ async fn stop_mid_stream_then_resume() {
     model.push(Reply::text(&["Resumed answer"]));
     let mut client = env.server(&model).await;
 
-    let info = client
-        .call("tether/session/create", json!({"prompt": "Tick slowly"}))
-        .await;
-    let id = info["id"].as_str().expect("id").to_owned();
+    let (_, id) = client.create(json!({"prompt": "Tick slowly"})).await;
     client
         .wait_for_event(&id, |event| event["kind"] == "delta")
         .await;
@@ -231,13 +219,9 @@ async fn clone_export_complete_and_delete() {
     model.push(Reply::text(&["The answer is 42."]));
     let mut client = env.server(&model).await;
 
-    let info = client
-        .call(
-            "tether/session/create",
-            json!({"prompt": "What is the answer?", "name": "answer", "mode": "chat"}),
-        )
+    let (info, id) = client
+        .create(json!({"prompt": "What is the answer?", "name": "answer", "mode": "chat"}))
         .await;
-    let id = info["id"].as_str().expect("id").to_owned();
     assert_eq!(info["mode"], "chat");
     client.wait_for_status(&id, "waiting").await;
 
@@ -343,10 +327,9 @@ async fn sessions_beyond_the_working_cap_wait_in_order() {
         &["slow ", "reply"],
         Duration::from_millis(300),
     ));
-    let mut client = LspClient::spawn(env.home()).await;
     let mut settings = model.settings();
     settings["session"] = json!({"max_working": 1});
-    client.initialize(&env.repo(), settings, true).await;
+    let mut client = env.server_with(settings).await;
 
     let mut ids = Vec::new();
     for prompt in ["first task", "second task", "third task"] {
@@ -393,10 +376,7 @@ async fn fast_streams_are_coalesced_into_few_notifications() {
     model.push(Reply::text(&pieces));
     let mut client = env.server(&model).await;
 
-    let info = client
-        .call("tether/session/create", json!({"prompt": "Stream fast"}))
-        .await;
-    let id = info["id"].as_str().expect("id").to_owned();
+    let (_, id) = client.create(json!({"prompt": "Stream fast"})).await;
     client.wait_for_status(&id, "waiting").await;
     let events = client.session_events(&id);
     let deltas = events
@@ -424,10 +404,9 @@ async fn many_sessions_created_at_once_all_get_their_worktrees() {
     let env = TestEnv::new();
     let model = FakeModel::start().await;
     model.set_fallback(Reply::text(&["ok"]));
-    let mut client = LspClient::spawn(env.home()).await;
     let mut settings = model.settings();
     settings["session"] = json!({"max_working": 20});
-    client.initialize(&env.repo(), settings, true).await;
+    let mut client = env.server_with(settings).await;
     let mut ids = Vec::new();
     for index in 0..20 {
         let info = client
@@ -487,13 +466,9 @@ async fn a_worktree_git_cannot_make_fails_the_session_and_leaves_nothing_behind(
     std::fs::create_dir_all(&refs).expect("mkdir");
     std::fs::write(refs.join("locked.lock"), "").expect("lock");
 
-    let info = client
-        .call(
-            "tether/session/create",
-            json!({"prompt": "x", "name": "locked"}),
-        )
+    let (info, id) = client
+        .create(json!({"prompt": "x", "name": "locked"}))
         .await;
-    let id = info["id"].as_str().expect("id").to_owned();
     let failed = client.wait_for_status(&id, "failed").await;
     let reason = failed["event"]["reason"].as_str().unwrap_or_default();
     assert!(

@@ -26,13 +26,9 @@ async fn a_real_model_answers_and_follows_up_over_lsp() {
     client
         .initialize(&env.repo(), local_model_settings(), true)
         .await;
-    let info = client
-        .call(
-            "tether/session/create",
-            json!({"prompt": "Say hello in five words."}),
-        )
+    let (_, id) = client
+        .create(json!({"prompt": "Say hello in five words."}))
         .await;
-    let id = info["id"].as_str().expect("id").to_owned();
     client.wait_for_status(&id, "waiting").await;
     // A second turn sends the first reply back as an assistant message, which the server
     // rejects if its content is null.

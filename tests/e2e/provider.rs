@@ -6,10 +6,7 @@ use crate::support::{FakeModel, Reply, TestEnv, agent_messages};
 
 async fn run_one(model: &FakeModel, env: &TestEnv) -> (crate::support::LspClient, String) {
     let mut client = env.server(model).await;
-    let info = client
-        .call("tether/session/create", json!({"prompt": "Hello"}))
-        .await;
-    let id = info["id"].as_str().expect("id").to_owned();
+    let (_, id) = client.create(json!({"prompt": "Hello"})).await;
     (client, id)
 }
 
@@ -117,12 +114,8 @@ async fn the_api_key_comes_from_the_named_variable_and_is_never_written() {
     settings["providers"]["fake"]["api_key_env"] = json!("TETHER_TEST_KEY");
 
     // Without the variable, the session fails and says which variable is missing.
-    let mut client = crate::support::LspClient::spawn(env.home()).await;
-    client.initialize(&env.repo(), settings.clone(), true).await;
-    let info = client
-        .call("tether/session/create", json!({"prompt": "Hello"}))
-        .await;
-    let id = info["id"].as_str().expect("id").to_owned();
+    let mut client = env.server_with(settings.clone()).await;
+    let (_, id) = client.create(json!({"prompt": "Hello"})).await;
     let failed = client.wait_for_status(&id, "failed").await;
     assert!(
         failed["event"]["reason"]
@@ -137,10 +130,7 @@ async fn the_api_key_comes_from_the_named_variable_and_is_never_written() {
     let mut client =
         crate::support::LspClient::spawn_with_env(env.home(), &[("TETHER_TEST_KEY", key)]).await;
     client.initialize(&env.repo(), settings, true).await;
-    let info = client
-        .call("tether/session/create", json!({"prompt": "Hello"}))
-        .await;
-    let id = info["id"].as_str().expect("id").to_owned();
+    let (_, id) = client.create(json!({"prompt": "Hello"})).await;
     client.wait_for_status(&id, "waiting").await;
     let stderr = client.stderr();
     client.shutdown().await;
@@ -192,12 +182,8 @@ async fn a_stream_that_goes_silent_times_out_clearly() {
     ]));
     let mut settings = model.settings();
     settings["providers"]["fake"]["timeout_secs"] = json!(1);
-    let mut client = crate::support::LspClient::spawn(env.home()).await;
-    client.initialize(&env.repo(), settings, true).await;
-    let info = client
-        .call("tether/session/create", json!({"prompt": "Hello"}))
-        .await;
-    let id = info["id"].as_str().expect("id").to_owned();
+    let mut client = env.server_with(settings).await;
+    let (_, id) = client.create(json!({"prompt": "Hello"})).await;
     let failed = client.wait_for_status(&id, "failed").await;
     let reason = failed["event"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("sent nothing for 1 s"), "{reason}");

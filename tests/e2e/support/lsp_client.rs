@@ -168,6 +168,16 @@ impl LspClient {
         }
     }
 
+    /// `tether/session/create`, which must succeed; returns the SessionInfo and the id.
+    pub async fn create(&mut self, params: Value) -> (Value, String) {
+        let info = self.call("tether/session/create", params).await;
+        let id = info["id"]
+            .as_str()
+            .expect("the session has an id")
+            .to_owned();
+        (info, id)
+    }
+
     /// A request that must fail; returns the error object.
     pub async fn call_err(&mut self, method: &str, params: Value) -> Value {
         match self.request(method, params).await {

@@ -81,10 +81,13 @@ impl TestEnv {
 
     /// A server initialized on this repo, opted in to notifications, using `model`.
     pub async fn server(&self, model: &FakeModel) -> LspClient {
+        self.server_with(model.settings()).await
+    }
+
+    /// A server initialized on this repo, opted in to notifications, with these settings.
+    pub async fn server_with(&self, settings: Value) -> LspClient {
         let mut client = LspClient::spawn(self.home()).await;
-        client
-            .initialize(&self.repo(), model.settings(), true)
-            .await;
+        client.initialize(&self.repo(), settings, true).await;
         client
     }
 }
