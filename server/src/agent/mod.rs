@@ -10,8 +10,14 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::provider::{ChatRequest, ModelProvider, ProviderError, StreamEvent};
-use crate::session::{Event, Item, ItemPhase, MessageRole, TokenUsage, TurnEndReason};
+pub mod tools;
+
+use crate::provider::{
+    ChatMessage, ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, ToolCallRequest,
+};
+use crate::session::{
+    Event, Item, ItemPhase, MessageRole, TokenUsage, ToolCallStatus, TurnEndReason,
+};
 
 /// Streamed text is sent at most about once per frame, so a fast model cannot flood the
 /// editor with notifications.
@@ -87,14 +93,25 @@ pub fn new_item_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// Runs one model call and streams it into `sink`.
+/// How a turn may use tools.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    /// Where tools run; `None` runs a turn without tools.
+    pub tools: Option<tools::ToolContext>,
+    /// Model calls one turn may make before it ends with `max_turns`.
+    pub max_steps: usize,
+}
+
+/// Runs a turn: model calls and the tool calls they ask for, until the model ends its
+/// turn (or calls `finish`), the user stops it, or a limit is hit.
 pub async fn run_turn(
     provider: &dyn ModelProvider,
-    request: &ChatRequest,
+    mut request: ChatRequest,
+    settings: &TurnSettings,
     cancel: &CancellationToken,
     sink: &mut dyn EventSink,
 ) -> TurnOutcome {
-    match stream_reply(provider, request, cancel, sink).await {
+    match run_steps(provider, &mut request, settings, cancel, sink).await {
         Ok(reason) => TurnOutcome {
             reason,
             message: None,
@@ -106,17 +123,119 @@ pub async fn run_turn(
     }
 }
 
+async fn run_steps(
+    provider: &dyn ModelProvider,
+    request: &mut ChatRequest,
+    settings: &TurnSettings,
+    cancel: &CancellationToken,
+    sink: &mut dyn EventSink,
+) -> Result<TurnEndReason, String> {
+    for _ in 0..settings.max_steps.max(1) {
+        let reply = stream_reply(provider, request, cancel, sink).await?;
+        if reply.reason != TurnEndReason::EndTurn || reply.tool_calls.is_empty() {
+            return Ok(reply.reason);
+        }
+        let Some(context) = &settings.tools else {
+            return Err("the model called a tool, but this turn has none".to_owned());
+        };
+        request.messages.push(ChatMessage {
+            tool_calls: reply.tool_calls.clone(),
+            ..ChatMessage::new(ChatRole::Assistant, reply.text)
+        });
+        let mut finished = false;
+        for call in reply.tool_calls {
+            let outcome = run_tool_call(context, &call, cancel, sink).await?;
+            if cancel.is_cancelled() {
+                return Ok(TurnEndReason::Stopped);
+            }
+            finished |= outcome.finished.is_some();
+            request.messages.push(ChatMessage {
+                tool_call_id: Some(call.id.clone()),
+                ..ChatMessage::new(ChatRole::Tool, outcome.output)
+            });
+        }
+        if finished {
+            return Ok(TurnEndReason::EndTurn);
+        }
+    }
+    Ok(TurnEndReason::MaxTurns)
+}
+
+/// Runs one tool call as a `toolCall` item (and a `fileChange` item per file it changed).
+async fn run_tool_call(
+    context: &tools::ToolContext,
+    call: &ToolCallRequest,
+    cancel: &CancellationToken,
+    sink: &mut dyn EventSink,
+) -> Result<tools::ToolOutcome, String> {
+    let id = new_item_id();
+    let input = serde_json::from_str::<serde_json::Value>(&call.arguments)
+        .unwrap_or_else(|_| serde_json::Value::String(call.arguments.clone()));
+    let item = |status, output: Option<String>, duration_ms: Option<u64>| Item::ToolCall {
+        id: id.clone(),
+        call_id: call.id.clone(),
+        tool: call.name.clone(),
+        input: input.clone(),
+        status,
+        output,
+        duration_ms,
+    };
+    sink.emit(Event::Item {
+        phase: ItemPhase::Started,
+        item: item(ToolCallStatus::Running, None, None),
+    })?;
+    let started = std::time::Instant::now();
+    let outcome = tools::run(context, &call.name, &call.arguments, cancel).await;
+    let status = if outcome.is_error {
+        ToolCallStatus::Failed
+    } else {
+        ToolCallStatus::Completed
+    };
+    sink.emit(Event::Item {
+        phase: ItemPhase::Completed,
+        item: item(
+            status,
+            Some(outcome.output.clone()),
+            Some(started.elapsed().as_millis() as u64),
+        ),
+    })?;
+    for change in &outcome.file_changes {
+        sink.emit(Event::Item {
+            phase: ItemPhase::Completed,
+            item: Item::FileChange {
+                id: new_item_id(),
+                path: change.path.clone(),
+                additions: change.additions,
+                deletions: change.deletions,
+            },
+        })?;
+    }
+    Ok(outcome)
+}
+
+/// One model response.
+struct Reply {
+    reason: TurnEndReason,
+    text: String,
+    tool_calls: Vec<ToolCallRequest>,
+}
+
 async fn stream_reply(
     provider: &dyn ModelProvider,
     request: &ChatRequest,
     cancel: &CancellationToken,
     sink: &mut dyn EventSink,
-) -> Result<TurnEndReason, String> {
+) -> Result<Reply, String> {
     let mut stream = tokio::select! {
         biased;
-        () = cancel.cancelled() => return Ok(TurnEndReason::Stopped),
+        () = cancel.cancelled() => return Ok(Reply {
+            reason: TurnEndReason::Stopped,
+            text: String::new(),
+            tool_calls: Vec::new(),
+        }),
         stream = provider.stream_chat(request) => stream.map_err(|error| error.to_string())?,
     };
+    let mut tool_calls = Vec::new();
 
     let mut reply: Option<StreamingItem> = None;
     let mut thinking: Option<StreamingItem> = None;
@@ -154,6 +273,10 @@ async fn stream_reply(
                         usage = Some(reported);
                         None
                     }
+                    Some(Ok(StreamEvent::ToolCall(call))) => {
+                        tool_calls.push(call);
+                        None
+                    }
                     Some(Ok(StreamEvent::Finished(_))) | None => break TurnEndReason::EndTurn,
                     Some(Err(error)) => {
                         failure = Some(error);
@@ -172,6 +295,10 @@ async fn stream_reply(
     if let Some(item) = thinking {
         item.complete(interrupted, sink)?;
     }
+    let text = reply
+        .as_ref()
+        .map(|item| item.text.clone())
+        .unwrap_or_default();
     let reply_id = match reply {
         Some(item) => {
             let id = item.id.clone();
@@ -196,7 +323,11 @@ async fn stream_reply(
     }
     match failure {
         Some(error) => Err(error.to_string()),
-        None => Ok(reason),
+        None => Ok(Reply {
+            reason,
+            text,
+            tool_calls,
+        }),
     }
 }
 

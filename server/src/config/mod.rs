@@ -86,6 +86,13 @@ pub struct SessionSettings {
     pub worktree_dir: Option<PathBuf>,
     /// `ask`, `auto` or `read-only` (used by the agent's tools).
     pub permission_mode: String,
+    /// Whether the agent gets its tools (read, search, edit, run…); off for models that
+    /// cannot call tools.
+    pub tools: bool,
+    /// Model calls one turn may make (each tool round is one) before it ends `max_turns`.
+    pub max_turns: usize,
+    /// The longest a command the agent runs may take.
+    pub command_timeout_secs: u64,
 }
 
 impl Default for SessionSettings {
@@ -94,6 +101,9 @@ impl Default for SessionSettings {
             max_working: 4,
             worktree_dir: None,
             permission_mode: "auto".to_owned(),
+            tools: true,
+            max_turns: 50,
+            command_timeout_secs: 600,
         }
     }
 }

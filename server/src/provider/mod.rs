@@ -22,18 +22,52 @@ pub enum ChatRole {
     System,
     User,
     Assistant,
+    /// The result of a tool call, answering `tool_call_id`.
+    Tool,
+}
+
+/// A tool call as the model asked for it; `arguments` is the JSON text it sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallRequest {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
     pub role: ChatRole,
     pub content: String,
+    /// On an assistant message: the tools it called.
+    pub tool_calls: Vec<ToolCallRequest>,
+    /// On a tool message: the call it answers.
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn new(role: ChatRole, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+/// A tool the model may call: its name, what it does, and its parameters' JSON schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDefinition {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub parameters: serde_json::Value,
 }
 
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
+    pub tools: Vec<ToolDefinition>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
 }
@@ -42,6 +76,8 @@ pub struct ChatRequest {
 pub enum StreamEvent {
     TextDelta(String),
     ThinkingDelta(String),
+    /// A complete tool call, sent once its streamed pieces are all in.
+    ToolCall(ToolCallRequest),
     Usage(TokenUsage),
     /// The model finished its reply (`finish_reason`, when the server gave one).
     Finished(Option<String>),

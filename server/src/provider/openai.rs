@@ -87,9 +87,24 @@ impl OpenAiProvider {
                     ChatRole::System => "system",
                     ChatRole::User => "user",
                     ChatRole::Assistant => "assistant",
+                    ChatRole::Tool => "tool",
                 };
                 // Always a string: some servers reject `content: null` (LOCAL_MODEL.md).
-                json!({ "role": role, "content": message.content })
+                let mut wire = json!({ "role": role, "content": message.content });
+                if !message.tool_calls.is_empty() {
+                    wire["tool_calls"] = message
+                        .tool_calls
+                        .iter()
+                        .map(|call| {
+                            json!({"id": call.id, "type": "function",
+                                   "function": {"name": call.name, "arguments": call.arguments}})
+                        })
+                        .collect();
+                }
+                if let Some(id) = &message.tool_call_id {
+                    wire["tool_call_id"] = json!(id);
+                }
+                wire
             })
             .collect();
         let mut body = json!({
@@ -98,6 +113,16 @@ impl OpenAiProvider {
             "stream": true,
             "stream_options": { "include_usage": true },
         });
+        if !request.tools.is_empty() {
+            body["tools"] = request
+                .tools
+                .iter()
+                .map(|tool| {
+                    json!({"type": "function", "function": {
+                        "name": tool.name, "description": tool.description, "parameters": tool.parameters}})
+                })
+                .collect();
+        }
         if let Some(temperature) = request.temperature {
             body["temperature"] = json!(temperature);
         }
@@ -210,6 +235,7 @@ impl ModelProvider for OpenAiProvider {
                 done: false,
                 saw_data: false,
                 finish_reason: None,
+                tool_calls: Vec::new(),
                 idle_timeout: self.timeout,
                 url: self.url.clone(),
             };
@@ -241,8 +267,34 @@ struct ChunkReader {
     done: bool,
     saw_data: bool,
     finish_reason: Option<String>,
+    tool_calls: Vec<PartialToolCall>,
     idle_timeout: Duration,
     url: String,
+}
+
+impl ChunkReader {
+    /// The reply is complete: hand out the assembled tool calls, then the finish.
+    fn finish(&mut self) {
+        self.done = true;
+        for (index, call) in std::mem::take(&mut self.tool_calls).into_iter().enumerate() {
+            if call.name.is_empty() {
+                continue;
+            }
+            let id = if call.id.is_empty() {
+                format!("call_{index}")
+            } else {
+                call.id
+            };
+            self.pending
+                .push_back(StreamEvent::ToolCall(super::ToolCallRequest {
+                    id,
+                    name: call.name,
+                    arguments: call.arguments,
+                }));
+        }
+        let reason = self.finish_reason.take();
+        self.pending.push_back(StreamEvent::Finished(reason));
+    }
 }
 
 async fn next_event(
@@ -264,9 +316,7 @@ async fn next_event(
             Ok(Some(Ok(event))) => {
                 reader.saw_data = true;
                 if event.data.trim() == "[DONE]" {
-                    reader.done = true;
-                    let reason = reader.finish_reason.take();
-                    reader.pending.push_back(StreamEvent::Finished(reason));
+                    reader.finish();
                     continue;
                 }
                 parse_chunk(&event.data, &mut reader)
@@ -274,9 +324,7 @@ async fn next_event(
             Ok(Some(Err(_))) => Err(ProviderError::StreamCut),
             Ok(None) if reader.finish_reason.is_some() => {
                 // Some servers end without `[DONE]` once they have said why they stopped.
-                reader.done = true;
-                let reason = reader.finish_reason.take();
-                reader.pending.push_back(StreamEvent::Finished(reason));
+                reader.finish();
                 continue;
             }
             Ok(None) if !reader.saw_data => Err(ProviderError::EmptyReply),
@@ -309,6 +357,53 @@ struct Delta {
     content: Option<String>,
     /// Reasoning text, as DeepSeek, vLLM and llama.cpp send it.
     reasoning_content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ToolCallDelta>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallDelta {
+    #[serde(default)]
+    index: usize,
+    id: Option<String>,
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+/// A tool call being assembled from streamed pieces.
+#[derive(Default)]
+struct PartialToolCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+impl PartialToolCall {
+    fn absorb(&mut self, delta: ToolCallDelta) {
+        if let Some(id) = delta.id.filter(|id| !id.is_empty())
+            && self.id.is_empty()
+        {
+            self.id = id;
+        }
+        let Some(function) = delta.function else {
+            return;
+        };
+        // Some servers (llama.cpp's) repeat the whole name in every chunk: a name that is
+        // already complete is not appended again.
+        if let Some(name) = function.name.filter(|name| !name.is_empty())
+            && name != self.name
+        {
+            self.name.push_str(&name);
+        }
+        if let Some(arguments) = function.arguments {
+            self.arguments.push_str(&arguments);
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -370,6 +465,14 @@ fn parse_chunk(data: &str, reader: &mut ChunkReader) -> Result<(), ProviderError
             }
             if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
                 reader.pending.push_back(StreamEvent::TextDelta(text));
+            }
+            for call in delta.tool_calls {
+                if reader.tool_calls.len() <= call.index {
+                    reader
+                        .tool_calls
+                        .resize_with(call.index + 1, PartialToolCall::default);
+                }
+                reader.tool_calls[call.index].absorb(call);
             }
         }
         if let Some(reason) = choice.finish_reason {

@@ -144,12 +144,44 @@ pub enum Item {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         interrupted: bool,
     },
+    /// A tool the agent ran: `running` when started, `completed` or `failed` when done.
+    #[serde(rename_all = "camelCase")]
+    ToolCall {
+        id: String,
+        /// The model's id for the call, which its result must name.
+        call_id: String,
+        tool: String,
+        input: serde_json::Value,
+        status: ToolCallStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+    },
+    /// A file a tool changed, with its line counts.
+    #[serde(rename_all = "camelCase")]
+    FileChange {
+        id: String,
+        path: String,
+        additions: u64,
+        deletions: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolCallStatus {
+    Running,
+    Completed,
+    Failed,
 }
 
 impl Item {
     pub fn id(&self) -> &str {
         match self {
-            Item::Message { id, .. } => id,
+            Item::Message { id, .. } | Item::ToolCall { id, .. } | Item::FileChange { id, .. } => {
+                id
+            }
         }
     }
 }

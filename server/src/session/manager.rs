@@ -18,11 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{
     Activity, Event, EventRecord, Item, ItemPhase, MessageRole, SessionSpec, SessionStatus,
-    TokenUsage, TurnEndReason,
+    TokenUsage, ToolCallStatus, TurnEndReason,
 };
-use super::state::{HistoryMessage, SessionState, check_transition};
+use super::state::{SessionState, check_transition};
 use super::{Mode, format_timestamp, now_millis, slug_from_prompt, validate_session_name};
-use crate::agent::{self, EventSink, new_item_id};
+use crate::agent::tools::ToolContext;
+use crate::agent::{self, EventSink, TurnSettings, new_item_id};
 use crate::config::{ConfigError, ConfigSources, ProviderKind};
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ProviderError, build_provider};
 use crate::store::{self, EventLog, RepoStore, StoreError};
@@ -971,6 +972,21 @@ fn recover_interrupted(
             events,
         )?;
     }
+    let open_tool_calls = std::mem::take(&mut inner.state.open_tool_calls);
+    for (_, mut item) in open_tool_calls {
+        if let Item::ToolCall { status, output, .. } = &mut item {
+            *status = ToolCallStatus::Failed;
+            *output = Some("interrupted: tether stopped while this tool ran".to_owned());
+        }
+        inner.emit(
+            id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item,
+            },
+            events,
+        )?;
+    }
     inner.set_status(
         id,
         SessionStatus::Stopped,
@@ -1104,6 +1120,20 @@ async fn drive_inner(
 
     let config = manager.sources().resolve(Some(&spec.repo))?;
     let provider = build_provider(&spec.provider, config.provider(&spec.provider)?)?;
+    let worktree = spec.worktree.canonicalize().map_err(|error| {
+        DriveEnd::Failed(format!(
+            "the worktree {} is missing ({error}); delete the session or restore it",
+            spec.worktree.display()
+        ))
+    })?;
+    let settings = TurnSettings {
+        tools: config.session.tools.then(|| ToolContext {
+            worktree,
+            read_only: spec.mode == Mode::Chat || config.session.permission_mode == "read-only",
+            command_timeout: Duration::from_secs(config.session.command_timeout_secs.max(1)),
+        }),
+        max_steps: config.session.max_turns,
+    };
     {
         // A session reloaded from its snapshot has no conversation in memory yet.
         let mut inner = lock(&handle.inner);
@@ -1138,6 +1168,7 @@ async fn drive_inner(
                 Step::Turn(chat_request(
                     &inner.state.spec,
                     inner.state.history.as_deref().unwrap_or_default(),
+                    settings.tools.is_some(),
                 ))
             } else {
                 // Under the same lock as the queue check, so no follow-up slips between.
@@ -1151,7 +1182,8 @@ async fn drive_inner(
             Step::Idle => return Ok(()),
         };
         let mut sink = TurnSink { handle, events };
-        let outcome = agent::run_turn(provider.as_ref(), &request, cancel, &mut sink).await;
+        let outcome =
+            agent::run_turn(provider.as_ref(), request, &settings, cancel, &mut sink).await;
         lock(&handle.inner).emit(
             &handle.id,
             Event::TurnEnded {
@@ -1174,22 +1206,17 @@ async fn drive_inner(
     }
 }
 
-fn chat_request(spec: &SessionSpec, history: &[HistoryMessage]) -> ChatRequest {
-    let mut messages = vec![ChatMessage {
-        role: ChatRole::System,
-        content: system_prompt(spec),
-    }];
-    messages.extend(history.iter().map(|message| ChatMessage {
-        role: if message.role == MessageRole::User {
-            ChatRole::User
-        } else {
-            ChatRole::Assistant
-        },
-        content: message.text.clone(),
-    }));
+fn chat_request(spec: &SessionSpec, history: &[ChatMessage], with_tools: bool) -> ChatRequest {
+    let mut messages = vec![ChatMessage::new(ChatRole::System, system_prompt(spec))];
+    messages.extend(history.iter().cloned());
     ChatRequest {
         model: spec.model.clone(),
         messages,
+        tools: if with_tools {
+            agent::tools::definitions()
+        } else {
+            Vec::new()
+        },
         temperature: spec.temperature,
         max_tokens: spec.max_tokens,
     }

@@ -14,7 +14,7 @@ mod state;
 
 pub use events::{
     Activity, Event, EventRecord, Item, ItemPhase, MessageRole, SessionSpec, SessionStatus,
-    TokenUsage, TurnEndReason,
+    TokenUsage, ToolCallStatus, TurnEndReason,
 };
 pub use manager::{
     AnnouncedEvent, CreateSession, ListFilter, SessionError, SessionInfo, SessionManager,

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::provider::{ChatMessage, ChatRole, ToolCallRequest};
+
 use super::events::{
     Activity, Event, EventRecord, Item, MessageRole, SessionSpec, SessionStatus, TokenUsage,
 };
@@ -19,13 +21,6 @@ pub fn check_transition(from: SessionStatus, to: SessionStatus) -> bool {
             | (Waiting, Pending | Running | Completed | Stopped)
             | (Stopped | Failed, Pending | Running | Completed)
     )
-}
-
-/// One message of the conversation as the model sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryMessage {
-    pub role: MessageRole,
-    pub text: String,
 }
 
 /// Everything known about a session, rebuilt by folding its events in order (or read from
@@ -45,11 +40,14 @@ pub struct SessionState {
     /// state came from a snapshot: the conversation is read from the log when a turn needs
     /// it, so start-up reads no message text.
     #[serde(skip)]
-    pub history: Option<Vec<HistoryMessage>>,
+    pub history: Option<Vec<ChatMessage>>,
     /// Follow-ups waiting for the turn to end: (item id, text).
     pub queued: VecDeque<(String, String)>,
     /// Messages started but not completed: what a crash mid-stream leaves open.
     pub open_items: BTreeMap<String, (MessageRole, String)>,
+    /// Tool calls started but not completed: what a crash mid-tool leaves open.
+    #[serde(default)]
+    pub open_tool_calls: BTreeMap<String, Item>,
     /// Whether the worktree was made (the session reached `running` or `waiting` since it
     /// last entered `creating`).
     pub worktree_ready: bool,
@@ -68,6 +66,7 @@ impl SessionState {
             history: Some(Vec::new()),
             queued: VecDeque::new(),
             open_items: BTreeMap::new(),
+            open_tool_calls: BTreeMap::new(),
             worktree_ready: false,
             spec,
         }
@@ -100,12 +99,18 @@ impl SessionState {
                 self.status_reason = reason.clone();
             }
             Event::Item { phase, item } => match phase {
-                super::ItemPhase::Started => {
-                    let Item::Message { id, role, text, .. } = item;
-                    self.open_items.insert(id.clone(), (*role, text.clone()));
-                }
+                super::ItemPhase::Started => match item {
+                    Item::Message { id, role, text, .. } => {
+                        self.open_items.insert(id.clone(), (*role, text.clone()));
+                    }
+                    Item::ToolCall { id, .. } => {
+                        self.open_tool_calls.insert(id.clone(), item.clone());
+                    }
+                    Item::FileChange { .. } => {}
+                },
                 super::ItemPhase::Completed => {
                     self.open_items.remove(item.id());
+                    self.open_tool_calls.remove(item.id());
                     self.apply_completed_item(item);
                 }
             },
@@ -117,28 +122,56 @@ impl SessionState {
     }
 
     fn apply_completed_item(&mut self, item: &Item) {
+        if let Item::Message { id, role, .. } = item
+            && *role == MessageRole::User
+        {
+            // Delivering a queued follow-up takes it off the queue.
+            self.queued.retain(|(queued_id, _)| queued_id != id);
+        }
+        let Some(history) = &mut self.history else {
+            return;
+        };
         match item {
             Item::Message {
-                id,
                 role,
                 text,
-                interrupted,
-            } => {
-                if *role == MessageRole::User {
-                    // Delivering a queued follow-up takes it off the queue.
-                    self.queued.retain(|(queued_id, _)| queued_id != id);
+                interrupted: false,
+                ..
+            } => match role {
+                MessageRole::User => history.push(ChatMessage::new(ChatRole::User, text.clone())),
+                MessageRole::Agent => {
+                    history.push(ChatMessage::new(ChatRole::Assistant, text.clone()))
                 }
-                let in_history = matches!(role, MessageRole::User | MessageRole::Agent);
-                if in_history
-                    && !interrupted
-                    && let Some(history) = &mut self.history
+                _ => {}
+            },
+            Item::ToolCall {
+                call_id,
+                tool,
+                input,
+                output,
+                ..
+            } => {
+                // The call belongs to the reply that asked for it: the last assistant message.
+                if let Some(reply) = history
+                    .iter_mut()
+                    .rev()
+                    .find(|message| message.role == ChatRole::Assistant)
                 {
-                    history.push(HistoryMessage {
-                        role: *role,
-                        text: text.clone(),
+                    reply.tool_calls.push(ToolCallRequest {
+                        id: call_id.clone(),
+                        name: tool.clone(),
+                        arguments: match input {
+                            serde_json::Value::String(raw) => raw.clone(),
+                            other => other.to_string(),
+                        },
                     });
                 }
+                history.push(ChatMessage {
+                    tool_call_id: Some(call_id.clone()),
+                    ..ChatMessage::new(ChatRole::Tool, output.clone().unwrap_or_default())
+                });
             }
+            _ => {}
         }
     }
 
@@ -147,7 +180,7 @@ impl SessionState {
         self.history
             .as_ref()
             .and_then(|history| history.last())
-            .is_some_and(|message| message.role == MessageRole::User)
+            .is_some_and(|message| matches!(message.role, ChatRole::User | ChatRole::Tool))
     }
 }
 

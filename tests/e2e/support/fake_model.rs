@@ -72,6 +72,47 @@ impl Reply {
         Reply::Sse(steps)
     }
 
+    /// A reply that calls tools: each `(name, arguments JSON)` streamed as OpenAI does (the
+    /// name once, the arguments in two pieces), finishing with `tool_calls`.
+    pub fn tool_calls(calls: &[(&str, &str)]) -> Reply {
+        Self::tool_calls_styled(calls, false)
+    }
+
+    /// Like [`Reply::tool_calls`], as llama.cpp's server streams them: the id and the whole
+    /// name repeated in every chunk.
+    pub fn tool_calls_repeating_names(calls: &[(&str, &str)]) -> Reply {
+        Self::tool_calls_styled(calls, true)
+    }
+
+    fn tool_calls_styled(calls: &[(&str, &str)], repeat: bool) -> Reply {
+        let mut steps = Vec::new();
+        for (index, (name, arguments)) in calls.iter().enumerate() {
+            let id = format!("call_{index}");
+            let split = arguments.len() / 2;
+            let (first, second) = arguments.split_at(split);
+            for (piece, arguments) in [(0, first), (1, second)] {
+                let mut function = json!({"arguments": arguments});
+                let mut call = json!({"index": index, "function": {}});
+                if piece == 0 || repeat {
+                    function["name"] = json!(name);
+                    call["id"] = json!(id);
+                    call["type"] = json!("function");
+                }
+                call["function"] = function;
+                steps.push(Step::Data(
+                    json!({"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": null}]})
+                        .to_string(),
+                ));
+            }
+        }
+        steps.push(Step::Data(
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+                .to_string(),
+        ));
+        steps.push(Step::Data("[DONE]".to_owned()));
+        Reply::Sse(steps)
+    }
+
     /// Streams `pieces` and then drops the connection without finishing.
     pub fn cut_after(pieces: &[&str]) -> Reply {
         let mut steps: Vec<Step> = pieces

@@ -1,0 +1,316 @@
+//! The agent at work: tool calls streamed by the model, run in the session's worktree.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::support::fake_model::Step;
+use crate::support::{FakeModel, Reply, TestEnv, agent_messages, git};
+
+fn completed_items(events: &[Value], kind: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|params| {
+            params["event"]["kind"] == "item"
+                && params["event"]["phase"] == "completed"
+                && params["event"]["item"]["type"] == kind
+        })
+        .map(|params| params["event"]["item"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_task_reads_searches_edits_runs_and_ends_with_the_expected_diff() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.repo().join("src")).expect("mkdir");
+    std::fs::write(
+        env.repo().join("src/lib.rs"),
+        "pub fn answer() -> u32 {\n    41\n}\n",
+    )
+    .expect("write");
+    git(&env.repo(), &["add", "."]);
+    git(&env.repo(), &["commit", "-q", "-m", "lib"]);
+
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[
+        ("read_file", r#"{"path": "src/lib.rs"}"#),
+        ("search", r#"{"pattern": "fn \\w+"}"#),
+    ]));
+    model.push(Reply::tool_calls_repeating_names(&[
+        (
+            "edit_file",
+            r#"{"path": "src/lib.rs", "old_string": "    41\n", "new_string": "    42\n"}"#,
+        ),
+        (
+            "write_file",
+            r#"{"path": "NOTES.md", "content": "answer fixed\n"}"#,
+        ),
+    ]));
+    model.push(Reply::tool_calls(&[(
+        "run_command",
+        r#"{"command": "grep -c 42 src/lib.rs > count.txt && echo counted"}"#,
+    )]));
+    model.push(Reply::text(&["The answer is 42 now."]));
+    let mut client = env.server(&model).await;
+    let (info, id) = client.create(json!({"prompt": "Make the answer 42"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    let events = client.session_events(&id);
+
+    let calls = completed_items(&events, "toolCall");
+    let names: Vec<_> = calls.iter().map(|call| call["tool"].clone()).collect();
+    assert_eq!(
+        names,
+        [
+            "read_file",
+            "search",
+            "edit_file",
+            "write_file",
+            "run_command"
+        ]
+    );
+    for call in &calls {
+        assert_eq!(call["status"], "completed", "{call}");
+        assert!(call["durationMs"].is_u64());
+    }
+    assert!(
+        calls[0]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("41")
+    );
+    assert!(
+        calls[1]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("src/lib.rs:1: pub fn answer")
+    );
+    assert_eq!(calls[2]["input"]["path"], "src/lib.rs");
+    assert!(
+        calls[4]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("exit code 0\ncounted")
+    );
+    let changes: Vec<_> = completed_items(&events, "fileChange")
+        .iter()
+        .map(|change| {
+            (
+                change["path"].clone(),
+                change["additions"].clone(),
+                change["deletions"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (json!("src/lib.rs"), json!(1), json!(1)),
+            (json!("NOTES.md"), json!(1), json!(0))
+        ]
+    );
+    assert_eq!(
+        agent_messages(&events).last().expect("reply")["text"],
+        "The answer is 42 now."
+    );
+
+    // Exactly the expected change, in the worktree and nowhere else.
+    let worktree = PathBuf::from(info["worktree"].as_str().expect("worktree"));
+    let status = git(&worktree, &["status", "--porcelain"]);
+    let mut status: Vec<_> = status.lines().collect();
+    status.sort();
+    assert_eq!(status, [" M src/lib.rs", "?? NOTES.md", "?? count.txt"]);
+    assert_eq!(
+        git(&worktree, &["diff"])
+            .matches("\n-    41\n+    42\n")
+            .count(),
+        1
+    );
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("count.txt")).expect("count"),
+        "1\n"
+    );
+    assert_eq!(git(&env.repo(), &["status", "--porcelain"]), "");
+
+    // Each request carried the previous calls and their results, in OpenAI's shape.
+    let requests = model.requests();
+    assert_eq!(requests.len(), 4);
+    assert!(
+        requests[0]["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.len() >= 8)
+    );
+    let second = requests[1]["messages"].as_array().expect("messages");
+    let assistant = &second[second.len() - 3];
+    assert_eq!(assistant["role"], "assistant");
+    assert_eq!(assistant["content"], "");
+    assert_eq!(assistant["tool_calls"][0]["function"]["name"], "read_file");
+    assert_eq!(second[second.len() - 2]["role"], "tool");
+    assert_eq!(second[second.len() - 2]["tool_call_id"], "call_0");
+    // The repeated names were not glued together.
+    let third = requests[2]["messages"].as_array().expect("messages");
+    let calls = &third[third.len() - 3]["tool_calls"];
+    assert_eq!(calls[0]["function"]["name"], "edit_file");
+    assert_eq!(calls[1]["function"]["name"], "write_file");
+
+    // A follow-up turn sends the whole conversation, tool calls included, rebuilt from events.
+    model.push(Reply::text(&["ok"]));
+    client
+        .call("tether/session/send", json!({"id": id, "text": "thanks"}))
+        .await;
+    client.wait_for_nth_status(&id, "waiting", 2).await;
+    let last = model.requests().last().cloned().expect("request");
+    let roles: Vec<_> = last["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["role"].clone())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "system",
+            "user",
+            "assistant",
+            "tool",
+            "tool",
+            "assistant",
+            "tool",
+            "tool",
+            "assistant",
+            "tool",
+            "assistant",
+            "user"
+        ]
+    );
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_leaving_the_worktree_are_refused_and_nothing_is_written() {
+    let env = TestEnv::new();
+    let outside = env.home().join("outside.txt");
+    std::fs::write(&outside, "do not touch").expect("write");
+    let model = FakeModel::start().await;
+    let Reply::Sse(mut steps) = Reply::tool_calls(&[
+        (
+            "read_file",
+            &format!(r#"{{"path": "{}"}}"#, outside.display()),
+        ),
+        (
+            "write_file",
+            r#"{"path": "../../outside.txt", "content": "owned"}"#,
+        ),
+        (
+            "write_file",
+            r#"{"path": "link/outside.txt", "content": "owned"}"#,
+        ),
+        ("edit_file", r#"{"path": "README.md", "old_str"#),
+    ]) else {
+        unreachable!("tool_calls is an SSE reply")
+    };
+    // Time for the test to plant the symlink in the new worktree before the calls run.
+    steps.insert(0, Step::Sleep(std::time::Duration::from_millis(500)));
+    model.push(Reply::Sse(steps));
+    model.push(Reply::text(&["I could not."]));
+    let mut client = env.server(&model).await;
+    let (info, id) = client.create(json!({"prompt": "escape"})).await;
+    // A symlink inside the worktree that points out of it.
+    let worktree = PathBuf::from(info["worktree"].as_str().expect("worktree"));
+    client.wait_for_status(&id, "running").await;
+    std::os::unix::fs::symlink(env.home(), worktree.join("link")).expect("symlink");
+    client.wait_for_status(&id, "waiting").await;
+    let calls = completed_items(&client.session_events(&id), "toolCall");
+    assert_eq!(calls.len(), 4);
+    let outputs: Vec<_> = calls
+        .iter()
+        .map(|call| call["output"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for call in &calls {
+        assert_eq!(call["status"], "failed", "{call}");
+    }
+    assert!(outputs[0].contains("is absolute"), "{outputs:?}");
+    assert!(outputs[1].contains("leaves the repository"), "{outputs:?}");
+    assert!(outputs[2].contains("symbolic link"), "{outputs:?}");
+    assert!(outputs[3].contains("not valid JSON"), "{outputs:?}");
+    assert_eq!(
+        std::fs::read_to_string(&outside).expect("read"),
+        "do not touch"
+    );
+    client.shutdown().await;
+}
+
+fn process_running(pattern: &str) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .map(|output| output.status.success())
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_during_a_long_command_kills_its_process_group_and_stays_resumable() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    // A shell that starts a grandchild: the whole group must die, not just `sh`.
+    model.push(Reply::tool_calls(&[(
+        "run_command",
+        r#"{"command": "sleep 31.4159 & sleep 31.4159; touch never.txt"}"#,
+    )]));
+    model.push(Reply::text(&["resumed"]));
+    let mut client = env.server(&model).await;
+    let (info, id) = client.create(json!({"prompt": "wait a long time"})).await;
+    client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "item"
+                && event["item"]["type"] == "toolCall"
+                && event["phase"] == "started"
+        })
+        .await;
+    for _ in 0..100 {
+        if process_running("sleep 31.4159") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(process_running("sleep 31.4159"), "the command started");
+
+    let stopped = client.call("tether/session/stop", json!({"id": id})).await;
+    assert_eq!(stopped["status"], "stopped");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !process_running("sleep 31.4159"),
+        "the command's whole group is gone"
+    );
+    let calls = completed_items(&client.session_events(&id), "toolCall");
+    assert_eq!(calls[0]["status"], "failed");
+    assert!(
+        calls[0]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stopped")
+    );
+    let worktree = PathBuf::from(info["worktree"].as_str().expect("worktree"));
+    assert!(!worktree.join("never.txt").exists());
+
+    client
+        .call("tether/session/resume", json!({"id": id}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    assert_eq!(
+        agent_messages(&client.session_events(&id))
+            .last()
+            .expect("reply")["text"],
+        "resumed"
+    );
+    // The model heard that its command was stopped.
+    let last = model.requests().last().cloned().expect("request");
+    let messages = last["messages"].as_array().expect("messages");
+    assert_eq!(messages[messages.len() - 1]["role"], "tool");
+    assert!(
+        messages[messages.len() - 1]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stopped")
+    );
+    client.shutdown().await;
+}
