@@ -2,8 +2,8 @@
 # The main job: builds tether, makes a git repository from fixtures/sample-repo, and runs a
 # real session on it with `tether run`, streaming to the terminal.
 #
-# With OPENAI_API_KEY set (or a `default_provider` in ~/.config/tether/config.toml) the
-# session uses that; otherwise the local model (scripts/local-model.sh) is installed on first
+# With OPENAI_API_KEY or ANTHROPIC_API_KEY set (or a `default_provider` in
+# ~/.config/tether/config.toml) the session uses that; otherwise the local model (scripts/local-model.sh) is installed on first
 # use, cached, and started.
 #
 #   scripts/demo.sh ["your prompt"]
@@ -25,7 +25,8 @@ git -C "$repo" -c user.name="Tether demo" -c user.email="demo@tether.invalid" \
     commit -q -m "Sample repository"
 
 user_config="${XDG_CONFIG_HOME:-$HOME/.config}/tether/config.toml"
-if [ -z "${OPENAI_API_KEY:-}" ] && ! grep -qs '^default_provider' "$user_config"; then
+if [ -z "${OPENAI_API_KEY:-}" ] && [ -z "${ANTHROPIC_API_KEY:-}" ] \
+    && ! grep -qs '^default_provider' "$user_config"; then
     "$root/scripts/local-model.sh" start
     TETHER_LOCAL_MODEL_URL=$("$root/scripts/local-model.sh" url)
     export TETHER_LOCAL_MODEL_URL

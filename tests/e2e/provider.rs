@@ -135,7 +135,7 @@ async fn the_api_key_comes_from_the_named_variable_and_is_never_written() {
     let stderr = client.stderr();
     client.shutdown().await;
     assert_eq!(
-        model.authorizations().last().cloned().flatten(),
+        model.header("authorization").last().cloned().flatten(),
         Some(format!("Bearer {key}"))
     );
     assert!(!stderr.contains(key));
@@ -191,5 +191,155 @@ async fn a_stream_that_goes_silent_times_out_clearly() {
         agent_messages(&client.session_events(&id))[0]["text"],
         "Thinking about it"
     );
+    client.shutdown().await;
+}
+
+fn anthropic_settings(model: &FakeModel) -> serde_json::Value {
+    json!({
+        "default_provider": "claude",
+        "providers": {"claude": {
+            "kind": "anthropic",
+            "base_url": format!("http://127.0.0.1:{}", model.port),
+            "api_key_env": "TETHER_TEST_ANTHROPIC_KEY",
+            "model": "claude-test",
+            "max_retries": 1,
+            "retry_backoff_ms": 10
+        }}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_streams_thinking_text_and_tool_use() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::anthropic(&[
+        json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me look."}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Reading "}}),
+        json!({"type": "ping"}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "the README."}}),
+        json!({"type": "content_block_stop", "index": 1}),
+        json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"path\": \"READ"}}),
+        json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "ME.md\"}"}}),
+        json!({"type": "content_block_stop", "index": 2}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 30}}),
+        json!({"type": "message_stop"}),
+    ]));
+    model.push(Reply::anthropic(&[
+        json!({"type": "message_start", "message": {"usage": {"input_tokens": 60, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "It says: sample."}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}}),
+        json!({"type": "message_stop"}),
+    ]));
+    let key = "sk-ant-test-NEVER-WRITTEN";
+    let mut client = crate::support::LspClient::spawn_with_env(
+        env.home(),
+        &[("TETHER_TEST_ANTHROPIC_KEY", key)],
+    )
+    .await;
+    client
+        .initialize(&env.repo(), anthropic_settings(&model), true)
+        .await;
+    let (_, id) = client
+        .create(json!({"prompt": "What does the README say?"}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    let events = client.session_events(&id);
+
+    let messages: Vec<_> = events
+        .iter()
+        .filter(|params| {
+            params["event"]["kind"] == "item"
+                && params["event"]["phase"] == "completed"
+                && params["event"]["item"]["type"] == "message"
+        })
+        .map(|params| {
+            (
+                params["event"]["item"]["role"].clone(),
+                params["event"]["item"]["text"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            (json!("user"), json!("What does the README say?")),
+            (json!("thinking"), json!("Let me look.")),
+            (json!("agent"), json!("Reading the README.")),
+            (json!("agent"), json!("It says: sample.")),
+        ]
+    );
+    let tool = events
+        .iter()
+        .find(|params| {
+            params["event"]["phase"] == "completed" && params["event"]["item"]["type"] == "toolCall"
+        })
+        .expect("a tool call");
+    assert_eq!(tool["event"]["item"]["input"]["path"], "README.md");
+    assert_eq!(tool["event"]["item"]["output"], "# sample\n");
+    let usage: Vec<_> = events
+        .iter()
+        .filter(|params| params["event"]["kind"] == "usage")
+        .map(|params| {
+            (
+                params["event"]["inputTokens"].clone(),
+                params["event"]["outputTokens"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(usage, [(json!(25), json!(30)), (json!(60), json!(5))]);
+
+    // The wire: the key in x-api-key, the version header, the system prompt apart, and the
+    // tool result sent back as a tool_result block answering toolu_1.
+    assert_eq!(model.paths(), ["/v1/messages", "/v1/messages"]);
+    assert_eq!(model.header("x-api-key")[0].as_deref(), Some(key));
+    assert_eq!(
+        model.header("anthropic-version")[0].as_deref(),
+        Some("2023-06-01")
+    );
+    let second = &model.requests()[1];
+    assert!(
+        second["system"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("coding agent")
+    );
+    assert_eq!(second["max_tokens"], 8192);
+    let messages = second["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[1]["content"][1]["type"], "tool_use");
+    assert_eq!(messages[1]["content"][1]["input"]["path"], "README.md");
+    assert_eq!(messages[2]["content"][0]["type"], "tool_result");
+    assert_eq!(messages[2]["content"][0]["tool_use_id"], "toolu_1");
+    assert!(second["tools"][0]["input_schema"].is_object());
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_errors_inside_the_stream_fail_the_turn_clearly() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::anthropic(&[
+        json!({"type": "message_start", "message": {"usage": {"input_tokens": 5}}}),
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ]));
+    let mut client = crate::support::LspClient::spawn_with_env(
+        env.home(),
+        &[("TETHER_TEST_ANTHROPIC_KEY", "k")],
+    )
+    .await;
+    client
+        .initialize(&env.repo(), anthropic_settings(&model), true)
+        .await;
+    let (_, id) = client.create(json!({"prompt": "hi"})).await;
+    let failed = client.wait_for_status(&id, "failed").await;
+    let reason = failed["event"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("Overloaded"), "{reason}");
     client.shutdown().await;
 }

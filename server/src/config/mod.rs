@@ -273,13 +273,17 @@ pub fn merge(base: &mut Value, overlay: Value) {
 
 impl Config {
     /// The provider a session uses when it names none: `default_provider`, else OpenAI when
-    /// `OPENAI_API_KEY` is set, else the bundled local model.
+    /// `OPENAI_API_KEY` is set, else Anthropic when `ANTHROPIC_API_KEY` is, else the bundled
+    /// local model.
     pub fn default_provider_name(&self) -> String {
         if let Some(name) = &self.default_provider {
             return name.clone();
         }
         if std::env::var_os("OPENAI_API_KEY").is_some_and(|key| !key.is_empty()) {
             return "openai".to_owned();
+        }
+        if std::env::var_os("ANTHROPIC_API_KEY").is_some_and(|key| !key.is_empty()) {
+            return "anthropic".to_owned();
         }
         "local".to_owned()
     }

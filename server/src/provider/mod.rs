@@ -4,6 +4,8 @@
 //! connection errors) happen before the stream is handed out; once text has streamed, a
 //! failure ends the turn instead, so nothing is ever said twice.
 
+mod anthropic;
+mod http;
 mod openai;
 
 use std::future::Future;
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use futures_util::Stream;
 
+pub use anthropic::AnthropicProvider;
 pub use openai::OpenAiProvider;
 
 use crate::config::{ProviderConfig, ProviderKind};
@@ -139,9 +142,10 @@ pub fn build_provider(
 ) -> Result<Box<dyn ModelProvider>, ProviderError> {
     match config.kind {
         ProviderKind::Openai => Ok(Box::new(OpenAiProvider::new(name, config)?)),
-        ProviderKind::Anthropic | ProviderKind::Acp => Err(ProviderError::Config {
+        ProviderKind::Anthropic => Ok(Box::new(AnthropicProvider::new(name, config)?)),
+        ProviderKind::Acp => Err(ProviderError::Config {
             provider: name.to_owned(),
-            message: "this provider kind is not supported by this version of tether yet; use kind = \"openai\"".to_owned(),
+            message: "ACP agents are not supported by this version of tether yet; use kind = \"openai\" or \"anthropic\"".to_owned(),
         }),
     }
 }

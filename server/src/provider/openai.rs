@@ -2,80 +2,27 @@
 //! OpenAI itself, Ollama, vLLM, llama.cpp's server, LM Studio, OpenRouter.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
-use std::time::Duration;
 
-use eventsource_stream::Eventsource;
-use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::http::{Endpoint, SseReader};
 use super::{
     ChatRequest, ChatRole, EventStream, ModelProvider, ProviderError, StreamEvent, StreamFuture,
-    backoff_delay,
 };
 use crate::config::ProviderConfig;
 use crate::session::TokenUsage;
 
-/// At most this much of an error body goes into an error message.
-const ERROR_BODY_EXCERPT: usize = 500;
-
+#[derive(Debug)]
 pub struct OpenAiProvider {
-    name: String,
-    client: reqwest::Client,
-    url: String,
-    api_key_env: Option<String>,
-    timeout: Duration,
-    max_retries: u32,
-    retry_backoff_ms: u64,
-}
-
-impl std::fmt::Debug for OpenAiProvider {
-    // By hand, so that nothing key-like could ever be printed.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiProvider")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
+    endpoint: Endpoint,
 }
 
 impl OpenAiProvider {
     pub fn new(name: &str, config: &ProviderConfig) -> Result<OpenAiProvider, ProviderError> {
-        let config_error = |message: String| ProviderError::Config {
-            provider: name.to_owned(),
-            message,
-        };
-        let base_url = config
-            .base_url
-            .as_deref()
-            .ok_or_else(|| config_error("`base_url` is not set".to_owned()))?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|error| config_error(format!("cannot build an HTTP client: {error}")))?;
         Ok(OpenAiProvider {
-            name: name.to_owned(),
-            client,
-            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
-            api_key_env: config.api_key_env.clone(),
-            timeout: Duration::from_secs(config.timeout_secs.max(1)),
-            max_retries: config.max_retries,
-            retry_backoff_ms: config.retry_backoff_ms,
+            endpoint: Endpoint::new(name, config, "/chat/completions")?,
         })
-    }
-
-    fn api_key(&self) -> Result<Option<String>, ProviderError> {
-        let Some(variable) = &self.api_key_env else {
-            return Ok(None);
-        };
-        match std::env::var(variable) {
-            Ok(key) if !key.is_empty() => Ok(Some(key)),
-            _ => Err(ProviderError::MissingKey {
-                provider: self.name.clone(),
-                variable: variable.clone(),
-            }),
-        }
     }
 
     fn body(request: &ChatRequest) -> Value {
@@ -131,113 +78,27 @@ impl OpenAiProvider {
         }
         body
     }
-
-    async fn send_once(
-        &self,
-        body: &Value,
-        api_key: Option<&str>,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let mut builder = self.client.post(&self.url).json(body);
-        if let Some(key) = api_key {
-            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
-                .map_err(|_| ProviderError::Config {
-                    provider: self.name.clone(),
-                    message: "the API key holds characters an HTTP header cannot carry".to_owned(),
-                })?;
-            value.set_sensitive(true);
-            builder = builder.header(reqwest::header::AUTHORIZATION, value);
-        }
-        let response = tokio::time::timeout(self.timeout, builder.send())
-            .await
-            .map_err(|_| ProviderError::Timeout {
-                url: self.url.clone(),
-                seconds: self.timeout.as_secs(),
-            })?
-            .map_err(|error| ProviderError::Connect {
-                url: self.url.clone(),
-                message: error_chain(&error),
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok());
-        let text = tokio::time::timeout(self.timeout, response.text())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        Err(ProviderError::Http {
-            url: self.url.clone(),
-            status: status.as_u16(),
-            body: text.chars().take(ERROR_BODY_EXCERPT).collect(),
-            retry_after_secs: retry_after,
-        })
-    }
-
-    fn retry_after_hint(error: &ProviderError) -> Option<Duration> {
-        match error {
-            ProviderError::Http {
-                retry_after_secs: Some(seconds),
-                ..
-            } => Some(Duration::from_secs((*seconds).min(30))),
-            _ => None,
-        }
-    }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 impl ModelProvider for OpenAiProvider {
     fn stream_chat<'a>(&'a self, request: &'a ChatRequest) -> StreamFuture<'a> {
         Box::pin(async move {
-            let api_key = self.api_key()?;
-            let body = Self::body(request);
-            let mut attempt = 0;
-            let response = loop {
-                match self.send_once(&body, api_key.as_deref()).await {
-                    Ok(response) => break response,
-                    Err(error) if error.is_retryable() && attempt < self.max_retries => {
-                        let delay = Self::retry_after_hint(&error)
-                            .unwrap_or_else(|| backoff_delay(self.retry_backoff_ms, attempt));
-                        tracing::warn!(
-                            "{} (attempt {} of {}); retrying in {:?}",
-                            error,
-                            attempt + 1,
-                            self.max_retries + 1,
-                            delay
-                        );
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                    }
-                    Err(error) => return Err(error),
-                }
-            };
-            let sse = response.bytes_stream().eventsource();
+            let mut headers = Vec::new();
+            if let Some(key) = self.endpoint.api_key()? {
+                headers.push((
+                    reqwest::header::AUTHORIZATION,
+                    self.endpoint.secret_header(&format!("Bearer {key}"))?,
+                ));
+            }
+            let response = self.endpoint.post(&Self::body(request), &headers).await?;
             let state = ChunkReader {
-                sse: Box::pin(sse),
-                idle: Box::pin(tokio::time::sleep(self.timeout)),
-                last_chunk: tokio::time::Instant::now(),
+                sse: SseReader::new(response, &self.endpoint),
                 pending: VecDeque::new(),
                 done: false,
                 saw_data: false,
                 finish_reason: None,
                 tool_calls: Vec::new(),
-                idle_timeout: self.timeout,
-                url: self.url.clone(),
+                url: self.endpoint.url.clone(),
             };
             let stream: EventStream = Box::pin(futures_util::stream::unfold(state, next_event));
             Ok(stream)
@@ -245,30 +106,13 @@ impl ModelProvider for OpenAiProvider {
     }
 }
 
-type SseStream = Pin<
-    Box<
-        dyn Stream<
-                Item = Result<
-                    eventsource_stream::Event,
-                    eventsource_stream::EventStreamError<reqwest::Error>,
-                >,
-            > + Send,
-    >,
->;
-
 struct ChunkReader {
-    sse: SseStream,
-    /// Fires `idle_timeout` after the last chunk. Reset lazily: a chunk only records when it
-    /// came, and the timer is moved when it fires early, so a fast stream costs no timer
-    /// update per chunk.
-    idle: Pin<Box<tokio::time::Sleep>>,
-    last_chunk: tokio::time::Instant,
+    sse: SseReader,
     pending: VecDeque<StreamEvent>,
     done: bool,
     saw_data: bool,
     finish_reason: Option<String>,
     tool_calls: Vec<PartialToolCall>,
-    idle_timeout: Duration,
     url: String,
 }
 
@@ -307,13 +151,9 @@ async fn next_event(
         if reader.done {
             return None;
         }
-        let next = next_with_idle_timeout(&mut reader).await;
-        let outcome = match next {
-            Err(()) => Err(ProviderError::Timeout {
-                url: reader.url.clone(),
-                seconds: reader.idle_timeout.as_secs(),
-            }),
-            Ok(Some(Ok(event))) => {
+        let outcome = match reader.sse.next().await {
+            Some(Err(error)) => Err(error),
+            Some(Ok(event)) => {
                 reader.saw_data = true;
                 if event.data.trim() == "[DONE]" {
                     reader.finish();
@@ -321,14 +161,13 @@ async fn next_event(
                 }
                 parse_chunk(&event.data, &mut reader)
             }
-            Ok(Some(Err(_))) => Err(ProviderError::StreamCut),
-            Ok(None) if reader.finish_reason.is_some() => {
+            None if reader.finish_reason.is_some() => {
                 // Some servers end without `[DONE]` once they have said why they stopped.
                 reader.finish();
                 continue;
             }
-            Ok(None) if !reader.saw_data => Err(ProviderError::EmptyReply),
-            Ok(None) => Err(ProviderError::StreamCut),
+            None if !reader.saw_data => Err(ProviderError::EmptyReply),
+            None => Err(ProviderError::StreamCut),
         };
         if let Err(error) = outcome {
             reader.done = true;
@@ -412,31 +251,6 @@ struct Usage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
-}
-
-/// The next SSE event, or `Err` when none came for `idle_timeout`.
-async fn next_with_idle_timeout(
-    reader: &mut ChunkReader,
-) -> Result<
-    Option<Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>>,
-    (),
-> {
-    loop {
-        tokio::select! {
-            biased;
-            next = reader.sse.next() => {
-                reader.last_chunk = tokio::time::Instant::now();
-                return Ok(next);
-            }
-            () = reader.idle.as_mut() => {
-                let deadline = reader.last_chunk + reader.idle_timeout;
-                if deadline <= tokio::time::Instant::now() {
-                    return Err(());
-                }
-                reader.idle.as_mut().reset(deadline);
-            }
-        }
-    }
 }
 
 fn parse_chunk(data: &str, reader: &mut ChunkReader) -> Result<(), ProviderError> {

@@ -553,7 +553,7 @@ impl SessionManager {
             .clone()
             .unwrap_or_else(|| config.default_provider_name());
         let provider_config = config.provider(&provider)?;
-        if provider_config.kind != ProviderKind::Openai {
+        if provider_config.kind == ProviderKind::Acp {
             // Fail now, not after a worktree was made.
             build_provider(&provider, provider_config)?;
         }

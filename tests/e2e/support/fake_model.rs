@@ -113,6 +113,20 @@ impl Reply {
         Reply::Sse(steps)
     }
 
+    /// A reply in Anthropic's Messages stream format: each value is one event's data, sent
+    /// with `event: <its type>`.
+    pub fn anthropic(events: &[Value]) -> Reply {
+        Reply::Sse(
+            events
+                .iter()
+                .map(|event| {
+                    let kind = event["type"].as_str().unwrap_or("message");
+                    Step::Raw(format!("event: {kind}\ndata: {event}\n\n"))
+                })
+                .collect(),
+        )
+    }
+
     /// Streams `pieces` and then drops the connection without finishing.
     pub fn cut_after(pieces: &[&str]) -> Reply {
         let mut steps: Vec<Step> = pieces
@@ -144,7 +158,8 @@ struct Shared {
     /// Answered once the script runs out.
     fallback: Option<Reply>,
     requests: Vec<Value>,
-    authorizations: Vec<Option<String>>,
+    /// Each request's headers, names lowercased.
+    headers: Vec<Vec<(String, String)>>,
 }
 
 /// The running server. Dropping it stops accepting connections.
@@ -198,9 +213,25 @@ impl FakeModel {
         self.shared.lock().expect("lock").requests.clone()
     }
 
-    /// The `Authorization` header of each request (None where there was none).
-    pub fn authorizations(&self) -> Vec<Option<String>> {
-        self.shared.lock().expect("lock").authorizations.clone()
+    /// One header of each request (None where it was absent).
+    pub fn header(&self, name: &str) -> Vec<Option<String>> {
+        self.shared
+            .lock()
+            .expect("lock")
+            .headers
+            .iter()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.clone())
+            })
+            .collect()
+    }
+
+    /// The paths requested, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.header(":path").into_iter().flatten().collect()
     }
 
     /// Provider settings pointing at this server, for `initializationOptions`.
@@ -220,13 +251,13 @@ impl FakeModel {
 }
 
 async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) {
-    let Some((body, authorization)) = read_request(&mut socket).await else {
+    let Some((body, headers)) = read_request(&mut socket).await else {
         return;
     };
     let reply = {
         let mut shared = shared.lock().expect("lock");
         shared.requests.push(body);
-        shared.authorizations.push(authorization);
+        shared.headers.push(headers);
         match shared.script.pop_front() {
             Some(reply) => reply,
             None => shared
@@ -238,7 +269,7 @@ async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) {
     let _ = write_reply(&mut socket, reply).await;
 }
 
-async fn read_request(socket: &mut TcpStream) -> Option<(Value, Option<String>)> {
+async fn read_request(socket: &mut TcpStream) -> Option<(Value, Vec<(String, String)>)> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 8192];
     let header_end = loop {
@@ -251,18 +282,25 @@ async fn read_request(socket: &mut TcpStream) -> Option<(Value, Option<String>)>
             break position + 4;
         }
     };
-    let headers = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
-    let header = |name: &str| {
-        headers.lines().find_map(|line| {
+    let head = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
+    let mut lines = head.lines();
+    let path = lines
+        .next()
+        .and_then(|request_line| request_line.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    let mut headers: Vec<(String, String)> = lines
+        .filter_map(|line| {
             let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_owned())
+            Some((key.trim().to_lowercase(), value.trim().to_owned()))
         })
-    };
-    let length: usize = header("content-length")
-        .and_then(|value| value.parse().ok())
+        .collect();
+    headers.push((":path".to_owned(), path));
+    let length: usize = headers
+        .iter()
+        .find(|(key, _)| key == "content-length")
+        .and_then(|(_, value)| value.parse().ok())
         .unwrap_or(0);
-    let authorization = header("authorization");
     while buffer.len() < header_end + length {
         let read = socket.read(&mut chunk).await.ok()?;
         if read == 0 {
@@ -271,7 +309,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<(Value, Option<String>)>
         buffer.extend_from_slice(&chunk[..read]);
     }
     let body = serde_json::from_slice(&buffer[header_end..header_end + length]).ok()?;
-    Some((body, authorization))
+    Some((body, headers))
 }
 
 async fn write_reply(socket: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
