@@ -491,3 +491,59 @@ async fn a_worktree_git_cannot_make_fails_the_session_and_leaves_nothing_behind(
     assert!(worktree.join("README.md").exists());
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_context_starts_the_model_over_and_keeps_the_transcript() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["noted"]));
+    let mut client = env.server(&model).await;
+    let (_, id) = client.create(json!({"prompt": "remember 7"})).await;
+    client.wait_for_status(&id, "waiting").await;
+
+    let error = client
+        .call_err("tether/session/resetContext", json!({"id": "nope"}))
+        .await;
+    assert_eq!(error["code"], -31001);
+    client
+        .call(
+            "tether/session/resetContext",
+            json!({"id": id, "summary": "The user likes 7."}),
+        )
+        .await;
+    client
+        .call(
+            "tether/session/send",
+            json!({"id": id, "text": "what now?"}),
+        )
+        .await;
+    client.wait_for_nth_status(&id, "waiting", 2).await;
+    let messages = model.requests()[1]["messages"].clone();
+    let contents: Vec<_> = messages
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|message| (message["role"].clone(), message["content"].clone()))
+        .collect();
+    assert_eq!(contents.len(), 3, "{messages}");
+    assert_eq!(contents[1].0, "assistant");
+    assert!(
+        contents[1]
+            .1
+            .as_str()
+            .unwrap_or_default()
+            .contains("The user likes 7.")
+    );
+    assert_eq!(contents[2], (json!("user"), json!("what now?")));
+
+    // The transcript still has everything, with the reset marked.
+    let exported = client
+        .call("tether/session/export", json!({"id": id}))
+        .await;
+    let markdown = exported["content"].as_str().unwrap_or_default();
+    assert!(
+        markdown.contains("remember 7") && markdown.contains("Context reset"),
+        "{markdown}"
+    );
+    client.shutdown().await;
+}

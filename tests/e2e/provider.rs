@@ -343,3 +343,65 @@ async fn anthropic_errors_inside_the_stream_fail_the_turn_clearly() {
     assert!(reason.contains("Overloaded"), "{reason}");
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_priced_and_the_budget_stops_the_session_until_raised() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["a", "b"])); // 11 input, 2 output tokens
+    let mut settings = model.settings();
+    settings["prices"] = json!({"fake-model": {"input": 1000.0, "output": 2000.0}});
+    settings["session"] = json!({"budget_usd": 0.01});
+    let mut client = env.server_with(settings).await;
+    let (_, id) = client.create(json!({"prompt": "spend"})).await;
+    let stopped = client.wait_for_status(&id, "stopped").await;
+    assert!(
+        stopped["event"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("budget was reached"),
+        "{stopped}"
+    );
+    let turn_end = client
+        .wait_for_event(&id, |event| event["kind"] == "turnEnded")
+        .await;
+    assert_eq!(turn_end["event"]["reason"], "budget");
+    let usage = client
+        .wait_for_event(&id, |event| event["kind"] == "usage")
+        .await;
+    // 11 × $0.001 + 2 × $0.002
+    assert!(
+        (usage["event"]["costUsd"].as_f64().unwrap_or_default() - 0.015).abs() < 1e-9,
+        "{usage}"
+    );
+    let info = client.call("tether/session/get", json!({"id": id})).await;
+    assert!(
+        (info["session"]["usage"]["costUsd"]
+            .as_f64()
+            .unwrap_or_default()
+            - 0.015)
+            .abs()
+            < 1e-9
+    );
+
+    // Resuming with the budget spent stops again at once, without asking the model.
+    client
+        .call("tether/session/resume", json!({"id": id, "text": "more"}))
+        .await;
+    client.wait_for_nth_status(&id, "stopped", 2).await;
+    assert_eq!(model.requests().len(), 1);
+
+    // Raised, the session goes on.
+    client
+        .notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": {"session": {"budget_usd": 1.0}}}),
+        )
+        .await;
+    client
+        .call("tether/session/resume", json!({"id": id}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    assert_eq!(model.requests().len(), 2);
+    client.shutdown().await;
+}

@@ -100,6 +100,11 @@ pub struct TurnSettings {
     pub tools: Option<tools::ToolContext>,
     /// Model calls one turn may make before it ends with `max_turns`.
     pub max_steps: usize,
+    /// The model's price, to put a cost on each response's usage.
+    pub price: Option<crate::config::Price>,
+    /// What the session may still spend; the turn ends with `budget` once a response
+    /// brings the spending to it.
+    pub budget_left_usd: Option<f64>,
 }
 
 /// Runs a turn: model calls and the tool calls they ask for, until the model ends its
@@ -130,9 +135,17 @@ async fn run_steps(
     cancel: &CancellationToken,
     sink: &mut dyn EventSink,
 ) -> Result<TurnEndReason, String> {
+    let mut spent = 0.0;
     for _ in 0..settings.max_steps.max(1) {
-        let reply = stream_reply(provider, request, cancel, sink).await?;
-        if reply.reason != TurnEndReason::EndTurn || reply.tool_calls.is_empty() {
+        let reply = stream_reply(provider, request, settings.price.as_ref(), cancel, sink).await?;
+        spent += reply.cost_usd;
+        if reply.reason != TurnEndReason::EndTurn {
+            return Ok(reply.reason);
+        }
+        if settings.budget_left_usd.is_some_and(|left| spent >= left) {
+            return Ok(TurnEndReason::Budget);
+        }
+        if reply.tool_calls.is_empty() {
             return Ok(reply.reason);
         }
         let Some(context) = &settings.tools else {
@@ -218,11 +231,13 @@ struct Reply {
     reason: TurnEndReason,
     text: String,
     tool_calls: Vec<ToolCallRequest>,
+    cost_usd: f64,
 }
 
 async fn stream_reply(
     provider: &dyn ModelProvider,
     request: &ChatRequest,
+    price: Option<&crate::config::Price>,
     cancel: &CancellationToken,
     sink: &mut dyn EventSink,
 ) -> Result<Reply, String> {
@@ -232,6 +247,7 @@ async fn stream_reply(
             reason: TurnEndReason::Stopped,
             text: String::new(),
             tool_calls: Vec::new(),
+            cost_usd: 0.0,
         }),
         stream = provider.stream_chat(request) => stream.map_err(|error| error.to_string())?,
     };
@@ -315,7 +331,10 @@ async fn stream_reply(
         }
         None => None,
     };
-    if let Some(usage) = usage {
+    let mut cost_usd = 0.0;
+    if let Some(mut usage) = usage {
+        usage.cost_usd = price.map_or(0.0, |price| price.cost(&usage));
+        cost_usd = usage.cost_usd;
         sink.emit(Event::Usage {
             item_id: reply_id,
             usage,
@@ -327,6 +346,7 @@ async fn stream_reply(
             reason,
             text,
             tool_calls,
+            cost_usd,
         }),
     }
 }

@@ -77,6 +77,28 @@ fn default_retry_backoff_ms() -> u64 {
     500
 }
 
+/// What a model costs, in USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    /// Cached input read; default: the input price.
+    pub cache_read: Option<f64>,
+    /// Cached input written; default: the input price.
+    pub cache_write: Option<f64>,
+}
+
+impl Price {
+    pub fn cost(&self, usage: &crate::session::TokenUsage) -> f64 {
+        let per_token = |per_million: f64| per_million / 1_000_000.0;
+        usage.input_tokens as f64 * per_token(self.input)
+            + usage.output_tokens as f64 * per_token(self.output)
+            + usage.cache_read_tokens as f64 * per_token(self.cache_read.unwrap_or(self.input))
+            + usage.cache_write_tokens as f64 * per_token(self.cache_write.unwrap_or(self.input))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionSettings {
@@ -93,6 +115,8 @@ pub struct SessionSettings {
     pub max_turns: usize,
     /// The longest a command the agent runs may take.
     pub command_timeout_secs: u64,
+    /// A session's spending limit in USD; a turn that reaches it ends with `budget`.
+    pub budget_usd: Option<f64>,
 }
 
 impl Default for SessionSettings {
@@ -104,6 +128,7 @@ impl Default for SessionSettings {
             tools: true,
             max_turns: 50,
             command_timeout_secs: 600,
+            budget_usd: None,
         }
     }
 }
@@ -114,6 +139,8 @@ pub struct Config {
     pub default_provider: Option<String>,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub session: SessionSettings,
+    /// Prices by model name (USD per million tokens); built-in ones for common models.
+    pub prices: BTreeMap<String, Price>,
     /// Read by hooks (a later issue); accepted here so such files load.
     pub hooks: Value,
     pub trust: Value,
@@ -125,6 +152,7 @@ impl Default for Config {
             default_provider: None,
             providers: BTreeMap::new(),
             session: SessionSettings::default(),
+            prices: BTreeMap::new(),
             hooks: Value::Null,
             trust: Value::Null,
         }
@@ -147,6 +175,16 @@ pub fn local_model_url() -> String {
 /// hosted APIs, used when their key is in the environment.
 fn builtin_defaults() -> Value {
     json!({
+        // Public list prices (USD per million tokens) as of 2026; override in `[prices]`.
+        "prices": {
+            "gpt-4o": {"input": 2.5, "output": 10.0, "cache_read": 1.25},
+            "gpt-4o-mini": {"input": 0.15, "output": 0.6, "cache_read": 0.075},
+            "gpt-4.1": {"input": 2.0, "output": 8.0, "cache_read": 0.5},
+            "gpt-4.1-mini": {"input": 0.4, "output": 1.6, "cache_read": 0.1},
+            "claude-sonnet-4-5": {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75},
+            "claude-opus-4-1": {"input": 15.0, "output": 75.0, "cache_read": 1.5, "cache_write": 18.75},
+            "claude-haiku-4-5": {"input": 1.0, "output": 5.0, "cache_read": 0.1, "cache_write": 1.25}
+        },
         "providers": {
             "local": { "kind": "openai", "base_url": local_model_url(), "model": "smollm2" },
             "openai": {
@@ -351,6 +389,21 @@ mod tests {
         let fine = json!({"providers": {"local": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
                                         "openai": {"model": "gpt-x"}}});
         check_repository_layer(path, &fine, &below).expect("allowed");
+    }
+
+    #[test]
+    fn prices_count_cached_tokens_apart() {
+        let config = parse(builtin_defaults()).expect("parse");
+        let price = config.prices["claude-sonnet-4-5"];
+        let usage = crate::session::TokenUsage {
+            input_tokens: 1_000_000,
+            output_tokens: 100_000,
+            cache_read_tokens: 1_000_000,
+            cache_write_tokens: 0,
+            cost_usd: 0.0,
+        };
+        // $3 input + $1.5 output + $0.3 cache reads
+        assert!((price.cost(&usage) - 4.8).abs() < 1e-9);
     }
 
     #[test]

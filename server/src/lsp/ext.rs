@@ -21,6 +21,7 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/clone", "clone"),
     ("tether/session/delete", "delete"),
     ("tether/session/export", "export"),
+    ("tether/session/resetContext", "resetContext"),
 ];
 
 /// The command that runs a custom request, for clients without custom requests.
@@ -89,6 +90,14 @@ pub struct IdParams {
 pub struct ResumeParams {
     pub id: String,
     pub text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetContextParams {
+    pub id: String,
+    /// Kept as the start of the new conversation.
+    pub summary: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

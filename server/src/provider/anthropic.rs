@@ -197,6 +197,10 @@ struct Usage {
     input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -271,6 +275,8 @@ fn handle(data: &str, reader: &mut BlockReader) -> Result<(), ProviderError> {
             if let Some(usage) = message.usage {
                 reader.usage.input_tokens = usage.input_tokens.unwrap_or(0);
                 reader.usage.output_tokens = usage.output_tokens.unwrap_or(0);
+                reader.usage.cache_read_tokens = usage.cache_read_input_tokens.unwrap_or(0);
+                reader.usage.cache_write_tokens = usage.cache_creation_input_tokens.unwrap_or(0);
             }
         }
         StreamMessage::ContentBlockStart {

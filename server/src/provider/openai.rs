@@ -251,6 +251,13 @@ struct Usage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: u64,
 }
 
 fn parse_chunk(data: &str, reader: &mut ChunkReader) -> Result<(), ProviderError> {
@@ -294,9 +301,16 @@ fn parse_chunk(data: &str, reader: &mut ChunkReader) -> Result<(), ProviderError
         }
     }
     if let Some(usage) = chunk.usage {
+        // `prompt_tokens` counts cached tokens too; they are priced apart.
+        let cached = usage
+            .prompt_tokens_details
+            .map_or(0, |details| details.cached_tokens)
+            .min(usage.prompt_tokens);
         reader.pending.push_back(StreamEvent::Usage(TokenUsage {
-            input_tokens: usage.prompt_tokens,
+            input_tokens: usage.prompt_tokens - cached,
             output_tokens: usage.completion_tokens,
+            cache_read_tokens: cached,
+            cache_write_tokens: 0,
             cost_usd: 0.0,
         }));
     }

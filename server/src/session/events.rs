@@ -118,11 +118,23 @@ pub enum ItemPhase {
 pub struct TokenUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Input tokens read from the provider's prompt cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the provider's prompt cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
     pub cost_usd: f64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl TokenUsage {
     pub fn add(&mut self, other: &TokenUsage) {
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
         self.cost_usd += other.cost_usd;
@@ -255,6 +267,13 @@ pub enum Event {
         item_id: Option<String>,
         #[serde(flatten)]
         usage: TokenUsage,
+    },
+    /// The model's conversation starts over (the transcript stays), optionally from a
+    /// summary of what came before.
+    #[serde(rename_all = "camelCase")]
+    ContextReset {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<String>,
     },
     #[serde(rename_all = "camelCase")]
     TurnEnded {

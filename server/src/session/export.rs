@@ -71,6 +71,12 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
                     let _ = writeln!(out, "\n*(interrupted)*");
                 }
             }
+            Event::ContextReset { summary } => {
+                let _ = writeln!(out, "\n> Context reset: the model starts over from here.");
+                if let Some(summary) = summary {
+                    let _ = writeln!(out, ">\n> Summary kept: {summary}");
+                }
+            }
             Event::TurnEnded { reason, message } if reason.as_str() != "end_turn" => {
                 let _ = write!(out, "\n> Turn ended: {}", reason.as_str());
                 if let Some(message) = message {

@@ -849,6 +849,29 @@ impl SessionManager {
         Ok(info_of(&inner.state, false))
     }
 
+    /// Clears the model's conversation (the transcript stays), keeping `summary` if given.
+    pub fn reset_context(
+        &self,
+        id: &str,
+        summary: Option<String>,
+    ) -> Result<SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let mut inner = lock(&handle.inner);
+        if !matches!(
+            inner.state.status,
+            SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
+        ) {
+            return Err(inner.invalid("reset the context of", "; stop it first"));
+        }
+        let summary = summary.filter(|summary| !summary.trim().is_empty());
+        inner.emit(
+            &handle.id,
+            Event::ContextReset { summary },
+            &self.inner.events,
+        )?;
+        Ok(info_of(&inner.state, false))
+    }
+
     /// A new session with the same configuration and no history.
     pub async fn clone_session(&self, id: &str) -> Result<SessionInfo, SessionError> {
         let source = self.handle(id)?;
@@ -1049,6 +1072,16 @@ async fn drive(
                 events,
             )
         }
+        Err(DriveEnd::Budget(reason)) => {
+            inner.driver = None;
+            inner.set_status(
+                &handle.id,
+                SessionStatus::Stopped,
+                None,
+                Some(reason),
+                events,
+            )
+        }
         Err(DriveEnd::Failed(reason)) => {
             inner.driver = None;
             inner.set_status(
@@ -1067,6 +1100,8 @@ async fn drive(
 
 enum DriveEnd {
     Stopped,
+    /// The cost budget is spent: stopped (resumable once it is raised), with this reason.
+    Budget(String),
     Failed(String),
 }
 
@@ -1133,7 +1168,10 @@ async fn drive_inner(
             command_timeout: Duration::from_secs(config.session.command_timeout_secs.max(1)),
         }),
         max_steps: config.session.max_turns,
+        price: config.prices.get(&spec.model).copied(),
+        budget_left_usd: None,
     };
+    let budget = config.session.budget_usd;
     {
         // A session reloaded from its snapshot has no conversation in memory yet.
         let mut inner = lock(&handle.inner);
@@ -1182,6 +1220,16 @@ async fn drive_inner(
             Step::Idle => return Ok(()),
         };
         let mut sink = TurnSink { handle, events };
+        let mut settings = settings.clone();
+        if let Some(budget) = budget {
+            let spent = lock(&handle.inner).state.usage.cost_usd;
+            if spent >= budget {
+                return Err(DriveEnd::Budget(format!(
+                    "the cost budget is spent (${spent:.4} of ${budget:.4}); raise session.budget_usd to continue"
+                )));
+            }
+            settings.budget_left_usd = Some(budget - spent);
+        }
         let outcome =
             agent::run_turn(provider.as_ref(), request, &settings, cancel, &mut sink).await;
         lock(&handle.inner).emit(
@@ -1195,6 +1243,13 @@ async fn drive_inner(
         match outcome.reason {
             TurnEndReason::EndTurn => {}
             TurnEndReason::Stopped => return Err(DriveEnd::Stopped),
+            TurnEndReason::Budget => {
+                let spent = lock(&handle.inner).state.usage.cost_usd;
+                return Err(DriveEnd::Budget(format!(
+                    "the cost budget was reached (${spent:.4} of ${:.4}); raise session.budget_usd and resume to continue",
+                    budget.unwrap_or_default()
+                )));
+            }
             _ => {
                 return Err(DriveEnd::Failed(
                     outcome

@@ -118,6 +118,17 @@ impl SessionState {
                 self.queued.push_back((item_id.clone(), text.clone()));
             }
             Event::Usage { usage, .. } => self.usage.add(usage),
+            Event::ContextReset { summary } => {
+                if let Some(history) = &mut self.history {
+                    history.clear();
+                    if let Some(summary) = summary {
+                        history.push(ChatMessage::new(
+                            ChatRole::Assistant,
+                            format!("Summary of our conversation so far:\n{summary}"),
+                        ));
+                    }
+                }
+            }
         }
     }
 

@@ -8,8 +8,8 @@ use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::Uri;
 
 use super::super::ext::{
-    CreateParams, ExportFormat, ExportParams, GetParams, IdParams, ListParams, ResumeParams,
-    SendParams,
+    CreateParams, ExportFormat, ExportParams, GetParams, IdParams, ListParams, ResetContextParams,
+    ResumeParams, SendParams,
 };
 use super::super::{Backend, session_error};
 use crate::session::{CreateSession, ListFilter, export};
@@ -140,6 +140,14 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             let params: IdParams = parse(method, params)?;
             manager.delete(&params.id).await.map_err(session_error)?;
             Ok(json!({ "deleted": true }))
+        }
+        "resetContext" => {
+            let params: ResetContextParams = parse(method, params)?;
+            to_value(
+                manager
+                    .reset_context(&params.id, params.summary)
+                    .map_err(session_error)?,
+            )
         }
         "export" => {
             let params: ExportParams = parse(method, params)?;
