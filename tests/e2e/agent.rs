@@ -314,3 +314,148 @@ async fn stop_during_a_long_command_kills_its_process_group_and_stays_resumable(
     );
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_waits_for_valid_answers_then_the_turn_goes_on() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "ask_user",
+        r#"{"questions": [
+            {"prompt": "Which colour?", "kind": "single", "options": ["red", "blue"]},
+            {"prompt": "Which toppings?", "kind": "multi", "options": ["a", "b", "c"]},
+            {"prompt": "Your name?"}]}"#,
+    )]));
+    model.push(Reply::text(&["Thanks!"]));
+    let mut client = env.server(&model).await;
+    let (_, id) = client.create(json!({"prompt": "ask me things"})).await;
+    client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "status" && event["activity"] == "waiting_input"
+        })
+        .await;
+    let question = client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "item" && event["item"]["type"] == "question"
+        })
+        .await;
+    let question_id = question["event"]["item"]["id"]
+        .as_str()
+        .expect("question id")
+        .to_owned();
+    assert_eq!(question["event"]["item"]["questions"][1]["kind"], "multi");
+    let info = client.call("tether/session/get", json!({"id": id})).await;
+    assert_eq!(info["session"]["activity"], "waiting_input");
+
+    for (answers, expected) in [
+        (json!(["red"]), "3 questions"),
+        (
+            json!(["red", ["a", "z"], "Ada"]),
+            "\"z\" is not one of the options",
+        ),
+        (json!(["red", "a", "Ada"]), "must be a list"),
+        (json!(["", ["a"], "Ada"]), "is empty"),
+    ] {
+        let error = client
+            .call_err(
+                "tether/session/answer",
+                json!({"id": id, "questionId": question_id, "answers": answers}),
+            )
+            .await;
+        assert_eq!(error["code"], -32602, "{error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(expected),
+            "{error}"
+        );
+    }
+    let error = client
+        .call_err(
+            "tether/session/answer",
+            json!({"id": id, "questionId": "stale", "answers": ["red", ["a"], "Ada"]}),
+        )
+        .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not open"),
+        "{error}"
+    );
+
+    client
+        .call(
+            "tether/session/answer",
+            json!({"id": id, "questionId": question_id, "answers": ["green", ["a", "c"], "Ada"]}),
+        )
+        .await;
+    let resolved = client
+        .wait_for_event(&id, |event| event["kind"] == "resolved")
+        .await;
+    assert_eq!(resolved["event"]["outcome"], "answered");
+    assert_eq!(resolved["event"]["itemId"], question_id.as_str());
+    client.wait_for_status(&id, "waiting").await;
+    let tool_result = model.requests()[1]["messages"]
+        .as_array()
+        .and_then(|messages| messages.last().cloned())
+        .expect("tool result");
+    let text = tool_result["content"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("Which colour?\nAnswer: green") && text.contains("Answer: a, c"),
+        "{text}"
+    );
+    let error = client
+        .call_err(
+            "tether/session/answer",
+            json!({"id": id, "questionId": question_id, "answers": ["red", ["a"], "Ada"]}),
+        )
+        .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not open"),
+        "{error}"
+    );
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_while_a_question_waits_cancels_it_for_every_client() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "ask_user",
+        r#"{"questions": [{"prompt": "Go on?"}]}"#,
+    )]));
+    let mut client = env.server(&model).await;
+    let (_, id) = client.create(json!({"prompt": "ask"})).await;
+    let question = client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "item" && event["item"]["type"] == "question"
+        })
+        .await;
+    let question_id = question["event"]["item"]["id"].clone();
+    client.call("tether/session/stop", json!({"id": id})).await;
+    let resolved = client
+        .wait_for_event(&id, |event| event["kind"] == "resolved")
+        .await;
+    assert_eq!(resolved["event"]["outcome"], "cancelled");
+    assert_eq!(resolved["event"]["itemId"], question_id);
+    let error = client
+        .call_err(
+            "tether/session/answer",
+            json!({"id": id, "questionId": question_id, "answers": ["yes"]}),
+        )
+        .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not open"),
+        "{error}"
+    );
+    client.shutdown().await;
+}

@@ -16,7 +16,8 @@ use crate::provider::{
     ChatMessage, ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, ToolCallRequest,
 };
 use crate::session::{
-    Event, Item, ItemPhase, MessageRole, TokenUsage, ToolCallStatus, TurnEndReason,
+    Answer, Event, Item, ItemPhase, MessageRole, Question, QuestionKind, TokenUsage,
+    ToolCallStatus, TurnEndReason,
 };
 
 /// Streamed text is sent at most about once per frame, so a fast model cannot flood the
@@ -34,6 +35,14 @@ pub struct TurnOutcome {
 /// Where a turn's events go. An error there (the log cannot be written) ends the turn.
 pub trait EventSink: Send {
     fn emit(&mut self, event: Event) -> Result<(), String>;
+
+    /// Opens a question (already emitted as a started `question` item) for answering; the
+    /// session shows `waiting_input` until the answers come through the receiver.
+    fn ask(
+        &mut self,
+        item_id: &str,
+        questions: &[Question],
+    ) -> Result<tokio::sync::oneshot::Receiver<Vec<Answer>>, String>;
 }
 
 /// A message being streamed: started on its first delta, completed at the end of the turn.
@@ -198,7 +207,11 @@ async fn run_tool_call(
         item: item(ToolCallStatus::Running, None, None),
     })?;
     let started = std::time::Instant::now();
-    let outcome = tools::run(context, &call.name, &call.arguments, cancel).await;
+    let outcome = if call.name == "ask_user" {
+        ask_user(&call.arguments, cancel, sink).await?
+    } else {
+        tools::run(context, &call.name, &call.arguments, cancel).await
+    };
     let status = if outcome.is_error {
         ToolCallStatus::Failed
     } else {
@@ -224,6 +237,96 @@ async fn run_tool_call(
         })?;
     }
     Ok(outcome)
+}
+
+#[derive(serde::Deserialize)]
+struct AskArgs {
+    questions: Vec<AskQuestion>,
+}
+
+#[derive(serde::Deserialize)]
+struct AskQuestion {
+    prompt: String,
+    #[serde(default)]
+    kind: Option<QuestionKind>,
+    #[serde(default)]
+    options: Vec<String>,
+}
+
+/// The `ask_user` tool: a `question` item the user answers through `tether/session/answer`.
+async fn ask_user(
+    arguments: &str,
+    cancel: &CancellationToken,
+    sink: &mut dyn EventSink,
+) -> Result<tools::ToolOutcome, String> {
+    let args: AskArgs = match serde_json::from_str(arguments) {
+        Ok(args) => args,
+        Err(error) => {
+            return Ok(tools::ToolOutcome::error(format!(
+                "invalid arguments for ask_user ({error}); send {{\"questions\": [{{\"prompt\", \"kind\": \"text\"|\"single\"|\"multi\", \"options\"}}]}}"
+            )));
+        }
+    };
+    if args.questions.is_empty() {
+        return Ok(tools::ToolOutcome::error(
+            "ask_user needs at least one question",
+        ));
+    }
+    let mut questions = Vec::new();
+    for (index, question) in args.questions.into_iter().enumerate() {
+        let kind = question.kind.unwrap_or(if question.options.is_empty() {
+            QuestionKind::Text
+        } else {
+            QuestionKind::Single
+        });
+        if kind != QuestionKind::Text && question.options.is_empty() {
+            return Ok(tools::ToolOutcome::error(format!(
+                "question {} is {kind:?} but offers no options",
+                index + 1
+            )));
+        }
+        questions.push(Question {
+            id: format!("q{}", index + 1),
+            prompt: question.prompt,
+            kind,
+            options: question.options,
+        });
+    }
+    let id = new_item_id();
+    sink.emit(Event::Item {
+        phase: ItemPhase::Started,
+        item: Item::Question {
+            id: id.clone(),
+            questions: questions.clone(),
+            answers: None,
+        },
+    })?;
+    let answers = sink.ask(&id, &questions)?;
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => {
+            sink.emit(Event::Item {
+                phase: ItemPhase::Completed,
+                item: Item::Question { id: id.clone(), questions, answers: None },
+            })?;
+            sink.emit(Event::Resolved { item_id: id, outcome: "cancelled".to_owned() })?;
+            Ok(tools::ToolOutcome::error("the session was stopped before the user answered"))
+        }
+        answers = answers => match answers {
+            Ok(answers) => {
+                let mut output = String::new();
+                for (question, answer) in questions.iter().zip(&answers) {
+                    let answer = match answer {
+                        Answer::Text(text) => text.clone(),
+                        Answer::Choices(choices) => choices.join(", "),
+                    };
+                    output.push_str(&format!("{}\nAnswer: {answer}\n", question.prompt));
+                }
+                Ok(tools::ToolOutcome::ok(output))
+            }
+            Err(_) => Ok(tools::ToolOutcome::error("the question was withdrawn before it was answered")),
+        },
+    }
 }
 
 /// One model response.

@@ -52,7 +52,7 @@ pub struct ToolOutcome {
 }
 
 impl ToolOutcome {
-    fn ok(output: impl Into<String>) -> ToolOutcome {
+    pub fn ok(output: impl Into<String>) -> ToolOutcome {
         ToolOutcome {
             output: output.into(),
             is_error: false,
@@ -61,7 +61,7 @@ impl ToolOutcome {
         }
     }
 
-    fn error(output: impl Into<String>) -> ToolOutcome {
+    pub fn error(output: impl Into<String>) -> ToolOutcome {
         ToolOutcome {
             is_error: true,
             ..ToolOutcome::ok(output)
@@ -120,6 +120,16 @@ pub fn definitions() -> Vec<ToolDefinition> {
             parameters: json!({"type": "object", "properties": {
                 "command": {"type": "string"}, "timeout_secs": {"type": "integer"}},
                 "required": ["command"]}),
+        },
+        ToolDefinition {
+            name: "ask_user",
+            description: "Ask the user one or more questions and wait for the answers. kind: text (free answer), single (one of options, or another answer), multi (any of options).",
+            parameters: json!({"type": "object", "properties": {"questions": {"type": "array", "items": {
+                "type": "object", "properties": {
+                    "prompt": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["text", "single", "multi"]},
+                    "options": {"type": "array", "items": {"type": "string"}}},
+                "required": ["prompt"]}}}, "required": ["questions"]}),
         },
         ToolDefinition {
             name: "finish",

@@ -22,6 +22,7 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/delete", "delete"),
     ("tether/session/export", "export"),
     ("tether/session/resetContext", "resetContext"),
+    ("tether/session/answer", "answer"),
 ];
 
 /// The command that runs a custom request, for clients without custom requests.
@@ -90,6 +91,15 @@ pub struct IdParams {
 pub struct ResumeParams {
     pub id: String,
     pub text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnswerParams {
+    pub id: String,
+    pub question_id: String,
+    /// One per question, in order: a string, or a list of strings for a multi-select.
+    pub answers: Vec<crate::session::Answer>,
 }
 
 #[derive(Debug, Deserialize)]

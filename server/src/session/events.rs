@@ -170,6 +170,14 @@ pub enum Item {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_ms: Option<u64>,
     },
+    /// Questions the agent asks; `answers` (one per question) once answered.
+    #[serde(rename_all = "camelCase")]
+    Question {
+        id: String,
+        questions: Vec<Question>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answers: Option<Vec<Answer>>,
+    },
     /// A file a tool changed, with its line counts.
     #[serde(rename_all = "camelCase")]
     FileChange {
@@ -178,6 +186,35 @@ pub enum Item {
         additions: u64,
         deletions: u64,
     },
+}
+
+/// One question of a `question` item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Question {
+    pub id: String,
+    pub prompt: String,
+    pub kind: QuestionKind,
+    /// The choices, for `single` (which also takes a free "other" answer) and `multi`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionKind {
+    Text,
+    Single,
+    Multi,
+}
+
+/// The answer to one question: text (free text, the chosen option, or "other" text) or the
+/// chosen options of a multi-select.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Text(String),
+    Choices(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,9 +228,10 @@ pub enum ToolCallStatus {
 impl Item {
     pub fn id(&self) -> &str {
         match self {
-            Item::Message { id, .. } | Item::ToolCall { id, .. } | Item::FileChange { id, .. } => {
-                id
-            }
+            Item::Message { id, .. }
+            | Item::ToolCall { id, .. }
+            | Item::Question { id, .. }
+            | Item::FileChange { id, .. } => id,
         }
     }
 }
@@ -253,6 +291,13 @@ pub enum Event {
     Delta {
         item_id: String,
         text: String,
+    },
+    /// A pending question, plan or permission was settled (`answered`), or can no longer be
+    /// (`cancelled`): every client clears its prompt.
+    #[serde(rename_all = "camelCase")]
+    Resolved {
+        item_id: String,
+        outcome: String,
     },
     /// A follow-up that waits for the current turn to end; delivered as a user message item
     /// with the same id.

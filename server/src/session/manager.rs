@@ -17,8 +17,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{
-    Activity, Event, EventRecord, Item, ItemPhase, MessageRole, SessionSpec, SessionStatus,
-    TokenUsage, ToolCallStatus, TurnEndReason,
+    Activity, Answer, Event, EventRecord, Item, ItemPhase, MessageRole, Question, QuestionKind,
+    SessionSpec, SessionStatus, TokenUsage, ToolCallStatus, TurnEndReason,
 };
 use super::state::{SessionState, check_transition};
 use super::{Mode, format_timestamp, now_millis, slug_from_prompt, validate_session_name};
@@ -155,6 +155,14 @@ struct SessionInner {
     log: Option<EventLog>,
     /// The task driving the session, while there is one.
     driver: Option<Driver>,
+    /// The question the agent waits on, while it waits.
+    pending_question: Option<PendingQuestion>,
+}
+
+struct PendingQuestion {
+    item_id: String,
+    questions: Vec<Question>,
+    reply: tokio::sync::oneshot::Sender<Vec<Answer>>,
 }
 
 struct Driver {
@@ -318,6 +326,7 @@ impl SessionHandle {
                 store,
                 log,
                 driver: None,
+                pending_question: None,
             }),
         }
     }
@@ -849,6 +858,70 @@ impl SessionManager {
         Ok(info_of(&inner.state, false))
     }
 
+    /// Answers the open question `question_id`; the turn goes on with the answers.
+    pub fn answer(
+        &self,
+        id: &str,
+        question_id: &str,
+        answers: Vec<Answer>,
+    ) -> Result<SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let mut inner = lock(&handle.inner);
+        let open = inner
+            .pending_question
+            .as_ref()
+            .is_some_and(|pending| pending.item_id == question_id);
+        if !open {
+            return Err(SessionError::InvalidParams {
+                field: "questionId",
+                message: format!(
+                    "question {question_id:?} is not open in session {:?} (already answered, cancelled, or never asked)",
+                    inner.state.spec.name
+                ),
+            });
+        }
+        let Some(pending) = inner.pending_question.take() else {
+            return Err(inner.invalid("answer", ""));
+        };
+        if let Err(message) = check_answers(&pending.questions, &answers) {
+            inner.pending_question = Some(pending);
+            return Err(SessionError::InvalidParams {
+                field: "answers",
+                message,
+            });
+        }
+        inner.emit(
+            &handle.id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item: Item::Question {
+                    id: pending.item_id.clone(),
+                    questions: pending.questions,
+                    answers: Some(answers.clone()),
+                },
+            },
+            &self.inner.events,
+        )?;
+        inner.emit(
+            &handle.id,
+            Event::Resolved {
+                item_id: pending.item_id,
+                outcome: "answered".to_owned(),
+            },
+            &self.inner.events,
+        )?;
+        inner.set_status(
+            &handle.id,
+            SessionStatus::Running,
+            Some(Activity::Working),
+            None,
+            &self.inner.events,
+        )?;
+        // The turn may have been stopped in the meantime; then nobody listens, which is fine.
+        let _ = pending.reply.send(answers);
+        Ok(info_of(&inner.state, false))
+    }
+
     /// Clears the model's conversation (the transcript stays), keeping `summary` if given.
     pub fn reset_context(
         &self,
@@ -995,6 +1068,25 @@ fn recover_interrupted(
             events,
         )?;
     }
+    let open_questions = std::mem::take(&mut inner.state.open_questions);
+    for (item_id, item) in open_questions {
+        inner.emit(
+            id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item,
+            },
+            events,
+        )?;
+        inner.emit(
+            id,
+            Event::Resolved {
+                item_id,
+                outcome: "cancelled".to_owned(),
+            },
+            events,
+        )?;
+    }
     let open_tool_calls = std::mem::take(&mut inner.state.open_tool_calls);
     for (_, mut item) in open_tool_calls {
         if let Item::ToolCall { status, output, .. } = &mut item {
@@ -1035,6 +1127,72 @@ impl EventSink for TurnSink<'_> {
             .map(drop)
             .map_err(|error| error.to_string())
     }
+
+    fn ask(
+        &mut self,
+        item_id: &str,
+        questions: &[Question],
+    ) -> Result<tokio::sync::oneshot::Receiver<Vec<Answer>>, String> {
+        let (reply, answers) = tokio::sync::oneshot::channel();
+        let mut inner = lock(&self.handle.inner);
+        inner.pending_question = Some(PendingQuestion {
+            item_id: item_id.to_owned(),
+            questions: questions.to_vec(),
+            reply,
+        });
+        inner
+            .set_status(
+                &self.handle.id,
+                SessionStatus::Running,
+                Some(Activity::WaitingInput),
+                None,
+                self.events,
+            )
+            .map_err(|error| error.to_string())?;
+        Ok(answers)
+    }
+}
+
+/// Checks answers against their questions: one per question, a text for `text` and
+/// `single` (an answer outside the options is the "other" answer), options for `multi`.
+fn check_answers(questions: &[Question], answers: &[Answer]) -> Result<(), String> {
+    if questions.len() != answers.len() {
+        return Err(format!(
+            "{} answers for {} questions; send one per question, in order",
+            answers.len(),
+            questions.len()
+        ));
+    }
+    for (index, (question, answer)) in questions.iter().zip(answers).enumerate() {
+        match (question.kind, answer) {
+            (QuestionKind::Text | QuestionKind::Single, Answer::Text(text)) => {
+                if text.trim().is_empty() {
+                    return Err(format!("answer {} is empty", index + 1));
+                }
+            }
+            (QuestionKind::Multi, Answer::Choices(choices)) => {
+                if let Some(unknown) = choices
+                    .iter()
+                    .find(|choice| !question.options.contains(choice))
+                {
+                    return Err(format!(
+                        "answer {}: {unknown:?} is not one of the options",
+                        index + 1
+                    ));
+                }
+            }
+            (QuestionKind::Multi, Answer::Text(_)) => {
+                return Err(format!(
+                    "answer {} must be a list of options (multi-select)",
+                    index + 1
+                ));
+            }
+            (_, Answer::Choices(_)) => {
+                return Err(format!("answer {} must be a single string", index + 1));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the driver does next, decided under the session's lock.
@@ -1055,6 +1213,7 @@ async fn drive(
     let events = &manager.inner.events;
     let outcome = drive_inner(&manager, &handle, &cancel).await;
     let mut inner = lock(&handle.inner);
+    inner.pending_question = None;
     let result = match outcome {
         // The driver already let go of the session, under the lock that set `waiting`; a
         // follow-up may have started the next driver since.

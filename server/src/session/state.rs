@@ -48,6 +48,9 @@ pub struct SessionState {
     /// Tool calls started but not completed: what a crash mid-tool leaves open.
     #[serde(default)]
     pub open_tool_calls: BTreeMap<String, Item>,
+    /// Questions asked and not yet answered.
+    #[serde(default)]
+    pub open_questions: BTreeMap<String, Item>,
     /// Whether the worktree was made (the session reached `running` or `waiting` since it
     /// last entered `creating`).
     pub worktree_ready: bool,
@@ -67,6 +70,7 @@ impl SessionState {
             queued: VecDeque::new(),
             open_items: BTreeMap::new(),
             open_tool_calls: BTreeMap::new(),
+            open_questions: BTreeMap::new(),
             worktree_ready: false,
             spec,
         }
@@ -79,6 +83,9 @@ impl SessionState {
         self.updated_at = record.at;
         match &record.event {
             Event::Created { .. } | Event::TurnEnded { .. } => {}
+            Event::Resolved { item_id, .. } => {
+                self.open_questions.remove(item_id);
+            }
             Event::Delta { item_id, text } => {
                 if let Some((_, so_far)) = self.open_items.get_mut(item_id) {
                     so_far.push_str(text);
@@ -106,11 +113,15 @@ impl SessionState {
                     Item::ToolCall { id, .. } => {
                         self.open_tool_calls.insert(id.clone(), item.clone());
                     }
+                    Item::Question { id, .. } => {
+                        self.open_questions.insert(id.clone(), item.clone());
+                    }
                     Item::FileChange { .. } => {}
                 },
                 super::ItemPhase::Completed => {
                     self.open_items.remove(item.id());
                     self.open_tool_calls.remove(item.id());
+                    self.open_questions.remove(item.id());
                     self.apply_completed_item(item);
                 }
             },

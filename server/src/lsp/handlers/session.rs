@@ -8,8 +8,8 @@ use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::Uri;
 
 use super::super::ext::{
-    CreateParams, ExportFormat, ExportParams, GetParams, IdParams, ListParams, ResetContextParams,
-    ResumeParams, SendParams,
+    AnswerParams, CreateParams, ExportFormat, ExportParams, GetParams, IdParams, ListParams,
+    ResetContextParams, ResumeParams, SendParams,
 };
 use super::super::{Backend, session_error};
 use crate::session::{CreateSession, ListFilter, export};
@@ -140,6 +140,14 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             let params: IdParams = parse(method, params)?;
             manager.delete(&params.id).await.map_err(session_error)?;
             Ok(json!({ "deleted": true }))
+        }
+        "answer" => {
+            let params: AnswerParams = parse(method, params)?;
+            to_value(
+                manager
+                    .answer(&params.id, &params.question_id, params.answers)
+                    .map_err(session_error)?,
+            )
         }
         "resetContext" => {
             let params: ResetContextParams = parse(method, params)?;
