@@ -459,3 +459,114 @@ async fn stopping_while_a_question_waits_cancels_it_for_every_client() {
     );
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_rejected_with_feedback_is_revised_then_approved() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "propose_plan",
+        r#"{"phases": [{"title": "Rewrite everything", "subtasks": ["delete src", "start over"]}]}"#,
+    )]));
+    model.push(Reply::tool_calls(&[(
+        "propose_plan",
+        r#"{"phases": [{"title": "Fix the bug", "subtasks": ["edit ops.py"]}, {"title": "Test"}]}"#,
+    )]));
+    model.push(Reply::text(&["Done as planned."]));
+    let mut client = env.server(&model).await;
+    let (_, id) = client.create(json!({"prompt": "plan first"})).await;
+
+    let plan_id = |events: &[Value], n: usize| {
+        events
+            .iter()
+            .filter(|params| {
+                params["event"]["kind"] == "item"
+                    && params["event"]["phase"] == "started"
+                    && params["event"]["item"]["type"] == "plan"
+            })
+            .nth(n)
+            .map(|params| {
+                params["event"]["item"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+    };
+    client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "status" && event["activity"] == "awaiting_plan_approval"
+        })
+        .await;
+    let first = plan_id(&client.session_events(&id), 0).expect("first plan");
+    client
+        .call(
+            "tether/session/decidePlan",
+            json!({"id": id, "planId": first, "approve": false, "feedback": "Too drastic; fix only the bug."}),
+        )
+        .await;
+    client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "item"
+                && event["phase"] == "started"
+                && event["item"]["type"] == "plan"
+                && event["item"]["phases"][0]["title"] == "Fix the bug"
+        })
+        .await;
+    let second = plan_id(&client.session_events(&id), 1).expect("second plan");
+    // The first plan is settled; deciding it again is refused.
+    let error = client
+        .call_err(
+            "tether/session/decidePlan",
+            json!({"id": id, "planId": first, "approve": true}),
+        )
+        .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not open"),
+        "{error}"
+    );
+    client
+        .call(
+            "tether/session/decidePlan",
+            json!({"id": id, "planId": second, "approve": true}),
+        )
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+
+    let events = client.session_events(&id);
+    let outcomes: Vec<_> = events
+        .iter()
+        .filter(|params| params["event"]["kind"] == "resolved")
+        .map(|params| params["event"]["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, [json!("rejected"), json!("approved")]);
+    // The model heard the feedback, then the approval.
+    let requests = model.requests();
+    let feedback = requests[1]["messages"]
+        .as_array()
+        .and_then(|m| m.last().cloned())
+        .expect("result");
+    assert!(
+        feedback["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Too drastic; fix only the bug.")
+    );
+    let approval = requests[2]["messages"]
+        .as_array()
+        .and_then(|m| m.last().cloned())
+        .expect("result");
+    assert!(
+        approval["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("approved")
+    );
+    assert_eq!(
+        agent_messages(&events).last().expect("reply")["text"],
+        "Done as planned."
+    );
+    client.shutdown().await;
+}

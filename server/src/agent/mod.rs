@@ -16,8 +16,8 @@ use crate::provider::{
     ChatMessage, ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, ToolCallRequest,
 };
 use crate::session::{
-    Answer, Event, Item, ItemPhase, MessageRole, Question, QuestionKind, TokenUsage,
-    ToolCallStatus, TurnEndReason,
+    Answer, Event, Item, ItemPhase, MessageRole, PlanDecision, PlanPhase, Question, QuestionKind,
+    TokenUsage, ToolCallStatus, TurnEndReason,
 };
 
 /// Streamed text is sent at most about once per frame, so a fast model cannot flood the
@@ -43,6 +43,14 @@ pub trait EventSink: Send {
         item_id: &str,
         questions: &[Question],
     ) -> Result<tokio::sync::oneshot::Receiver<Vec<Answer>>, String>;
+
+    /// Opens a plan (already emitted as a started `plan` item) for the user's decision; the
+    /// session shows `awaiting_plan_approval` until it comes.
+    fn propose(
+        &mut self,
+        item_id: &str,
+        phases: &[PlanPhase],
+    ) -> Result<tokio::sync::oneshot::Receiver<PlanDecision>, String>;
 }
 
 /// A message being streamed: started on its first delta, completed at the end of the turn.
@@ -207,10 +215,10 @@ async fn run_tool_call(
         item: item(ToolCallStatus::Running, None, None),
     })?;
     let started = std::time::Instant::now();
-    let outcome = if call.name == "ask_user" {
-        ask_user(&call.arguments, cancel, sink).await?
-    } else {
-        tools::run(context, &call.name, &call.arguments, cancel).await
+    let outcome = match call.name.as_str() {
+        "ask_user" => ask_user(&call.arguments, cancel, sink).await?,
+        "propose_plan" => propose_plan(&call.arguments, cancel, sink).await?,
+        _ => tools::run(context, &call.name, &call.arguments, cancel).await,
     };
     let status = if outcome.is_error {
         ToolCallStatus::Failed
@@ -325,6 +333,61 @@ async fn ask_user(
                 Ok(tools::ToolOutcome::ok(output))
             }
             Err(_) => Ok(tools::ToolOutcome::error("the question was withdrawn before it was answered")),
+        },
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PlanArgs {
+    phases: Vec<PlanPhase>,
+}
+
+/// The `propose_plan` tool: a `plan` item the user approves or rejects (with feedback)
+/// through `tether/session/decidePlan`.
+async fn propose_plan(
+    arguments: &str,
+    cancel: &CancellationToken,
+    sink: &mut dyn EventSink,
+) -> Result<tools::ToolOutcome, String> {
+    let phases = match serde_json::from_str::<PlanArgs>(arguments) {
+        Ok(args) if !args.phases.is_empty() => args.phases,
+        Ok(_) => return Ok(tools::ToolOutcome::error("a plan needs at least one phase")),
+        Err(error) => {
+            return Ok(tools::ToolOutcome::error(format!(
+                "invalid arguments for propose_plan ({error}); send {{\"phases\": [{{\"title\", \"subtasks\": [...]}}]}}"
+            )));
+        }
+    };
+    let id = new_item_id();
+    sink.emit(Event::Item {
+        phase: ItemPhase::Started,
+        item: Item::Plan {
+            id: id.clone(),
+            phases: phases.clone(),
+            decision: None,
+        },
+    })?;
+    let decision = sink.propose(&id, &phases)?;
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => {
+            sink.emit(Event::Item {
+                phase: ItemPhase::Completed,
+                item: Item::Plan { id: id.clone(), phases, decision: None },
+            })?;
+            sink.emit(Event::Resolved { item_id: id, outcome: "cancelled".to_owned() })?;
+            Ok(tools::ToolOutcome::error("the session was stopped before the plan was decided"))
+        }
+        decision = decision => match decision {
+            Ok(PlanDecision { approved: true, feedback }) => Ok(tools::ToolOutcome::ok(match feedback {
+                Some(feedback) => format!("The user approved the plan, noting: {feedback}\nCarry it out."),
+                None => "The user approved the plan. Carry it out.".to_owned(),
+            })),
+            Ok(PlanDecision { approved: false, feedback }) => Ok(tools::ToolOutcome::error(format!(
+                "The user rejected the plan{}. Revise it and propose again.",
+                feedback.map(|feedback| format!(": {feedback}")).unwrap_or_default()
+            ))),
+            Err(_) => Ok(tools::ToolOutcome::error("the plan was withdrawn before it was decided")),
         },
     }
 }

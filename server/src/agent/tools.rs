@@ -132,6 +132,15 @@ pub fn definitions() -> Vec<ToolDefinition> {
                 "required": ["prompt"]}}}, "required": ["questions"]}),
         },
         ToolDefinition {
+            name: "propose_plan",
+            description: "Propose a plan (phases with subtasks) and wait for the user to approve or reject it with feedback.",
+            parameters: json!({"type": "object", "properties": {"phases": {"type": "array", "items": {
+                "type": "object", "properties": {
+                    "title": {"type": "string"},
+                    "subtasks": {"type": "array", "items": {"type": "string"}}},
+                "required": ["title"]}}}, "required": ["phases"]}),
+        },
+        ToolDefinition {
             name: "finish",
             description: "Say the task is done, with a short summary. Set exit_signal when a loop should stop.",
             parameters: json!({"type": "object", "properties": {

@@ -23,6 +23,7 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/export", "export"),
     ("tether/session/resetContext", "resetContext"),
     ("tether/session/answer", "answer"),
+    ("tether/session/decidePlan", "decidePlan"),
 ];
 
 /// The command that runs a custom request, for clients without custom requests.
@@ -100,6 +101,15 @@ pub struct AnswerParams {
     pub question_id: String,
     /// One per question, in order: a string, or a list of strings for a multi-select.
     pub answers: Vec<crate::session::Answer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecidePlanParams {
+    pub id: String,
+    pub plan_id: String,
+    pub approve: bool,
+    pub feedback: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -178,6 +178,14 @@ pub enum Item {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         answers: Option<Vec<Answer>>,
     },
+    /// A plan the agent proposes; `decision` once the user approved or rejected it.
+    #[serde(rename_all = "camelCase")]
+    Plan {
+        id: String,
+        phases: Vec<PlanPhase>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<PlanDecision>,
+    },
     /// A file a tool changed, with its line counts.
     #[serde(rename_all = "camelCase")]
     FileChange {
@@ -186,6 +194,24 @@ pub enum Item {
         additions: u64,
         deletions: u64,
     },
+}
+
+/// One phase of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanPhase {
+    pub title: String,
+    #[serde(default)]
+    pub subtasks: Vec<String>,
+}
+
+/// The user's decision on a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanDecision {
+    pub approved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
 }
 
 /// One question of a `question` item.
@@ -231,6 +257,7 @@ impl Item {
             Item::Message { id, .. }
             | Item::ToolCall { id, .. }
             | Item::Question { id, .. }
+            | Item::Plan { id, .. }
             | Item::FileChange { id, .. } => id,
         }
     }

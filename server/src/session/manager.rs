@@ -17,8 +17,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{
-    Activity, Answer, Event, EventRecord, Item, ItemPhase, MessageRole, Question, QuestionKind,
-    SessionSpec, SessionStatus, TokenUsage, ToolCallStatus, TurnEndReason,
+    Activity, Answer, Event, EventRecord, Item, ItemPhase, MessageRole, PlanDecision, PlanPhase,
+    Question, QuestionKind, SessionSpec, SessionStatus, TokenUsage, ToolCallStatus, TurnEndReason,
 };
 use super::state::{SessionState, check_transition};
 use super::{Mode, format_timestamp, now_millis, slug_from_prompt, validate_session_name};
@@ -157,6 +157,14 @@ struct SessionInner {
     driver: Option<Driver>,
     /// The question the agent waits on, while it waits.
     pending_question: Option<PendingQuestion>,
+    /// The plan the agent waits on, while it waits.
+    pending_plan: Option<PendingPlan>,
+}
+
+struct PendingPlan {
+    item_id: String,
+    phases: Vec<PlanPhase>,
+    reply: tokio::sync::oneshot::Sender<PlanDecision>,
 }
 
 struct PendingQuestion {
@@ -327,6 +335,7 @@ impl SessionHandle {
                 log,
                 driver: None,
                 pending_question: None,
+                pending_plan: None,
             }),
         }
     }
@@ -922,6 +931,64 @@ impl SessionManager {
         Ok(info_of(&inner.state, false))
     }
 
+    /// Approves or rejects (with feedback) the open plan `plan_id`; the turn goes on.
+    pub fn decide_plan(
+        &self,
+        id: &str,
+        plan_id: &str,
+        decision: PlanDecision,
+    ) -> Result<SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let mut inner = lock(&handle.inner);
+        let pending = match inner.pending_plan.take() {
+            Some(pending) if pending.item_id == plan_id => pending,
+            other => {
+                inner.pending_plan = other;
+                return Err(SessionError::InvalidParams {
+                    field: "planId",
+                    message: format!(
+                        "plan {plan_id:?} is not open in session {:?} (already decided, cancelled, or never proposed)",
+                        inner.state.spec.name
+                    ),
+                });
+            }
+        };
+        let outcome = if decision.approved {
+            "approved"
+        } else {
+            "rejected"
+        };
+        inner.emit(
+            &handle.id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item: Item::Plan {
+                    id: pending.item_id.clone(),
+                    phases: pending.phases,
+                    decision: Some(decision.clone()),
+                },
+            },
+            &self.inner.events,
+        )?;
+        inner.emit(
+            &handle.id,
+            Event::Resolved {
+                item_id: pending.item_id,
+                outcome: outcome.to_owned(),
+            },
+            &self.inner.events,
+        )?;
+        inner.set_status(
+            &handle.id,
+            SessionStatus::Running,
+            Some(Activity::Working),
+            None,
+            &self.inner.events,
+        )?;
+        let _ = pending.reply.send(decision);
+        Ok(info_of(&inner.state, false))
+    }
+
     /// Clears the model's conversation (the transcript stays), keeping `summary` if given.
     pub fn reset_context(
         &self,
@@ -1151,6 +1218,30 @@ impl EventSink for TurnSink<'_> {
             .map_err(|error| error.to_string())?;
         Ok(answers)
     }
+
+    fn propose(
+        &mut self,
+        item_id: &str,
+        phases: &[PlanPhase],
+    ) -> Result<tokio::sync::oneshot::Receiver<PlanDecision>, String> {
+        let (reply, decision) = tokio::sync::oneshot::channel();
+        let mut inner = lock(&self.handle.inner);
+        inner.pending_plan = Some(PendingPlan {
+            item_id: item_id.to_owned(),
+            phases: phases.to_vec(),
+            reply,
+        });
+        inner
+            .set_status(
+                &self.handle.id,
+                SessionStatus::Running,
+                Some(Activity::AwaitingPlanApproval),
+                None,
+                self.events,
+            )
+            .map_err(|error| error.to_string())?;
+        Ok(decision)
+    }
 }
 
 /// Checks answers against their questions: one per question, a text for `text` and
@@ -1214,6 +1305,7 @@ async fn drive(
     let outcome = drive_inner(&manager, &handle, &cancel).await;
     let mut inner = lock(&handle.inner);
     inner.pending_question = None;
+    inner.pending_plan = None;
     let result = match outcome {
         // The driver already let go of the session, under the lock that set `waiting`; a
         // follow-up may have started the next driver since.

@@ -13,8 +13,8 @@ mod names;
 mod state;
 
 pub use events::{
-    Activity, Answer, Event, EventRecord, Item, ItemPhase, MessageRole, Question, QuestionKind,
-    SessionSpec, SessionStatus, TokenUsage, ToolCallStatus, TurnEndReason,
+    Activity, Answer, Event, EventRecord, Item, ItemPhase, MessageRole, PlanDecision, PlanPhase,
+    Question, QuestionKind, SessionSpec, SessionStatus, TokenUsage, ToolCallStatus, TurnEndReason,
 };
 pub use manager::{
     AnnouncedEvent, CreateSession, ListFilter, SessionError, SessionInfo, SessionManager,

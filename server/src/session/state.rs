@@ -48,7 +48,7 @@ pub struct SessionState {
     /// Tool calls started but not completed: what a crash mid-tool leaves open.
     #[serde(default)]
     pub open_tool_calls: BTreeMap<String, Item>,
-    /// Questions asked and not yet answered.
+    /// Questions asked and plans proposed, not yet settled.
     #[serde(default)]
     pub open_questions: BTreeMap<String, Item>,
     /// Whether the worktree was made (the session reached `running` or `waiting` since it
@@ -113,7 +113,7 @@ impl SessionState {
                     Item::ToolCall { id, .. } => {
                         self.open_tool_calls.insert(id.clone(), item.clone());
                     }
-                    Item::Question { id, .. } => {
+                    Item::Question { id, .. } | Item::Plan { id, .. } => {
                         self.open_questions.insert(id.clone(), item.clone());
                     }
                     Item::FileChange { .. } => {}

@@ -8,8 +8,8 @@ use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::Uri;
 
 use super::super::ext::{
-    AnswerParams, CreateParams, ExportFormat, ExportParams, GetParams, IdParams, ListParams,
-    ResetContextParams, ResumeParams, SendParams,
+    AnswerParams, CreateParams, DecidePlanParams, ExportFormat, ExportParams, GetParams, IdParams,
+    ListParams, ResetContextParams, ResumeParams, SendParams,
 };
 use super::super::{Backend, session_error};
 use crate::session::{CreateSession, ListFilter, export};
@@ -146,6 +146,20 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             to_value(
                 manager
                     .answer(&params.id, &params.question_id, params.answers)
+                    .map_err(session_error)?,
+            )
+        }
+        "decidePlan" => {
+            let params: DecidePlanParams = parse(method, params)?;
+            let decision = crate::session::PlanDecision {
+                approved: params.approve,
+                feedback: params
+                    .feedback
+                    .filter(|feedback| !feedback.trim().is_empty()),
+            };
+            to_value(
+                manager
+                    .decide_plan(&params.id, &params.plan_id, decision)
                     .map_err(session_error)?,
             )
         }
