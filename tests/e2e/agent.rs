@@ -570,3 +570,58 @@ async fn a_plan_rejected_with_feedback_is_revised_then_approved() {
     );
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kernel_sandbox_keeps_commands_inside_the_worktree_and_off_the_network() {
+    assert!(
+        tether::agent::sandbox::kernel_abi().is_some(),
+        "this test needs a kernel with Landlock (Linux 5.13+ with it enabled)"
+    );
+    let env = TestEnv::new();
+    let outside = env.home().join("outside-by-command.txt");
+    let model = FakeModel::start().await;
+    let port = model.port;
+    model.push(Reply::tool_calls(&[
+        ("run_command", &format!(r#"{{"command": "echo owned > {}"}}"#, outside.display())),
+        ("run_command", r#"{"command": "echo fine > inside.txt && echo tmp > \"$TMPDIR/t\" && cat \"$TMPDIR/t\""}"#),
+        (
+            "run_command",
+            &format!(
+                r#"{{"command": "python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5)\""}}"#
+            ),
+        ),
+    ]));
+    model.push(Reply::text(&["checked"]));
+    let mut settings = model.settings();
+    settings["session"] = json!({"sandbox": "required", "network": false});
+    let mut client = env.server_with(settings).await;
+    let (info, id) = client.create(json!({"prompt": "try to escape"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    let calls = completed_items(&client.session_events(&id), "toolCall");
+    let outputs: Vec<_> = calls
+        .iter()
+        .map(|call| call["output"].as_str().unwrap_or_default().to_owned())
+        .collect();
+
+    assert_eq!(calls[0]["status"], "failed", "{outputs:?}");
+    assert!(outputs[0].contains("Permission denied"), "{outputs:?}");
+    assert!(
+        !outside.exists(),
+        "the sandbox let a command write outside the worktree"
+    );
+
+    assert_eq!(calls[1]["status"], "completed", "{outputs:?}");
+    assert!(outputs[1].contains("tmp"), "{outputs:?}");
+    let worktree = PathBuf::from(info["worktree"].as_str().expect("worktree"));
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("inside.txt")).expect("inside"),
+        "fine\n"
+    );
+
+    assert_eq!(calls[2]["status"], "failed", "{outputs:?}");
+    assert!(
+        outputs[2].contains("PermissionError") || outputs[2].contains("Permission denied"),
+        "{outputs:?}"
+    );
+    client.shutdown().await;
+}

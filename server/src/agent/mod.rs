@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub mod sandbox;
 pub mod tools;
 
 use crate::provider::{

@@ -30,6 +30,11 @@ pub struct ToolContext {
     /// Chat sessions and `read-only` mode: no writes, no commands.
     pub read_only: bool,
     pub command_timeout: Duration,
+    /// The session's own temp dir (`TMPDIR` for commands), writable in the sandbox.
+    pub temp_dir: PathBuf,
+    pub sandbox: super::sandbox::SandboxMode,
+    /// Whether commands may use the network (TCP).
+    pub network: bool,
 }
 
 /// A file a tool changed, with its line counts.
@@ -545,11 +550,37 @@ async fn run_command(
         .map(Duration::from_secs)
         .unwrap_or(context.command_timeout)
         .min(context.command_timeout);
+    std::fs::create_dir_all(&context.temp_dir)
+        .map_err(|error| format!("cannot create the session's temp dir: {error}"))?;
+    let prepared = super::sandbox::prepare(&super::sandbox::SandboxPolicy {
+        mode: context.sandbox,
+        writable: vec![context.worktree.clone(), context.temp_dir.clone()],
+        network: context.network,
+    })?;
     let mut command = tokio::process::Command::new("sh");
+    let sandbox_note = match prepared {
+        super::sandbox::Prepared::Sandboxed(ruleset) => {
+            let mut ruleset = Some(ruleset);
+            // SAFETY: runs in the child between fork and exec: it only moves the ruleset
+            // out and makes the prctl and landlock syscalls, no allocation on success.
+            unsafe {
+                command.pre_exec(move || match ruleset.take() {
+                    Some(ruleset) => ruleset
+                        .restrict_self()
+                        .map(drop)
+                        .map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM)),
+                    None => Ok(()),
+                });
+            }
+            None
+        }
+        super::sandbox::Prepared::Unsandboxed(note) => note,
+    };
     command
         .arg("-c")
         .arg(&args.command)
         .current_dir(&context.worktree)
+        .env("TMPDIR", &context.temp_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -608,7 +639,10 @@ async fn run_command(
     if !err.is_empty() {
         output.push_str(&err);
     }
-    let output = cap(&output);
+    let mut output = cap(&output);
+    if let Some(note) = sandbox_note {
+        output.push_str(&format!("\n{note}"));
+    }
     Ok(ToolOutcome {
         is_error: code != "0",
         ..ToolOutcome::ok(format!("exit code {code}\n{output}"))
@@ -642,9 +676,12 @@ mod tests {
             dir.path().join("wt").canonicalize().expect("canonical")
         });
         let context = ToolContext {
+            temp_dir: dir.path().join("tmp"),
             worktree,
             read_only: false,
             command_timeout: Duration::from_secs(10),
+            sandbox: crate::agent::sandbox::SandboxMode::Auto,
+            network: true,
         };
         (dir, context)
     }

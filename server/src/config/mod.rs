@@ -117,6 +117,10 @@ pub struct SessionSettings {
     pub command_timeout_secs: u64,
     /// A session's spending limit in USD; a turn that reaches it ends with `budget`.
     pub budget_usd: Option<f64>,
+    /// The kernel sandbox for commands: `auto`, `required` or `off`.
+    pub sandbox: crate::agent::sandbox::SandboxMode,
+    /// Whether the agent's commands may use the network.
+    pub network: bool,
 }
 
 impl Default for SessionSettings {
@@ -129,6 +133,8 @@ impl Default for SessionSettings {
             max_turns: 50,
             command_timeout_secs: 600,
             budget_usd: None,
+            sandbox: Default::default(),
+            network: true,
         }
     }
 }

@@ -1056,6 +1056,7 @@ impl SessionManager {
                 .await?;
         }
         handle.store.remove_log(&handle.id)?;
+        let _ = std::fs::remove_dir_all(self.inner.home.join("tmp").join(&*handle.id));
         self.inner.sessions.remove(id);
         Ok(())
     }
@@ -1417,6 +1418,9 @@ async fn drive_inner(
             worktree,
             read_only: spec.mode == Mode::Chat || config.session.permission_mode == "read-only",
             command_timeout: Duration::from_secs(config.session.command_timeout_secs.max(1)),
+            temp_dir: manager.inner.home.join("tmp").join(&spec.id),
+            sandbox: config.session.sandbox,
+            network: config.session.network,
         }),
         max_steps: config.session.max_turns,
         price: config.prices.get(&spec.model).copied(),
