@@ -405,3 +405,78 @@ async fn usage_is_priced_and_the_budget_stops_the_session_until_raised() {
     assert_eq!(model.requests().len(), 2);
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_log_the_client_or_the_agents_commands() {
+    let env = TestEnv::new();
+    let key = "tk-live-0123456789abcdef-PLANTED";
+    // The repository holds the key in a file the agent will read.
+    std::fs::write(env.repo().join("deploy.env"), format!("TOKEN={key}\n")).expect("write");
+    crate::support::git(&env.repo(), &["add", "."]);
+    crate::support::git(&env.repo(), &["commit", "-q", "-m", "env"]);
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[
+        ("read_file", r#"{"path": "deploy.env"}"#),
+        ("run_command", r#"{"command": "env; echo corp-424242"}"#),
+    ]));
+    let echoed = format!("The key is {key} and the id corp-123456.");
+    model.push(Reply::text_paced(
+        &echoed.split_inclusive(' ').collect::<Vec<_>>(),
+        std::time::Duration::from_millis(20),
+    ));
+    let mut settings = model.settings();
+    settings["providers"]["fake"]["api_key_env"] = json!("TETHER_TEST_KEY");
+    settings["secrets"] = json!({"patterns": ["corp-[0-9]{6}"]});
+    let mut client =
+        crate::support::LspClient::spawn_with_env(env.home(), &[("TETHER_TEST_KEY", key)]).await;
+    client.initialize(&env.repo(), settings, true).await;
+    let (_, id) = client
+        .create(json!({"prompt": "show me the secrets"}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+
+    let notifications = serde_json::to_string(&client.session_events(&id)).expect("json");
+    assert!(
+        !notifications.contains(key),
+        "a notification carried the key"
+    );
+    assert!(!notifications.contains("corp-123456") && !notifications.contains("corp-424242"));
+    assert!(notifications.contains("[redacted]"));
+    // The command never saw the key at all: it is not in its environment.
+    let command_output = model.requests()[1]["messages"]
+        .as_array()
+        .and_then(|messages| messages.last().cloned())
+        .expect("tool result");
+    let output = command_output["content"].as_str().unwrap_or_default();
+    assert!(
+        output.contains("exit code 0") && !output.contains("TETHER_TEST_KEY="),
+        "{output}"
+    );
+    let exported = client
+        .call("tether/session/export", json!({"id": id, "format": "json"}))
+        .await;
+    assert!(
+        !exported["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(key)
+    );
+    let stderr = client.stderr();
+    client.shutdown().await;
+    assert!(!stderr.contains(key));
+    for file in walk(&env.home().join("state")) {
+        if file
+            .components()
+            .any(|part| part.as_os_str() == "worktrees")
+        {
+            continue; // the repository's own files, as committed
+        }
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
+        assert!(!text.contains(key), "{} holds the key", file.display());
+        assert!(
+            !text.contains("corp-123456"),
+            "{} holds a secret",
+            file.display()
+        );
+    }
+}

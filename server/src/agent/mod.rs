@@ -25,6 +25,9 @@ use crate::session::{
 /// editor with notifications.
 pub const DELTA_FRAME: Duration = Duration::from_millis(16);
 
+/// The longest run of text without whitespace that is held back from a delta.
+const HELD_WORD_LIMIT: usize = 4096;
+
 /// How a turn ended.
 #[derive(Debug)]
 pub struct TurnOutcome {
@@ -87,7 +90,34 @@ impl StreamingItem {
         }
     }
 
+    /// Sends the unsent text up to its last whitespace, keeping a partial word back, so that
+    /// a word (an API key, say) is never split across two deltas and redaction always sees
+    /// it whole. A very long run without whitespace is sent anyway.
     fn flush(&mut self, sink: &mut dyn EventSink) -> Result<(), String> {
+        let cut = match self.unsent.rfind(char::is_whitespace) {
+            Some(index) => {
+                index
+                    + self.unsent[index..]
+                        .chars()
+                        .next()
+                        .map_or(1, char::len_utf8)
+            }
+            None if self.unsent.len() > HELD_WORD_LIMIT => self.unsent.len(),
+            None => 0,
+        };
+        if cut == 0 {
+            return Ok(());
+        }
+        let rest = self.unsent.split_off(cut);
+        let text = std::mem::replace(&mut self.unsent, rest);
+        sink.emit(Event::Delta {
+            item_id: self.id.clone(),
+            text,
+        })
+    }
+
+    /// Sends all unsent text.
+    fn flush_all(&mut self, sink: &mut dyn EventSink) -> Result<(), String> {
         if self.unsent.is_empty() {
             return Ok(());
         }
@@ -98,7 +128,7 @@ impl StreamingItem {
     }
 
     fn complete(mut self, interrupted: bool, sink: &mut dyn EventSink) -> Result<(), String> {
-        self.flush(sink)?;
+        self.flush_all(sink)?;
         sink.emit(Event::Item {
             phase: ItemPhase::Completed,
             item: self.snapshot(interrupted),

@@ -35,6 +35,8 @@ pub struct ToolContext {
     pub sandbox: super::sandbox::SandboxMode,
     /// Whether commands may use the network (TCP).
     pub network: bool,
+    /// Environment variables commands must not see (API keys, `[secrets] env`).
+    pub hidden_env: Vec<String>,
 }
 
 /// A file a tool changed, with its line counts.
@@ -576,6 +578,9 @@ async fn run_command(
         }
         super::sandbox::Prepared::Unsandboxed(note) => note,
     };
+    for name in &context.hidden_env {
+        command.env_remove(name);
+    }
     command
         .arg("-c")
         .arg(&args.command)
@@ -682,6 +687,7 @@ mod tests {
             command_timeout: Duration::from_secs(10),
             sandbox: crate::agent::sandbox::SandboxMode::Auto,
             network: true,
+            hidden_env: Vec::new(),
         };
         (dir, context)
     }

@@ -77,6 +77,16 @@ fn default_retry_backoff_ms() -> u64 {
     500
 }
 
+/// What counts as a secret, besides the providers' keys (`[secrets]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretSettings {
+    /// Environment variables whose values are secrets (redacted, and hidden from commands).
+    pub env: Vec<String>,
+    /// Regular expressions for secrets (redacted).
+    pub patterns: Vec<String>,
+}
+
 /// What a model costs, in USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +157,7 @@ pub struct Config {
     pub session: SessionSettings,
     /// Prices by model name (USD per million tokens); built-in ones for common models.
     pub prices: BTreeMap<String, Price>,
+    pub secrets: SecretSettings,
     /// Read by hooks (a later issue); accepted here so such files load.
     pub hooks: Value,
     pub trust: Value,
@@ -159,6 +170,7 @@ impl Default for Config {
             providers: BTreeMap::new(),
             session: SessionSettings::default(),
             prices: BTreeMap::new(),
+            secrets: SecretSettings::default(),
             hooks: Value::Null,
             trust: Value::Null,
         }
@@ -330,6 +342,20 @@ impl Config {
             return "anthropic".to_owned();
         }
         "local".to_owned()
+    }
+
+    /// The environment variables that hold secrets: every provider's `api_key_env` and
+    /// `[secrets] env`.
+    pub fn secret_variables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .providers
+            .values()
+            .filter_map(|provider| provider.api_key_env.clone())
+            .chain(self.secrets.env.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     pub fn provider(&self, name: &str) -> Result<&ProviderConfig, ConfigError> {

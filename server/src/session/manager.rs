@@ -21,7 +21,9 @@ use super::events::{
     Question, QuestionKind, SessionSpec, SessionStatus, TokenUsage, ToolCallStatus, TurnEndReason,
 };
 use super::state::{SessionState, check_transition};
-use super::{Mode, format_timestamp, now_millis, slug_from_prompt, validate_session_name};
+use super::{
+    Mode, Redactor, format_timestamp, now_millis, slug_from_prompt, validate_session_name,
+};
 use crate::agent::tools::ToolContext;
 use crate::agent::{self, EventSink, TurnSettings, new_item_id};
 use crate::config::{ConfigError, ConfigSources, ProviderKind};
@@ -149,6 +151,8 @@ struct SessionHandle {
 struct SessionInner {
     state: SessionState,
     summary: Arc<Summary>,
+    /// Applied to every event before it is written.
+    redactor: Arc<Redactor>,
     store: Arc<RepoStore>,
     /// Open while the session is active; closed when it settles, so a thousand idle sessions
     /// hold no file descriptors.
@@ -242,7 +246,7 @@ impl SessionInner {
         let record = EventRecord {
             seq: self.state.last_seq + 1,
             at: now_millis(),
-            event,
+            event: self.redactor.redact(event),
         };
         if !self.store.is_writable() {
             // Callers check writability first; a read-only session never emits.
@@ -331,6 +335,8 @@ impl SessionHandle {
             inner: Mutex::new(SessionInner {
                 state,
                 summary,
+                // Built-in patterns until the session's configuration adds its own.
+                redactor: Arc::new(Redactor::new(Vec::new(), &[]).unwrap_or_default()),
                 store,
                 log,
                 driver: None,
@@ -649,6 +655,7 @@ impl SessionManager {
         state.last_seq = 0;
         let handle = Arc::new(SessionHandle::new(id.clone(), store, state, Some(log)));
         let mut inner = lock(&handle.inner);
+        inner.redactor = redactor_for(&config)?;
         inner.emit(&id, created.event, &self.inner.events)?;
         if let Some(prompt) = new.prompt {
             inner.emit(
@@ -1413,6 +1420,8 @@ async fn drive_inner(
             spec.worktree.display()
         ))
     })?;
+    lock(&handle.inner).redactor =
+        redactor_for(&config).map_err(|error| DriveEnd::Failed(error.to_string()))?;
     let settings = TurnSettings {
         tools: config.session.tools.then(|| ToolContext {
             worktree,
@@ -1421,6 +1430,7 @@ async fn drive_inner(
             temp_dir: manager.inner.home.join("tmp").join(&spec.id),
             sandbox: config.session.sandbox,
             network: config.session.network,
+            hidden_env: config.secret_variables(),
         }),
         max_steps: config.session.max_turns,
         price: config.prices.get(&spec.model).copied(),
@@ -1514,6 +1524,16 @@ async fn drive_inner(
             }
         }
     }
+}
+
+/// The redactor for a session under `config`: its key variables' values and its patterns.
+fn redactor_for(config: &crate::config::Config) -> Result<Arc<Redactor>, SessionError> {
+    Redactor::from_environment(&config.secret_variables(), &config.secrets.patterns)
+        .map(Arc::new)
+        .map_err(|message| SessionError::InvalidParams {
+            field: "secrets.patterns",
+            message,
+        })
 }
 
 fn chat_request(spec: &SessionSpec, history: &[ChatMessage], with_tools: bool) -> ChatRequest {

@@ -10,6 +10,7 @@ mod events;
 pub mod export;
 mod manager;
 mod names;
+mod redact;
 mod state;
 
 pub use events::{
@@ -21,6 +22,7 @@ pub use manager::{
     SessionSnapshot,
 };
 pub use names::{slug_from_prompt, validate_session_name};
+pub use redact::{REDACTED, Redactor};
 pub use state::{SessionState, check_transition};
 
 use serde::{Deserialize, Serialize};
