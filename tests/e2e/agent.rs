@@ -625,3 +625,34 @@ async fn the_kernel_sandbox_keeps_commands_inside_the_worktree_and_off_the_netwo
     );
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_that_runs_too_long_ends_with_timeout_and_stays_resumable() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "run_command",
+        r#"{"command": "sleep 27.1828"}"#,
+    )]));
+    model.push(Reply::text(&["back"]));
+    let mut settings = model.settings();
+    settings["session"] = json!({"turn_timeout_secs": 1});
+    let mut client = env.server_with(settings).await;
+    let (_, id) = client.create(json!({"prompt": "take forever"})).await;
+    let stopped = client.wait_for_status(&id, "stopped").await;
+    let reason = stopped["event"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("turn_timeout_secs (1 s)"), "{reason}");
+    let turn_end = client
+        .wait_for_event(&id, |event| event["kind"] == "turnEnded")
+        .await;
+    assert_eq!(turn_end["event"]["reason"], "timeout");
+    assert!(
+        !process_running("sleep 27.1828"),
+        "the command died with the turn"
+    );
+    client
+        .call("tether/session/resume", json!({"id": id}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    client.shutdown().await;
+}

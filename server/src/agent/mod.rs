@@ -153,6 +153,8 @@ pub struct TurnSettings {
     /// What the session may still spend; the turn ends with `budget` once a response
     /// brings the spending to it.
     pub budget_left_usd: Option<f64>,
+    /// The longest a turn may take; it then ends with `timeout`.
+    pub turn_timeout: Option<Duration>,
 }
 
 /// Runs a turn: model calls and the tool calls they ask for, until the model ends its
@@ -164,7 +166,28 @@ pub async fn run_turn(
     cancel: &CancellationToken,
     sink: &mut dyn EventSink,
 ) -> TurnOutcome {
-    match run_steps(provider, &mut request, settings, cancel, sink).await {
+    // A timeout stops the turn the way the user would, so every item is closed properly.
+    let turn_cancel = cancel.child_token();
+    let timer = settings.turn_timeout.map(|limit| {
+        let turn_cancel = turn_cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            turn_cancel.cancel();
+        })
+    });
+    let result = run_steps(provider, &mut request, settings, &turn_cancel, sink).await;
+    if let Some(timer) = timer {
+        timer.abort();
+    }
+    let timed_out = turn_cancel.is_cancelled() && !cancel.is_cancelled();
+    match result {
+        Ok(TurnEndReason::Stopped) if timed_out => TurnOutcome {
+            reason: TurnEndReason::Timeout,
+            message: Some(format!(
+                "the turn took longer than session.turn_timeout_secs ({} s)",
+                settings.turn_timeout.map_or(0, |limit| limit.as_secs())
+            )),
+        },
         Ok(reason) => TurnOutcome {
             reason,
             message: None,

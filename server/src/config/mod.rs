@@ -127,6 +127,8 @@ pub struct SessionSettings {
     pub command_timeout_secs: u64,
     /// A session's spending limit in USD; a turn that reaches it ends with `budget`.
     pub budget_usd: Option<f64>,
+    /// The longest one turn may take before it ends with `timeout` (none by default).
+    pub turn_timeout_secs: Option<u64>,
     /// The kernel sandbox for commands: `auto`, `required` or `off`.
     pub sandbox: crate::agent::sandbox::SandboxMode,
     /// Whether the agent's commands may use the network.
@@ -143,6 +145,7 @@ impl Default for SessionSettings {
             max_turns: 50,
             command_timeout_secs: 600,
             budget_usd: None,
+            turn_timeout_secs: None,
             sandbox: Default::default(),
             network: true,
         }

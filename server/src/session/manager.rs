@@ -1331,7 +1331,7 @@ async fn drive(
                 events,
             )
         }
-        Err(DriveEnd::Budget(reason)) => {
+        Err(DriveEnd::Halted(reason)) => {
             inner.driver = None;
             inner.set_status(
                 &handle.id,
@@ -1359,8 +1359,8 @@ async fn drive(
 
 enum DriveEnd {
     Stopped,
-    /// The cost budget is spent: stopped (resumable once it is raised), with this reason.
-    Budget(String),
+    /// A limit was reached (cost budget, turn timeout): stopped, resumable, with this reason.
+    Halted(String),
     Failed(String),
 }
 
@@ -1435,6 +1435,7 @@ async fn drive_inner(
         max_steps: config.session.max_turns,
         price: config.prices.get(&spec.model).copied(),
         budget_left_usd: None,
+        turn_timeout: config.session.turn_timeout_secs.map(Duration::from_secs),
     };
     let budget = config.session.budget_usd;
     {
@@ -1489,7 +1490,7 @@ async fn drive_inner(
         if let Some(budget) = budget {
             let spent = lock(&handle.inner).state.usage.cost_usd;
             if spent >= budget {
-                return Err(DriveEnd::Budget(format!(
+                return Err(DriveEnd::Halted(format!(
                     "the cost budget is spent (${spent:.4} of ${budget:.4}); raise session.budget_usd to continue"
                 )));
             }
@@ -1508,9 +1509,17 @@ async fn drive_inner(
         match outcome.reason {
             TurnEndReason::EndTurn => {}
             TurnEndReason::Stopped => return Err(DriveEnd::Stopped),
+            TurnEndReason::Timeout => {
+                return Err(DriveEnd::Halted(format!(
+                    "{}; resume to continue",
+                    outcome
+                        .message
+                        .unwrap_or_else(|| "the turn timed out".to_owned())
+                )));
+            }
             TurnEndReason::Budget => {
                 let spent = lock(&handle.inner).state.usage.cost_usd;
-                return Err(DriveEnd::Budget(format!(
+                return Err(DriveEnd::Halted(format!(
                     "the cost budget was reached (${spent:.4} of ${:.4}); raise session.budget_usd and resume to continue",
                     budget.unwrap_or_default()
                 )));
