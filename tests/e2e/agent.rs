@@ -656,3 +656,144 @@ async fn a_turn_that_runs_too_long_ends_with_timeout_and_stays_resumable() {
     client.wait_for_status(&id, "waiting").await;
     client.shutdown().await;
 }
+
+fn permission_ids(client: &crate::support::LspClient, id: &str) -> Vec<String> {
+    client
+        .session_events(id)
+        .iter()
+        .filter(|params| {
+            params["event"]["kind"] == "item"
+                && params["event"]["phase"] == "started"
+                && params["event"]["item"]["type"] == "permission"
+        })
+        .map(|params| {
+            params["event"]["item"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Waits for the `n`th permission request of a session; returns its id.
+async fn wait_for_permission(client: &crate::support::LspClient, id: &str, n: usize) -> String {
+    for _ in 0..1000 {
+        let ids = permission_ids(client, id);
+        if ids.len() >= n {
+            return ids[n - 1].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!(
+        "permission request {n} never came: {:#?}",
+        client.session_events(id)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_mode_asks_rejects_with_feedback_then_allows_always() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    let echo = ("run_command", r#"{"command": "echo one >> a.txt"}"#);
+    model.push(Reply::tool_calls(&[echo]));
+    model.push(Reply::tool_calls(&[echo]));
+    model.push(Reply::tool_calls(&[echo]));
+    model.push(Reply::tool_calls(&[(
+        "write_file",
+        r#"{"path": "b.txt", "content": "b\n"}"#,
+    )]));
+    model.push(Reply::text(&["done"]));
+    let mut settings = model.settings();
+    settings["session"] = json!({"permission_mode": "ask"});
+    let mut client = env.server_with(settings.clone()).await;
+    let (info, id) = client.create(json!({"prompt": "write things"})).await;
+
+    let first = wait_for_permission(&client, &id, 1).await;
+    let error = client
+        .call_err(
+            "tether/session/answer",
+            json!({"id": id, "questionId": first, "answers": ["maybe"]}),
+        )
+        .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("allow_once"),
+        "{error}"
+    );
+    client
+        .call(
+            "tether/session/answer",
+            json!({"id": id, "questionId": first, "answers": ["reject_once", "not yet"]}),
+        )
+        .await;
+    let second = wait_for_permission(&client, &id, 2).await;
+    client
+        .call(
+            "tether/session/answer",
+            json!({"id": id, "questionId": second, "answers": ["allow_always_session"]}),
+        )
+        .await;
+    // The third identical command runs without asking; the write asks once more.
+    let third = wait_for_permission(&client, &id, 3).await;
+    client
+        .call(
+            "tether/session/answer",
+            json!({"id": id, "questionId": third, "answers": ["allow_always_project"]}),
+        )
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    assert_eq!(permission_ids(&client, &id).len(), 3);
+    let requests = model.requests();
+    let rejected = requests[1]["messages"]
+        .as_array()
+        .and_then(|m| m.last().cloned())
+        .expect("result");
+    assert!(
+        rejected["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rejected this run_command call: not yet")
+    );
+    let worktree = PathBuf::from(info["worktree"].as_str().expect("worktree"));
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("a.txt")).expect("a"),
+        "one\none\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("b.txt")).expect("b"),
+        "b\n"
+    );
+    let outcomes: Vec<_> = client
+        .session_events(&id)
+        .iter()
+        .filter(|params| params["event"]["kind"] == "resolved")
+        .map(|params| params["event"]["outcome"].clone())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            json!("reject_once"),
+            json!("allow_always_session"),
+            json!("allow_always_project")
+        ]
+    );
+    client.shutdown().await;
+
+    // The project grant outlives the session and the server: a new session writes freely.
+    model.push(Reply::tool_calls(&[(
+        "write_file",
+        r#"{"path": "c.txt", "content": "c\n"}"#,
+    )]));
+    model.push(Reply::text(&["done again"]));
+    let mut client = env.server_with(settings).await;
+    let (_, id) = client.create(json!({"prompt": "write more"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    let asked = client
+        .session_events(&id)
+        .iter()
+        .any(|params| params["event"]["item"]["type"] == "permission");
+    assert!(!asked, "the project-wide grant was not remembered");
+    client.shutdown().await;
+}

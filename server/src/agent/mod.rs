@@ -48,6 +48,15 @@ pub trait EventSink: Send {
         questions: &[Question],
     ) -> Result<tokio::sync::oneshot::Receiver<Vec<Answer>>, String>;
 
+    /// Whether a tool call may run in `ask` mode: granted, denied, or asked (a `permission`
+    /// item is emitted and the session shows `waiting_input` until the decision comes).
+    fn permission(
+        &mut self,
+        tool: &str,
+        input: &serde_json::Value,
+        scope: &str,
+    ) -> Result<PermissionCheck, String>;
+
     /// Opens a plan (already emitted as a started `plan` item) for the user's decision; the
     /// session shows `awaiting_plan_approval` until it comes.
     fn propose(
@@ -55,6 +64,17 @@ pub trait EventSink: Send {
         item_id: &str,
         phases: &[PlanPhase],
     ) -> Result<tokio::sync::oneshot::Receiver<PlanDecision>, String>;
+}
+
+/// The answer to [`EventSink::permission`].
+pub enum PermissionCheck {
+    Allowed,
+    Denied,
+    /// Asked: the decision (and optional feedback) comes through the receiver.
+    Ask {
+        item_id: String,
+        decision: tokio::sync::oneshot::Receiver<(String, Option<String>)>,
+    },
 }
 
 /// A message being streamed: started on its first delta, completed at the end of the turn.
@@ -272,6 +292,12 @@ async fn run_tool_call(
     let outcome = match call.name.as_str() {
         "ask_user" => ask_user(&call.arguments, cancel, sink).await?,
         "propose_plan" => propose_plan(&call.arguments, cancel, sink).await?,
+        name if context.ask_permission && tools::needs_permission(name) => {
+            match ask_permission(call, &input, cancel, sink).await? {
+                None => tools::run(context, &call.name, &call.arguments, cancel).await,
+                Some(refusal) => refusal,
+            }
+        }
         _ => tools::run(context, &call.name, &call.arguments, cancel).await,
     };
     let status = if outcome.is_error {
@@ -387,6 +413,41 @@ async fn ask_user(
                 Ok(tools::ToolOutcome::ok(output))
             }
             Err(_) => Ok(tools::ToolOutcome::error("the question was withdrawn before it was answered")),
+        },
+    }
+}
+
+/// Asks for permission to run `call`; `None` when it may run, else the outcome to report.
+async fn ask_permission(
+    call: &ToolCallRequest,
+    input: &serde_json::Value,
+    cancel: &CancellationToken,
+    sink: &mut dyn EventSink,
+) -> Result<Option<tools::ToolOutcome>, String> {
+    let scope = tools::permission_scope(&call.name, input);
+    let (item_id, decision) = match sink.permission(&call.name, input, &scope)? {
+        PermissionCheck::Allowed => return Ok(None),
+        PermissionCheck::Denied => {
+            return Ok(Some(tools::ToolOutcome::error(format!(
+                "the user denied {scope} for this session"
+            ))));
+        }
+        PermissionCheck::Ask { item_id, decision } => (item_id, decision),
+    };
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => {
+            sink.emit(Event::Resolved { item_id, outcome: "cancelled".to_owned() })?;
+            Ok(Some(tools::ToolOutcome::error("the session was stopped before permission was given")))
+        }
+        decision = decision => match decision {
+            Ok((decision, _)) if decision.starts_with("allow") => Ok(None),
+            Ok((_, feedback)) => Ok(Some(tools::ToolOutcome::error(format!(
+                "The user rejected this {} call{}",
+                call.name,
+                feedback.map(|feedback| format!(": {feedback}")).unwrap_or_default()
+            )))),
+            Err(_) => Ok(Some(tools::ToolOutcome::error("the permission request was withdrawn"))),
         },
     }
 }

@@ -29,6 +29,8 @@ pub struct ToolContext {
     pub worktree: PathBuf,
     /// Chat sessions and `read-only` mode: no writes, no commands.
     pub read_only: bool,
+    /// `ask` mode: writes and commands need the user's permission.
+    pub ask_permission: bool,
     pub command_timeout: Duration,
     /// The session's own temp dir (`TMPDIR` for commands), writable in the sandbox.
     pub temp_dir: PathBuf,
@@ -155,6 +157,20 @@ pub fn definitions() -> Vec<ToolDefinition> {
                 "required": ["summary"]}),
         },
     ]
+}
+
+/// Whether a tool needs permission in `ask` mode.
+pub fn needs_permission(name: &str) -> bool {
+    writes(name)
+}
+
+/// What an "always" decision on this call covers: the exact command for `run_command`,
+/// the tool itself for file changes.
+pub fn permission_scope(name: &str, input: &Value) -> String {
+    match (name, input.get("command").and_then(Value::as_str)) {
+        ("run_command", Some(command)) => format!("run_command: {command}"),
+        _ => name.to_owned(),
+    }
 }
 
 /// Whether a tool changes the worktree (refused in read-only mode).
@@ -684,6 +700,7 @@ mod tests {
             temp_dir: dir.path().join("tmp"),
             worktree,
             read_only: false,
+            ask_permission: false,
             command_timeout: Duration::from_secs(10),
             sandbox: crate::agent::sandbox::SandboxMode::Auto,
             network: true,

@@ -77,6 +77,17 @@ fn default_retry_backoff_ms() -> u64 {
     500
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PermissionMode {
+    /// Commands and file changes wait for the user's approval, unless already granted.
+    Ask,
+    #[default]
+    Auto,
+    /// No file changes and no commands.
+    ReadOnly,
+}
+
 /// What counts as a secret, besides the providers' keys (`[secrets]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -116,8 +127,8 @@ pub struct SessionSettings {
     pub max_working: usize,
     /// Where worktrees are made; default `$TETHER_HOME/worktrees` or the user's data dir.
     pub worktree_dir: Option<PathBuf>,
-    /// `ask`, `auto` or `read-only` (used by the agent's tools).
-    pub permission_mode: String,
+    /// `ask` (commands and writes need approval), `auto`, or `read-only`.
+    pub permission_mode: PermissionMode,
     /// Whether the agent gets its tools (read, search, edit, run…); off for models that
     /// cannot call tools.
     pub tools: bool,
@@ -140,7 +151,7 @@ impl Default for SessionSettings {
         SessionSettings {
             max_working: 4,
             worktree_dir: None,
-            permission_mode: "auto".to_owned(),
+            permission_mode: PermissionMode::Auto,
             tools: true,
             max_turns: 50,
             command_timeout_secs: 600,

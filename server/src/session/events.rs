@@ -186,6 +186,20 @@ pub enum Item {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         decision: Option<PlanDecision>,
     },
+    /// A tool call waiting for the user's permission; `decision` (one of `decisions`) once
+    /// given. `scope` is what an "always" decision grants or denies.
+    #[serde(rename_all = "camelCase")]
+    Permission {
+        id: String,
+        tool: String,
+        input: serde_json::Value,
+        scope: String,
+        decisions: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        feedback: Option<String>,
+    },
     /// A file a tool changed, with its line counts.
     #[serde(rename_all = "camelCase")]
     FileChange {
@@ -258,6 +272,7 @@ impl Item {
             | Item::ToolCall { id, .. }
             | Item::Question { id, .. }
             | Item::Plan { id, .. }
+            | Item::Permission { id, .. }
             | Item::FileChange { id, .. } => id,
         }
     }

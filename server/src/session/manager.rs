@@ -25,8 +25,8 @@ use super::{
     Mode, Redactor, format_timestamp, now_millis, slug_from_prompt, validate_session_name,
 };
 use crate::agent::tools::ToolContext;
-use crate::agent::{self, EventSink, TurnSettings, new_item_id};
-use crate::config::{ConfigError, ConfigSources, ProviderKind};
+use crate::agent::{self, EventSink, PermissionCheck, TurnSettings, new_item_id};
+use crate::config::{ConfigError, ConfigSources, PermissionMode, ProviderKind};
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ProviderError, build_provider};
 use crate::store::{self, EventLog, RepoStore, StoreError};
 use crate::workspace::{self, GitError, SESSION_BRANCH_PREFIX};
@@ -163,7 +163,23 @@ struct SessionInner {
     pending_question: Option<PendingQuestion>,
     /// The plan the agent waits on, while it waits.
     pending_plan: Option<PendingPlan>,
+    /// The permission the agent waits on, while it waits.
+    pending_permission: Option<PendingPermission>,
 }
+
+struct PendingPermission {
+    item: Item,
+    reply: tokio::sync::oneshot::Sender<(String, Option<String>)>,
+}
+
+/// The decisions a permission request offers.
+const PERMISSION_DECISIONS: &[&str] = &[
+    "allow_once",
+    "allow_always_session",
+    "allow_always_project",
+    "reject_once",
+    "reject_always",
+];
 
 struct PendingPlan {
     item_id: String,
@@ -342,6 +358,7 @@ impl SessionHandle {
                 driver: None,
                 pending_question: None,
                 pending_plan: None,
+                pending_permission: None,
             }),
         }
     }
@@ -883,6 +900,13 @@ impl SessionManager {
     ) -> Result<SessionInfo, SessionError> {
         let handle = self.writable_handle(id)?;
         let mut inner = lock(&handle.inner);
+        let is_permission = inner
+            .pending_permission
+            .as_ref()
+            .is_some_and(|pending| pending.item.id() == question_id);
+        if is_permission {
+            return self.decide_permission(&handle, &mut inner, answers);
+        }
         let open = inner
             .pending_question
             .as_ref()
@@ -935,6 +959,85 @@ impl SessionManager {
         )?;
         // The turn may have been stopped in the meantime; then nobody listens, which is fine.
         let _ = pending.reply.send(answers);
+        Ok(info_of(&inner.state, false))
+    }
+
+    /// Settles the open permission request with `answers`: `[decision]` or
+    /// `[decision, feedback]`.
+    fn decide_permission(
+        &self,
+        handle: &SessionHandle,
+        inner: &mut SessionInner,
+        answers: Vec<Answer>,
+    ) -> Result<SessionInfo, SessionError> {
+        let mut answers = answers.into_iter();
+        let decision = match answers.next() {
+            Some(Answer::Text(decision)) if PERMISSION_DECISIONS.contains(&decision.as_str()) => {
+                decision
+            }
+            _ => {
+                return Err(SessionError::InvalidParams {
+                    field: "answers",
+                    message: format!(
+                        "a permission takes one of {} (then, optionally, feedback for the agent)",
+                        PERMISSION_DECISIONS.join(", ")
+                    ),
+                });
+            }
+        };
+        let feedback = match answers.next() {
+            Some(Answer::Text(text)) if !text.trim().is_empty() => Some(text),
+            _ => None,
+        };
+        let Some(pending) = inner.pending_permission.take() else {
+            return Err(inner.invalid("answer", ""));
+        };
+        let Item::Permission {
+            id,
+            tool,
+            input,
+            scope,
+            decisions,
+            ..
+        } = pending.item
+        else {
+            return Err(inner.invalid("answer", ""));
+        };
+        if decision == "allow_always_project" {
+            handle.store.add_project_grant(&scope)?;
+        }
+        inner.emit(
+            &handle.id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item: Item::Permission {
+                    id: id.clone(),
+                    tool,
+                    input,
+                    scope,
+                    decisions,
+                    decision: Some(decision.clone()),
+                    feedback: feedback.clone(),
+                },
+            },
+            &self.inner.events,
+        )?;
+        inner.emit(
+            &handle.id,
+            Event::Resolved {
+                item_id: id,
+                outcome: decision.clone(),
+            },
+            &self.inner.events,
+        )?;
+        inner.set_status(
+            &handle.id,
+            SessionStatus::Running,
+            Some(Activity::Working),
+            None,
+            &self.inner.events,
+        )?;
+        let _ = pending.reply.send((decision, feedback));
         Ok(info_of(&inner.state, false))
     }
 
@@ -1227,6 +1330,58 @@ impl EventSink for TurnSink<'_> {
         Ok(answers)
     }
 
+    fn permission(
+        &mut self,
+        tool: &str,
+        input: &serde_json::Value,
+        scope: &str,
+    ) -> Result<PermissionCheck, String> {
+        let mut inner = lock(&self.handle.inner);
+        if inner.state.denied_scopes.contains(scope) {
+            return Ok(PermissionCheck::Denied);
+        }
+        if inner.state.allowed_scopes.contains(scope)
+            || self.handle.store.project_grants().contains(scope)
+        {
+            return Ok(PermissionCheck::Allowed);
+        }
+        let item = Item::Permission {
+            id: new_item_id(),
+            tool: tool.to_owned(),
+            input: input.clone(),
+            scope: scope.to_owned(),
+            decisions: PERMISSION_DECISIONS
+                .iter()
+                .map(|d| (*d).to_owned())
+                .collect(),
+            decision: None,
+            feedback: None,
+        };
+        let item_id = item.id().to_owned();
+        inner
+            .emit(
+                &self.handle.id,
+                Event::Item {
+                    phase: ItemPhase::Started,
+                    item: item.clone(),
+                },
+                self.events,
+            )
+            .map_err(|error| error.to_string())?;
+        let (reply, decision) = tokio::sync::oneshot::channel();
+        inner.pending_permission = Some(PendingPermission { item, reply });
+        inner
+            .set_status(
+                &self.handle.id,
+                SessionStatus::Running,
+                Some(Activity::WaitingInput),
+                None,
+                self.events,
+            )
+            .map_err(|error| error.to_string())?;
+        Ok(PermissionCheck::Ask { item_id, decision })
+    }
+
     fn propose(
         &mut self,
         item_id: &str,
@@ -1314,6 +1469,7 @@ async fn drive(
     let mut inner = lock(&handle.inner);
     inner.pending_question = None;
     inner.pending_plan = None;
+    inner.pending_permission = None;
     let result = match outcome {
         // The driver already let go of the session, under the lock that set `waiting`; a
         // follow-up may have started the next driver since.
@@ -1425,7 +1581,9 @@ async fn drive_inner(
     let settings = TurnSettings {
         tools: config.session.tools.then(|| ToolContext {
             worktree,
-            read_only: spec.mode == Mode::Chat || config.session.permission_mode == "read-only",
+            read_only: spec.mode == Mode::Chat
+                || config.session.permission_mode == PermissionMode::ReadOnly,
+            ask_permission: config.session.permission_mode == PermissionMode::Ask,
             command_timeout: Duration::from_secs(config.session.command_timeout_secs.max(1)),
             temp_dir: manager.inner.home.join("tmp").join(&spec.id),
             sandbox: config.session.sandbox,

@@ -48,7 +48,12 @@ pub struct SessionState {
     /// Tool calls started but not completed: what a crash mid-tool leaves open.
     #[serde(default)]
     pub open_tool_calls: BTreeMap<String, Item>,
-    /// Questions asked and plans proposed, not yet settled.
+    /// Scopes the user allowed or denied for the whole session ("always" decisions).
+    #[serde(default)]
+    pub allowed_scopes: std::collections::BTreeSet<String>,
+    #[serde(default)]
+    pub denied_scopes: std::collections::BTreeSet<String>,
+    /// Questions asked, plans proposed and permissions requested, not yet settled.
     #[serde(default)]
     pub open_questions: BTreeMap<String, Item>,
     /// Whether the worktree was made (the session reached `running` or `waiting` since it
@@ -71,6 +76,8 @@ impl SessionState {
             open_items: BTreeMap::new(),
             open_tool_calls: BTreeMap::new(),
             open_questions: BTreeMap::new(),
+            allowed_scopes: Default::default(),
+            denied_scopes: Default::default(),
             worktree_ready: false,
             spec,
         }
@@ -113,7 +120,9 @@ impl SessionState {
                     Item::ToolCall { id, .. } => {
                         self.open_tool_calls.insert(id.clone(), item.clone());
                     }
-                    Item::Question { id, .. } | Item::Plan { id, .. } => {
+                    Item::Question { id, .. }
+                    | Item::Plan { id, .. }
+                    | Item::Permission { id, .. } => {
                         self.open_questions.insert(id.clone(), item.clone());
                     }
                     Item::FileChange { .. } => {}
@@ -144,6 +153,22 @@ impl SessionState {
     }
 
     fn apply_completed_item(&mut self, item: &Item) {
+        if let Item::Permission {
+            scope,
+            decision: Some(decision),
+            ..
+        } = item
+        {
+            match decision.as_str() {
+                "allow_always_session" | "allow_always_project" => {
+                    self.allowed_scopes.insert(scope.clone());
+                }
+                "reject_always" => {
+                    self.denied_scopes.insert(scope.clone());
+                }
+                _ => {}
+            }
+        }
         if let Item::Message { id, role, .. } = item
             && *role == MessageRole::User
         {

@@ -223,6 +223,32 @@ impl RepoStore {
         Ok(())
     }
 
+    fn grants_path(&self) -> PathBuf {
+        self.dir.join("permissions.json")
+    }
+
+    /// Scopes allowed for every session of this repository ("allow always, project").
+    pub fn project_grants(&self) -> std::collections::BTreeSet<String> {
+        fs::read(self.grants_path())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Adds a project-wide grant (written to a temporary file, then renamed).
+    pub fn add_project_grant(&self, scope: &str) -> Result<(), StoreError> {
+        let mut grants = self.project_grants();
+        grants.insert(scope.to_owned());
+        let path = self.grants_path();
+        let bytes = serde_json::to_vec_pretty(&grants).map_err(|source| StoreError::Encode {
+            path: path.clone(),
+            source,
+        })?;
+        let temporary = path.with_extension("json.tmp");
+        fs::write(&temporary, bytes).map_err(io_error("write", &temporary))?;
+        fs::rename(&temporary, &path).map_err(io_error("write", &path))
+    }
+
     /// Records a settled session's folded state beside its log, with the log's length: at
     /// start-up a snapshot whose length still matches stands for the whole log. Written to a
     /// temporary file and renamed, so a crash leaves the old snapshot or the new one.
