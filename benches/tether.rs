@@ -49,6 +49,10 @@ fn main() {
         if wanted("rss") {
             bench_idle_rss().await;
         }
+        if wanted("tools") {
+            bench_loop_in_process().await;
+            bench_tool_orchestration().await;
+        }
     });
 }
 
@@ -415,4 +419,199 @@ fn cpu_ticks(pid: u32) -> u64 {
     };
     // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
     field(11) + field(12)
+}
+
+/// A model that answers at once: a tool call for the first `calls` requests, then text.
+struct InstantModel {
+    calls: usize,
+    served: std::sync::atomic::AtomicUsize,
+}
+
+impl tether::provider::ModelProvider for InstantModel {
+    fn stream_chat<'a>(
+        &'a self,
+        _request: &'a tether::provider::ChatRequest,
+    ) -> tether::provider::StreamFuture<'a> {
+        use tether::provider::{StreamEvent, ToolCallRequest};
+        let served = self
+            .served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let events: Vec<Result<StreamEvent, tether::provider::ProviderError>> =
+            if served < self.calls {
+                vec![
+                    Ok(StreamEvent::ToolCall(ToolCallRequest {
+                        id: format!("call_{served}"),
+                        name: "read_file".into(),
+                        arguments: r#"{"path": "README.md"}"#.into(),
+                    })),
+                    Ok(StreamEvent::Finished(Some("tool_calls".into()))),
+                ]
+            } else {
+                vec![
+                    Ok(StreamEvent::TextDelta("done".into())),
+                    Ok(StreamEvent::Finished(None)),
+                ]
+            };
+        Box::pin(async move {
+            let stream: tether::provider::EventStream =
+                Box::pin(futures_util::stream::iter(events));
+            Ok(stream)
+        })
+    }
+}
+
+/// Keeps events as JSON lines in memory, as the log would write them.
+struct MemorySink(Vec<String>);
+
+impl tether::agent::EventSink for MemorySink {
+    fn emit(&mut self, event: Event) -> Result<(), String> {
+        self.0
+            .push(serde_json::to_string(&event).map_err(|error| error.to_string())?);
+        Ok(())
+    }
+    fn ask(
+        &mut self,
+        _: &str,
+        _: &[tether::session::Question],
+    ) -> Result<tokio::sync::oneshot::Receiver<Vec<tether::session::Answer>>, String> {
+        Err("no questions here".into())
+    }
+    fn permission(
+        &mut self,
+        _: &str,
+        _: &serde_json::Value,
+        _: &str,
+    ) -> Result<tether::agent::PermissionCheck, String> {
+        Ok(tether::agent::PermissionCheck::Allowed)
+    }
+    fn propose(
+        &mut self,
+        _: &str,
+        _: &[tether::session::PlanPhase],
+    ) -> Result<tokio::sync::oneshot::Receiver<tether::session::PlanDecision>, String> {
+        Err("no plans here".into())
+    }
+}
+
+/// The agent loop's own cost per tool call, in process: a model that answers at once, a
+/// real `read_file` in a real worktree, events serialized as the log would. The tool's own
+/// time (`durationMs`) is taken out.
+async fn bench_loop_in_process() {
+    let env = TestEnv::new();
+    let calls = 2_000;
+    let provider = InstantModel {
+        calls,
+        served: std::sync::atomic::AtomicUsize::new(0),
+    };
+    let settings = tether::agent::TurnSettings {
+        tools: Some(tether::agent::tools::ToolContext {
+            worktree: env.repo().canonicalize().expect("repo"),
+            read_only: false,
+            ask_permission: false,
+            command_timeout: Duration::from_secs(10),
+            temp_dir: env.home().join("tmp"),
+            sandbox: tether::agent::sandbox::SandboxMode::Off,
+            network: true,
+            hidden_env: Vec::new(),
+        }),
+        max_steps: calls + 1,
+        price: None,
+        budget_left_usd: None,
+        turn_timeout: None,
+    };
+    let request = tether::provider::ChatRequest {
+        model: "instant".into(),
+        messages: vec![tether::provider::ChatMessage::new(
+            tether::provider::ChatRole::User,
+            "go",
+        )],
+        tools: tether::agent::tools::definitions(),
+        temperature: None,
+        max_tokens: None,
+    };
+    let mut sink = MemorySink(Vec::new());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let started = Instant::now();
+    let outcome = tether::agent::run_turn(&provider, request, &settings, &cancel, &mut sink).await;
+    let wall = started.elapsed();
+    assert_eq!(outcome.reason, tether::session::TurnEndReason::EndTurn);
+    let tool_ms: u64 = sink
+        .0
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["phase"] == "completed" && event["item"]["type"] == "toolCall")
+        .filter_map(|event| event["item"]["durationMs"].as_u64())
+        .sum();
+    let per_call = (wall.as_secs_f64() * 1000.0 - tool_ms as f64) / calls as f64;
+    println!(
+        "agent loop in process, {calls} tool calls (model answering at once): {:.3} ms per call excluding the tool ({} ms of tool time in {} ms)   (target < 1 ms)",
+        per_call,
+        tool_ms,
+        wall.as_millis()
+    );
+}
+
+/// The agent loop's own cost per tool call: 500 rounds of one `list_directory` call each,
+/// against a model that answers at once; the tools' own time (`durationMs`) is taken out.
+async fn bench_tool_orchestration() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::tool_calls(&[("list_directory", "{}")]));
+    let rounds = 500;
+    let mut settings = model.settings();
+    settings["session"] = json!({"max_turns": rounds});
+    let mut client = env.server_with(settings).await;
+    let started = Instant::now();
+    let (_, id) = client.create(json!({"prompt": "list forever"})).await;
+    client.wait_for_status(&id, "running").await;
+    let running_at = Instant::now();
+    client.wait_for_status(&id, "stopped").await;
+    let loop_time = running_at.elapsed();
+    let events = client.session_events(&id);
+    let tool_ms: u64 = events
+        .iter()
+        .filter(|params| {
+            params["event"]["phase"] == "completed" && params["event"]["item"]["type"] == "toolCall"
+        })
+        .filter_map(|params| params["event"]["item"]["durationMs"].as_u64())
+        .sum();
+    let peak = status_field_kib(client.pid(), "VmHWM:");
+    client.shutdown().await;
+    let per_round = loop_time / rounds as u32;
+    println!(
+        "agent loop, {rounds} rounds of one tool call (model answering at once): {} per round incl. the model's HTTP round trip with the whole, growing conversation (1,000 messages by the end); tools' own time {} ms in all; whole run {}; peak RSS {:.1} MB",
+        ms(per_round),
+        tool_ms,
+        ms(started.elapsed()),
+        peak as f64 / 1024.0
+    );
+
+    // The scripted task of the end-to-end tests: read, search, edit two files, run a command.
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[
+        ("read_file", r#"{"path": "README.md"}"#),
+        ("search", r#"{"pattern": "sample"}"#),
+    ]));
+    model.push(Reply::tool_calls(&[
+        ("edit_file", r##"{"path": "README.md", "old_string": "# sample", "new_string": "# sample, edited"}"##),
+        ("write_file", r#"{"path": "NOTES.md", "content": "notes\n"}"#),
+    ]));
+    model.push(Reply::tool_calls(&[(
+        "run_command",
+        r#"{"command": "ls > listing.txt"}"#,
+    )]));
+    model.push(Reply::text(&["Done."]));
+    let mut client = env.server(&model).await;
+    let started = Instant::now();
+    let (_, id) = client.create(json!({"prompt": "the scripted task"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    let wall = started.elapsed();
+    let peak = status_field_kib(client.pid(), "VmHWM:");
+    client.shutdown().await;
+    println!(
+        "scripted task (create, worktree, 4 model calls, 5 tools incl. a command): {} wall, peak RSS {:.1} MB",
+        ms(wall),
+        peak as f64 / 1024.0
+    );
 }

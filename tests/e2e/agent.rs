@@ -797,3 +797,28 @@ async fn ask_mode_asks_rejects_with_feedback_then_allows_always() {
     assert!(!asked, "the project-wide grant was not remembered");
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_never_stops_calling_tools_ends_at_max_turns() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::tool_calls(&[("list_directory", "{}")]));
+    let mut settings = model.settings();
+    settings["session"] = json!({"max_turns": 3});
+    let mut client = env.server_with(settings).await;
+    let (_, id) = client.create(json!({"prompt": "loop forever"})).await;
+    let stopped = client.wait_for_status(&id, "stopped").await;
+    assert!(
+        stopped["event"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_turns (3)"),
+        "{stopped}"
+    );
+    let turn_end = client
+        .wait_for_event(&id, |event| event["kind"] == "turnEnded")
+        .await;
+    assert_eq!(turn_end["event"]["reason"], "max_turns");
+    assert_eq!(model.requests().len(), 3);
+    client.shutdown().await;
+}

@@ -1667,6 +1667,12 @@ async fn drive_inner(
         match outcome.reason {
             TurnEndReason::EndTurn => {}
             TurnEndReason::Stopped => return Err(DriveEnd::Stopped),
+            TurnEndReason::MaxTurns => {
+                return Err(DriveEnd::Halted(format!(
+                    "the turn made session.max_turns ({}) model calls; resume to let it go on",
+                    settings.max_steps
+                )));
+            }
             TurnEndReason::Timeout => {
                 return Err(DriveEnd::Halted(format!(
                     "{}; resume to continue",
