@@ -508,6 +508,7 @@ async fn bench_loop_in_process() {
             worktree: env.repo().canonicalize().expect("repo"),
             read_only: false,
             ask_permission: false,
+            allowed_scopes: Vec::new(),
             command_timeout: Duration::from_secs(10),
             temp_dir: env.home().join("tmp"),
             sandbox: tether::agent::sandbox::SandboxMode::Off,

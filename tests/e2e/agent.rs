@@ -101,11 +101,14 @@ async fn a_scripted_task_reads_searches_edits_runs_and_ends_with_the_expected_di
             )
         })
         .collect();
+    // The edit, the write, and the file the command made (found by comparing the worktree
+    // before and after the command).
     assert_eq!(
         changes,
         [
             (json!("src/lib.rs"), json!(1), json!(1)),
-            (json!("NOTES.md"), json!(1), json!(0))
+            (json!("NOTES.md"), json!(1), json!(0)),
+            (json!("count.txt"), json!(1), json!(0))
         ]
     );
     assert_eq!(

@@ -292,7 +292,12 @@ async fn run_tool_call(
     let outcome = match call.name.as_str() {
         "ask_user" => ask_user(&call.arguments, cancel, sink).await?,
         "propose_plan" => propose_plan(&call.arguments, cancel, sink).await?,
-        name if context.ask_permission && tools::needs_permission(name) => {
+        name if context.ask_permission
+            && tools::needs_permission(name)
+            && !context
+                .allowed_scopes
+                .contains(&tools::permission_scope(name, &input)) =>
+        {
             match ask_permission(call, &input, cancel, sink).await? {
                 None => tools::run(context, &call.name, &call.arguments, cancel).await,
                 Some(refusal) => refusal,

@@ -31,6 +31,8 @@ pub struct ToolContext {
     pub read_only: bool,
     /// `ask` mode: writes and commands need the user's permission.
     pub ask_permission: bool,
+    /// Scopes that need no permission (`session.allow`).
+    pub allowed_scopes: Vec<String>,
     pub command_timeout: Duration,
     /// The session's own temp dir (`TMPDIR` for commands), writable in the sandbox.
     pub temp_dir: PathBuf,
@@ -570,6 +572,7 @@ async fn run_command(
         .min(context.command_timeout);
     std::fs::create_dir_all(&context.temp_dir)
         .map_err(|error| format!("cannot create the session's temp dir: {error}"))?;
+    let before = snapshot_tree(context).await;
     let prepared = super::sandbox::prepare(&super::sandbox::SandboxPolicy {
         mode: context.sandbox,
         writable: vec![context.worktree.clone(), context.temp_dir.clone()],
@@ -664,10 +667,78 @@ async fn run_command(
     if let Some(note) = sandbox_note {
         output.push_str(&format!("\n{note}"));
     }
+    let file_changes = match (before, snapshot_tree(context).await) {
+        (Some(before), Some(after)) if before != after => {
+            changes_between(context, &before, &after).await
+        }
+        _ => Vec::new(),
+    };
     Ok(ToolOutcome {
         is_error: code != "0",
+        file_changes,
         ..ToolOutcome::ok(format!("exit code {code}\n{output}"))
     })
+}
+
+/// Runs git in the worktree with the session's own index file, so that the user's index
+/// is never touched; returns stdout, or `None` if git failed.
+async fn git_with_own_index(context: &ToolContext, args: &[&str]) -> Option<String> {
+    let output = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(&context.worktree)
+        .args(args)
+        .env("GIT_INDEX_FILE", context.temp_dir.join("tether-index"))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The worktree's files (honouring .gitignore) as a git tree id. The session's index file
+/// starts as a copy of the worktree's, so only changed files are hashed.
+async fn snapshot_tree(context: &ToolContext) -> Option<String> {
+    let index = context.temp_dir.join("tether-index");
+    if !index.exists() {
+        let real_index = tokio::process::Command::new("git")
+            .arg("-C")
+            .arg(&context.worktree)
+            .args(["rev-parse", "--path-format=absolute", "--git-path", "index"])
+            .output()
+            .await
+            .ok()?;
+        let real_index = String::from_utf8_lossy(&real_index.stdout)
+            .trim()
+            .to_owned();
+        let _ = std::fs::copy(real_index, &index);
+    }
+    git_with_own_index(context, &["add", "-A"]).await?;
+    git_with_own_index(context, &["write-tree"]).await
+}
+
+/// The files that differ between two trees, with their line counts.
+async fn changes_between(context: &ToolContext, before: &str, after: &str) -> Vec<FileChange> {
+    let Some(numstat) =
+        git_with_own_index(context, &["diff-tree", "-r", "--numstat", before, after]).await
+    else {
+        return Vec::new();
+    };
+    numstat
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, '\t');
+            let additions = fields.next()?.parse().unwrap_or(0); // "-" for binary files
+            let deletions = fields.next()?.parse().unwrap_or(0);
+            Some(FileChange {
+                path: fields.next()?.to_owned(),
+                additions,
+                deletions,
+            })
+        })
+        .collect()
 }
 
 /// Keeps the head and the tail of a long output.
@@ -701,6 +772,7 @@ mod tests {
             worktree,
             read_only: false,
             ask_permission: false,
+            allowed_scopes: Vec::new(),
             command_timeout: Duration::from_secs(10),
             sandbox: crate::agent::sandbox::SandboxMode::Auto,
             network: true,
@@ -806,6 +878,49 @@ mod tests {
         let refused = run(&context, "run_command", r#"{"command":"touch y"}"#, &cancel).await;
         assert!(refused.is_error);
         assert!(!context.worktree.join("y").exists());
+    }
+
+    #[tokio::test]
+    async fn move_and_delete_report_their_changes() {
+        let (_dir, context) = context();
+        std::fs::write(context.worktree.join("a.txt"), "1\n2\n").expect("write");
+        let cancel = CancellationToken::new();
+        let moved = run(
+            &context,
+            "move_file",
+            r#"{"from": "a.txt", "to": "sub/b.txt"}"#,
+            &cancel,
+        )
+        .await;
+        assert!(!moved.is_error, "{moved:?}");
+        assert_eq!(
+            moved.file_changes,
+            [
+                FileChange {
+                    path: "a.txt".into(),
+                    additions: 0,
+                    deletions: 2
+                },
+                FileChange {
+                    path: "sub/b.txt".into(),
+                    additions: 2,
+                    deletions: 0
+                },
+            ]
+        );
+        let deleted = run(&context, "delete_file", r#"{"path": "sub/b.txt"}"#, &cancel).await;
+        assert_eq!(deleted.file_changes[0].deletions, 2);
+        assert!(!context.worktree.join("sub/b.txt").exists());
+        let missing = run(&context, "delete_file", r#"{"path": "nope.txt"}"#, &cancel).await;
+        assert!(
+            missing.is_error && missing.output.contains("cannot delete"),
+            "{missing:?}"
+        );
+        let unknown = run(&context, "teleport", "{}", &cancel).await;
+        assert!(
+            unknown.is_error && unknown.output.contains("no tool named"),
+            "{unknown:?}"
+        );
     }
 
     #[test]

@@ -129,6 +129,9 @@ pub struct SessionSettings {
     pub worktree_dir: Option<PathBuf>,
     /// `ask` (commands and writes need approval), `auto`, or `read-only`.
     pub permission_mode: PermissionMode,
+    /// In `ask` mode, what needs no approval: permission scopes as the protocol names them
+    /// (`"run_command: cargo test"`, `"edit_file"`, `"write_file"`…).
+    pub allow: Vec<String>,
     /// Whether the agent gets its tools (read, search, edit, run…); off for models that
     /// cannot call tools.
     pub tools: bool,
@@ -152,6 +155,7 @@ impl Default for SessionSettings {
             max_working: 4,
             worktree_dir: None,
             permission_mode: PermissionMode::Auto,
+            allow: Vec::new(),
             tools: true,
             max_turns: 50,
             command_timeout_secs: 600,

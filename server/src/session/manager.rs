@@ -1584,6 +1584,7 @@ async fn drive_inner(
             read_only: spec.mode == Mode::Chat
                 || config.session.permission_mode == PermissionMode::ReadOnly,
             ask_permission: config.session.permission_mode == PermissionMode::Ask,
+            allowed_scopes: config.session.allow.clone(),
             command_timeout: Duration::from_secs(config.session.command_timeout_secs.max(1)),
             temp_dir: manager.inner.home.join("tmp").join(&spec.id),
             sandbox: config.session.sandbox,
