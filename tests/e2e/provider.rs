@@ -184,9 +184,14 @@ async fn a_stream_that_goes_silent_times_out_clearly() {
     settings["providers"]["fake"]["timeout_secs"] = json!(1);
     let mut client = env.server_with(settings).await;
     let (_, id) = client.create(json!({"prompt": "Hello"})).await;
-    let failed = client.wait_for_status(&id, "failed").await;
-    let reason = failed["event"]["reason"].as_str().unwrap_or_default();
+    // Inactivity ends the turn with `timeout`; the session stops, resumable.
+    let stopped = client.wait_for_status(&id, "stopped").await;
+    let reason = stopped["event"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("sent nothing for 1 s"), "{reason}");
+    let turn_end = client
+        .wait_for_event(&id, |event| event["kind"] == "turnEnded")
+        .await;
+    assert_eq!(turn_end["event"]["reason"], "timeout");
     assert_eq!(
         agent_messages(&client.session_events(&id))[0]["text"],
         "Thinking about it"

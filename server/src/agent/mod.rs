@@ -195,7 +195,16 @@ pub async fn run_turn(
             turn_cancel.cancel();
         })
     });
-    let result = run_steps(provider, &mut request, settings, &turn_cancel, sink).await;
+    let mut timeout_message = None;
+    let result = run_steps(
+        provider,
+        &mut request,
+        settings,
+        &turn_cancel,
+        sink,
+        &mut timeout_message,
+    )
+    .await;
     if let Some(timer) = timer {
         timer.abort();
     }
@@ -210,7 +219,7 @@ pub async fn run_turn(
         },
         Ok(reason) => TurnOutcome {
             reason,
-            message: None,
+            message: timeout_message,
         },
         Err(message) => TurnOutcome {
             reason: TurnEndReason::Failed,
@@ -225,12 +234,14 @@ async fn run_steps(
     settings: &TurnSettings,
     cancel: &CancellationToken,
     sink: &mut dyn EventSink,
+    timeout_message: &mut Option<String>,
 ) -> Result<TurnEndReason, String> {
     let mut spent = 0.0;
     for _ in 0..settings.max_steps.max(1) {
         let reply = stream_reply(provider, request, settings.price.as_ref(), cancel, sink).await?;
         spent += reply.cost_usd;
         if reply.reason != TurnEndReason::EndTurn {
+            *timeout_message = reply.message;
             return Ok(reply.reason);
         }
         if settings.budget_left_usd.is_some_and(|left| spent >= left) {
@@ -518,6 +529,8 @@ struct Reply {
     text: String,
     tool_calls: Vec<ToolCallRequest>,
     cost_usd: f64,
+    /// Why, for a `timeout`.
+    message: Option<String>,
 }
 
 async fn stream_reply(
@@ -534,8 +547,19 @@ async fn stream_reply(
             text: String::new(),
             tool_calls: Vec::new(),
             cost_usd: 0.0,
+            message: None,
         }),
-        stream = provider.stream_chat(request) => stream.map_err(|error| error.to_string())?,
+        stream = provider.stream_chat(request) => match stream {
+            Ok(stream) => stream,
+            Err(error @ ProviderError::Timeout { .. }) => return Ok(Reply {
+                reason: TurnEndReason::Timeout,
+                text: String::new(),
+                tool_calls: Vec::new(),
+                cost_usd: 0.0,
+                message: Some(error.to_string()),
+            }),
+            Err(error) => return Err(error.to_string()),
+        },
     };
     let mut tool_calls = Vec::new();
 
@@ -627,12 +651,21 @@ async fn stream_reply(
         })?;
     }
     match failure {
+        // A model that falls silent ends the turn with `timeout`, not as a failure.
+        Some(error @ ProviderError::Timeout { .. }) => Ok(Reply {
+            reason: TurnEndReason::Timeout,
+            text,
+            tool_calls: Vec::new(),
+            cost_usd,
+            message: Some(error.to_string()),
+        }),
         Some(error) => Err(error.to_string()),
         None => Ok(Reply {
             reason,
             text,
             tool_calls,
             cost_usd,
+            message: None,
         }),
     }
 }
