@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{Endpoint, SseReader};
+use super::http::{Endpoint, ReplyParser, SseReader, reply_stream};
 use super::{
-    ChatMessage, ChatRequest, ChatRole, EventStream, ModelProvider, ProviderError, StreamEvent,
-    StreamFuture, ToolCallRequest,
+    ChatMessage, ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, StreamFuture,
+    ToolCallRequest,
 };
 use crate::config::ProviderConfig;
 use crate::session::TokenUsage;
@@ -123,27 +123,25 @@ impl ModelProvider for AnthropicProvider {
                 ));
             }
             let response = self.endpoint.post(&Self::body(request), &headers).await?;
-            let state = BlockReader {
-                sse: SseReader::new(response, &self.endpoint),
+            let parser = BlockReader {
                 pending: VecDeque::new(),
                 done: false,
-                saw_data: false,
                 tool_uses: BTreeMap::new(),
                 usage: TokenUsage::default(),
                 stop_reason: None,
                 url: self.endpoint.url.clone(),
             };
-            let stream: EventStream = Box::pin(futures_util::stream::unfold(state, next_event));
-            Ok(stream)
+            Ok(reply_stream(
+                SseReader::new(response, &self.endpoint),
+                parser,
+            ))
         })
     }
 }
 
 struct BlockReader {
-    sse: SseReader,
     pending: VecDeque<StreamEvent>,
     done: bool,
-    saw_data: bool,
     /// tool_use blocks being streamed, by block index.
     tool_uses: BTreeMap<usize, ToolCallRequest>,
     usage: TokenUsage,
@@ -238,29 +236,22 @@ enum BlockDelta {
     Other,
 }
 
-async fn next_event(
-    mut reader: BlockReader,
-) -> Option<(Result<StreamEvent, ProviderError>, BlockReader)> {
-    loop {
-        if let Some(event) = reader.pending.pop_front() {
-            return Some((Ok(event), reader));
-        }
-        if reader.done {
-            return None;
-        }
-        let outcome = match reader.sse.next().await {
-            Some(Err(error)) => Err(error),
-            Some(Ok(event)) => {
-                reader.saw_data = true;
-                handle(&event.data, &mut reader)
-            }
-            None if !reader.saw_data => Err(ProviderError::EmptyReply),
-            None => Err(ProviderError::StreamCut),
-        };
-        if let Err(error) = outcome {
-            reader.done = true;
-            return Some((Err(error), reader));
-        }
+impl ReplyParser for BlockReader {
+    fn take_event(&mut self) -> Option<StreamEvent> {
+        self.pending.pop_front()
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn on_data(&mut self, data: &str) -> Result<(), ProviderError> {
+        handle(data, self)
+    }
+
+    fn on_end(&mut self) -> bool {
+        // A reply is complete only with `message_stop`.
+        false
     }
 }
 

@@ -9,7 +9,7 @@ use futures_util::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{ProviderError, backoff_delay};
+use super::{EventStream, ProviderError, StreamEvent, backoff_delay};
 use crate::config::ProviderConfig;
 
 /// At most this much of an error body goes into an error message.
@@ -233,4 +233,60 @@ impl SseReader {
             }
         }
     }
+}
+
+/// A provider's reading of one streamed reply, fed one SSE event's data at a time.
+pub trait ReplyParser: Send + 'static {
+    /// The next event it has ready.
+    fn take_event(&mut self) -> Option<StreamEvent>;
+    /// Whether the reply is complete (once its ready events are taken).
+    fn is_done(&self) -> bool;
+    fn on_data(&mut self, data: &str) -> Result<(), ProviderError>;
+    /// The body ended: whether that completes the reply (otherwise the stream was cut).
+    fn on_end(&mut self) -> bool;
+}
+
+struct ReplyState<P> {
+    sse: SseReader,
+    parser: P,
+    saw_data: bool,
+    failed: bool,
+}
+
+/// The stream of a reply: the parser's events, then the end; an empty body or one that
+/// stops before the parser is done is an error.
+pub fn reply_stream<P: ReplyParser>(sse: SseReader, parser: P) -> EventStream {
+    let state = ReplyState {
+        sse,
+        parser,
+        saw_data: false,
+        failed: false,
+    };
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |mut state| async move {
+            loop {
+                if let Some(event) = state.parser.take_event() {
+                    return Some((Ok(event), state));
+                }
+                if state.failed || state.parser.is_done() {
+                    return None;
+                }
+                let outcome = match state.sse.next().await {
+                    Some(Err(error)) => Err(error),
+                    Some(Ok(event)) => {
+                        state.saw_data = true;
+                        state.parser.on_data(&event.data)
+                    }
+                    None if state.parser.on_end() => continue,
+                    None if !state.saw_data => Err(ProviderError::EmptyReply),
+                    None => Err(ProviderError::StreamCut),
+                };
+                if let Err(error) = outcome {
+                    state.failed = true;
+                    return Some((Err(error), state));
+                }
+            }
+        },
+    ))
 }

@@ -6,10 +6,8 @@ use std::collections::VecDeque;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{Endpoint, SseReader};
-use super::{
-    ChatRequest, ChatRole, EventStream, ModelProvider, ProviderError, StreamEvent, StreamFuture,
-};
+use super::http::{Endpoint, ReplyParser, SseReader, reply_stream};
+use super::{ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, StreamFuture};
 use crate::config::ProviderConfig;
 use crate::session::TokenUsage;
 
@@ -91,26 +89,24 @@ impl ModelProvider for OpenAiProvider {
                 ));
             }
             let response = self.endpoint.post(&Self::body(request), &headers).await?;
-            let state = ChunkReader {
-                sse: SseReader::new(response, &self.endpoint),
+            let parser = ChunkReader {
                 pending: VecDeque::new(),
                 done: false,
-                saw_data: false,
                 finish_reason: None,
                 tool_calls: Vec::new(),
                 url: self.endpoint.url.clone(),
             };
-            let stream: EventStream = Box::pin(futures_util::stream::unfold(state, next_event));
-            Ok(stream)
+            Ok(reply_stream(
+                SseReader::new(response, &self.endpoint),
+                parser,
+            ))
         })
     }
 }
 
 struct ChunkReader {
-    sse: SseReader,
     pending: VecDeque<StreamEvent>,
     done: bool,
-    saw_data: bool,
     finish_reason: Option<String>,
     tool_calls: Vec<PartialToolCall>,
     url: String,
@@ -141,38 +137,30 @@ impl ChunkReader {
     }
 }
 
-async fn next_event(
-    mut reader: ChunkReader,
-) -> Option<(Result<StreamEvent, ProviderError>, ChunkReader)> {
-    loop {
-        if let Some(event) = reader.pending.pop_front() {
-            return Some((Ok(event), reader));
+impl ReplyParser for ChunkReader {
+    fn take_event(&mut self) -> Option<StreamEvent> {
+        self.pending.pop_front()
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn on_data(&mut self, data: &str) -> Result<(), ProviderError> {
+        if data.trim() == "[DONE]" {
+            self.finish();
+            return Ok(());
         }
-        if reader.done {
-            return None;
+        parse_chunk(data, self)
+    }
+
+    fn on_end(&mut self) -> bool {
+        // Some servers end without `[DONE]` once they have said why they stopped.
+        if self.finish_reason.is_some() {
+            self.finish();
+            return true;
         }
-        let outcome = match reader.sse.next().await {
-            Some(Err(error)) => Err(error),
-            Some(Ok(event)) => {
-                reader.saw_data = true;
-                if event.data.trim() == "[DONE]" {
-                    reader.finish();
-                    continue;
-                }
-                parse_chunk(&event.data, &mut reader)
-            }
-            None if reader.finish_reason.is_some() => {
-                // Some servers end without `[DONE]` once they have said why they stopped.
-                reader.finish();
-                continue;
-            }
-            None if !reader.saw_data => Err(ProviderError::EmptyReply),
-            None => Err(ProviderError::StreamCut),
-        };
-        if let Err(error) = outcome {
-            reader.done = true;
-            return Some((Err(error), reader));
-        }
+        false
     }
 }
 

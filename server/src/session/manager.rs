@@ -326,6 +326,41 @@ impl SessionInner {
         Ok(())
     }
 
+    /// Records a settled question, plan or permission: its completed item, the `resolved`
+    /// event every client clears its prompt on, and the agent back at work.
+    fn settle_pending(
+        &mut self,
+        id: &Arc<str>,
+        item: Item,
+        outcome: &str,
+        events: &broadcast::Sender<AnnouncedEvent>,
+    ) -> Result<(), SessionError> {
+        let item_id = item.id().to_owned();
+        self.emit(
+            id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item,
+            },
+            events,
+        )?;
+        self.emit(
+            id,
+            Event::Resolved {
+                item_id,
+                outcome: outcome.to_owned(),
+            },
+            events,
+        )?;
+        self.set_status(
+            id,
+            SessionStatus::Running,
+            Some(Activity::Working),
+            None,
+            events,
+        )
+    }
+
     fn invalid(&self, operation: &'static str, hint: &'static str) -> SessionError {
         SessionError::InvalidState {
             name: self.state.spec.name.clone(),
@@ -930,31 +965,14 @@ impl SessionManager {
                 message,
             });
         }
-        inner.emit(
+        inner.settle_pending(
             &handle.id,
-            Event::Item {
-                phase: ItemPhase::Completed,
-                item: Item::Question {
-                    id: pending.item_id.clone(),
-                    questions: pending.questions,
-                    answers: Some(answers.clone()),
-                },
+            Item::Question {
+                id: pending.item_id,
+                questions: pending.questions,
+                answers: Some(answers.clone()),
             },
-            &self.inner.events,
-        )?;
-        inner.emit(
-            &handle.id,
-            Event::Resolved {
-                item_id: pending.item_id,
-                outcome: "answered".to_owned(),
-            },
-            &self.inner.events,
-        )?;
-        inner.set_status(
-            &handle.id,
-            SessionStatus::Running,
-            Some(Activity::Working),
-            None,
+            "answered",
             &self.inner.events,
         )?;
         // The turn may have been stopped in the meantime; then nobody listens, which is fine.
@@ -1006,35 +1024,18 @@ impl SessionManager {
         if decision == "allow_always_project" {
             handle.store.add_project_grant(&scope)?;
         }
-        inner.emit(
+        inner.settle_pending(
             &handle.id,
-            Event::Item {
-                phase: ItemPhase::Completed,
-                item: Item::Permission {
-                    id: id.clone(),
-                    tool,
-                    input,
-                    scope,
-                    decisions,
-                    decision: Some(decision.clone()),
-                    feedback: feedback.clone(),
-                },
+            Item::Permission {
+                id,
+                tool,
+                input,
+                scope,
+                decisions,
+                decision: Some(decision.clone()),
+                feedback: feedback.clone(),
             },
-            &self.inner.events,
-        )?;
-        inner.emit(
-            &handle.id,
-            Event::Resolved {
-                item_id: id,
-                outcome: decision.clone(),
-            },
-            &self.inner.events,
-        )?;
-        inner.set_status(
-            &handle.id,
-            SessionStatus::Running,
-            Some(Activity::Working),
-            None,
+            &decision,
             &self.inner.events,
         )?;
         let _ = pending.reply.send((decision, feedback));
@@ -1068,31 +1069,14 @@ impl SessionManager {
         } else {
             "rejected"
         };
-        inner.emit(
+        inner.settle_pending(
             &handle.id,
-            Event::Item {
-                phase: ItemPhase::Completed,
-                item: Item::Plan {
-                    id: pending.item_id.clone(),
-                    phases: pending.phases,
-                    decision: Some(decision.clone()),
-                },
+            Item::Plan {
+                id: pending.item_id,
+                phases: pending.phases,
+                decision: Some(decision.clone()),
             },
-            &self.inner.events,
-        )?;
-        inner.emit(
-            &handle.id,
-            Event::Resolved {
-                item_id: pending.item_id,
-                outcome: outcome.to_owned(),
-            },
-            &self.inner.events,
-        )?;
-        inner.set_status(
-            &handle.id,
-            SessionStatus::Running,
-            Some(Activity::Working),
-            None,
+            outcome,
             &self.inner.events,
         )?;
         let _ = pending.reply.send(decision);
