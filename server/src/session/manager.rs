@@ -1282,6 +1282,21 @@ struct TurnSink<'a> {
     events: &'a broadcast::Sender<AnnouncedEvent>,
 }
 
+impl TurnSink<'_> {
+    /// Shows that the turn waits for the user (an answer, a decision).
+    fn wait_for_user(&self, inner: &mut SessionInner, activity: Activity) -> Result<(), String> {
+        inner
+            .set_status(
+                &self.handle.id,
+                SessionStatus::Running,
+                Some(activity),
+                None,
+                self.events,
+            )
+            .map_err(|error| error.to_string())
+    }
+}
+
 impl EventSink for TurnSink<'_> {
     fn emit(&mut self, event: Event) -> Result<(), String> {
         lock(&self.handle.inner)
@@ -1302,15 +1317,7 @@ impl EventSink for TurnSink<'_> {
             questions: questions.to_vec(),
             reply,
         });
-        inner
-            .set_status(
-                &self.handle.id,
-                SessionStatus::Running,
-                Some(Activity::WaitingInput),
-                None,
-                self.events,
-            )
-            .map_err(|error| error.to_string())?;
+        self.wait_for_user(&mut inner, Activity::WaitingInput)?;
         Ok(answers)
     }
 
@@ -1354,15 +1361,7 @@ impl EventSink for TurnSink<'_> {
             .map_err(|error| error.to_string())?;
         let (reply, decision) = tokio::sync::oneshot::channel();
         inner.pending_permission = Some(PendingPermission { item, reply });
-        inner
-            .set_status(
-                &self.handle.id,
-                SessionStatus::Running,
-                Some(Activity::WaitingInput),
-                None,
-                self.events,
-            )
-            .map_err(|error| error.to_string())?;
+        self.wait_for_user(&mut inner, Activity::WaitingInput)?;
         Ok(PermissionCheck::Ask { item_id, decision })
     }
 
@@ -1378,15 +1377,7 @@ impl EventSink for TurnSink<'_> {
             phases: phases.to_vec(),
             reply,
         });
-        inner
-            .set_status(
-                &self.handle.id,
-                SessionStatus::Running,
-                Some(Activity::AwaitingPlanApproval),
-                None,
-                self.events,
-            )
-            .map_err(|error| error.to_string())?;
+        self.wait_for_user(&mut inner, Activity::AwaitingPlanApproval)?;
         Ok(decision)
     }
 }
