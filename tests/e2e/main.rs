@@ -9,3 +9,4 @@ mod crash;
 mod lifecycle;
 mod local_model;
 mod provider;
+mod surfaces;

@@ -6,6 +6,7 @@
 
 pub mod ext;
 mod handlers;
+mod progress;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +43,7 @@ pub fn build_service(
         state: Arc::new(ServerState {
             sessions_loaded: tokio::sync::watch::Sender::new(false),
             opted_in: AtomicBool::default(),
+            work_done_progress: AtomicBool::default(),
             roots: RwLock::default(),
             config_error: RwLock::default(),
         }),
@@ -68,6 +70,8 @@ struct ServerState {
     sessions_loaded: tokio::sync::watch::Sender<bool>,
     /// The client set `capabilities.experimental.tether`: it gets custom notifications.
     opted_in: AtomicBool,
+    /// The client accepts server-initiated `$/progress` (`window.workDoneProgress`).
+    work_done_progress: AtomicBool,
     /// Workspace folders, in the order the client gave them.
     roots: RwLock<Vec<PathBuf>>,
     /// Settings that failed to load at `initialize`, reported once `initialized` arrives.
@@ -189,6 +193,15 @@ impl LanguageServer for Backend {
             .and_then(|experimental| experimental.get("tether"))
             .is_some_and(|value| value == &Value::Bool(true) || value.is_object());
         self.state.opted_in.store(opted_in, Ordering::SeqCst);
+        let work_done_progress = params
+            .capabilities
+            .window
+            .as_ref()
+            .and_then(|window| window.work_done_progress)
+            .unwrap_or(false);
+        self.state
+            .work_done_progress
+            .store(work_done_progress, Ordering::SeqCst);
 
         #[allow(deprecated)] // root_uri: older clients send only that
         let roots: Vec<PathBuf> = match (&params.workspace_folders, &params.root_uri) {
@@ -266,6 +279,9 @@ impl LanguageServer for Backend {
     async fn initialized(&self, _: InitializedParams) {
         if self.state.opted_in.load(Ordering::SeqCst) {
             self.start_event_forwarding();
+        }
+        if self.state.work_done_progress.load(Ordering::SeqCst) {
+            progress::start(self.client.clone(), self.manager.clone());
         }
         let config_error = self
             .state

@@ -117,12 +117,23 @@ impl LspClient {
 
     /// `initialize` + `initialized`, opting in to Tether's notifications when `opt_in`.
     pub async fn initialize(&mut self, root: &Path, settings: Value, opt_in: bool) -> Value {
-        let uri = format!("file://{}", root.display());
         let experimental = if opt_in {
             json!({"tether": true})
         } else {
             json!({})
         };
+        self.initialize_with(root, settings, json!({"experimental": experimental}))
+            .await
+    }
+
+    /// `initialize` + `initialized` with these client capabilities.
+    pub async fn initialize_with(
+        &mut self,
+        root: &Path,
+        settings: Value,
+        capabilities: Value,
+    ) -> Value {
+        let uri = format!("file://{}", root.display());
         let result = self
             .request(
                 "initialize",
@@ -130,7 +141,7 @@ impl LspClient {
                     "processId": std::process::id(),
                     "rootUri": uri,
                     "workspaceFolders": [{"uri": uri, "name": "repo"}],
-                    "capabilities": {"experimental": experimental},
+                    "capabilities": capabilities,
                     "initializationOptions": settings,
                 }),
             )
@@ -206,6 +217,17 @@ impl LspClient {
             .iter()
             .filter(|message| message["method"] == "tether/session/event")
             .map(|message| message["params"].clone())
+            .collect()
+    }
+
+    /// Every message the server sent with this method (notifications and requests).
+    pub fn messages(&self, method: &str) -> Vec<Value> {
+        self.notifications
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|message| message["method"] == method)
+            .cloned()
             .collect()
     }
 

@@ -1,0 +1,152 @@
+//! `$/progress` for working turns: one work-done token per turn, titled with the session's
+//! name, its message saying what the agent is doing now; and `window/showMessage` when a
+//! session fails.
+//!
+//! It runs as its own task with its own event subscription, because creating a token is a
+//! request to the client: awaiting it here never holds up a handler or the event stream.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use tower_lsp_server::Client;
+use tower_lsp_server::ls_types::request::WorkDoneProgressCreate;
+use tower_lsp_server::ls_types::{MessageType, NumberOrString, WorkDoneProgressCreateParams};
+
+use crate::session::{Activity, Event, Item, ItemPhase, SessionManager, SessionStatus};
+
+/// How long the client has to accept a new progress token.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Ongoing = tower_lsp_server::OngoingProgress<
+    tower_lsp_server::Unbounded,
+    tower_lsp_server::NotCancellable,
+>;
+
+/// Starts reporting progress to `client` for every session of `manager`.
+pub fn start(client: Client, manager: SessionManager) {
+    let mut events = manager.subscribe();
+    tokio::spawn(async move {
+        let mut ongoing: HashMap<String, Ongoing> = HashMap::new();
+        loop {
+            let announced = match events.recv().await {
+                Ok(announced) => announced,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            let session_id = announced.session_id.to_string();
+            match &announced.record.event {
+                Event::Status {
+                    status: SessionStatus::Running,
+                    activity,
+                    ..
+                } => {
+                    let message = match activity {
+                        Some(Activity::WaitingInput) => "waiting for your answer",
+                        Some(Activity::AwaitingPlanApproval) => {
+                            "waiting for your decision on a plan"
+                        }
+                        _ => "working",
+                    };
+                    match ongoing.get(&session_id) {
+                        Some(progress) => progress.report(message).await,
+                        None => {
+                            if let Some(progress) =
+                                begin(&client, &manager, &session_id, announced.record.seq).await
+                            {
+                                ongoing.insert(session_id, progress);
+                            }
+                        }
+                    }
+                }
+                Event::Item {
+                    phase: ItemPhase::Started,
+                    item: Item::ToolCall { tool, input, .. },
+                } => {
+                    if let Some(progress) = ongoing.get(&session_id) {
+                        progress.report(describe_tool(tool, input)).await;
+                    }
+                }
+                Event::TurnEnded { reason, .. } => {
+                    if let Some(progress) = ongoing.remove(&session_id) {
+                        progress
+                            .finish_with_message(format!("turn ended: {}", reason.as_str()))
+                            .await;
+                    }
+                }
+                Event::Status { status, reason, .. } => {
+                    if let Some(progress) = ongoing.remove(&session_id) {
+                        progress.finish_with_message(status.as_str()).await;
+                    }
+                    if *status == SessionStatus::Failed {
+                        let name = manager
+                            .info(&session_id)
+                            .map(|info| info.name)
+                            .unwrap_or(session_id);
+                        client
+                            .show_message(
+                                MessageType::ERROR,
+                                format!(
+                                    "tether: session {name} failed: {}",
+                                    reason.as_deref().unwrap_or("unknown reason")
+                                ),
+                            )
+                            .await;
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+/// Creates a token for a session's turn and begins its progress.
+async fn begin(
+    client: &Client,
+    manager: &SessionManager,
+    session_id: &str,
+    seq: u64,
+) -> Option<Ongoing> {
+    let token = NumberOrString::String(format!("tether/{session_id}/{seq}"));
+    let created = tokio::time::timeout(
+        CREATE_TIMEOUT,
+        client.send_request::<WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+            token: token.clone(),
+        }),
+    )
+    .await;
+    if !matches!(created, Ok(Ok(()))) {
+        tracing::debug!("the client did not accept a progress token for {session_id}");
+        return None;
+    }
+    let title = manager
+        .info(session_id)
+        .map(|info| format!("tether: {}", info.name))
+        .unwrap_or_else(|_| "tether".to_owned());
+    Some(
+        client
+            .progress(token, title)
+            .with_message("working")
+            .begin()
+            .await,
+    )
+}
+
+/// What a tool call is doing, in a few words: "running cargo test", "editing src/lib.rs".
+fn describe_tool(tool: &str, input: &Value) -> String {
+    let field = |name: &str| input.get(name).and_then(Value::as_str).unwrap_or_default();
+    let text = match tool {
+        "run_command" => format!("running {}", field("command")),
+        "read_file" => format!("reading {}", field("path")),
+        "edit_file" => format!("editing {}", field("path")),
+        "write_file" => format!("writing {}", field("path")),
+        "delete_file" => format!("deleting {}", field("path")),
+        "move_file" => format!("moving {} to {}", field("from"), field("to")),
+        "search" => format!("searching for {}", field("pattern")),
+        "list_directory" => "listing files".to_owned(),
+        "ask_user" => "asking you".to_owned(),
+        "propose_plan" => "proposing a plan".to_owned(),
+        other => format!("using {other}"),
+    };
+    text.chars().take(120).collect()
+}
