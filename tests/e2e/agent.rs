@@ -825,3 +825,103 @@ async fn a_model_that_never_stops_calling_tools_ends_at_max_turns() {
     assert_eq!(model.requests().len(), 3);
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turns_that_change_files_leave_checkpoints_a_rewind_restores_and_can_be_undone() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "write_file",
+        r#"{"path": "a.txt", "content": "one\n"}"#,
+    )]));
+    model.push(Reply::text(&["first turn done"]));
+    model.push(Reply::tool_calls(&[
+        ("write_file", r#"{"path": "a.txt", "content": "two\n"}"#),
+        ("write_file", r#"{"path": "b.txt", "content": "new\n"}"#),
+    ]));
+    model.push(Reply::text(&["second turn done"]));
+    let mut client = env.server(&model).await;
+    let (info, id) = client.create(json!({"prompt": "write a"})).await;
+    client.wait_for_nth_status(&id, "waiting", 1).await;
+    client
+        .call("tether/session/send", json!({"id": id, "text": "now b"}))
+        .await;
+    client.wait_for_nth_status(&id, "waiting", 2).await;
+    let worktree = PathBuf::from(info["worktree"].as_str().expect("worktree"));
+    let checkpoints: Vec<_> = client
+        .session_events(&id)
+        .iter()
+        .filter(|params| params["event"]["kind"] == "checkpoint")
+        .map(|params| params["event"]["name"].clone())
+        .collect();
+    assert_eq!(checkpoints, [json!("turn-1"), json!("turn-2")]);
+    let refs = git(
+        &env.repo(),
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            &format!("refs/tether/{id}/"),
+        ],
+    );
+    assert_eq!(refs.lines().count(), 2, "{refs}");
+
+    let error = client
+        .call_err(
+            "tether/session/rewind",
+            json!({"id": id, "checkpoint": "turn-9"}),
+        )
+        .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no checkpoint"),
+        "{error}"
+    );
+    let rewound = client
+        .call(
+            "tether/session/rewind",
+            json!({"id": id, "checkpoint": "turn-1"}),
+        )
+        .await;
+    assert_eq!(rewound["undo"], "before-rewind-1");
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("a.txt")).expect("a"),
+        "one\n"
+    );
+    assert!(
+        !worktree.join("b.txt").exists(),
+        "a file made after the checkpoint is removed"
+    );
+
+    client
+        .call(
+            "tether/session/rewind",
+            json!({"id": id, "checkpoint": "before-rewind-1"}),
+        )
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("a.txt")).expect("a"),
+        "two\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("b.txt")).expect("b"),
+        "new\n"
+    );
+    // The worktree's own index was never used: both files are still untracked there.
+    let status = git(&worktree, &["status", "--porcelain"]);
+    assert!(
+        status.contains("?? a.txt") && status.contains("?? b.txt"),
+        "{status}"
+    );
+
+    client
+        .call("tether/session/delete", json!({"id": id}))
+        .await;
+    let refs = git(
+        &env.repo(),
+        &["for-each-ref", "--format=%(refname)", "refs/tether/"],
+    );
+    assert_eq!(refs, "", "checkpoints are deleted with the session");
+    client.shutdown().await;
+}

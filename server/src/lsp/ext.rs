@@ -24,6 +24,7 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/resetContext", "resetContext"),
     ("tether/session/answer", "answer"),
     ("tether/session/decidePlan", "decidePlan"),
+    ("tether/session/rewind", "rewind"),
 ];
 
 /// The command that runs a custom request, for clients without custom requests.
@@ -110,6 +111,14 @@ pub struct DecidePlanParams {
     pub plan_id: String,
     pub approve: bool,
     pub feedback: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewindParams {
+    pub id: String,
+    /// `turn-<n>`, or a `before-rewind-<k>` to undo a rewind.
+    pub checkpoint: String,
 }
 
 #[derive(Debug, Deserialize)]

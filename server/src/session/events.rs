@@ -355,6 +355,18 @@ pub enum Event {
         #[serde(flatten)]
         usage: TokenUsage,
     },
+    /// The worktree was recorded as checkpoint `name` (`refs/tether/<session>/<name>`).
+    #[serde(rename_all = "camelCase")]
+    Checkpoint {
+        name: String,
+        commit: String,
+    },
+    /// The worktree was put back to checkpoint `name`; checkpoint `undo` holds what it was.
+    #[serde(rename_all = "camelCase")]
+    Rewound {
+        name: String,
+        undo: String,
+    },
     /// The model's conversation starts over (the transcript stays), optionally from a
     /// summary of what came before.
     #[serde(rename_all = "camelCase")]

@@ -1083,6 +1083,54 @@ impl SessionManager {
         Ok(info_of(&inner.state, false))
     }
 
+    /// Puts the worktree back to checkpoint `name` (`turn-<n>`, or the `before-rewind-<k>` a
+    /// rewind leaves, which undoes it). Returns the checkpoint that undoes this rewind.
+    pub async fn rewind(&self, id: &str, name: &str) -> Result<String, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let (spec, rewinds) = {
+            let inner = lock(&handle.inner);
+            if !matches!(
+                inner.state.status,
+                SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
+            ) {
+                return Err(inner.invalid("rewind", "; stop it first"));
+            }
+            (inner.state.spec.clone(), inner.state.rewinds)
+        };
+        let index = private_index(self, &spec);
+        if let Some(parent) = index.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let checkpoints = checkpoints(&spec, &index);
+        if !checkpoints.exists(name).await {
+            return Err(SessionError::InvalidParams {
+                field: "checkpoint",
+                message: format!("session {:?} has no checkpoint {name:?}", spec.name),
+            });
+        }
+        let undo = format!("before-rewind-{}", rewinds + 1);
+        let commit = checkpoints.record(&undo).await?;
+        checkpoints.restore(name).await?;
+        let mut inner = lock(&handle.inner);
+        inner.emit(
+            &handle.id,
+            Event::Checkpoint {
+                name: undo.clone(),
+                commit,
+            },
+            &self.inner.events,
+        )?;
+        inner.emit(
+            &handle.id,
+            Event::Rewound {
+                name: name.to_owned(),
+                undo: undo.clone(),
+            },
+            &self.inner.events,
+        )?;
+        Ok(undo)
+    }
+
     /// Clears the model's conversation (the transcript stays), keeping `summary` if given.
     pub fn reset_context(
         &self,
@@ -1149,6 +1197,7 @@ impl SessionManager {
                 .remove_worktree(&spec.worktree, &spec.branch)
                 .await?;
         }
+        workspace::Checkpoints::delete_all(&spec.repo, &handle.id).await?;
         handle.store.remove_log(&handle.id)?;
         let _ = std::fs::remove_dir_all(self.inner.home.join("tmp").join(&*handle.id));
         self.inner.sessions.remove(id);
@@ -1640,6 +1689,7 @@ async fn drive_inner(
             },
             events,
         )?;
+        record_turn_checkpoint(manager, handle, &spec).await;
         match outcome.reason {
             TurnEndReason::EndTurn => {}
             TurnEndReason::Stopped => return Err(DriveEnd::Stopped),
@@ -1672,6 +1722,62 @@ async fn drive_inner(
                 ));
             }
         }
+    }
+}
+
+/// The checkpoints of a session, kept through its private index.
+fn checkpoints<'a>(spec: &'a SessionSpec, index: &'a Path) -> workspace::Checkpoints<'a> {
+    workspace::Checkpoints {
+        worktree: &spec.worktree,
+        session_id: &spec.id,
+        index,
+    }
+}
+
+/// The session's private index file (shared with the tools' before/after comparison).
+fn private_index(manager: &SessionManager, spec: &SessionSpec) -> PathBuf {
+    manager
+        .inner
+        .home
+        .join("tmp")
+        .join(&spec.id)
+        .join("tether-index")
+}
+
+/// After a turn that changed files, records checkpoint `turn-<n>`. A failure is logged, not
+/// fatal: the turn's work is in the worktree either way.
+async fn record_turn_checkpoint(
+    manager: &SessionManager,
+    handle: &SessionHandle,
+    spec: &SessionSpec,
+) {
+    let (changed, turn) = {
+        let inner = lock(&handle.inner);
+        (inner.state.changed_since_checkpoint, inner.state.turns)
+    };
+    if !changed {
+        return;
+    }
+    let index = private_index(manager, spec);
+    if let Some(parent) = index.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let name = format!("turn-{turn}");
+    match checkpoints(spec, &index).record(&name).await {
+        Ok(commit) => {
+            let result = lock(&handle.inner).emit(
+                &handle.id,
+                Event::Checkpoint { name, commit },
+                &manager.inner.events,
+            );
+            if let Err(error) = result {
+                tracing::warn!("session {}: {error}", handle.id);
+            }
+        }
+        Err(error) => tracing::warn!(
+            "session {}: cannot record checkpoint {name}: {error}",
+            handle.id
+        ),
     }
 }
 

@@ -48,6 +48,15 @@ pub struct SessionState {
     /// Tool calls started but not completed: what a crash mid-tool leaves open.
     #[serde(default)]
     pub open_tool_calls: BTreeMap<String, Item>,
+    /// Turns ended so far.
+    #[serde(default)]
+    pub turns: u64,
+    /// Rewinds so far.
+    #[serde(default)]
+    pub rewinds: u64,
+    /// A tool changed files since the last checkpoint.
+    #[serde(default)]
+    pub changed_since_checkpoint: bool,
     /// Scopes the user allowed or denied for the whole session ("always" decisions).
     #[serde(default)]
     pub allowed_scopes: std::collections::BTreeSet<String>,
@@ -76,6 +85,9 @@ impl SessionState {
             open_items: BTreeMap::new(),
             open_tool_calls: BTreeMap::new(),
             open_questions: BTreeMap::new(),
+            turns: 0,
+            rewinds: 0,
+            changed_since_checkpoint: false,
             allowed_scopes: Default::default(),
             denied_scopes: Default::default(),
             worktree_ready: false,
@@ -89,7 +101,10 @@ impl SessionState {
         self.last_seq = record.seq;
         self.updated_at = record.at;
         match &record.event {
-            Event::Created { .. } | Event::TurnEnded { .. } => {}
+            Event::Created { .. } => {}
+            Event::TurnEnded { .. } => self.turns += 1,
+            Event::Checkpoint { .. } => self.changed_since_checkpoint = false,
+            Event::Rewound { .. } => self.rewinds += 1,
             Event::Resolved { item_id, .. } => {
                 self.open_questions.remove(item_id);
             }
@@ -128,6 +143,9 @@ impl SessionState {
                     Item::FileChange { .. } => {}
                 },
                 super::ItemPhase::Completed => {
+                    if matches!(item, Item::FileChange { .. }) {
+                        self.changed_since_checkpoint = true;
+                    }
                     self.open_items.remove(item.id());
                     self.open_tool_calls.remove(item.id());
                     self.open_questions.remove(item.id());

@@ -203,26 +203,134 @@ impl Repository {
     }
 
     async fn git(&self, args: &[&str]) -> Result<(), GitError> {
-        let output = tokio::process::Command::new("git")
-            .arg("-C")
-            .arg(&self.root)
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(GitError::Spawn)?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(GitError::Command {
-                repo: self.root.clone(),
-                command: args.join(" "),
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            })
+        git_output(&self.root, args, None).await.map(drop)
+    }
+}
+
+/// Runs git in `dir` (with `index` as its index file when given); returns trimmed stdout.
+async fn git_output(dir: &Path, args: &[&str], index: Option<&Path>) -> Result<String, GitError> {
+    let mut command = tokio::process::Command::new("git");
+    command
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        // Checkpoint commits are tether's, whoever the user is.
+        .env("GIT_AUTHOR_NAME", "tether")
+        .env("GIT_AUTHOR_EMAIL", "tether@localhost")
+        .env("GIT_COMMITTER_NAME", "tether")
+        .env("GIT_COMMITTER_EMAIL", "tether@localhost");
+    if let Some(index) = index {
+        command.env("GIT_INDEX_FILE", index);
+    }
+    let output = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(GitError::Spawn)?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    } else {
+        Err(GitError::Command {
+            repo: dir.to_owned(),
+            command: args.join(" "),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
+
+/// Checkpoints of a session's worktree: private refs `refs/tether/<session>/<name>`, each a
+/// commit of every file in the worktree (honouring .gitignore), built through the session's
+/// own index file so the worktree's index is never touched.
+pub struct Checkpoints<'a> {
+    pub worktree: &'a Path,
+    pub session_id: &'a str,
+    /// The session's private index file.
+    pub index: &'a Path,
+}
+
+impl Checkpoints<'_> {
+    fn reference(&self, name: &str) -> String {
+        format!("refs/tether/{}/{name}", self.session_id)
+    }
+
+    /// Records the worktree as checkpoint `name`; returns its commit id.
+    pub async fn record(&self, name: &str) -> Result<String, GitError> {
+        let index = Some(self.index);
+        git_output(self.worktree, &["add", "-A"], index).await?;
+        let tree = git_output(self.worktree, &["write-tree"], index).await?;
+        let parent = git_output(self.worktree, &["rev-parse", "HEAD"], None).await?;
+        let message = format!("tether checkpoint {name}");
+        let commit = git_output(
+            self.worktree,
+            &["commit-tree", &tree, "-p", &parent, "-m", &message],
+            None,
+        )
+        .await?;
+        git_output(
+            self.worktree,
+            &["update-ref", &self.reference(name), &commit],
+            None,
+        )
+        .await?;
+        Ok(commit)
+    }
+
+    /// Puts the worktree back to checkpoint `name`: files it had are restored, files made
+    /// since are removed.
+    pub async fn restore(&self, name: &str) -> Result<(), GitError> {
+        let index = Some(self.index);
+        let commit = git_output(
+            self.worktree,
+            &[
+                "rev-parse",
+                "--verify",
+                &format!("{}^{{commit}}", self.reference(name)),
+            ],
+            None,
+        )
+        .await?;
+        // The private index first describes the worktree as it is, so that read-tree knows
+        // which files to remove.
+        git_output(self.worktree, &["add", "-A"], index).await?;
+        git_output(
+            self.worktree,
+            &["read-tree", "-u", "--reset", &commit],
+            index,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Whether checkpoint `name` exists.
+    pub async fn exists(&self, name: &str) -> bool {
+        git_output(
+            self.worktree,
+            &["rev-parse", "--verify", "--quiet", &self.reference(name)],
+            None,
+        )
+        .await
+        .is_ok()
+    }
+
+    /// Deletes every checkpoint of the session (run from the repository).
+    pub async fn delete_all(repo: &Path, session_id: &str) -> Result<(), GitError> {
+        let refs = git_output(
+            repo,
+            &[
+                "for-each-ref",
+                "--format=%(refname)",
+                &format!("refs/tether/{session_id}/"),
+            ],
+            None,
+        )
+        .await?;
+        for reference in refs.lines().filter(|line| !line.is_empty()) {
+            git_output(repo, &["update-ref", "-d", reference], None).await?;
         }
+        Ok(())
     }
 }

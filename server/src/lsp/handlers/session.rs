@@ -9,7 +9,7 @@ use tower_lsp_server::ls_types::Uri;
 
 use super::super::ext::{
     AnswerParams, CreateParams, DecidePlanParams, ExportFormat, ExportParams, GetParams, IdParams,
-    ListParams, ResetContextParams, ResumeParams, SendParams,
+    ListParams, ResetContextParams, ResumeParams, RewindParams, SendParams,
 };
 use super::super::{Backend, session_error};
 use crate::session::{CreateSession, ListFilter, export};
@@ -162,6 +162,14 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
                     .decide_plan(&params.id, &params.plan_id, decision)
                     .map_err(session_error)?,
             )
+        }
+        "rewind" => {
+            let params: RewindParams = parse(method, params)?;
+            let undo = manager
+                .rewind(&params.id, &params.checkpoint)
+                .await
+                .map_err(session_error)?;
+            Ok(json!({ "undo": undo }))
         }
         "resetContext" => {
             let params: ResetContextParams = parse(method, params)?;
