@@ -110,3 +110,145 @@ async fn a_failed_session_is_shown_to_the_user() {
     );
     client.shutdown().await;
 }
+
+async fn code_action_titles(client: &mut LspClient, env: &TestEnv) -> Vec<Value> {
+    let uri = format!("file://{}", env.repo().join("README.md").display());
+    let actions = client
+        .call(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": uri},
+                   "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
+                   "context": {"diagnostics": []}}),
+        )
+        .await;
+    actions.as_array().cloned().unwrap_or_default()
+}
+
+fn find<'a>(actions: &'a [Value], title_part: &str) -> &'a Value {
+    actions
+        .iter()
+        .find(|action| {
+            action["title"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(title_part)
+        })
+        .unwrap_or_else(|| panic!("no action titled like {title_part:?} in {actions:#?}"))
+}
+
+async fn execute(client: &mut LspClient, action: &Value) -> Result<Value, Value> {
+    client
+        .request(
+            "workspace/executeCommand",
+            json!({"command": action["command"]["command"], "arguments": action["command"]["arguments"]}),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_actions_answer_decide_and_allow_with_standard_lsp_alone() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "ask_user",
+        r#"{"questions": [{"prompt": "Which?", "kind": "single", "options": ["left", "right"]}]}"#,
+    )]));
+    model.push(Reply::tool_calls(&[(
+        "propose_plan",
+        r#"{"phases": [{"title": "Do it"}]}"#,
+    )]));
+    model.push(Reply::tool_calls(&[(
+        "run_command",
+        r#"{"command": "true"}"#,
+    )]));
+    model.push(Reply::text(&["all done"]));
+    let mut settings = model.settings();
+    settings["session"] = json!({"permission_mode": "ask"});
+    let mut client = LspClient::spawn(env.home()).await;
+    let init = client
+        .initialize_with(&env.repo(), settings, helix_capabilities())
+        .await;
+    assert_eq!(init["capabilities"]["codeActionProvider"], true);
+    let info = client
+        .call(
+            "workspace/executeCommand",
+            json!({"command": "tether.create", "arguments": [{"prompt": "choose", "name": "chooser"}]}),
+        )
+        .await;
+    let id = info["id"].as_str().expect("id").to_owned();
+
+    // A question: one action per option, plus stop.
+    let mut actions = Vec::new();
+    for _ in 0..200 {
+        actions = code_action_titles(&mut client, &env).await;
+        if actions.iter().any(|a| {
+            a["title"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Answer: right")
+        }) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    find(&actions, "tether: chooser: Answer: left");
+    find(&actions, "tether: stop chooser");
+    let answer = find(&actions, "Answer: right").clone();
+    execute(&mut client, &answer).await.expect("answer");
+    // The same action again is stale: a clear error, no crash.
+    let stale = execute(&mut client, &answer).await.expect_err("stale");
+    assert!(
+        stale["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not open"),
+        "{stale}"
+    );
+
+    // The plan, then the permission.
+    for (wanted, pick) in [
+        ("Approve plan", "Approve plan"),
+        ("Allow once", "Allow once"),
+    ] {
+        let mut actions = Vec::new();
+        for _ in 0..200 {
+            actions = code_action_titles(&mut client, &env).await;
+            if actions
+                .iter()
+                .any(|a| a["title"].as_str().unwrap_or_default().contains(wanted))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let action = find(&actions, pick).clone();
+        execute(&mut client, &action).await.expect("decide");
+    }
+    wait_until(&mut client, &id, "waiting").await;
+    let last = model.requests().last().cloned().expect("request");
+    let result = last["messages"]
+        .as_array()
+        .and_then(|m| m.last().cloned())
+        .expect("tool result");
+    assert!(
+        result["content"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("exit code 0"),
+        "{result}"
+    );
+    let first_result = model.requests()[1]["messages"]
+        .as_array()
+        .and_then(|m| m.last().cloned())
+        .expect("answer result");
+    assert!(
+        first_result["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Answer: right")
+    );
+    // Nothing waits any more: only the general actions are left (none here).
+    let actions = code_action_titles(&mut client, &env).await;
+    assert!(actions.is_empty(), "{actions:#?}");
+    client.shutdown().await;
+}

@@ -16,6 +16,7 @@ use futures_util::FutureExt;
 use serde_json::{Value, json};
 use tower_lsp_server::jsonrpc::{self, ErrorCode};
 use tower_lsp_server::ls_types::{
+    CodeActionParams, CodeActionProviderCapability, CodeActionResponse,
     DidChangeConfigurationParams, ExecuteCommandOptions, ExecuteCommandParams, InitializeParams,
     InitializeResult, InitializedParams, MessageType, ServerCapabilities, ServerInfo,
     WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
@@ -248,6 +249,7 @@ impl LanguageServer for Backend {
             .collect();
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
+                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 execute_command_provider: Some(ExecuteCommandOptions {
                     commands,
                     ..Default::default()
@@ -319,6 +321,19 @@ impl LanguageServer for Backend {
                 )
                 .await;
         }
+    }
+
+    async fn code_action(
+        &self,
+        _: CodeActionParams,
+    ) -> jsonrpc::Result<Option<CodeActionResponse>> {
+        let _ = self
+            .state
+            .sessions_loaded
+            .subscribe()
+            .wait_for(|loaded| *loaded)
+            .await;
+        Ok(Some(handlers::code_action::actions(&self.manager)))
     }
 
     async fn execute_command(

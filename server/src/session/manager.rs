@@ -794,6 +794,13 @@ impl SessionManager {
         sessions
     }
 
+    /// The questions, plans and permissions a session waits on, as started items.
+    pub fn pending_items(&self, id: &str) -> Result<Vec<Item>, SessionError> {
+        let handle = self.handle(id)?;
+        let inner = lock(&handle.inner);
+        Ok(inner.state.open_questions.values().cloned().collect())
+    }
+
     pub fn info(&self, id: &str) -> Result<SessionInfo, SessionError> {
         Ok(self.handle(id)?.info())
     }

@@ -1,3 +1,4 @@
 //! One file per group of handlers.
 
+pub mod code_action;
 pub mod session;
