@@ -925,3 +925,78 @@ async fn turns_that_change_files_leave_checkpoints_a_rewind_restores_and_can_be_
     assert_eq!(refs, "", "checkpoints are deleted with the session");
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_lists_added_modified_renamed_and_deleted_files_against_the_base() {
+    let env = TestEnv::new();
+    std::fs::write(env.repo().join("old.txt"), "moving\n").expect("write");
+    std::fs::write(env.repo().join("gone.txt"), "bye\n").expect("write");
+    git(&env.repo(), &["add", "."]);
+    git(&env.repo(), &["commit", "-q", "-m", "more"]);
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[
+        ("edit_file", r##"{"path": "README.md", "old_string": "# sample\n", "new_string": "# sample\nmore\n"}"##),
+        ("write_file", r#"{"path": "new.txt", "content": "fresh\n"}"#),
+        ("move_file", r#"{"from": "old.txt", "to": "moved.txt"}"#),
+        ("delete_file", r#"{"path": "gone.txt"}"#),
+    ]));
+    model.push(Reply::text(&["changed"]));
+    let mut client = env.server(&model).await;
+    let (_, id) = client.create(json!({"prompt": "change things"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    let diff = client.call("tether/session/diff", json!({"id": id})).await;
+    let mut files: Vec<_> = diff["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|file| {
+            (
+                file["status"].as_str().unwrap_or_default().to_owned(),
+                file["path"].as_str().unwrap_or_default().to_owned(),
+                file["additions"].as_u64().unwrap_or(99),
+                file["deletions"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ("added".to_owned(), "new.txt".to_owned(), 1, 0),
+            ("deleted".to_owned(), "gone.txt".to_owned(), 0, 1),
+            ("modified".to_owned(), "README.md".to_owned(), 1, 0),
+            ("renamed".to_owned(), "moved.txt".to_owned(), 0, 0),
+        ]
+    );
+    let readme = diff["files"]
+        .as_array()
+        .and_then(|files| {
+            files
+                .iter()
+                .find(|file| file["path"] == "README.md")
+                .cloned()
+        })
+        .expect("README");
+    assert!(
+        readme["patch"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("+more"),
+        "{readme}"
+    );
+    let renamed = diff["files"]
+        .as_array()
+        .and_then(|files| {
+            files
+                .iter()
+                .find(|file| file["status"] == "renamed")
+                .cloned()
+        })
+        .expect("rename");
+    assert_eq!(renamed["oldPath"], "old.txt");
+    let error = client
+        .call_err("tether/session/diff", json!({"id": "nope"}))
+        .await;
+    assert_eq!(error["code"], -31001);
+    client.shutdown().await;
+}

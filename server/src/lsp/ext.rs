@@ -25,6 +25,7 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/answer", "answer"),
     ("tether/session/decidePlan", "decidePlan"),
     ("tether/session/rewind", "rewind"),
+    ("tether/session/diff", "diff"),
 ];
 
 /// The command that runs a custom request, for clients without custom requests.

@@ -1090,6 +1090,24 @@ impl SessionManager {
         Ok(info_of(&inner.state, false))
     }
 
+    /// The session's changes against its base branch, untracked files included.
+    pub async fn diff(&self, id: &str) -> Result<Vec<workspace::FileDiff>, SessionError> {
+        let handle = self.handle(id)?;
+        let (spec, ready) = {
+            let inner = lock(&handle.inner);
+            (inner.state.spec.clone(), inner.state.worktree_ready)
+        };
+        if !ready || !spec.worktree.exists() {
+            return Ok(Vec::new());
+        }
+        // An index of its own: a diff may be asked for while a command uses the session's.
+        let index = private_index(self, &spec).with_file_name("tether-diff-index");
+        if let Some(parent) = index.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        Ok(checkpoints(&spec, &index).diff(&spec.base_branch).await?)
+    }
+
     /// Puts the worktree back to checkpoint `name` (`turn-<n>`, or the `before-rewind-<k>` a
     /// rewind leaves, which undoes it). Returns the checkpoint that undoes this rewind.
     pub async fn rewind(&self, id: &str, name: &str) -> Result<String, SessionError> {

@@ -242,6 +242,20 @@ async fn git_output(dir: &Path, args: &[&str], index: Option<&Path>) -> Result<S
     }
 }
 
+/// One changed file of a session's diff.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileDiff {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    /// `added`, `modified`, `deleted` or `renamed`.
+    pub status: &'static str,
+    pub additions: u64,
+    pub deletions: u64,
+    pub patch: String,
+}
+
 /// Checkpoints of a session's worktree: private refs `refs/tether/<session>/<name>`, each a
 /// commit of every file in the worktree (honouring .gitignore), built through the session's
 /// own index file so the worktree's index is never touched.
@@ -303,6 +317,58 @@ impl Checkpoints<'_> {
         )
         .await?;
         Ok(())
+    }
+
+    /// The worktree's changes against `base` (a branch or commit): every file that differs,
+    /// untracked ones included, with line counts and its patch.
+    pub async fn diff(&self, base: &str) -> Result<Vec<FileDiff>, GitError> {
+        let index = Some(self.index);
+        git_output(self.worktree, &["add", "-A"], index).await?;
+        let tree = git_output(self.worktree, &["write-tree"], index).await?;
+        let base_tree = format!("{base}^{{tree}}");
+        let status = git_output(
+            self.worktree,
+            &["diff-tree", "-r", "-M", "--name-status", &base_tree, &tree],
+            None,
+        )
+        .await?;
+        let numstat = git_output(
+            self.worktree,
+            &["diff-tree", "-r", "-M", "--numstat", &base_tree, &tree],
+            None,
+        )
+        .await?;
+        let mut files = Vec::new();
+        for (status_line, count_line) in status.lines().zip(numstat.lines()) {
+            let mut status_fields = status_line.split('\t');
+            let code = status_fields.next().unwrap_or_default();
+            let paths: Vec<&str> = status_fields.collect();
+            let mut counts = count_line.split('\t');
+            let additions = counts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let deletions = counts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let (status, old_path, path) = match (code.chars().next(), paths.as_slice()) {
+                (Some('R'), [from, to]) => ("renamed", Some((*from).to_owned()), (*to).to_owned()),
+                (Some('A'), [path]) => ("added", None, (*path).to_owned()),
+                (Some('D'), [path]) => ("deleted", None, (*path).to_owned()),
+                (_, [path, ..]) => ("modified", None, (*path).to_owned()),
+                _ => continue,
+            };
+            let mut patch_args = vec!["diff", "-M", &base_tree, &tree, "--"];
+            if let Some(old_path) = &old_path {
+                patch_args.push(old_path);
+            }
+            patch_args.push(&path);
+            let patch = git_output(self.worktree, &patch_args, None).await?;
+            files.push(FileDiff {
+                path,
+                old_path,
+                status,
+                additions,
+                deletions,
+                patch,
+            });
+        }
+        Ok(files)
     }
 
     /// Whether checkpoint `name` exists.

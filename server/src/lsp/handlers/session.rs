@@ -163,6 +163,11 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
                     .map_err(session_error)?,
             )
         }
+        "diff" => {
+            let params: IdParams = parse(method, params)?;
+            let files = manager.diff(&params.id).await.map_err(session_error)?;
+            Ok(json!({ "files": to_value(files)? }))
+        }
         "rewind" => {
             let params: RewindParams = parse(method, params)?;
             let undo = manager
