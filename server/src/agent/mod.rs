@@ -40,8 +40,9 @@ pub struct TurnOutcome {
 pub trait EventSink: Send {
     fn emit(&mut self, event: Event) -> Result<(), String>;
 
-    /// Opens a question (already emitted as a started `question` item) for answering; the
-    /// session shows `waiting_input` until the answers come through the receiver.
+    /// Asks a question: emits its started `question` item and opens it for answering in one
+    /// step (so a client that sees the item can always answer it); the session shows
+    /// `waiting_input` until the answers come through the receiver.
     fn ask(
         &mut self,
         item_id: &str,
@@ -57,8 +58,8 @@ pub trait EventSink: Send {
         scope: &str,
     ) -> Result<PermissionCheck, String>;
 
-    /// Opens a plan (already emitted as a started `plan` item) for the user's decision; the
-    /// session shows `awaiting_plan_approval` until it comes.
+    /// Proposes a plan: emits its started `plan` item and opens it for the user's decision in
+    /// one step; the session shows `awaiting_plan_approval` until it comes.
     fn propose(
         &mut self,
         item_id: &str,
@@ -397,14 +398,6 @@ async fn ask_user(
         });
     }
     let id = new_item_id();
-    sink.emit(Event::Item {
-        phase: ItemPhase::Started,
-        item: Item::Question {
-            id: id.clone(),
-            questions: questions.clone(),
-            answers: None,
-        },
-    })?;
     let answers = sink.ask(&id, &questions)?;
     tokio::select! {
         biased;
@@ -490,14 +483,6 @@ async fn propose_plan(
         }
     };
     let id = new_item_id();
-    sink.emit(Event::Item {
-        phase: ItemPhase::Started,
-        item: Item::Plan {
-            id: id.clone(),
-            phases: phases.clone(),
-            decision: None,
-        },
-    })?;
     let decision = sink.propose(&id, &phases)?;
     tokio::select! {
         biased;

@@ -1386,6 +1386,20 @@ impl EventSink for TurnSink<'_> {
     ) -> Result<tokio::sync::oneshot::Receiver<Vec<Answer>>, String> {
         let (reply, answers) = tokio::sync::oneshot::channel();
         let mut inner = lock(&self.handle.inner);
+        inner
+            .emit(
+                &self.handle.id,
+                Event::Item {
+                    phase: ItemPhase::Started,
+                    item: Item::Question {
+                        id: item_id.to_owned(),
+                        questions: questions.to_vec(),
+                        answers: None,
+                    },
+                },
+                self.events,
+            )
+            .map_err(|error| error.to_string())?;
         inner.pending_question = Some(PendingQuestion {
             item_id: item_id.to_owned(),
             questions: questions.to_vec(),
@@ -1446,6 +1460,20 @@ impl EventSink for TurnSink<'_> {
     ) -> Result<tokio::sync::oneshot::Receiver<PlanDecision>, String> {
         let (reply, decision) = tokio::sync::oneshot::channel();
         let mut inner = lock(&self.handle.inner);
+        inner
+            .emit(
+                &self.handle.id,
+                Event::Item {
+                    phase: ItemPhase::Started,
+                    item: Item::Plan {
+                        id: item_id.to_owned(),
+                        phases: phases.to_vec(),
+                        decision: None,
+                    },
+                },
+                self.events,
+            )
+            .map_err(|error| error.to_string())?;
         inner.pending_plan = Some(PendingPlan {
             item_id: item_id.to_owned(),
             phases: phases.to_vec(),
