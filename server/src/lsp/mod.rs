@@ -88,15 +88,20 @@ impl Backend {
             .clone()
     }
 
-    /// Runs one custom request (or its command twin), turning a panic into an error reply so
-    /// that one bad request never takes the server down.
-    async fn dispatch(&self, method: &str, params: Value) -> jsonrpc::Result<Value> {
+    /// Waits until the workspace's sessions are rebuilt from their logs.
+    async fn sessions_ready(&self) {
         let _ = self
             .state
             .sessions_loaded
             .subscribe()
             .wait_for(|loaded| *loaded)
             .await;
+    }
+
+    /// Runs one custom request (or its command twin), turning a panic into an error reply so
+    /// that one bad request never takes the server down.
+    async fn dispatch(&self, method: &str, params: Value) -> jsonrpc::Result<Value> {
+        self.sessions_ready().await;
         answer_or_report_panic(method, handlers::session::handle(self, method, params)).await
     }
 
@@ -327,12 +332,7 @@ impl LanguageServer for Backend {
         &self,
         _: CodeActionParams,
     ) -> jsonrpc::Result<Option<CodeActionResponse>> {
-        let _ = self
-            .state
-            .sessions_loaded
-            .subscribe()
-            .wait_for(|loaded| *loaded)
-            .await;
+        self.sessions_ready().await;
         Ok(Some(handlers::code_action::actions(&self.manager)))
     }
 

@@ -1357,8 +1357,25 @@ struct TurnSink<'a> {
 }
 
 impl TurnSink<'_> {
-    /// Shows that the turn waits for the user (an answer, a decision).
-    fn wait_for_user(&self, inner: &mut SessionInner, activity: Activity) -> Result<(), String> {
+    /// Announces `item` (a question, plan or permission) and shows that the turn waits for
+    /// the user. Callers register the pending item under the same lock, so a client that sees
+    /// the item can always settle it.
+    fn open_for_user(
+        &self,
+        inner: &mut SessionInner,
+        item: Item,
+        activity: Activity,
+    ) -> Result<(), String> {
+        inner
+            .emit(
+                &self.handle.id,
+                Event::Item {
+                    phase: ItemPhase::Started,
+                    item,
+                },
+                self.events,
+            )
+            .map_err(|error| error.to_string())?;
         inner
             .set_status(
                 &self.handle.id,
@@ -1386,26 +1403,17 @@ impl EventSink for TurnSink<'_> {
     ) -> Result<tokio::sync::oneshot::Receiver<Vec<Answer>>, String> {
         let (reply, answers) = tokio::sync::oneshot::channel();
         let mut inner = lock(&self.handle.inner);
-        inner
-            .emit(
-                &self.handle.id,
-                Event::Item {
-                    phase: ItemPhase::Started,
-                    item: Item::Question {
-                        id: item_id.to_owned(),
-                        questions: questions.to_vec(),
-                        answers: None,
-                    },
-                },
-                self.events,
-            )
-            .map_err(|error| error.to_string())?;
+        let item = Item::Question {
+            id: item_id.to_owned(),
+            questions: questions.to_vec(),
+            answers: None,
+        };
+        self.open_for_user(&mut inner, item, Activity::WaitingInput)?;
         inner.pending_question = Some(PendingQuestion {
             item_id: item_id.to_owned(),
             questions: questions.to_vec(),
             reply,
         });
-        self.wait_for_user(&mut inner, Activity::WaitingInput)?;
         Ok(answers)
     }
 
@@ -1437,19 +1445,9 @@ impl EventSink for TurnSink<'_> {
             feedback: None,
         };
         let item_id = item.id().to_owned();
-        inner
-            .emit(
-                &self.handle.id,
-                Event::Item {
-                    phase: ItemPhase::Started,
-                    item: item.clone(),
-                },
-                self.events,
-            )
-            .map_err(|error| error.to_string())?;
+        self.open_for_user(&mut inner, item.clone(), Activity::WaitingInput)?;
         let (reply, decision) = tokio::sync::oneshot::channel();
         inner.pending_permission = Some(PendingPermission { item, reply });
-        self.wait_for_user(&mut inner, Activity::WaitingInput)?;
         Ok(PermissionCheck::Ask { item_id, decision })
     }
 
@@ -1460,26 +1458,17 @@ impl EventSink for TurnSink<'_> {
     ) -> Result<tokio::sync::oneshot::Receiver<PlanDecision>, String> {
         let (reply, decision) = tokio::sync::oneshot::channel();
         let mut inner = lock(&self.handle.inner);
-        inner
-            .emit(
-                &self.handle.id,
-                Event::Item {
-                    phase: ItemPhase::Started,
-                    item: Item::Plan {
-                        id: item_id.to_owned(),
-                        phases: phases.to_vec(),
-                        decision: None,
-                    },
-                },
-                self.events,
-            )
-            .map_err(|error| error.to_string())?;
+        let item = Item::Plan {
+            id: item_id.to_owned(),
+            phases: phases.to_vec(),
+            decision: None,
+        };
+        self.open_for_user(&mut inner, item, Activity::AwaitingPlanApproval)?;
         inner.pending_plan = Some(PendingPlan {
             item_id: item_id.to_owned(),
             phases: phases.to_vec(),
             reply,
         });
-        self.wait_for_user(&mut inner, Activity::AwaitingPlanApproval)?;
         Ok(decision)
     }
 }
