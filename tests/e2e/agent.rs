@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use crate::support::error_message;
 use crate::support::fake_model::Step;
 use crate::support::{FakeModel, Reply, TestEnv, agent_messages, git};
 
@@ -366,13 +367,7 @@ async fn a_question_waits_for_valid_answers_then_the_turn_goes_on() {
             )
             .await;
         assert_eq!(error["code"], -32602, "{error}");
-        assert!(
-            error["message"]
-                .as_str()
-                .unwrap_or_default()
-                .contains(expected),
-            "{error}"
-        );
+        assert!(error_message(&error).contains(expected), "{error}");
     }
     let error = client
         .call_err(
@@ -380,13 +375,7 @@ async fn a_question_waits_for_valid_answers_then_the_turn_goes_on() {
             json!({"id": id, "questionId": "stale", "answers": ["red", ["a"], "Ada"]}),
         )
         .await;
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("not open"),
-        "{error}"
-    );
+    assert!(error_message(&error).contains("not open"), "{error}");
 
     client
         .call(
@@ -415,13 +404,7 @@ async fn a_question_waits_for_valid_answers_then_the_turn_goes_on() {
             json!({"id": id, "questionId": question_id, "answers": ["red", ["a"], "Ada"]}),
         )
         .await;
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("not open"),
-        "{error}"
-    );
+    assert!(error_message(&error).contains("not open"), "{error}");
     client.shutdown().await;
 }
 
@@ -453,13 +436,7 @@ async fn stopping_while_a_question_waits_cancels_it_for_every_client() {
             json!({"id": id, "questionId": question_id, "answers": ["yes"]}),
         )
         .await;
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("not open"),
-        "{error}"
-    );
+    assert!(error_message(&error).contains("not open"), "{error}");
     client.shutdown().await;
 }
 
@@ -523,13 +500,7 @@ async fn a_plan_rejected_with_feedback_is_revised_then_approved() {
             json!({"id": id, "planId": first, "approve": true}),
         )
         .await;
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("not open"),
-        "{error}"
-    );
+    assert!(error_message(&error).contains("not open"), "{error}");
     client
         .call(
             "tether/session/decidePlan",
@@ -718,13 +689,7 @@ async fn ask_mode_asks_rejects_with_feedback_then_allows_always() {
             json!({"id": id, "questionId": first, "answers": ["maybe"]}),
         )
         .await;
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("allow_once"),
-        "{error}"
-    );
+    assert!(error_message(&error).contains("allow_once"), "{error}");
     client
         .call(
             "tether/session/answer",
@@ -871,13 +836,7 @@ async fn turns_that_change_files_leave_checkpoints_a_rewind_restores_and_can_be_
             json!({"id": id, "checkpoint": "turn-9"}),
         )
         .await;
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("no checkpoint"),
-        "{error}"
-    );
+    assert!(error_message(&error).contains("no checkpoint"), "{error}");
     let rewound = client
         .call(
             "tether/session/rewind",

@@ -2,11 +2,8 @@
 
 use serde_json::json;
 
+use crate::support::error_message;
 use crate::support::{FakeModel, LspClient, Reply, TestEnv};
-
-fn message(error: &serde_json::Value) -> &str {
-    error["message"].as_str().unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
@@ -25,7 +22,7 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
         .call_err("tether/session/create", json!({"prompt": 42}))
         .await;
     assert_eq!(error["code"], -32602);
-    assert!(message(&error).contains("`prompt`"), "{error}");
+    assert!(error_message(&error).contains("`prompt`"), "{error}");
     let error = client
         .call_err(
             "tether/session/get",
@@ -33,17 +30,17 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
         )
         .await;
     assert_eq!(error["code"], -32602);
-    assert!(message(&error).contains("`since`"), "{error}");
+    assert!(error_message(&error).contains("`since`"), "{error}");
     let error = client
         .call_err(
             "tether/session/create",
             json!({"prompt": "x", "mode": "yolo"}),
         )
         .await;
-    assert!(message(&error).contains("`mode`"), "{error}");
+    assert!(error_message(&error).contains("`mode`"), "{error}");
     let error = client.call_err("tether/session/create", json!({})).await;
     assert!(
-        message(&error).contains("missing field `prompt`"),
+        error_message(&error).contains("missing field `prompt`"),
         "{error}"
     );
     let error = client
@@ -56,7 +53,7 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
             json!({"prompt": "x", "name": "../../evil"}),
         )
         .await;
-    assert!(message(&error).contains("`name`"), "{error}");
+    assert!(error_message(&error).contains("`name`"), "{error}");
 
     // Unknown sessions.
     for method in [
@@ -70,7 +67,7 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
             .await;
         assert_eq!(error["code"], -31001, "{method}: {error}");
         assert!(
-            message(&error).contains("no-such-session"),
+            error_message(&error).contains("no-such-session"),
             "{method}: {error}"
         );
     }
@@ -86,7 +83,7 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
         .await;
     assert_eq!(error["code"], -31004);
     assert!(
-        message(&error).contains("not inside a git repository"),
+        error_message(&error).contains("not inside a git repository"),
         "{error}"
     );
     let error = client
@@ -96,7 +93,7 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
         )
         .await;
     assert!(
-        message(&error).contains("\"no-such-branch\" does not exist"),
+        error_message(&error).contains("\"no-such-branch\" does not exist"),
         "{error}"
     );
     let error = client
@@ -107,7 +104,7 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
         .await;
     assert_eq!(error["code"], -31005);
     assert!(
-        message(&error).contains("no provider named \"nope\""),
+        error_message(&error).contains("no provider named \"nope\""),
         "{error}"
     );
     // Nothing half-made: no session, no branch, no worktree folder.
@@ -124,7 +121,7 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
             json!({"command": "tether.nope"}),
         )
         .await;
-    assert!(message(&error).contains("tether.nope"), "{error}");
+    assert!(error_message(&error).contains("tether.nope"), "{error}");
 
     // Still answering, and still able to run a session.
     let info = client
@@ -158,7 +155,10 @@ async fn a_repository_without_commits_is_refused_clearly() {
     let error = client
         .call_err("tether/session/create", json!({"prompt": "x"}))
         .await;
-    assert!(message(&error).contains("has no commits yet"), "{error}");
+    assert!(
+        error_message(&error).contains("has no commits yet"),
+        "{error}"
+    );
     client.shutdown().await;
 }
 
@@ -253,7 +253,7 @@ async fn a_second_server_on_the_same_repository_is_read_only() {
         .await;
     assert_eq!(error["code"], -31003);
     assert!(
-        message(&error).contains(&format!("pid {}", first.pid())),
+        error_message(&error).contains(&format!("pid {}", first.pid())),
         "{error}"
     );
     // It still shows the sessions, read-only.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::error_message;
 use crate::support::{FakeModel, Reply, TestEnv, agent_messages, assert_gap_free, streamed_text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,23 +182,11 @@ async fn stop_mid_stream_then_resume() {
     let error = client
         .call_err("tether/session/stop", json!({"id": id}))
         .await;
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("it is stopped"),
-        "{error}"
-    );
+    assert!(error_message(&error).contains("it is stopped"), "{error}");
     let error = client
         .call_err("tether/session/send", json!({"id": id, "text": "hi"}))
         .await;
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("resume"),
-        "{error}"
-    );
+    assert!(error_message(&error).contains("resume"), "{error}");
 
     let resumed = client
         .call("tether/session/resume", json!({"id": id}))
@@ -276,10 +265,7 @@ async fn clone_export_complete_and_delete() {
         let error = client.call_err(method, params).await;
         assert_eq!(error["code"], -31002, "{method}: {error}");
         assert!(
-            error["message"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("it is completed"),
+            error_message(&error).contains("it is completed"),
             "{method}: {error}"
         );
     }

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::support::error_message;
 use crate::support::{FakeModel, LspClient, Reply, TestEnv};
 
 /// Helix 25.07's relevant capabilities: progress yes, no experimental, no showMessageRequest.
@@ -197,13 +198,7 @@ async fn code_actions_answer_decide_and_allow_with_standard_lsp_alone() {
     execute(&mut client, &answer).await.expect("answer");
     // The same action again is stale: a clear error, no crash.
     let stale = execute(&mut client, &answer).await.expect_err("stale");
-    assert!(
-        stale["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("not open"),
-        "{stale}"
-    );
+    assert!(error_message(&stale).contains("not open"), "{stale}");
 
     // The plan, then the permission.
     for (wanted, pick) in [

@@ -92,6 +92,11 @@ impl TestEnv {
     }
 }
 
+/// The message of a JSON-RPC error (empty if it has none).
+pub fn error_message(error: &Value) -> &str {
+    error["message"].as_str().unwrap_or_default()
+}
+
 /// The concatenated delta text of one item, from notifications.
 pub fn streamed_text(events: &[Value], item_id: &str) -> String {
     events
