@@ -387,7 +387,7 @@ impl SessionHandle {
                 state,
                 summary,
                 // Built-in patterns until the session's configuration adds its own.
-                redactor: Arc::new(Redactor::new(Vec::new(), &[]).unwrap_or_default()),
+                redactor: Redactor::built_in(),
                 store,
                 log,
                 driver: None,

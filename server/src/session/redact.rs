@@ -56,6 +56,15 @@ impl Redactor {
         })
     }
 
+    /// The built-in patterns alone, compiled once and shared: what a session uses until its
+    /// configuration is known (every session rebuilt at start-up, say).
+    pub fn built_in() -> std::sync::Arc<Redactor> {
+        static BUILT_IN: std::sync::OnceLock<std::sync::Arc<Redactor>> = std::sync::OnceLock::new();
+        BUILT_IN
+            .get_or_init(|| std::sync::Arc::new(Redactor::new(Vec::new(), &[]).unwrap_or_default()))
+            .clone()
+    }
+
     /// A redactor from the environment variables `names` and the given patterns.
     pub fn from_environment(names: &[String], patterns: &[String]) -> Result<Redactor, String> {
         let values = names
