@@ -26,6 +26,7 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/decidePlan", "decidePlan"),
     ("tether/session/rewind", "rewind"),
     ("tether/session/diff", "diff"),
+    ("tether/session/apply", "apply"),
 ];
 
 /// The command that runs a custom request, for clients without custom requests.

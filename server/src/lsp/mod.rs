@@ -4,6 +4,7 @@
 //! Handlers never await a request to the client and never wait for a turn: they answer at
 //! once and the work's outcome arrives as events.
 
+mod documents;
 pub mod ext;
 mod handlers;
 mod progress;
@@ -17,14 +18,19 @@ use serde_json::{Value, json};
 use tower_lsp_server::jsonrpc::{self, ErrorCode};
 use tower_lsp_server::ls_types::{
     CodeActionParams, CodeActionProviderCapability, CodeActionResponse,
-    DidChangeConfigurationParams, ExecuteCommandOptions, ExecuteCommandParams, InitializeParams,
-    InitializeResult, InitializedParams, MessageType, ServerCapabilities, ServerInfo,
-    WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
+    DidChangeConfigurationParams, DidChangeTextDocumentParams, DidCloseTextDocumentParams,
+    DidOpenTextDocumentParams, DidSaveTextDocumentParams, ExecuteCommandOptions,
+    ExecuteCommandParams, InitializeParams, InitializeResult, InitializedParams, MessageType,
+    PositionEncodingKind, ResourceOperationKind, SaveOptions, ServerCapabilities, ServerInfo,
+    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
+    TextDocumentSyncSaveOptions, WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
 };
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
 use crate::session::{SessionError, SessionManager};
+use documents::{Documents, SavedDocument};
 use ext::{SESSION_METHODS, SessionEventNotification, SessionEventParams, command_name};
+use handlers::apply::EditSupport;
 
 /// Serves LSP on stdin/stdout until the client says `exit`.
 pub async fn serve_stdio(manager: SessionManager) {
@@ -38,10 +44,16 @@ pub async fn serve_stdio(manager: SessionManager) {
 pub fn build_service(
     manager: SessionManager,
 ) -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
+    let (saved_sender, saved_documents) = tokio::sync::mpsc::unbounded_channel();
+    let documents = Documents::start(saved_sender);
+    let saved_documents = std::sync::Mutex::new(Some(saved_documents));
     let mut builder = LspService::build(|client| Backend {
         client,
         manager,
+        documents,
+        saved_documents: Arc::new(saved_documents),
         state: Arc::new(ServerState {
+            edit_support: RwLock::default(),
             sessions_loaded: tokio::sync::watch::Sender::new(false),
             opted_in: AtomicBool::default(),
             work_done_progress: AtomicBool::default(),
@@ -62,10 +74,17 @@ pub fn build_service(
 pub struct Backend {
     client: Client,
     manager: SessionManager,
+    /// The buffers the editor has open.
+    documents: Documents,
+    /// Saved buffers, taken by whoever handles them once the client is initialized.
+    saved_documents:
+        Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<SavedDocument>>>>,
     state: Arc<ServerState>,
 }
 
 struct ServerState {
+    /// What the client's `workspace/applyEdit` can take.
+    edit_support: RwLock<EditSupport>,
     /// Becomes true once the sessions of every workspace repository are rebuilt from their
     /// logs; session requests wait for it so that none sees a half-loaded list.
     sessions_loaded: tokio::sync::watch::Sender<bool>,
@@ -80,6 +99,14 @@ struct ServerState {
 }
 
 impl Backend {
+    fn edit_support(&self) -> EditSupport {
+        *self
+            .state
+            .edit_support
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn roots(&self) -> Vec<PathBuf> {
         self.state
             .roots
@@ -209,6 +236,38 @@ impl LanguageServer for Backend {
             .work_done_progress
             .store(work_done_progress, Ordering::SeqCst);
 
+        let utf8 = params
+            .capabilities
+            .general
+            .as_ref()
+            .and_then(|general| general.position_encodings.as_ref())
+            .is_some_and(|encodings| encodings.contains(&PositionEncodingKind::UTF8));
+        self.documents.set_utf8(utf8);
+        let workspace_edit = params
+            .capabilities
+            .workspace
+            .as_ref()
+            .and_then(|workspace| workspace.workspace_edit.as_ref());
+        let resource_operations = workspace_edit
+            .and_then(|edit| edit.resource_operations.clone())
+            .unwrap_or_default();
+        let document_changes = workspace_edit
+            .and_then(|edit| edit.document_changes)
+            .unwrap_or(false);
+        *self
+            .state
+            .edit_support
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = EditSupport {
+            document_changes,
+            create: document_changes
+                && resource_operations.contains(&ResourceOperationKind::Create),
+            rename: document_changes
+                && resource_operations.contains(&ResourceOperationKind::Rename),
+            delete: document_changes
+                && resource_operations.contains(&ResourceOperationKind::Delete),
+        };
+
         #[allow(deprecated)] // root_uri: older clients send only that
         let roots: Vec<PathBuf> = match (&params.workspace_folders, &params.root_uri) {
             (Some(folders), _) if !folders.is_empty() => folders
@@ -254,6 +313,21 @@ impl LanguageServer for Backend {
             .collect();
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
+                position_encoding: Some(if utf8 {
+                    PositionEncodingKind::UTF8
+                } else {
+                    PositionEncodingKind::UTF16
+                }),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::INCREMENTAL),
+                        save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions {
+                            include_text: Some(true),
+                        })),
+                        ..Default::default()
+                    },
+                )),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 execute_command_provider: Some(ExecuteCommandOptions {
                     commands,
@@ -325,6 +399,35 @@ impl LanguageServer for Backend {
                     format!("tether: the new settings were not applied: {error}"),
                 )
                 .await;
+        }
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        if let Some(path) = path_of_uri(&params.text_document.uri) {
+            self.documents.open(
+                path,
+                params.text_document.version,
+                params.text_document.text,
+            );
+        }
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        if let Some(path) = path_of_uri(&params.text_document.uri) {
+            self.documents
+                .change(path, params.text_document.version, params.content_changes);
+        }
+    }
+
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        if let Some(path) = path_of_uri(&params.text_document.uri) {
+            self.documents.saved(path, params.text);
+        }
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        if let Some(path) = path_of_uri(&params.text_document.uri) {
+            self.documents.close(path);
         }
     }
 

@@ -1179,6 +1179,27 @@ impl SessionManager {
         Ok(info_of(&inner.state, false))
     }
 
+    /// Records a note from tether (what the user applied or rejected, say): shown in the
+    /// session's history and given to the agent with the next message it gets.
+    pub fn note(&self, id: &str, text: String) -> Result<(), SessionError> {
+        let handle = self.writable_handle(id)?;
+        let mut inner = lock(&handle.inner);
+        inner.emit(
+            &handle.id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item: Item::Message {
+                    id: new_item_id(),
+                    role: MessageRole::System,
+                    text,
+                    interrupted: false,
+                },
+            },
+            &self.inner.events,
+        )?;
+        Ok(())
+    }
+
     /// A new session with the same configuration and no history.
     pub async fn clone_session(&self, id: &str) -> Result<SessionInfo, SessionError> {
         let source = self.handle(id)?;

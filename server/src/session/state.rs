@@ -41,6 +41,9 @@ pub struct SessionState {
     /// it, so start-up reads no message text.
     #[serde(skip)]
     pub history: Option<Vec<ChatMessage>>,
+    /// What tether told the agent since its last user message (rejected hunks, say): sent
+    /// with the next one.
+    pub notes_for_agent: Vec<String>,
     /// Follow-ups waiting for the turn to end: (item id, text).
     pub queued: VecDeque<(String, String)>,
     /// Messages started but not completed: what a crash mid-stream leaves open.
@@ -81,6 +84,7 @@ impl SessionState {
             updated_at: record.at,
             last_seq: record.seq,
             history: Some(Vec::new()),
+            notes_for_agent: Vec::new(),
             queued: VecDeque::new(),
             open_items: BTreeMap::new(),
             open_tool_calls: BTreeMap::new(),
@@ -203,7 +207,18 @@ impl SessionState {
                 interrupted: false,
                 ..
             } => match role {
-                MessageRole::User => history.push(ChatMessage::new(ChatRole::User, text.clone())),
+                MessageRole::User => {
+                    let text = if self.notes_for_agent.is_empty() {
+                        text.clone()
+                    } else {
+                        let mut notes = std::mem::take(&mut self.notes_for_agent).join("\n\n");
+                        notes.push_str("\n\n");
+                        notes.push_str(text);
+                        notes
+                    };
+                    history.push(ChatMessage::new(ChatRole::User, text))
+                }
+                MessageRole::System => self.notes_for_agent.push(text.clone()),
                 MessageRole::Agent => {
                     history.push(ChatMessage::new(ChatRole::Assistant, text.clone()))
                 }

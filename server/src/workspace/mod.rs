@@ -4,8 +4,12 @@
 //! CLI, because gix has no API to create or remove linked worktrees yet (docs/architecture.md
 //! keeps that list). Only branches under `tether/` are ever deleted.
 
+pub mod edits;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
 
 /// The branch prefix of every session branch, and the only branches Tether deletes.
 pub const SESSION_BRANCH_PREFIX: &str = "tether/";
@@ -207,6 +211,71 @@ impl Repository {
     }
 }
 
+/// The contents of the blobs `specs` name (`<tree-ish>:<path>`), in order, read through one
+/// `git cat-file --batch`.
+async fn read_blobs<'a>(
+    dir: &Path,
+    specs: impl Iterator<Item = &'a str>,
+) -> Result<Vec<Vec<u8>>, GitError> {
+    let mut input = String::new();
+    for spec in specs {
+        input.push_str(spec);
+        input.push('\n');
+    }
+    if input.is_empty() {
+        return Ok(Vec::new());
+    }
+    let failed = |stderr: String| GitError::Command {
+        repo: dir.to_owned(),
+        command: "cat-file --batch".to_owned(),
+        stderr,
+    };
+    let mut child = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["cat-file", "--batch"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(GitError::Spawn)?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| failed("no stdin".to_owned()))?;
+    // Written beside the read, so that a large answer never blocks the question.
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(input.as_bytes()).await;
+    });
+    let output = child.wait_with_output().await.map_err(GitError::Spawn)?;
+    let _ = writer.await;
+    if !output.status.success() {
+        return Err(failed(String::from_utf8_lossy(&output.stderr).into_owned()));
+    }
+    let mut rest = output.stdout.as_slice();
+    let mut blobs = Vec::new();
+    while !rest.is_empty() {
+        let header_end = rest
+            .iter()
+            .position(|&byte| byte == b'\n')
+            .ok_or_else(|| failed("a truncated answer".to_owned()))?;
+        let header = String::from_utf8_lossy(&rest[..header_end]).into_owned();
+        let size: usize = match header.rsplit(' ').next().map(str::parse) {
+            Some(Ok(size)) if header.split(' ').nth(1) == Some("blob") => size,
+            _ => return Err(failed(format!("unexpected answer {header:?}"))),
+        };
+        let body_start = header_end + 1;
+        let body = rest
+            .get(body_start..body_start + size)
+            .ok_or_else(|| failed("a truncated blob".to_owned()))?;
+        blobs.push(body.to_vec());
+        rest = rest.get(body_start + size + 1..).unwrap_or_default();
+    }
+    Ok(blobs)
+}
+
 /// Runs git in `dir` (with `index` as its index file when given); returns trimmed stdout.
 async fn git_output(dir: &Path, args: &[&str], index: Option<&Path>) -> Result<String, GitError> {
     let mut command = tokio::process::Command::new("git");
@@ -253,7 +322,16 @@ pub struct FileDiff {
     pub status: &'static str,
     pub additions: u64,
     pub deletions: u64,
+    /// A unified diff whose `@@` hunks are numbered from 0 by `tether/session/apply`.
     pub patch: String,
+    /// The file at the base (`None` when added); `None` too when either side is binary.
+    #[serde(skip)]
+    pub base_text: Option<String>,
+    /// The file in the worktree (`None` when deleted, or binary).
+    #[serde(skip)]
+    pub new_text: Option<String>,
+    /// Either side is not UTF-8 text.
+    pub binary: bool,
 }
 
 /// Checkpoints of a session's worktree: private refs `refs/tether/<session>/<name>`, each a
@@ -325,6 +403,12 @@ impl Checkpoints<'_> {
         let index = Some(self.index);
         git_output(self.worktree, &["add", "-A"], index).await?;
         let tree = git_output(self.worktree, &["write-tree"], index).await?;
+        // The session's own changes: against where it forked, so that commits made on the
+        // base branch since are not shown as the session undoing them.
+        let base = git_output(self.worktree, &["merge-base", base, "HEAD"], None)
+            .await
+            .unwrap_or_else(|_| base.to_owned());
+        let base = base.as_str();
         let base_tree = format!("{base}^{{tree}}");
         let status = git_output(
             self.worktree,
@@ -338,7 +422,7 @@ impl Checkpoints<'_> {
             None,
         )
         .await?;
-        let mut files = Vec::new();
+        let mut changes = Vec::new();
         for (status_line, count_line) in status.lines().zip(numstat.lines()) {
             let mut status_fields = status_line.split('\t');
             let code = status_fields.next().unwrap_or_default();
@@ -353,19 +437,62 @@ impl Checkpoints<'_> {
                 (_, [path, ..]) => ("modified", None, (*path).to_owned()),
                 _ => continue,
             };
-            let mut patch_args = vec!["diff", "-M", &base_tree, &tree, "--"];
-            if let Some(old_path) = &old_path {
-                patch_args.push(old_path);
-            }
-            patch_args.push(&path);
-            let patch = git_output(self.worktree, &patch_args, None).await?;
+            changes.push((status, old_path, path, additions, deletions));
+        }
+        // Both sides of every file through one `git cat-file --batch`.
+        let mut wanted = Vec::new();
+        for (status, old_path, path, ..) in &changes {
+            let base_path = old_path.as_deref().unwrap_or(path);
+            wanted.push((*status != "added").then(|| format!("{base}:{base_path}")));
+            wanted.push((*status != "deleted").then(|| format!("{tree}:{path}")));
+        }
+        let blobs = read_blobs(self.worktree, wanted.iter().flatten().map(String::as_str)).await?;
+        let mut blobs = blobs.into_iter();
+        let mut files = Vec::new();
+        for ((status, old_path, path, additions, deletions), sides) in
+            changes.into_iter().zip(wanted.chunks(2))
+        {
+            let mut next_side = |wanted: &Option<String>| -> Option<Vec<u8>> {
+                wanted.as_ref().and_then(|_| blobs.next())
+            };
+            let base_bytes = next_side(&sides[0]);
+            let new_bytes = next_side(&sides[1]);
+            let text = |bytes: &Option<Vec<u8>>| match bytes {
+                None => Some(String::new()),
+                Some(bytes) => String::from_utf8(bytes.clone()).ok(),
+            };
+            let (base_text, new_text, binary) = match (text(&base_bytes), text(&new_bytes)) {
+                (Some(base_text), Some(new_text)) => (Some(base_text), Some(new_text), false),
+                _ => (None, None, true),
+            };
+            let old_name = old_path.as_deref().unwrap_or(&path);
+            let patch = match (&base_text, &new_text) {
+                (Some(base_text), Some(new_text)) => edits::unified_patch(
+                    &if base_bytes.is_some() {
+                        format!("a/{old_name}")
+                    } else {
+                        "/dev/null".to_owned()
+                    },
+                    &if new_bytes.is_some() {
+                        format!("b/{path}")
+                    } else {
+                        "/dev/null".to_owned()
+                    },
+                    base_text,
+                    new_text,
+                ),
+                _ => format!("Binary files a/{old_name} and b/{path} differ\n"),
+            };
             files.push(FileDiff {
+                base_text: base_text.filter(|_| base_bytes.is_some()),
+                new_text: new_text.filter(|_| new_bytes.is_some()),
                 path,
                 old_path,
                 status,
                 additions,
                 deletions,
                 patch,
+                binary,
             });
         }
         Ok(files)

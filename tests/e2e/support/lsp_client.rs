@@ -23,6 +23,8 @@ pub struct LspClient {
     pending: Pending,
     notifications: Arc<Mutex<Vec<Value>>>,
     notified: Arc<Notify>,
+    /// The result sent back for `workspace/applyEdit` (other server requests get null).
+    apply_edit_result: Arc<Mutex<Value>>,
     pub stderr_path: PathBuf,
 }
 
@@ -64,7 +66,9 @@ impl LspClient {
         let pending: Pending = Arc::default();
         let notifications: Arc<Mutex<Vec<Value>>> = Arc::default();
         let notified = Arc::new(Notify::new());
+        let apply_edit_result = Arc::new(Mutex::new(json!({"applied": true})));
         {
+            let apply_edit_result = apply_edit_result.clone();
             let stdin = stdin.clone();
             let pending = pending.clone();
             let notifications = notifications.clone();
@@ -76,8 +80,14 @@ impl LspClient {
                     let id = message.get("id").cloned();
                     match (has_method, id) {
                         (true, Some(id)) => {
-                            // A request from the server: accept it with a null result.
-                            let reply = frame(&json!({"jsonrpc": "2.0", "id": id, "result": null}));
+                            // A request from the server: accept it.
+                            let result = if message["method"] == "workspace/applyEdit" {
+                                apply_edit_result.lock().expect("lock").clone()
+                            } else {
+                                Value::Null
+                            };
+                            let reply =
+                                frame(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
                             let _ = stdin.lock().await.write_all(&reply).await;
                             notifications.lock().expect("lock").push(message);
                             notified.notify_waiters();
@@ -111,8 +121,14 @@ impl LspClient {
             pending,
             notifications,
             notified,
+            apply_edit_result,
             stderr_path,
         }
+    }
+
+    /// What the client answers to `workspace/applyEdit` from now on.
+    pub fn answer_apply_edit_with(&self, result: Value) {
+        *self.apply_edit_result.lock().expect("lock") = result;
     }
 
     /// `initialize` + `initialized`, opting in to Tether's notifications when `opt_in`.
@@ -229,6 +245,20 @@ impl LspClient {
             .filter(|message| message["method"] == method)
             .cloned()
             .collect()
+    }
+
+    /// Waits for the first message the server sends with this method; returns it.
+    pub async fn wait_for_message(&self, method: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notified = self.notified.notified();
+            if let Some(found) = self.messages(method).into_iter().next() {
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("no {method} within {WAIT:?}; stderr: {}", self.stderr());
+            }
+        }
     }
 
     /// The events of one session so far.

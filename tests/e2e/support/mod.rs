@@ -134,3 +134,98 @@ pub fn assert_gap_free(events: &[Value]) {
         );
     }
 }
+
+/// The byte offset of an LSP position in `text` (columns in UTF-8 bytes or UTF-16 units).
+pub fn offset_of(text: &str, position: &Value, utf8: bool) -> usize {
+    let line = position["line"].as_u64().expect("line") as usize;
+    let character = position["character"].as_u64().expect("character") as usize;
+    let mut line_start = 0;
+    let mut seen = 0;
+    let bytes = text.as_bytes();
+    let mut index = 0;
+    while seen < line && index < bytes.len() {
+        match bytes[index] {
+            b'\r' if bytes.get(index + 1) == Some(&b'\n') => index += 2,
+            b'\r' | b'\n' => index += 1,
+            _ => {
+                index += 1;
+                continue;
+            }
+        }
+        seen += 1;
+        line_start = index;
+    }
+    if seen < line {
+        return text.len();
+    }
+    if utf8 {
+        return line_start + character;
+    }
+    let mut units = 0;
+    for (at, c) in text[line_start..].char_indices() {
+        if units >= character {
+            return line_start + at;
+        }
+        units += c.len_utf16();
+    }
+    text.len()
+}
+
+/// Applies LSP text edits (non-overlapping) to `text`, as an editor would.
+pub fn apply_text_edits(text: &str, edits: &[Value], utf8: bool) -> String {
+    let mut located: Vec<(usize, usize, String)> = edits
+        .iter()
+        .map(|edit| {
+            (
+                offset_of(text, &edit["range"]["start"], utf8),
+                offset_of(text, &edit["range"]["end"], utf8),
+                edit["newText"].as_str().expect("newText").to_owned(),
+            )
+        })
+        .collect();
+    located.sort_by_key(|(start, ..)| std::cmp::Reverse(*start));
+    let mut result = text.to_owned();
+    for (start, end, new_text) in located {
+        result.replace_range(start..end, &new_text);
+    }
+    result
+}
+
+/// Applies a `WorkspaceEdit` to the files under `root`, as an editor would.
+pub fn apply_workspace_edit(edit: &Value, utf8: bool) {
+    let path_of = |uri: &Value| {
+        PathBuf::from(
+            uri.as_str()
+                .and_then(|uri| uri.strip_prefix("file://"))
+                .expect("a file URI"),
+        )
+    };
+    if let Some(changes) = edit["changes"].as_object() {
+        for (uri, edits) in changes {
+            let path = path_of(&Value::String(uri.clone()));
+            let text = std::fs::read_to_string(&path).expect("read");
+            let edits = edits.as_array().expect("edits");
+            std::fs::write(&path, apply_text_edits(&text, edits, utf8)).expect("write");
+        }
+    }
+    for operation in edit["documentChanges"].as_array().into_iter().flatten() {
+        match operation["kind"].as_str() {
+            Some("create") => {
+                let path = path_of(&operation["uri"]);
+                assert!(!path.exists(), "create over an existing {path:?}");
+                std::fs::write(path, "").expect("create");
+            }
+            Some("delete") => std::fs::remove_file(path_of(&operation["uri"])).expect("delete"),
+            Some("rename") => {
+                std::fs::rename(path_of(&operation["oldUri"]), path_of(&operation["newUri"]))
+                    .expect("rename")
+            }
+            _ => {
+                let path = path_of(&operation["textDocument"]["uri"]);
+                let text = std::fs::read_to_string(&path).expect("read");
+                let edits = operation["edits"].as_array().expect("edits");
+                std::fs::write(&path, apply_text_edits(&text, edits, utf8)).expect("write");
+            }
+        }
+    }
+}

@@ -15,7 +15,7 @@ use super::super::{Backend, session_error};
 use crate::session::{CreateSession, ListFilter, export};
 
 /// Parses params, naming the field at fault in the InvalidParams error.
-fn parse<T: DeserializeOwned>(method: &str, params: Value) -> jsonrpc::Result<T> {
+pub(super) fn parse<T: DeserializeOwned>(method: &str, params: Value) -> jsonrpc::Result<T> {
     serde_path_to_error::deserialize(params).map_err(|error| {
         let path = error.path().to_string();
         let message = if path == "." {
@@ -33,7 +33,7 @@ fn parse<T: DeserializeOwned>(method: &str, params: Value) -> jsonrpc::Result<T>
     })
 }
 
-fn to_value<T: serde::Serialize>(value: T) -> jsonrpc::Result<Value> {
+pub(super) fn to_value<T: serde::Serialize>(value: T) -> jsonrpc::Result<Value> {
     serde_json::to_value(value).map_err(|error| jsonrpc::Error {
         code: jsonrpc::ErrorCode::InternalError,
         message: format!("cannot encode the reply: {error}").into(),
@@ -168,6 +168,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             let files = manager.diff(&params.id).await.map_err(session_error)?;
             Ok(json!({ "files": to_value(files)? }))
         }
+        "apply" => super::apply::handle(backend, params).await,
         "rewind" => {
             let params: RewindParams = parse(method, params)?;
             let undo = manager

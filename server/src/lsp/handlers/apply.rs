@@ -1,0 +1,512 @@
+//! `tether/session/apply`: a session's changes as one `WorkspaceEdit` on the user's files.
+//!
+//! Each file's edit is computed against what the user has now — the open buffer when the
+//! editor has one, the file on disk otherwise — so unsaved work is never clobbered; hunks on
+//! lines the user changed too are reported as conflicts and left out. The edit goes to the
+//! client with `workspace/applyEdit` from a task of its own (a handler never waits on the
+//! client); its answer is recorded in the session, and the hunks the user left out are told
+//! to the agent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tower_lsp_server::jsonrpc;
+use tower_lsp_server::ls_types::{
+    CreateFile, CreateFileOptions, DeleteFile, DocumentChangeOperation, DocumentChanges,
+    MessageType, OneOf, OptionalVersionedTextDocumentIdentifier, Position, Range, RenameFile,
+    ResourceOp, TextDocumentEdit, TextEdit, Uri, WorkspaceEdit,
+};
+
+use super::super::{Backend, session_error};
+use crate::workspace::FileDiff;
+use crate::workspace::edits::{self, FileEdits, Hunk, LinePosition, split_lines};
+
+/// How long the client may take to answer `workspace/applyEdit` (it may ask the user).
+const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplyParams {
+    pub id: String,
+    /// Only these files (paths relative to the repository); default all.
+    #[serde(default)]
+    pub files: Option<Vec<String>>,
+    /// For these files, only these hunks (numbered from 0 as in the diff's patch).
+    #[serde(default)]
+    pub hunks: Option<BTreeMap<String, BTreeSet<usize>>>,
+}
+
+/// What became of one file.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileOutcome {
+    pub path: String,
+    pub status: &'static str,
+    /// Indices of the hunks in the edit.
+    pub applied: Vec<usize>,
+    /// Hunks on lines the user changed too, left out.
+    pub conflicts: Vec<usize>,
+    /// Hunks the user did not select.
+    pub rejected: Vec<usize>,
+    /// Why the whole file was left out, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// The rejected hunks with their lines, for the note to the agent.
+    #[serde(skip)]
+    rejected_hunks: Vec<Hunk>,
+}
+
+/// What the client can take.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EditSupport {
+    pub document_changes: bool,
+    pub create: bool,
+    pub rename: bool,
+    pub delete: bool,
+}
+
+/// The user's copy of a file: an open buffer or the file on disk.
+struct UserCopy {
+    text: Option<String>,
+    /// The buffer's version when the editor has it open.
+    version: Option<i32>,
+    /// The buffer saw a change out of order: it cannot be edited safely.
+    out_of_sync: bool,
+}
+
+pub async fn handle(backend: &Backend, params: Value) -> jsonrpc::Result<Value> {
+    let params: ApplyParams = super::session::parse("apply", params)?;
+    let manager = &backend.manager;
+    let info = manager.info(&params.id).map_err(session_error)?;
+    let diff = manager.diff(&params.id).await.map_err(session_error)?;
+    let wanted = select(&params, &diff)?;
+
+    let root = info.repo.clone();
+    let mut paths = Vec::new();
+    for file in diff.iter().filter(|file| wanted.contains_key(&file.path)) {
+        paths.push(root.join(&file.path));
+        if let Some(old_path) = &file.old_path {
+            paths.push(root.join(old_path));
+        }
+    }
+    let open = backend.documents.read(paths).await;
+    let user_copy = |relative: &str| -> UserCopy {
+        let path = root.join(relative);
+        match open.get(&path) {
+            Some(document) => UserCopy {
+                text: Some(document.text.to_string()),
+                version: Some(document.version),
+                out_of_sync: !document.in_sync,
+            },
+            None => UserCopy {
+                text: std::fs::read_to_string(&path).ok(),
+                version: None,
+                out_of_sync: false,
+            },
+        }
+    };
+
+    let support = backend.edit_support();
+    let utf8 = backend.documents.utf8();
+    let mut operations = Vec::new();
+    let mut outcomes = Vec::new();
+    for file in diff {
+        let Some(selected) = wanted.get(&file.path) else {
+            continue;
+        };
+        let (outcome, file_operations) =
+            carry_file(&root, &file, selected.as_ref(), &user_copy, support, utf8);
+        operations.extend(file_operations);
+        outcomes.push(outcome);
+    }
+
+    let summary = summarize(&info.name, &outcomes);
+    let sent = !operations.is_empty();
+    if sent {
+        let edit = if support.document_changes {
+            WorkspaceEdit {
+                document_changes: Some(DocumentChanges::Operations(operations)),
+                ..Default::default()
+            }
+        } else {
+            plain_changes(operations)
+        };
+        send_edit(
+            backend,
+            params.id.clone(),
+            info.name.clone(),
+            edit,
+            &outcomes,
+        );
+    } else {
+        // Helix discards a command's result: say it where every editor shows it.
+        let client = backend.client.clone();
+        let message = format!("tether: nothing to apply from {}: {summary}", info.name);
+        tokio::spawn(async move { client.show_message(MessageType::WARNING, message).await });
+    }
+    super::session::to_value(serde_json::json!({
+        "sent": sent,
+        "files": outcomes,
+        "summary": summary,
+    }))
+}
+
+/// The files to carry, each with its selected hunks (`None`: all).
+fn select(
+    params: &ApplyParams,
+    diff: &[FileDiff],
+) -> jsonrpc::Result<HashMap<String, Option<BTreeSet<usize>>>> {
+    let known = |path: &str| diff.iter().any(|file| file.path == path);
+    let mut wanted = HashMap::new();
+    if let Some(files) = &params.files {
+        for (index, path) in files.iter().enumerate() {
+            if !known(path) {
+                return Err(jsonrpc::Error::invalid_params(format!(
+                    "invalid params for tether/session/apply: `files[{index}]`: {path:?} is not among the session's changed files"
+                )));
+            }
+            wanted.insert(path.clone(), None);
+        }
+    }
+    if let Some(hunks) = &params.hunks {
+        for (path, indices) in hunks {
+            if !known(path) {
+                return Err(jsonrpc::Error::invalid_params(format!(
+                    "invalid params for tether/session/apply: `hunks.{path}`: not among the session's changed files"
+                )));
+            }
+            wanted.insert(path.clone(), Some(indices.clone()));
+        }
+    }
+    if params.files.is_none() && params.hunks.is_none() {
+        for file in diff {
+            wanted.insert(file.path.clone(), None);
+        }
+    }
+    Ok(wanted)
+}
+
+fn outcome(file: &FileDiff) -> FileOutcome {
+    FileOutcome {
+        path: file.path.clone(),
+        status: file.status,
+        applied: Vec::new(),
+        conflicts: Vec::new(),
+        rejected: Vec::new(),
+        skipped: None,
+        rejected_hunks: Vec::new(),
+    }
+}
+
+fn skipped(
+    file: &FileDiff,
+    reason: impl Into<String>,
+) -> (FileOutcome, Vec<DocumentChangeOperation>) {
+    let mut outcome = outcome(file);
+    outcome.skipped = Some(reason.into());
+    (outcome, Vec::new())
+}
+
+fn uri_of(root: &Path, relative: &str) -> Option<Uri> {
+    Uri::from_file_path(root.join(relative))
+}
+
+/// One file's part of the edit.
+fn carry_file(
+    root: &Path,
+    file: &FileDiff,
+    selected: Option<&BTreeSet<usize>>,
+    user_copy: &dyn Fn(&str) -> UserCopy,
+    support: EditSupport,
+    utf8: bool,
+) -> (FileOutcome, Vec<DocumentChangeOperation>) {
+    if file.binary {
+        return skipped(file, "a binary file; take it from the session's worktree");
+    }
+    let (Some(uri), Some(source_uri)) = (
+        uri_of(root, &file.path),
+        uri_of(root, file.old_path.as_deref().unwrap_or(&file.path)),
+    ) else {
+        return skipped(file, "the path cannot be written as a file URI");
+    };
+    let base = file.base_text.as_deref().unwrap_or_default();
+    let new = file.new_text.as_deref().unwrap_or_default();
+    let source = user_copy(file.old_path.as_deref().unwrap_or(&file.path));
+    if source.out_of_sync {
+        return skipped(
+            file,
+            "the editor's buffer is out of sync with tether; close and reopen it, then apply again",
+        );
+    }
+    let mut operations = Vec::new();
+    match file.status {
+        "added" if source.text.is_none() => {
+            if !support.create {
+                return skipped(
+                    file,
+                    "the editor cannot create files (no resourceOperations)",
+                );
+            }
+            operations.push(DocumentChangeOperation::Op(ResourceOp::Create(
+                CreateFile {
+                    uri: uri.clone(),
+                    options: Some(CreateFileOptions {
+                        overwrite: Some(false),
+                        ignore_if_exists: Some(false),
+                    }),
+                    annotation_id: None,
+                },
+            )));
+        }
+        "deleted" => {
+            let Some(current) = source.text else {
+                return (outcome(file), operations);
+            };
+            if current != base {
+                let mut outcome = outcome(file);
+                outcome.conflicts.push(0);
+                return (outcome, operations);
+            }
+            if !support.delete {
+                return skipped(
+                    file,
+                    "the editor cannot delete files (no resourceOperations)",
+                );
+            }
+            operations.push(DocumentChangeOperation::Op(ResourceOp::Delete(
+                DeleteFile {
+                    uri,
+                    options: None,
+                    annotation_id: None,
+                },
+            )));
+            let mut outcome = outcome(file);
+            outcome.applied.push(0);
+            return (outcome, operations);
+        }
+        "renamed" => {
+            if user_copy(&file.path).text.is_some() {
+                return skipped(
+                    file,
+                    format!("{} already exists in your workspace", file.path),
+                );
+            }
+            if source.text.is_none() {
+                return skipped(file, "you no longer have the file it renames");
+            }
+            if !support.rename {
+                return skipped(
+                    file,
+                    "the editor cannot rename files (no resourceOperations)",
+                );
+            }
+        }
+        _ => {
+            if source.text.is_none() {
+                return skipped(file, "you no longer have this file");
+            }
+        }
+    }
+
+    let current = source.text.unwrap_or_default();
+    let base_for_plan = if file.status == "added" { "" } else { base };
+    let plan = edits::plan(base_for_plan, new, &current, selected);
+    let mut outcome = outcome(file);
+    outcome.applied = plan.applied.iter().map(|hunk| hunk.index).collect();
+    outcome.conflicts = plan.conflicts.iter().map(|hunk| hunk.index).collect();
+    outcome.rejected = plan.rejected.iter().map(|hunk| hunk.index).collect();
+    outcome.rejected_hunks = plan.rejected.clone();
+    if file.status == "renamed" {
+        if !plan.conflicts.is_empty() || !plan.rejected.is_empty() {
+            // Half a rename is worse than none.
+            outcome.skipped =
+                Some("a rename is applied whole, and some of its hunks were not".to_owned());
+            return (outcome, Vec::new());
+        }
+        operations.push(DocumentChangeOperation::Op(ResourceOp::Rename(
+            RenameFile {
+                old_uri: source_uri,
+                new_uri: uri.clone(),
+                options: None,
+                annotation_id: None,
+            },
+        )));
+    }
+    if !plan.changes.is_empty() {
+        let version = match file.status {
+            "renamed" | "added" => None,
+            _ => source.version,
+        };
+        operations.push(DocumentChangeOperation::Edit(TextDocumentEdit {
+            text_document: OptionalVersionedTextDocumentIdentifier { uri, version },
+            edits: to_text_edits(&current, &plan, utf8),
+        }));
+    }
+    (outcome, operations)
+}
+
+/// The plan's changes as LSP text edits, columns in the negotiated encoding.
+fn to_text_edits(
+    current: &str,
+    plan: &FileEdits,
+    utf8: bool,
+) -> Vec<OneOf<TextEdit, tower_lsp_server::ls_types::AnnotatedTextEdit>> {
+    let lines = split_lines(current);
+    let position = |at: LinePosition| {
+        let character = if utf8 {
+            at.byte
+        } else {
+            lines
+                .get(at.line)
+                .and_then(|line| line.get(..at.byte))
+                .map_or(at.byte, |before| before.encode_utf16().count())
+        };
+        Position::new(at.line as u32, character as u32)
+    };
+    plan.changes
+        .iter()
+        .map(|change| {
+            OneOf::Left(TextEdit {
+                range: Range::new(position(change.start), position(change.end)),
+                new_text: change.new_text.clone(),
+            })
+        })
+        .collect()
+}
+
+/// For a client without `documentChanges`: text edits only (resource operations were
+/// already skipped, as such a client cannot take them).
+fn plain_changes(operations: Vec<DocumentChangeOperation>) -> WorkspaceEdit {
+    let mut changes: HashMap<Uri, Vec<TextEdit>> = HashMap::new();
+    for operation in operations {
+        if let DocumentChangeOperation::Edit(edit) = operation {
+            changes
+                .entry(edit.text_document.uri)
+                .or_default()
+                .extend(edit.edits.into_iter().map(|edit| match edit {
+                    OneOf::Left(edit) => edit,
+                    OneOf::Right(annotated) => annotated.text_edit,
+                }));
+        }
+    }
+    WorkspaceEdit {
+        changes: Some(changes),
+        ..Default::default()
+    }
+}
+
+/// One line a person reads: "2 files, 1 hunk in conflict (src/a.rs #1)".
+fn summarize(name: &str, outcomes: &[FileOutcome]) -> String {
+    let carried = outcomes
+        .iter()
+        .filter(|outcome| outcome.skipped.is_none() && !outcome.applied.is_empty())
+        .count();
+    let mut parts = vec![format!(
+        "{carried} file{} from {name}",
+        if carried == 1 { "" } else { "s" }
+    )];
+    let listed = |pick: &dyn Fn(&FileOutcome) -> &Vec<usize>| -> Vec<String> {
+        outcomes
+            .iter()
+            .flat_map(|outcome| {
+                pick(outcome)
+                    .iter()
+                    .map(move |index| format!("{} #{index}", outcome.path))
+            })
+            .collect()
+    };
+    let conflicts = listed(&|outcome| &outcome.conflicts);
+    if !conflicts.is_empty() {
+        parts.push(format!(
+            "{} hunk(s) left out because you changed the same lines ({})",
+            conflicts.len(),
+            conflicts.join(", ")
+        ));
+    }
+    for outcome in outcomes {
+        if let Some(reason) = &outcome.skipped {
+            parts.push(format!("{} not applied: {reason}", outcome.path));
+        }
+    }
+    parts.join("; ")
+}
+
+/// What the agent is told about hunks the user chose not to take.
+fn rejection_note(outcomes: &[FileOutcome]) -> Option<String> {
+    let lines: Vec<String> = outcomes
+        .iter()
+        .flat_map(|outcome| {
+            outcome.rejected_hunks.iter().map(|hunk| {
+                format!(
+                    "- {} hunk #{} (lines {}–{} of your version)",
+                    outcome.path,
+                    hunk.index,
+                    hunk.new_start,
+                    hunk.new_start + hunk.new_lines.saturating_sub(1)
+                )
+            })
+        })
+        .collect();
+    (!lines.is_empty()).then(|| {
+        format!(
+            "The user applied your changes to their workspace but rejected these hunks:\n{}\nThose changes are not in the user's copy.",
+            lines.join("\n")
+        )
+    })
+}
+
+/// Sends the edit from a task of its own and records the client's answer.
+fn send_edit(
+    backend: &Backend,
+    id: String,
+    name: String,
+    edit: WorkspaceEdit,
+    outcomes: &[FileOutcome],
+) {
+    let client = backend.client.clone();
+    let manager = backend.manager.clone();
+    let summary = summarize(&name, outcomes);
+    let note = rejection_note(outcomes);
+    tokio::spawn(async move {
+        let answer = tokio::time::timeout(APPLY_TIMEOUT, client.apply_edit(edit)).await;
+        match answer {
+            Ok(Ok(response)) if response.applied => {
+                let mut text = format!("Applied to the workspace: {summary}.");
+                if let Some(note) = note {
+                    text.push_str("\n\n");
+                    text.push_str(&note);
+                }
+                if let Err(error) = manager.note(&id, text) {
+                    tracing::warn!("could not record the apply of {name}: {error}");
+                }
+            }
+            Ok(Ok(response)) => {
+                let reason = response
+                    .failure_reason
+                    .unwrap_or_else(|| "no reason given".to_owned());
+                client
+                    .show_message(
+                        MessageType::WARNING,
+                        format!("tether: the editor did not apply {name}'s changes ({reason}); they are still in the session's worktree"),
+                    )
+                    .await;
+            }
+            Ok(Err(error)) => {
+                client
+                    .show_message(
+                        MessageType::WARNING,
+                        format!("tether: applying {name}'s changes failed ({error}); they are still in the session's worktree"),
+                    )
+                    .await;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the editor did not answer applyEdit for {name} within {APPLY_TIMEOUT:?}"
+                );
+            }
+        }
+    });
+}
