@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ropey::Rope;
 use tokio::sync::{mpsc, oneshot};
-use tower_lsp_server::ls_types::{Position, TextDocumentContentChangeEvent};
+use tower_lsp_server::ls_types::{Position, Range, TextDocumentContentChangeEvent, TextEdit};
+
+use crate::workspace::edits::{LinePosition, TextChange, split_lines};
 
 /// One open buffer.
 #[derive(Clone)]
@@ -225,10 +227,32 @@ pub fn char_index(text: &Rope, position: Position, utf8: bool) -> usize {
     text.line_to_char(line_index) + within_line.min(content_chars)
 }
 
+/// `changes` to `current` as LSP text edits, columns in UTF-8 bytes or UTF-16 units.
+pub fn text_edits(current: &str, changes: &[TextChange], utf8: bool) -> Vec<TextEdit> {
+    let lines = split_lines(current);
+    let position = |at: LinePosition| {
+        let character = if utf8 {
+            at.byte
+        } else {
+            lines
+                .get(at.line)
+                .and_then(|line| line.get(..at.byte))
+                .map_or(at.byte, |before| before.encode_utf16().count())
+        };
+        Position::new(at.line as u32, character as u32)
+    };
+    changes
+        .iter()
+        .map(|change| TextEdit {
+            range: Range::new(position(change.start), position(change.end)),
+            new_text: change.new_text.clone(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tower_lsp_server::ls_types::Range;
 
     fn edit(line: u32, from: u32, to: u32, text: &str) -> TextDocumentContentChangeEvent {
         TextDocumentContentChangeEvent {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tower_lsp_server::ls_types::notification::Notification;
 
-use crate::session::{Event, Mode, SessionStatus};
+use crate::session::{Event, Finding, FindingSource, Mode, SessionStatus};
 
 /// Every custom request, by its short name: `tether/session/<name>` and command
 /// `tether.<name>`.
@@ -27,6 +27,11 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/rewind", "rewind"),
     ("tether/session/diff", "diff"),
     ("tether/session/apply", "apply"),
+    ("tether/session/findings", "findings"),
+    ("tether/session/fixFinding", "fixFinding"),
+    ("tether/session/dismissFinding", "dismissFinding"),
+    ("tether/session/newSession", "newSession"),
+    ("tether/session/openTranscript", "openTranscript"),
 ];
 
 /// The command that runs a custom request, for clients without custom requests.
@@ -58,6 +63,15 @@ pub struct CreateParams {
     pub model: Option<String>,
     #[serde(default)]
     pub toggles: BTreeMap<String, bool>,
+}
+
+/// Opens the draft a new session is written in, quoting `range` of `uri` when given.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewSessionParams {
+    pub root: Option<String>,
+    pub uri: Option<tower_lsp_server::ls_types::Uri>,
+    pub range: Option<tower_lsp_server::ls_types::Range>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +127,34 @@ pub struct DecidePlanParams {
     pub plan_id: String,
     pub approve: bool,
     pub feedback: Option<String>,
+}
+
+/// Records a review's or verification's findings (what the review issue's engine will call;
+/// a hook for tests and external reviewers until then).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FindingsParams {
+    pub id: String,
+    #[serde(default = "review")]
+    pub source: FindingSource,
+    #[serde(default = "done")]
+    pub status: String,
+    pub findings: Vec<Finding>,
+}
+
+fn review() -> FindingSource {
+    FindingSource::Review
+}
+
+fn done() -> String {
+    "completed".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingParams {
+    pub id: String,
+    pub finding_id: String,
 }
 
 #[derive(Debug, Deserialize)]

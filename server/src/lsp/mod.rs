@@ -4,10 +4,12 @@
 //! Handlers never await a request to the client and never wait for a turn: they answer at
 //! once and the work's outcome arrives as events.
 
+mod diagnostics;
 mod documents;
 pub mod ext;
 mod handlers;
 mod progress;
+mod transcripts;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +54,8 @@ pub fn build_service(
         manager,
         documents,
         saved_documents: Arc::new(saved_documents),
+        diagnostics_refresh: Arc::default(),
+        transcripts: Arc::default(),
         state: Arc::new(ServerState {
             edit_support: RwLock::default(),
             sessions_loaded: tokio::sync::watch::Sender::new(false),
@@ -79,6 +83,10 @@ pub struct Backend {
     /// Saved buffers, taken by whoever handles them once the client is initialized.
     saved_documents:
         Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<SavedDocument>>>>,
+    /// Notified when findings go away without an event (a session was deleted).
+    diagnostics_refresh: Arc<tokio::sync::Notify>,
+    /// The task that keeps transcript documents; set at `initialized`.
+    transcripts: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<transcripts::Request>>>,
     state: Arc<ServerState>,
 }
 
@@ -99,6 +107,13 @@ struct ServerState {
 }
 
 impl Backend {
+    /// Asks the transcript task; `None` before `initialized`.
+    fn transcripts(&self, request: transcripts::Request) -> bool {
+        self.transcripts
+            .get()
+            .is_some_and(|sender| sender.send(request).is_ok())
+    }
+
     fn edit_support(&self) -> EditSupport {
         *self
             .state
@@ -358,8 +373,34 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: InitializedParams) {
+        let saved = self
+            .saved_documents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(saved) = saved {
+            let sender = transcripts::start(
+                self.client.clone(),
+                self.manager.clone(),
+                self.documents.clone(),
+                saved,
+                self.state.sessions_loaded.subscribe(),
+            );
+            let _ = self.transcripts.set(sender);
+        }
         if self.state.opted_in.load(Ordering::SeqCst) {
             self.start_event_forwarding();
+        }
+        {
+            let backend = self.clone();
+            tokio::spawn(async move {
+                backend.sessions_ready().await;
+                diagnostics::start(
+                    backend.client.clone(),
+                    backend.manager.clone(),
+                    backend.diagnostics_refresh.clone(),
+                );
+            });
         }
         if self.state.work_done_progress.load(Ordering::SeqCst) {
             progress::start(self.client.clone(), self.manager.clone());
@@ -433,10 +474,10 @@ impl LanguageServer for Backend {
 
     async fn code_action(
         &self,
-        _: CodeActionParams,
+        params: CodeActionParams,
     ) -> jsonrpc::Result<Option<CodeActionResponse>> {
         self.sessions_ready().await;
-        Ok(Some(handlers::code_action::actions(&self.manager)))
+        Ok(Some(handlers::code_action::actions(&self.manager, &params)))
     }
 
     async fn execute_command(

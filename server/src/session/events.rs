@@ -208,6 +208,60 @@ pub enum Item {
         additions: u64,
         deletions: u64,
     },
+    /// A code review of the session's diff. A newer review supersedes the findings of the
+    /// last; a finding is dismissed by a `resolved` event naming its id.
+    #[serde(rename_all = "camelCase")]
+    Review {
+        id: String,
+        status: String,
+        #[serde(default)]
+        findings: Vec<Finding>,
+    },
+    /// A verification of the session's work (tests, build, the claims it made).
+    #[serde(rename_all = "camelCase")]
+    Verification {
+        id: String,
+        status: String,
+        #[serde(default)]
+        findings: Vec<Finding>,
+    },
+}
+
+/// Something a review or a verification found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub id: String,
+    /// Relative to the repository; `None` for a finding about no file in particular.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// 1-based, inclusive.
+    #[serde(default)]
+    pub start_line: u32,
+    #[serde(default)]
+    pub end_line: u32,
+    pub severity: Severity,
+    pub category: String,
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+}
+
+/// Where a finding came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingSource {
+    Review,
+    Verification,
 }
 
 /// One phase of a plan.
@@ -273,7 +327,9 @@ impl Item {
             | Item::Question { id, .. }
             | Item::Plan { id, .. }
             | Item::Permission { id, .. }
-            | Item::FileChange { id, .. } => id,
+            | Item::FileChange { id, .. }
+            | Item::Review { id, .. }
+            | Item::Verification { id, .. } => id,
         }
     }
 }

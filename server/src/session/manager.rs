@@ -5,7 +5,7 @@
 //! next `seq`, written to the log, folded into the state and only then announced, so the log
 //! always holds at least what any client was told, in the same order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -17,8 +17,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{
-    Activity, Answer, Event, EventRecord, Item, ItemPhase, MessageRole, PlanDecision, PlanPhase,
-    Question, QuestionKind, SessionSpec, SessionStatus, TokenUsage, ToolCallStatus, TurnEndReason,
+    Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, MessageRole,
+    PlanDecision, PlanPhase, Question, QuestionKind, SessionSpec, SessionStatus, TokenUsage,
+    ToolCallStatus, TurnEndReason,
 };
 use super::state::{SessionState, check_transition};
 use super::{
@@ -30,6 +31,9 @@ use crate::config::{ConfigError, ConfigSources, PermissionMode, ProviderKind};
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ProviderError, build_provider};
 use crate::store::{self, EventLog, RepoStore, StoreError};
 use crate::workspace::{self, GitError, SESSION_BRANCH_PREFIX};
+
+/// At most this many findings per review or verification (DESIGN.md).
+const MAX_FINDINGS: usize = 20;
 
 /// How long `stop` and shutdown wait for a session's task to notice and record the stop.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -109,6 +113,15 @@ pub struct SessionInfo {
 pub struct SessionSnapshot {
     pub session: SessionInfo,
     pub events: Vec<EventRecord>,
+}
+
+/// One session's open findings.
+#[derive(Debug, Clone)]
+pub struct SessionFindings {
+    pub session_id: String,
+    pub name: String,
+    pub repo: PathBuf,
+    pub findings: Vec<(FindingSource, Finding)>,
 }
 
 /// An event as announced to subscribers (the LSP layer, `tether run`).
@@ -1198,6 +1211,140 @@ impl SessionManager {
             &self.inner.events,
         )?;
         Ok(())
+    }
+
+    /// Records what a review or verification found; it supersedes the last one's findings.
+    /// Returns the item's id.
+    pub fn record_findings(
+        &self,
+        id: &str,
+        source: FindingSource,
+        status: String,
+        findings: Vec<Finding>,
+    ) -> Result<String, SessionError> {
+        if findings.len() > MAX_FINDINGS {
+            return Err(SessionError::InvalidParams {
+                field: "findings",
+                message: format!(
+                    "at most {MAX_FINDINGS} findings at a time, not {}",
+                    findings.len()
+                ),
+            });
+        }
+        let mut seen = HashSet::new();
+        for finding in &findings {
+            if finding.id.is_empty() || !seen.insert(finding.id.as_str()) {
+                return Err(SessionError::InvalidParams {
+                    field: "findings",
+                    message: format!("finding ids must be unique and not empty: {:?}", finding.id),
+                });
+            }
+        }
+        let handle = self.writable_handle(id)?;
+        let mut inner = lock(&handle.inner);
+        let item_id = new_item_id();
+        let item = match source {
+            FindingSource::Review => Item::Review {
+                id: item_id.clone(),
+                status,
+                findings,
+            },
+            FindingSource::Verification => Item::Verification {
+                id: item_id.clone(),
+                status,
+                findings,
+            },
+        };
+        inner.emit(
+            &handle.id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item,
+            },
+            &self.inner.events,
+        )?;
+        Ok(item_id)
+    }
+
+    /// The findings of every session that are not dismissed.
+    pub fn open_findings(&self) -> Vec<SessionFindings> {
+        self.inner
+            .sessions
+            .iter()
+            .filter_map(|entry| {
+                let handle = entry.value();
+                let inner = lock(&handle.inner);
+                (!inner.state.findings.is_empty()).then(|| SessionFindings {
+                    session_id: handle.id.to_string(),
+                    name: inner.state.spec.name.clone(),
+                    repo: inner.state.spec.repo.clone(),
+                    findings: inner.state.findings.values().cloned().collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The open finding `finding_id` of a session.
+    pub fn finding(
+        &self,
+        id: &str,
+        finding_id: &str,
+    ) -> Result<(FindingSource, Finding), SessionError> {
+        let handle = self.handle(id)?;
+        let inner = lock(&handle.inner);
+        inner
+            .state
+            .findings
+            .get(finding_id)
+            .cloned()
+            .ok_or_else(|| SessionError::InvalidParams {
+                field: "findingId",
+                message: format!(
+                    "{finding_id:?} is not an open finding of {} (dismissed, or superseded by a newer review)",
+                    inner.state.spec.name
+                ),
+            })
+    }
+
+    /// Dismisses a finding: its diagnostic goes away, and it stays dismissed.
+    pub fn dismiss_finding(&self, id: &str, finding_id: &str) -> Result<(), SessionError> {
+        self.finding(id, finding_id)?;
+        let handle = self.writable_handle(id)?;
+        let mut inner = lock(&handle.inner);
+        inner.emit(
+            &handle.id,
+            Event::Resolved {
+                item_id: finding_id.to_owned(),
+                outcome: "dismissed".to_owned(),
+            },
+            &self.inner.events,
+        )?;
+        Ok(())
+    }
+
+    /// Asks the session to fix a finding: a follow-up naming it. Returns whether it queued.
+    pub fn fix_finding(&self, id: &str, finding_id: &str) -> Result<bool, SessionError> {
+        let (source, finding) = self.finding(id, finding_id)?;
+        let place = match &finding.file {
+            Some(file) if finding.start_line > 0 => {
+                format!(
+                    " in {file}, lines {}–{}",
+                    finding.start_line,
+                    finding.end_line.max(finding.start_line)
+                )
+            }
+            Some(file) => format!(" in {file}"),
+            None => String::new(),
+        };
+        let from = match source {
+            FindingSource::Review => "review",
+            FindingSource::Verification => "verification",
+        };
+        let text = format!(
+            "Please fix this {from} finding{place}: {} ({:?}, {}).\n\n{}",
+            finding.title, finding.severity, finding.category, finding.body
+        );
+        self.send(id, text.trim_end().to_owned())
     }
 
     /// A new session with the same configuration and no history.

@@ -12,14 +12,16 @@ mod manager;
 mod names;
 mod redact;
 mod state;
+pub mod transcript;
 
 pub use events::{
-    Activity, Answer, Event, EventRecord, Item, ItemPhase, MessageRole, PlanDecision, PlanPhase,
-    Question, QuestionKind, SessionSpec, SessionStatus, TokenUsage, ToolCallStatus, TurnEndReason,
+    Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, MessageRole,
+    PlanDecision, PlanPhase, Question, QuestionKind, SessionSpec, SessionStatus, Severity,
+    TokenUsage, ToolCallStatus, TurnEndReason,
 };
 pub use manager::{
-    AnnouncedEvent, CreateSession, ListFilter, SessionError, SessionInfo, SessionManager,
-    SessionSnapshot,
+    AnnouncedEvent, CreateSession, ListFilter, SessionError, SessionFindings, SessionInfo,
+    SessionManager, SessionSnapshot,
 };
 pub use names::{slug_from_prompt, validate_session_name};
 pub use redact::{REDACTED, Redactor};

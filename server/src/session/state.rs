@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::provider::{ChatMessage, ChatRole, ToolCallRequest};
 
 use super::events::{
-    Activity, Event, EventRecord, Item, MessageRole, SessionSpec, SessionStatus, TokenUsage,
+    Activity, Event, EventRecord, Finding, FindingSource, Item, MessageRole, SessionSpec,
+    SessionStatus, TokenUsage,
 };
 
 /// Whether `from → to` is a legal move. Staying in `running` is legal (the activity changes).
@@ -43,7 +44,11 @@ pub struct SessionState {
     pub history: Option<Vec<ChatMessage>>,
     /// What tether told the agent since its last user message (rejected hunks, say): sent
     /// with the next one.
+    #[serde(default)]
     pub notes_for_agent: Vec<String>,
+    /// Findings of the latest review and verification that are not dismissed, by id.
+    #[serde(default)]
+    pub findings: BTreeMap<String, (FindingSource, Finding)>,
     /// Follow-ups waiting for the turn to end: (item id, text).
     pub queued: VecDeque<(String, String)>,
     /// Messages started but not completed: what a crash mid-stream leaves open.
@@ -85,6 +90,7 @@ impl SessionState {
             last_seq: record.seq,
             history: Some(Vec::new()),
             notes_for_agent: Vec::new(),
+            findings: BTreeMap::new(),
             queued: VecDeque::new(),
             open_items: BTreeMap::new(),
             open_tool_calls: BTreeMap::new(),
@@ -111,6 +117,7 @@ impl SessionState {
             Event::Rewound { .. } => self.rewinds += 1,
             Event::Resolved { item_id, .. } => {
                 self.open_questions.remove(item_id);
+                self.findings.remove(item_id);
             }
             Event::Delta { item_id, text } => {
                 if let Some((_, so_far)) = self.open_items.get_mut(item_id) {
@@ -144,7 +151,7 @@ impl SessionState {
                     | Item::Permission { id, .. } => {
                         self.open_questions.insert(id.clone(), item.clone());
                     }
-                    Item::FileChange { .. } => {}
+                    Item::FileChange { .. } | Item::Review { .. } | Item::Verification { .. } => {}
                 },
                 super::ItemPhase::Completed => {
                     if matches!(item, Item::FileChange { .. }) {
@@ -189,6 +196,19 @@ impl SessionState {
                     self.denied_scopes.insert(scope.clone());
                 }
                 _ => {}
+            }
+        }
+        let reported = match item {
+            Item::Review { findings, .. } => Some((FindingSource::Review, findings)),
+            Item::Verification { findings, .. } => Some((FindingSource::Verification, findings)),
+            _ => None,
+        };
+        if let Some((source, findings)) = reported {
+            // The latest review (or verification) supersedes the last one's findings.
+            self.findings.retain(|_, (kept, _)| *kept != source);
+            for finding in findings {
+                self.findings
+                    .insert(finding.id.clone(), (source, finding.clone()));
             }
         }
         if let Item::Message { id, role, .. } = item

@@ -211,6 +211,32 @@ impl Repository {
     }
 }
 
+/// Adds `pattern` to the repository's `info/exclude` (local, never committed) unless it is
+/// there already.
+pub async fn exclude_locally(repo: &Path, pattern: &str) -> Result<(), GitError> {
+    let relative = git_output(repo, &["rev-parse", "--git-path", "info/exclude"], None).await?;
+    let path = repo.join(relative);
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if current.lines().any(|line| line.trim() == pattern) {
+        return Ok(());
+    }
+    let io_error = |error: std::io::Error| GitError::Command {
+        repo: repo.to_owned(),
+        command: format!("write {}", path.display()),
+        stderr: error.to_string(),
+    };
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(io_error)?;
+    }
+    let mut text = current;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(pattern);
+    text.push('\n');
+    std::fs::write(&path, text).map_err(io_error)
+}
+
 /// The contents of the blobs `specs` name (`<tree-ish>:<path>`), in order, read through one
 /// `git cat-file --batch`.
 async fn read_blobs<'a>(

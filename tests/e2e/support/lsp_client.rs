@@ -249,14 +249,32 @@ impl LspClient {
 
     /// Waits for the first message the server sends with this method; returns it.
     pub async fn wait_for_message(&self, method: &str) -> Value {
+        self.wait_for_message_matching(method, |_| true).await
+    }
+
+    /// Waits for a message with this method whose params satisfy `predicate`; returns the
+    /// first such message.
+    pub async fn wait_for_message_matching(
+        &self,
+        method: &str,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let notified = self.notified.notified();
-            if let Some(found) = self.messages(method).into_iter().next() {
+            if let Some(found) = self
+                .messages(method)
+                .into_iter()
+                .find(|message| predicate(&message["params"]))
+            {
                 return found;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("no {method} within {WAIT:?}; stderr: {}", self.stderr());
+                panic!(
+                    "no matching {method} within {WAIT:?}; got {:#?}\nstderr: {}",
+                    self.messages(method),
+                    self.stderr()
+                );
             }
         }
     }

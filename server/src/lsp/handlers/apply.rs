@@ -16,13 +16,13 @@ use serde_json::Value;
 use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::{
     CreateFile, CreateFileOptions, DeleteFile, DocumentChangeOperation, DocumentChanges,
-    MessageType, OneOf, OptionalVersionedTextDocumentIdentifier, Position, Range, RenameFile,
-    ResourceOp, TextDocumentEdit, TextEdit, Uri, WorkspaceEdit,
+    MessageType, OneOf, OptionalVersionedTextDocumentIdentifier, RenameFile, ResourceOp,
+    TextDocumentEdit, TextEdit, Uri, WorkspaceEdit,
 };
 
 use super::super::{Backend, session_error};
 use crate::workspace::FileDiff;
-use crate::workspace::edits::{self, FileEdits, Hunk, LinePosition, split_lines};
+use crate::workspace::edits::{self, Hunk};
 
 /// How long the client may take to answer `workspace/applyEdit` (it may ask the user).
 const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -342,39 +342,13 @@ fn carry_file(
         };
         operations.push(DocumentChangeOperation::Edit(TextDocumentEdit {
             text_document: OptionalVersionedTextDocumentIdentifier { uri, version },
-            edits: to_text_edits(&current, &plan, utf8),
+            edits: crate::lsp::documents::text_edits(&current, &plan.changes, utf8)
+                .into_iter()
+                .map(OneOf::Left)
+                .collect(),
         }));
     }
     (outcome, operations)
-}
-
-/// The plan's changes as LSP text edits, columns in the negotiated encoding.
-fn to_text_edits(
-    current: &str,
-    plan: &FileEdits,
-    utf8: bool,
-) -> Vec<OneOf<TextEdit, tower_lsp_server::ls_types::AnnotatedTextEdit>> {
-    let lines = split_lines(current);
-    let position = |at: LinePosition| {
-        let character = if utf8 {
-            at.byte
-        } else {
-            lines
-                .get(at.line)
-                .and_then(|line| line.get(..at.byte))
-                .map_or(at.byte, |before| before.encode_utf16().count())
-        };
-        Position::new(at.line as u32, character as u32)
-    };
-    plan.changes
-        .iter()
-        .map(|change| {
-            OneOf::Left(TextEdit {
-                range: Range::new(position(change.start), position(change.end)),
-                new_text: change.new_text.clone(),
-            })
-        })
-        .collect()
 }
 
 /// For a client without `documentChanges`: text edits only (resource operations were

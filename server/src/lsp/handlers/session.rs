@@ -8,9 +8,11 @@ use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::Uri;
 
 use super::super::ext::{
-    AnswerParams, CreateParams, DecidePlanParams, ExportFormat, ExportParams, GetParams, IdParams,
-    ListParams, ResetContextParams, ResumeParams, RewindParams, SendParams,
+    AnswerParams, CreateParams, DecidePlanParams, ExportFormat, ExportParams, FindingParams,
+    FindingsParams, GetParams, IdParams, ListParams, NewSessionParams, ResetContextParams,
+    ResumeParams, RewindParams, SendParams,
 };
+use super::super::transcripts::{Request, show_document};
 use super::super::{Backend, session_error};
 use crate::session::{CreateSession, ListFilter, export};
 
@@ -60,6 +62,52 @@ fn resolve_root(backend: &Backend, root: Option<String>) -> jsonrpc::Result<Path
             )
         }),
     }
+}
+
+fn not_ready() -> jsonrpc::Error {
+    super::super::rpc_error(
+        super::super::ext::error_code::SHUTTING_DOWN,
+        "transcripts are not available: the server is not initialized or is shutting down"
+            .to_owned(),
+    )
+}
+
+fn file_uri(path: &std::path::Path) -> String {
+    Uri::from_file_path(path).map_or_else(|| path.display().to_string(), |uri| uri.to_string())
+}
+
+/// The selected lines of `document` as a fenced block under their place, for a draft.
+async fn quote_selection(
+    backend: &Backend,
+    root: &std::path::Path,
+    document: &std::path::Path,
+    range: tower_lsp_server::ls_types::Range,
+) -> String {
+    let open = backend.documents.read(vec![document.to_owned()]).await;
+    let text = match open.get(document) {
+        Some(buffer) => buffer.text.to_string(),
+        None => std::fs::read_to_string(document).unwrap_or_default(),
+    };
+    let first = range.start.line as usize;
+    // A selection ending at the start of a line does not take that line.
+    let last = if range.end.character == 0 && range.end.line > range.start.line {
+        range.end.line as usize - 1
+    } else {
+        range.end.line as usize
+    };
+    let lines: Vec<&str> = text.lines().skip(first).take(last + 1 - first).collect();
+    let relative = document.strip_prefix(root).unwrap_or(document);
+    let language = relative
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .unwrap_or_default();
+    format!(
+        "{}, lines {}–{}:\n\n```{language}\n{}\n```",
+        relative.display(),
+        first + 1,
+        last + 1,
+        lines.join("\n")
+    )
 }
 
 pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::Result<Value> {
@@ -139,6 +187,9 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
         "delete" => {
             let params: IdParams = parse(method, params)?;
             manager.delete(&params.id).await.map_err(session_error)?;
+            // Its findings and its transcript go with it.
+            backend.diagnostics_refresh.notify_one();
+            backend.transcripts(Request::Reconcile);
             Ok(json!({ "deleted": true }))
         }
         "answer" => {
@@ -169,6 +220,81 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             Ok(json!({ "files": to_value(files)? }))
         }
         "apply" => super::apply::handle(backend, params).await,
+        "openTranscript" => {
+            let params: IdParams = parse(method, params)?;
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if !backend.transcripts(Request::Show {
+                id: params.id,
+                reply,
+            }) {
+                return Err(not_ready());
+            }
+            let path = answer
+                .await
+                .map_err(|_| not_ready())?
+                .map_err(session_error)?;
+            show_document(&backend.client, &path);
+            Ok(json!({ "uri": file_uri(&path) }))
+        }
+        "newSession" => {
+            let params: NewSessionParams = if params.is_null() {
+                NewSessionParams::default()
+            } else {
+                parse(method, params)?
+            };
+            let document = params
+                .uri
+                .as_ref()
+                .and_then(|uri| uri.to_file_path().map(|path| path.into_owned()));
+            let root = match (&params.root, &document) {
+                (None, Some(document)) => backend
+                    .roots()
+                    .into_iter()
+                    .find(|root| document.starts_with(root))
+                    .map_or_else(|| resolve_root(backend, None), Ok)?,
+                _ => resolve_root(backend, params.root)?,
+            };
+            let context = match (document, params.range) {
+                (Some(document), Some(range)) if range.start != range.end => {
+                    Some(quote_selection(backend, &root, &document, range).await)
+                }
+                _ => None,
+            };
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if !backend.transcripts(Request::Draft {
+                root,
+                context,
+                reply,
+            }) {
+                return Err(not_ready());
+            }
+            let path = answer.await.map_err(|_| not_ready())?.map_err(|error| {
+                super::super::rpc_error(super::super::ext::error_code::INTERNAL, error)
+            })?;
+            show_document(&backend.client, &path);
+            Ok(json!({ "uri": file_uri(&path) }))
+        }
+        "findings" => {
+            let params: FindingsParams = parse(method, params)?;
+            let item_id = manager
+                .record_findings(&params.id, params.source, params.status, params.findings)
+                .map_err(session_error)?;
+            Ok(json!({ "itemId": item_id }))
+        }
+        "fixFinding" => {
+            let params: FindingParams = parse(method, params)?;
+            let queued = manager
+                .fix_finding(&params.id, &params.finding_id)
+                .map_err(session_error)?;
+            Ok(json!({ "queued": queued }))
+        }
+        "dismissFinding" => {
+            let params: FindingParams = parse(method, params)?;
+            manager
+                .dismiss_finding(&params.id, &params.finding_id)
+                .map_err(session_error)?;
+            Ok(json!({ "dismissed": true }))
+        }
         "rewind" => {
             let params: RewindParams = parse(method, params)?;
             let undo = manager

@@ -1,0 +1,483 @@
+//! Transcript documents under each repository's `.tether/sessions/`: kept rendered from the
+//! events, and read back when the user saves one (a reply, answers) or the draft (a new
+//! session).
+//!
+//! One task owns them. A transcript the editor has open is updated with
+//! `workspace/applyEdit` on the part above `## Reply`, so what the user is writing there is
+//! never touched; a closed one is rewritten on disk.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tower_lsp_server::Client;
+use tower_lsp_server::ls_types::{
+    DocumentChanges, MessageType, OneOf, OptionalVersionedTextDocumentIdentifier,
+    ShowDocumentParams, TextDocumentEdit, Uri, WorkspaceEdit,
+};
+
+use super::documents::{Documents, SavedDocument};
+use crate::session::transcript::{self, REPLY_HEADING};
+use crate::session::{CreateSession, SessionError, SessionInfo, SessionManager, SessionStatus};
+use crate::workspace::edits;
+
+/// The folder, under a repository, that holds its transcripts.
+pub const TRANSCRIPT_DIR: &str = ".tether/sessions";
+/// The draft a new session is written in.
+const DRAFT_FILE: &str = "new-session.md";
+/// Renders of a busy session are at most this often.
+const RENDER_DELAY: Duration = Duration::from_millis(200);
+/// How long an editor may take to apply a transcript update.
+const EDIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub enum Request {
+    /// Render now; answers with the transcript's path.
+    Show {
+        id: String,
+        reply: oneshot::Sender<Result<PathBuf, SessionError>>,
+    },
+    /// Write the draft (with `context` quoted); answers with its path.
+    Draft {
+        root: PathBuf,
+        context: Option<String>,
+        reply: oneshot::Sender<Result<PathBuf, String>>,
+    },
+    /// Sessions were deleted: remove their transcripts.
+    Reconcile,
+}
+
+/// Where a session's transcript lives.
+pub fn transcript_path(repo: &Path, name: &str) -> PathBuf {
+    repo.join(TRANSCRIPT_DIR).join(format!("{name}.md"))
+}
+
+/// Opens `path` in the editor, from a task of its own (never awaited in a handler).
+pub fn show_document(client: &Client, path: &Path) {
+    let Some(uri) = Uri::from_file_path(path) else {
+        return;
+    };
+    let client = client.clone();
+    tokio::spawn(async move {
+        let params = ShowDocumentParams {
+            uri,
+            external: None,
+            take_focus: Some(true),
+            selection: None,
+        };
+        if let Err(error) = tokio::time::timeout(EDIT_TIMEOUT, client.show_document(params)).await {
+            tracing::debug!("showDocument unanswered: {error}");
+        }
+    });
+}
+
+pub fn start(
+    client: Client,
+    manager: SessionManager,
+    documents: Documents,
+    saved: mpsc::UnboundedReceiver<SavedDocument>,
+    sessions_loaded: tokio::sync::watch::Receiver<bool>,
+) -> mpsc::UnboundedSender<Request> {
+    let (sender, requests) = mpsc::unbounded_channel();
+    let transcripts = Transcripts {
+        client,
+        manager,
+        documents,
+        excluded: HashSet::new(),
+        clear_reply: HashSet::new(),
+        awaiting_change: HashMap::new(),
+    };
+    tokio::spawn(transcripts.run(requests, saved, sessions_loaded));
+    sender
+}
+
+struct Transcripts {
+    client: Client,
+    manager: SessionManager,
+    documents: Documents,
+    /// Repositories whose `.git/info/exclude` already lists the transcripts.
+    excluded: HashSet<PathBuf>,
+    /// Transcripts whose reply was sent: the next render empties it.
+    clear_reply: HashSet<PathBuf>,
+    /// Open transcripts the editor accepted an update of, with the buffer version the update
+    /// was for: the next update waits for the editor's `didChange` (or a while), so that it is
+    /// never computed against text the editor already changed.
+    awaiting_change: HashMap<PathBuf, (i32, tokio::time::Instant)>,
+}
+
+/// How long an update waits for the editor to report the last one.
+const CHANGE_WAIT: Duration = Duration::from_secs(2);
+
+/// A render that must be retried: the editor has not caught up with the last update yet.
+struct Deferred;
+
+impl Transcripts {
+    async fn run(
+        mut self,
+        mut requests: mpsc::UnboundedReceiver<Request>,
+        mut saved: mpsc::UnboundedReceiver<SavedDocument>,
+        mut sessions_loaded: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut events = self.manager.subscribe();
+        let _ = sessions_loaded.wait_for(|loaded| *loaded).await;
+        // Transcripts written by an earlier run are brought up to date.
+        for info in self.manager.list(&Default::default()) {
+            let path = transcript_path(&info.repo, &info.name);
+            let marker = seq_marker(info.last_seq);
+            let current = std::fs::read_to_string(&path).unwrap_or_default();
+            if !current.contains(&marker) {
+                let _ = self.render(&info.id).await;
+            }
+        }
+        let mut dirty: HashSet<String> = HashSet::new();
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let sleep = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                received = events.recv() => match received {
+                    Ok(announced) => {
+                        dirty.insert(announced.session_id.to_string());
+                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + RENDER_DELAY);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        for info in self.manager.list(&Default::default()) {
+                            dirty.insert(info.id);
+                        }
+                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + RENDER_DELAY);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                request = requests.recv() => match request {
+                    Some(request) => self.answer(request).await,
+                    None => break,
+                },
+                Some(document) = saved.recv() => {
+                    if let Some(id) = self.on_save(document).await {
+                        dirty.insert(id);
+                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + RENDER_DELAY);
+                    }
+                }
+                () = sleep => {
+                    deadline = None;
+                    for id in std::mem::take(&mut dirty) {
+                        if self.render(&id).await.is_err() {
+                            dirty.insert(id);
+                        }
+                    }
+                    if !dirty.is_empty() {
+                        deadline = Some(tokio::time::Instant::now() + RENDER_DELAY);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn answer(&mut self, request: Request) {
+        match request {
+            Request::Show { id, reply } => {
+                let outcome = match self.manager.info(&id) {
+                    Ok(info) => {
+                        // Deferred only when the editor has it open, which is being shown.
+                        let _ = self.render(&id).await;
+                        Ok(transcript_path(&info.repo, &info.name))
+                    }
+                    Err(error) => Err(error),
+                };
+                let _ = reply.send(outcome);
+            }
+            Request::Draft {
+                root,
+                context,
+                reply,
+            } => {
+                let path = root.join(TRANSCRIPT_DIR).join(DRAFT_FILE);
+                let text = transcript::render_draft(context.as_deref());
+                let outcome = match self.write(&root, &path, &text, false).await {
+                    Ok(()) | Err(WriteError::Deferred) => Ok(path),
+                    Err(WriteError::Failed(error)) => Err(error),
+                };
+                let _ = reply.send(outcome);
+            }
+            Request::Reconcile => self.remove_orphans(),
+        }
+    }
+
+    /// Renders a session's transcript and puts it where the user sees it.
+    async fn render(&mut self, id: &str) -> Result<(), Deferred> {
+        let Ok(info) = self.manager.info(id) else {
+            return Ok(());
+        };
+        let Ok((info_now, events)) = self.manager.all_events(id) else {
+            return Ok(());
+        };
+        let open_questions = self.manager.pending_items(id).unwrap_or_default();
+        let findings: Vec<_> = self
+            .manager
+            .open_findings()
+            .into_iter()
+            .filter(|session| session.session_id == id)
+            .flat_map(|session| session.findings)
+            .collect();
+        let mut text = transcript::render(&info_now, &events, &open_questions, &findings);
+        text.insert_str(0, &format!("{}\n", seq_marker(info_now.last_seq)));
+        let path = transcript_path(&info.repo, &info.name);
+        let clear = self.clear_reply.contains(&path);
+        match self.write(&info.repo, &path, &text, clear).await {
+            Ok(()) => {
+                self.clear_reply.remove(&path);
+            }
+            Err(WriteError::Deferred) => return Err(Deferred),
+            Err(WriteError::Failed(error)) => {
+                tracing::warn!("transcript of {}: {error}", info.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `text` (ending with an empty reply) in the file: through the editor when it has
+    /// the file open (keeping what is under `## Reply` unless `clear_reply`), else on disk.
+    async fn write(
+        &mut self,
+        repo: &Path,
+        path: &Path,
+        text: &str,
+        clear_reply: bool,
+    ) -> Result<(), WriteError> {
+        self.exclude(repo).await;
+        let open = self.documents.read(vec![path.to_owned()]).await;
+        if let Some(document) = open.get(path) {
+            if let Some((version, since)) = self.awaiting_change.get(path)
+                && document.version <= *version
+                && since.elapsed() < CHANGE_WAIT
+            {
+                return Err(WriteError::Deferred);
+            }
+            self.awaiting_change.remove(path);
+            let buffer = document.text.to_string();
+            let wanted = if clear_reply || !buffer.contains(REPLY_HEADING) {
+                text.to_owned()
+            } else {
+                let (above, _) = transcript::split_reply(text);
+                let (_, reply) = transcript::split_reply(&buffer);
+                format!("{above}{reply}")
+            };
+            if wanted != buffer
+                && self
+                    .edit_open_document(path, document.version, &buffer, &wanted)
+                    .await
+            {
+                self.awaiting_change.insert(
+                    path.to_owned(),
+                    (document.version, tokio::time::Instant::now()),
+                );
+            }
+            return Ok(());
+        }
+        if std::fs::read_to_string(path).is_ok_and(|current| current == text) {
+            return Ok(());
+        }
+        let Some(folder) = path.parent() else {
+            return Err(WriteError::Failed(format!(
+                "{} has no folder",
+                path.display()
+            )));
+        };
+        std::fs::create_dir_all(folder).map_err(|error| {
+            WriteError::Failed(format!("cannot create {}: {error}", folder.display()))
+        })?;
+        let temporary = path.with_extension("md.tmp");
+        std::fs::write(&temporary, text)
+            .and_then(|()| std::fs::rename(&temporary, path))
+            .map_err(|error| {
+                WriteError::Failed(format!("cannot write {}: {error}", path.display()))
+            })
+    }
+
+    /// Sends the edit that turns `buffer` into `wanted`; returns whether the editor took it.
+    async fn edit_open_document(
+        &self,
+        path: &Path,
+        version: i32,
+        buffer: &str,
+        wanted: &str,
+    ) -> bool {
+        let Some(uri) = Uri::from_file_path(path) else {
+            return false;
+        };
+        let plan = edits::plan(buffer, wanted, buffer, None);
+        let text_edits = super::documents::text_edits(buffer, &plan.changes, self.documents.utf8())
+            .into_iter()
+            .map(OneOf::Left)
+            .collect();
+        let edit = WorkspaceEdit {
+            document_changes: Some(DocumentChanges::Edits(vec![TextDocumentEdit {
+                text_document: OptionalVersionedTextDocumentIdentifier {
+                    uri,
+                    version: Some(version),
+                },
+                edits: text_edits,
+            }])),
+            ..Default::default()
+        };
+        // Awaited here, in this task, never in a request handler: updates stay in order.
+        match tokio::time::timeout(EDIT_TIMEOUT, self.client.apply_edit(edit)).await {
+            Ok(Ok(response)) if response.applied => true,
+            Ok(Ok(response)) => {
+                tracing::debug!("transcript update refused: {:?}", response.failure_reason);
+                false
+            }
+            Ok(Err(error)) => {
+                tracing::debug!("transcript update failed: {error}");
+                false
+            }
+            Err(_) => {
+                tracing::debug!("transcript update unanswered");
+                false
+            }
+        }
+    }
+
+    /// Lists `.tether/sessions/` in the repository's `info/exclude`, once.
+    async fn exclude(&mut self, repo: &Path) {
+        if self.excluded.insert(repo.to_owned())
+            && let Err(error) =
+                crate::workspace::exclude_locally(repo, &format!("/{TRANSCRIPT_DIR}/")).await
+        {
+            tracing::warn!("{}: {error}", repo.display());
+        }
+    }
+
+    fn remove_orphans(&self) {
+        let sessions = self.manager.list(&Default::default());
+        let roots: HashSet<PathBuf> = self.excluded.iter().cloned().collect();
+        for root in roots {
+            let folder = root.join(TRANSCRIPT_DIR);
+            for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else {
+                    continue;
+                };
+                let known = sessions
+                    .iter()
+                    .any(|info| info.name == name && info.repo == root);
+                if !known
+                    && path.extension().is_some_and(|ext| ext == "md")
+                    && !path.ends_with(DRAFT_FILE)
+                {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
+
+    /// Acts on a saved transcript or draft; returns the session whose transcript to render.
+    async fn on_save(&mut self, document: SavedDocument) -> Option<String> {
+        let folder = document.path.parent()?;
+        if !folder.ends_with(TRANSCRIPT_DIR) {
+            return None;
+        }
+        let repo = folder.parent().and_then(Path::parent)?;
+        if document.path.ends_with(DRAFT_FILE) {
+            self.start_from_draft(repo, &document).await;
+            return None;
+        }
+        let name = document.path.file_stem().and_then(|stem| stem.to_str())?;
+        let info = self
+            .manager
+            .list(&Default::default())
+            .into_iter()
+            .find(|info| info.name == name && info.repo == repo)?;
+        let open_questions = self.manager.pending_items(&info.id).unwrap_or_default();
+        if let Some((question_id, answers)) =
+            transcript::written_answers(&document.text, &open_questions)
+            && let Err(error) = self.manager.answer(&info.id, &question_id, answers)
+        {
+            self.tell(format!(
+                "tether: the answers in {name}.md were not taken: {error}"
+            ))
+            .await;
+        }
+        let (_, reply) = transcript::split_reply(&document.text);
+        let reply = reply.trim();
+        if !reply.is_empty() {
+            match self.send_reply(&info, reply) {
+                Ok(()) => {
+                    self.clear_reply.insert(document.path.clone());
+                }
+                Err(error) => {
+                    self.tell(format!(
+                        "tether: your reply in {name}.md was not sent: {error}"
+                    ))
+                    .await;
+                }
+            }
+        }
+        Some(info.id)
+    }
+
+    fn send_reply(&self, info: &SessionInfo, reply: &str) -> Result<(), SessionError> {
+        match info.status {
+            SessionStatus::Stopped | SessionStatus::Failed => self
+                .manager
+                .resume(&info.id, Some(reply.to_owned()))
+                .map(drop),
+            _ => self.manager.send(&info.id, reply.to_owned()).map(drop),
+        }
+    }
+
+    async fn start_from_draft(&mut self, repo: &Path, document: &SavedDocument) {
+        let Some(prompt) = transcript::draft_prompt(&document.text) else {
+            return;
+        };
+        let created = self
+            .manager
+            .create(CreateSession {
+                prompt,
+                mode: Default::default(),
+                name: None,
+                root: repo.to_owned(),
+                base_branch: None,
+                provider: None,
+                model: None,
+                toggles: Default::default(),
+            })
+            .await;
+        match created {
+            Ok(info) => {
+                let blank = transcript::render_draft(None);
+                if let Err(WriteError::Failed(error)) =
+                    self.write(repo, &document.path, &blank, true).await
+                {
+                    tracing::warn!("could not reset the draft: {error}");
+                }
+                let _ = self.render(&info.id).await;
+                show_document(&self.client, &transcript_path(&info.repo, &info.name));
+            }
+            Err(error) => {
+                self.tell(format!("tether: the session was not started: {error}"))
+                    .await;
+            }
+        }
+    }
+
+    async fn tell(&self, message: String) {
+        self.client.show_message(MessageType::ERROR, message).await;
+    }
+}
+
+enum WriteError {
+    /// The editor has not reported the last update yet: try again shortly.
+    Deferred,
+    Failed(String),
+}
+
+/// A line at the top of every transcript naming the last event it shows, so that a restart
+/// re-renders only transcripts that are behind.
+fn seq_marker(last_seq: u64) -> String {
+    format!("<!-- tether:seq {last_seq} -->")
+}

@@ -1,0 +1,296 @@
+//! The transcript document: a session as a Markdown file the user can also write in, so that
+//! chat works in any editor. Text under its last `## Reply` heading, saved, is a follow-up;
+//! checked boxes (or an `Answer:` line) under a waiting question answer it.
+//!
+//! Also the draft document, whose `## Prompt`, saved, starts a new session.
+
+use std::fmt::Write as _;
+
+use super::{
+    Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, QuestionKind, SessionInfo,
+    export,
+};
+
+/// The heading the user writes a follow-up under.
+pub const REPLY_HEADING: &str = "## Reply";
+/// The heading of a draft's prompt.
+pub const PROMPT_HEADING: &str = "## Prompt";
+const CONTEXT_HEADING: &str = "## Context";
+const QUESTION_MARKER: &str = "<!-- tether:question ";
+
+/// The session as its transcript document shows it, ending with an empty `## Reply`.
+pub fn render(
+    info: &SessionInfo,
+    events: &[EventRecord],
+    open_questions: &[Item],
+    findings: &[(FindingSource, Finding)],
+) -> String {
+    let mut out = export::to_markdown(info, events);
+
+    // The message being streamed right now.
+    let mut streaming: Vec<(&str, String)> = Vec::new();
+    for record in events {
+        match &record.event {
+            Event::Item {
+                phase: ItemPhase::Started,
+                item: Item::Message { id, text, .. },
+            } => streaming.push((id, text.clone())),
+            Event::Delta { item_id, text } => {
+                if let Some((_, so_far)) = streaming.iter_mut().find(|(id, _)| id == item_id) {
+                    so_far.push_str(text);
+                }
+            }
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item,
+            } => streaming.retain(|(id, _)| *id != item.id()),
+            _ => {}
+        }
+    }
+    for (_, text) in streaming.iter().filter(|(_, text)| !text.trim().is_empty()) {
+        let _ = writeln!(out, "\n## Agent (writing…)\n\n{}", text.trim_end());
+    }
+
+    let unplaced: Vec<&(FindingSource, Finding)> = findings
+        .iter()
+        .filter(|(_, finding)| finding.file.is_none())
+        .collect();
+    if !unplaced.is_empty() {
+        let _ = writeln!(out, "\n## Findings\n");
+        for (source, finding) in unplaced {
+            let from = match source {
+                FindingSource::Review => "review",
+                FindingSource::Verification => "verification",
+            };
+            let _ = writeln!(
+                out,
+                "- **{}** ({from}, {:?}, {}) {}",
+                finding.title,
+                finding.severity,
+                finding.category,
+                finding.body.trim()
+            );
+        }
+    }
+
+    for item in open_questions {
+        write_question(&mut out, item);
+    }
+    let _ = write!(out, "\n{REPLY_HEADING}\n\n");
+    out
+}
+
+/// A waiting question, with a box per option and an `Answer:` line where text may answer.
+fn write_question(out: &mut String, item: &Item) {
+    let Item::Question { id, questions, .. } = item else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\n## Waiting for your answer\n\nCheck boxes or write after `Answer:`, then save.\n\n{QUESTION_MARKER}{id} -->"
+    );
+    for (index, question) in questions.iter().enumerate() {
+        let _ = writeln!(out, "\n**{}. {}**\n", index + 1, question.prompt.trim());
+        for option in &question.options {
+            let _ = writeln!(out, "- [ ] {option}");
+        }
+        if question.kind != QuestionKind::Multi {
+            let _ = writeln!(out, "Answer: ");
+        }
+    }
+}
+
+/// Splits a transcript at its last `## Reply` heading: the text above (heading included) and
+/// what the user wrote under it.
+pub fn split_reply(text: &str) -> (&str, &str) {
+    match find_heading(text, REPLY_HEADING) {
+        Some(end_of_heading) => text.split_at(end_of_heading),
+        None => (text, ""),
+    }
+}
+
+/// The byte offset just after the last line that is exactly `heading`.
+fn find_heading(text: &str, heading: &str) -> Option<usize> {
+    let mut found = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == heading {
+            found = Some(offset + line.len());
+        }
+        offset += line.len();
+    }
+    found
+}
+
+/// The answers written under a waiting question: `(question item id, one answer per
+/// question)`, when every question has one.
+pub fn written_answers(text: &str, open_questions: &[Item]) -> Option<(String, Vec<Answer>)> {
+    let (above, _) = split_reply(text);
+    for item in open_questions {
+        let Item::Question { id, questions, .. } = item else {
+            continue;
+        };
+        let marker = format!("{QUESTION_MARKER}{id} -->");
+        let Some(start) = above.find(&marker) else {
+            continue;
+        };
+        let section = &above[start + marker.len()..];
+        // One block per question, each starting at its bold "**n. " line.
+        let mut blocks: Vec<Vec<&str>> = Vec::new();
+        for line in section.lines() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("**") && trimmed.ends_with("**") {
+                blocks.push(Vec::new());
+            } else if let Some(block) = blocks.last_mut() {
+                block.push(trimmed);
+            }
+        }
+        if blocks.len() != questions.len() {
+            return None;
+        }
+        let mut answers = Vec::new();
+        for (question, block) in questions.iter().zip(&blocks) {
+            let checked: Vec<String> = block
+                .iter()
+                .filter_map(|line| {
+                    line.strip_prefix("- [x] ")
+                        .or_else(|| line.strip_prefix("- [X] "))
+                })
+                .map(|option| option.trim().to_owned())
+                .filter(|option| question.options.contains(option))
+                .collect();
+            let written = block
+                .iter()
+                .find_map(|line| line.strip_prefix("Answer:"))
+                .map(str::trim)
+                .filter(|answer| !answer.is_empty());
+            let answer = match question.kind {
+                QuestionKind::Multi if !checked.is_empty() => Answer::Choices(checked),
+                QuestionKind::Single if checked.len() == 1 => Answer::Text(checked[0].clone()),
+                QuestionKind::Single | QuestionKind::Text => Answer::Text(written?.to_owned()),
+                QuestionKind::Multi => return None,
+            };
+            answers.push(answer);
+        }
+        return Some((id.clone(), answers));
+    }
+    None
+}
+
+/// The draft a new session starts from; `context` is quoted code the session is about.
+pub fn render_draft(context: Option<&str>) -> String {
+    let mut out = String::from(
+        "# New tether session\n\nWrite what the session should do under \"## Prompt\" and save this file to start it.\n",
+    );
+    if let Some(context) = context {
+        let _ = write!(out, "\n{CONTEXT_HEADING}\n\n{}\n", context.trim_end());
+    }
+    let _ = write!(out, "\n{PROMPT_HEADING}\n\n");
+    out
+}
+
+/// The prompt a saved draft asks for: what is under `## Prompt`, with the context before it.
+pub fn draft_prompt(text: &str) -> Option<String> {
+    let prompt_start = find_heading(text, PROMPT_HEADING)?;
+    let prompt = text[prompt_start..].trim();
+    if prompt.is_empty() {
+        return None;
+    }
+    let context = find_heading(&text[..prompt_start], CONTEXT_HEADING).map(|context_start| {
+        let context_end = text[..prompt_start]
+            .rfind(PROMPT_HEADING)
+            .unwrap_or(prompt_start);
+        text[context_start..context_end].trim()
+    });
+    Some(match context {
+        Some(context) if !context.is_empty() => format!("{prompt}\n\n{context}"),
+        _ => prompt.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Question;
+
+    fn question(kind: QuestionKind, options: &[&str]) -> Question {
+        Question {
+            id: "q".to_owned(),
+            prompt: "Which?".to_owned(),
+            kind,
+            options: options.iter().map(|option| (*option).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_reply_is_what_follows_the_last_reply_heading() {
+        let text = "# t\n\n## Agent\n\n## Reply\nquoted\n\n## Reply\n\nplease go on\n";
+        let (above, reply) = split_reply(text);
+        assert_eq!(reply.trim(), "please go on");
+        assert!(above.ends_with("## Reply\n"));
+        assert_eq!(split_reply("no heading").1, "");
+    }
+
+    #[test]
+    fn checked_boxes_and_answer_lines_answer_the_waiting_question() {
+        let item = Item::Question {
+            id: "item-1".to_owned(),
+            questions: vec![
+                question(QuestionKind::Multi, &["red", "green", "blue"]),
+                question(QuestionKind::Single, &["yes", "no"]),
+                question(QuestionKind::Text, &[]),
+            ],
+            answers: None,
+        };
+        let mut rendered = String::from("# t\n");
+        rendered.push_str(&render_questions_only(&item));
+        assert_eq!(
+            written_answers(&rendered, std::slice::from_ref(&item)),
+            None
+        );
+
+        let answered = rendered
+            .replacen("- [ ] red", "- [x] red", 1)
+            .replacen("- [ ] blue", "- [X] blue", 1)
+            .replacen("- [ ] no", "- [x] no", 1)
+            .replacen("Answer: \n\n", "Answer: because\n\n", 1);
+        // The single-choice question has its own (empty) Answer line first.
+        let answered = {
+            let last = answered.rfind("Answer: ").expect("an answer line");
+            let mut text = answered.clone();
+            text.replace_range(last..last + "Answer: ".len(), "Answer: because");
+            text
+        };
+        assert_eq!(
+            written_answers(&answered, &[item]),
+            Some((
+                "item-1".to_owned(),
+                vec![
+                    Answer::Choices(vec!["red".to_owned(), "blue".to_owned()]),
+                    Answer::Text("no".to_owned()),
+                    Answer::Text("because".to_owned()),
+                ]
+            ))
+        );
+    }
+
+    fn render_questions_only(item: &Item) -> String {
+        let mut out = String::new();
+        write_question(&mut out, item);
+        out.push_str("\n## Reply\n\n");
+        out
+    }
+
+    #[test]
+    fn a_saved_draft_is_a_prompt_with_its_context() {
+        let empty = render_draft(Some("```rust\nfn f() {}\n```"));
+        assert_eq!(draft_prompt(&empty), None, "nothing written yet");
+        let written = format!("{empty}make it async\n");
+        assert_eq!(
+            draft_prompt(&written).as_deref(),
+            Some("make it async\n\n```rust\nfn f() {}\n```")
+        );
+        let plain = format!("{}fix the tests\n", render_draft(None));
+        assert_eq!(draft_prompt(&plain).as_deref(), Some("fix the tests"));
+    }
+}
