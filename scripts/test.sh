@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Runs every test: unit, end-to-end over stdio, and the smoke tests against the real local
-# model (installed and started by scripts/local-model.sh; the first install builds llama.cpp,
-# about 10 minutes on 2 cores, then it is cached).
+# Runs every test: unit, end-to-end over stdio, a real headless Neovim (installed by
+# scripts/neovim.sh), and the smoke tests against the real local model (installed and
+# started by scripts/local-model.sh; the first install builds llama.cpp, about 10 minutes on
+# 2 cores, then it is cached).
 #
 #   TETHER_SKIP_LOCAL_MODEL=1 scripts/test.sh   skips the local-model smoke tests
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+scripts/neovim.sh install
+TETHER_NVIM=$(scripts/neovim.sh path)
+export TETHER_NVIM
+
 if [ "${TETHER_SKIP_LOCAL_MODEL:-0}" = 1 ]; then
     echo "test.sh: TETHER_SKIP_LOCAL_MODEL=1: skipping the local-model smoke tests" >&2
-    exec cargo test --workspace
+    exec cargo test --workspace -- --include-ignored --skip local_model::
 fi
 
 scripts/local-model.sh start

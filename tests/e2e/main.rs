@@ -10,6 +10,7 @@ mod crash;
 mod findings;
 mod lifecycle;
 mod local_model;
+mod neovim;
 mod provider;
 mod surfaces;
 mod transcripts;

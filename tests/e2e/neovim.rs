@@ -1,0 +1,149 @@
+//! A real Neovim (0.11, headless) against the real binary: tests/nvim/surfaces.lua drives
+//! it; this checks what it saw.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{FakeModel, Reply, TestEnv, git, isolated_command};
+
+/// `TETHER_NVIM`, else the venv scripts/neovim.sh installs, else `nvim` on PATH.
+fn neovim() -> PathBuf {
+    if let Some(path) = std::env::var_os("TETHER_NVIM") {
+        return PathBuf::from(path);
+    }
+    let cached = std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".cache/tether/nvim-venv/bin/nvim"));
+    match cached {
+        Some(path) if path.exists() => path,
+        _ => PathBuf::from("nvim"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Neovim 0.11: scripts/neovim.sh installs it, scripts/test.sh runs this"]
+async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
+    let nvim = neovim();
+    let version = std::process::Command::new(&nvim)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("cannot run {nvim:?} ({error}); run scripts/neovim.sh install")
+        });
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert!(
+        version.starts_with("NVIM v0.1") && !version.starts_with("NVIM v0.1."),
+        "Neovim 0.10 or newer is needed, found {version:?}"
+    );
+
+    let env = TestEnv::new();
+    std::fs::write(
+        env.repo().join("calc.py"),
+        "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a + b\n",
+    )
+    .expect("write");
+    git(&env.repo(), &["add", "."]);
+    git(&env.repo(), &["commit", "-q", "-m", "calc"]);
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "edit_file",
+        r#"{"path": "calc.py", "old_string": "def subtract(a, b):\n    return a + b\n", "new_string": "def subtract(a, b):\n    return a - b\n"}"#,
+    )]));
+    model.push(Reply::text(&["fixed"]));
+
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/nvim/surfaces.lua");
+    // Neovim runs with the same isolated state and config folders a test server gets.
+    let isolated = isolated_command(env.home());
+    let mut command = tokio::process::Command::new(&nvim);
+    for (key, value) in isolated.as_std().get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let output = command
+        .args(["--headless", "-u", "NONE", "-i", "NONE", "-n", "-l"])
+        .arg(&script)
+        .env("TETHER_BIN", env!("CARGO_BIN_EXE_tether"))
+        .env("TETHER_REPO", env.repo())
+        .env("TETHER_FILE", "calc.py")
+        .env("TETHER_SETTINGS", model.settings().to_string())
+        .current_dir(env.repo())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(90), output)
+        .await
+        .expect("Neovim finished within 90 s")
+        .expect("Neovim ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let results: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no results from Neovim; stdout {stdout}\nstderr {stderr}"));
+    assert!(
+        output.status.success(),
+        "Neovim failed: {results:#}\nstderr {stderr}"
+    );
+
+    assert_eq!(results["position_encoding"], "utf-8", "Neovim offers UTF-8");
+    // The fix landed in the buffer, around the user's unsaved line, and is undoable.
+    assert_eq!(
+        results["applied_lines"],
+        json!([
+            "# mine, not saved",
+            "def add(a, b):",
+            "    return a + b",
+            "",
+            "",
+            "def subtract(a, b):",
+            "    return a - b"
+        ]),
+        "{results:#}"
+    );
+    assert_eq!(
+        results["modified"], true,
+        "applied to the buffer, not saved"
+    );
+    assert_eq!(
+        (&results["after_undo"][0], &results["after_undo"][6]),
+        (&json!("# mine, not saved"), &json!("    return a + b")),
+        "one undo takes the edit back, and only the edit: {results:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.repo().join("calc.py")).expect("read"),
+        "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a + b\n",
+        "nothing was written behind the editor's back"
+    );
+
+    let diagnostic = &results["diagnostic"];
+    assert_eq!(diagnostic["severity"], 1, "high is an error: {diagnostic}");
+    assert_eq!(diagnostic["source"], "tether review");
+    assert_eq!(diagnostic["code"], "bug");
+    // Line 2 of the file as the finding names it; the buffer has the user's line on top, so
+    // it shows where the server put it: 0-based line 1.
+    assert_eq!(diagnostic["lnum"], 1);
+
+    let titles: Vec<&str> = results["action_titles"]
+        .as_array()
+        .expect("titles")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for wanted in [
+        "tether: nvim-fix: Ask the session to fix this: add is untested",
+        "tether: nvim-fix: Dismiss: add is untested",
+        "tether: New session…",
+        "tether: Apply changes of nvim-fix",
+        "tether: Open transcript of nvim-fix",
+    ] {
+        assert!(titles.contains(&wanted), "{wanted:?} in {titles:#?}");
+    }
+    assert_eq!(results["cleared"], true, "Dismiss cleared the diagnostic");
+}
