@@ -54,6 +54,84 @@ fn main() {
             bench_tool_orchestration().await;
         }
     });
+    if wanted("edit") {
+        bench_workspace_edit();
+    }
+}
+
+/// The WorkspaceEdit `apply` sends: computed (three-way, against the user's text) and
+/// converted to LSP edits in UTF-16, then measured as the JSON bytes that go on the wire.
+fn bench_workspace_edit() {
+    println!("workspace edit (plan + UTF-16 conversion + JSON; median of 20)");
+    let ten_thousand_lines: String = (0..10_000)
+        .map(|n| format!("    let value_{n} = compute({n}, \"naïve 日本\");\n"))
+        .collect();
+    let one_line_changed = ten_thousand_lines.replacen(
+        "let value_5000 = compute(5000,",
+        "let value_5000 = compute(5001,",
+        1,
+    );
+    let mut one_megabyte = String::new();
+    let mut n = 0;
+    while one_megabyte.len() < 1_000_000 {
+        one_megabyte.push_str(&format!("fn item_{n}() -> u32 {{ {n} }} // ünïcode ✓\n"));
+        n += 1;
+    }
+    let lines: Vec<&str> = one_megabyte.split_inclusive('\n').collect();
+    let step = lines.len() / 200;
+    let scattered: String = lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| {
+            if index % step == step / 2 {
+                line.replace("-> u32", "-> u64")
+            } else {
+                (*line).to_owned()
+            }
+        })
+        .collect();
+    let user_edited = format!("// the user's unsaved line\n{one_megabyte}");
+    for (label, base, new, current) in [
+        (
+            "1 line in a 10,000-line file",
+            &ten_thousand_lines,
+            &one_line_changed,
+            &ten_thousand_lines,
+        ),
+        (
+            "200 changes in a 1 MB file",
+            &one_megabyte,
+            &scattered,
+            &one_megabyte,
+        ),
+        (
+            "the same, around an unsaved user edit",
+            &one_megabyte,
+            &scattered,
+            &user_edited,
+        ),
+    ] {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        let mut edits_count = 0;
+        for _ in 0..20 {
+            let started = Instant::now();
+            let plan = tether::workspace::edits::plan(base, new, current, None);
+            let edits = tether::lsp::text_edits(&plan.changes, false);
+            let json = serde_json::to_vec(&edits).expect("json");
+            times.push(started.elapsed());
+            bytes = json.len();
+            edits_count = edits.len();
+        }
+        times.sort();
+        println!(
+            "  {label}: {} ({} edits, {bytes} bytes of edits for a {} byte file; target < 5 ms, O(change) bytes)",
+            ms(percentile(&times, 0.5)),
+            edits_count,
+            current.len()
+        );
+    }
+    println!();
 }
 
 async fn bench_initialize() {

@@ -14,7 +14,7 @@ use ropey::Rope;
 use tokio::sync::{mpsc, oneshot};
 use tower_lsp_server::ls_types::{Position, Range, TextDocumentContentChangeEvent, TextEdit};
 
-use crate::workspace::edits::{LinePosition, TextChange, split_lines};
+use crate::workspace::edits::{LinePosition, TextChange};
 
 /// One open buffer.
 #[derive(Clone)]
@@ -227,18 +227,10 @@ pub fn char_index(text: &Rope, position: Position, utf8: bool) -> usize {
     text.line_to_char(line_index) + within_line.min(content_chars)
 }
 
-/// `changes` to `current` as LSP text edits, columns in UTF-8 bytes or UTF-16 units.
-pub fn text_edits(current: &str, changes: &[TextChange], utf8: bool) -> Vec<TextEdit> {
-    let lines = split_lines(current);
+/// `changes` as LSP text edits, columns in UTF-8 bytes or UTF-16 units.
+pub fn text_edits(changes: &[TextChange], utf8: bool) -> Vec<TextEdit> {
     let position = |at: LinePosition| {
-        let character = if utf8 {
-            at.byte
-        } else {
-            lines
-                .get(at.line)
-                .and_then(|line| line.get(..at.byte))
-                .map_or(at.byte, |before| before.encode_utf16().count())
-        };
+        let character = if utf8 { at.byte } else { at.utf16 };
         Position::new(at.line as u32, character as u32)
     };
     changes

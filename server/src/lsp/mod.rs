@@ -30,6 +30,7 @@ use tower_lsp_server::ls_types::{
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
 use crate::session::{SessionError, SessionManager};
+pub use documents::text_edits;
 use documents::{Documents, SavedDocument};
 use ext::{SESSION_METHODS, SessionEventNotification, SessionEventParams, command_name};
 use handlers::apply::EditSupport;

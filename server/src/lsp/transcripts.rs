@@ -310,7 +310,7 @@ impl Transcripts {
             return false;
         };
         let plan = edits::plan(buffer, wanted, buffer, None);
-        let text_edits = super::documents::text_edits(buffer, &plan.changes, self.documents.utf8())
+        let text_edits = super::documents::text_edits(&plan.changes, self.documents.utf8())
             .into_iter()
             .map(OneOf::Left)
             .collect();

@@ -12,16 +12,18 @@
 use std::collections::BTreeSet;
 use std::ops::Range;
 
-use similar::{Algorithm, DiffOp, capture_diff_slices, group_diff_ops};
+use similar::{DiffOp, group_diff_ops};
 
 /// Lines of context around a hunk, as in `git diff`.
 const CONTEXT_LINES: usize = 3;
 
-/// A point in a text: a line and a byte offset into it.
+/// A point in a text: a line, and the offset into it in bytes and in UTF-16 code units (the
+/// two encodings LSP clients negotiate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LinePosition {
     pub line: usize,
     pub byte: usize,
+    pub utf16: usize,
 }
 
 /// Replace `start..end` of the user's text with `new_text`.
@@ -60,22 +62,19 @@ pub struct FileEdits {
 /// Splits `text` into lines, each with its terminator (`\n`, `\r\n` or a lone `\r`).
 pub fn split_lines(text: &str) -> Vec<&str> {
     let bytes = text.as_bytes();
-    let mut lines = Vec::new();
+    let mut lines = Vec::with_capacity(bytes.len() / 32 + 1);
     let mut start = 0;
-    let mut index = 0;
-    while index < bytes.len() {
-        let end = match bytes[index] {
-            b'\n' => index + 1,
-            b'\r' if bytes.get(index + 1) == Some(&b'\n') => index + 2,
-            b'\r' => index + 1,
-            _ => {
-                index += 1;
-                continue;
-            }
+    for at in memchr::memchr2_iter(b'\n', b'\r', bytes) {
+        if at < start {
+            continue; // the `\n` of a `\r\n` already taken
+        }
+        let end = if bytes[at] == b'\r' && bytes.get(at + 1) == Some(&b'\n') {
+            at + 2
+        } else {
+            at + 1
         };
         lines.push(&text[start..end]);
         start = end;
-        index = end;
     }
     if start < text.len() {
         lines.push(&text[start..]);
@@ -83,9 +82,119 @@ pub fn split_lines(text: &str) -> Vec<&str> {
     lines
 }
 
+/// Lines (already split) as imara-diff tokens: each line's 64-bit hash, so that interning
+/// compares integers, not text. A collision could only make two different lines look equal;
+/// [`diff_lines`] checks every equal run and diffs the text itself if one ever does.
+struct HashedLines<'lines, 'text>(&'lines [&'text str]);
+
+fn line_hash(line: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(line)
+}
+
+impl<'lines> imara_diff::TokenSource for HashedLines<'lines, '_> {
+    type Token = u64;
+    type Tokenizer = std::iter::Map<std::slice::Iter<'lines, &'lines str>, fn(&&str) -> u64>;
+
+    fn tokenize(&self) -> Self::Tokenizer {
+        self.0.iter().map(|line| line_hash(line))
+    }
+
+    fn estimate_tokens(&self) -> u32 {
+        self.0.len() as u32
+    }
+}
+
+/// Lines as imara-diff tokens, compared by their text.
+struct TextLines<'lines, 'text>(&'lines [&'text str]);
+
+impl<'lines, 'text> imara_diff::TokenSource for TextLines<'lines, 'text> {
+    type Token = &'text str;
+    type Tokenizer = std::iter::Copied<std::slice::Iter<'lines, &'text str>>;
+
+    fn tokenize(&self) -> Self::Tokenizer {
+        self.0.iter().copied()
+    }
+
+    fn estimate_tokens(&self) -> u32 {
+        self.0.len() as u32
+    }
+}
+
+/// The line diff of `old → new` as diff ops (equal runs included).
+fn diff_lines(old: &[&str], new: &[&str]) -> Vec<DiffOp> {
+    let ops = diff_ops(&imara_diff::InternedInput::new(
+        HashedLines(old),
+        HashedLines(new),
+    ));
+    let runs_are_equal = ops.iter().all(|op| match *op {
+        DiffOp::Equal {
+            old_index,
+            new_index,
+            len,
+        } => old[old_index..old_index + len] == new[new_index..new_index + len],
+        _ => true,
+    });
+    if runs_are_equal {
+        ops
+    } else {
+        diff_ops(&imara_diff::InternedInput::new(
+            TextLines(old),
+            TextLines(new),
+        ))
+    }
+}
+
+/// The diff of interned lines. imara-diff (what helix and gitoxide use) compares the
+/// lines' numbers rather than their text; its Myers drops lines only one side has before
+/// searching, so scattered changes to a large file cost little more than reading it.
+fn diff_ops<T: Eq + std::hash::Hash>(input: &imara_diff::InternedInput<T>) -> Vec<DiffOp> {
+    let mut diff = imara_diff::Diff::compute(imara_diff::Algorithm::Myers, input);
+    // Slides each change to one canonical place among equal lines (the indent heuristic
+    // would need the text, which the tokens are not).
+    diff.postprocess_no_heuristic(input);
+    let mut ops = Vec::new();
+    let (mut old_at, mut new_at) = (0usize, 0usize);
+    let push_equal = |ops: &mut Vec<DiffOp>, old_at: usize, new_at: usize, len: usize| {
+        if len > 0 {
+            ops.push(DiffOp::Equal {
+                old_index: old_at,
+                new_index: new_at,
+                len,
+            });
+        }
+    };
+    for hunk in diff.hunks() {
+        let before = hunk.before.start as usize..hunk.before.end as usize;
+        let after = hunk.after.start as usize..hunk.after.end as usize;
+        push_equal(&mut ops, old_at, new_at, before.start - old_at);
+        ops.push(match (before.is_empty(), after.is_empty()) {
+            (true, _) => DiffOp::Insert {
+                old_index: before.start,
+                new_index: after.start,
+                new_len: after.len(),
+            },
+            (_, true) => DiffOp::Delete {
+                old_index: before.start,
+                old_len: before.len(),
+                new_index: after.start,
+            },
+            _ => DiffOp::Replace {
+                old_index: before.start,
+                old_len: before.len(),
+                new_index: after.start,
+                new_len: after.len(),
+            },
+        });
+        old_at = before.end;
+        new_at = after.end;
+    }
+    push_equal(&mut ops, old_at, new_at, input.before.len() - old_at);
+    ops
+}
+
 /// The change `base → new` grouped into hunks: each group is the change ops of one hunk.
-fn hunks_of(base: &[&str], new: &[&str]) -> Vec<(Hunk, Vec<DiffOp>)> {
-    let ops = capture_diff_slices(Algorithm::Myers, base, new);
+fn hunks_of(ops: Vec<DiffOp>) -> Vec<(Hunk, Vec<DiffOp>)> {
     group_diff_ops(ops, CONTEXT_LINES)
         .into_iter()
         .enumerate()
@@ -121,7 +230,7 @@ fn unified_start(range: &Range<usize>) -> usize {
 
 /// The hunks of `base → new`, numbered as [`plan`] and [`unified_patch`] number them.
 pub fn hunks(base: &str, new: &str) -> Vec<Hunk> {
-    hunks_of(&split_lines(base), &split_lines(new))
+    hunks_of(diff_lines(&split_lines(base), &split_lines(new)))
         .into_iter()
         .map(|(hunk, _)| hunk)
         .collect()
@@ -132,8 +241,7 @@ pub fn unified_patch(old_path: &str, new_path: &str, base: &str, new: &str) -> S
     use std::fmt::Write as _;
     let base_lines = split_lines(base);
     let new_lines = split_lines(new);
-    let ops = capture_diff_slices(Algorithm::Myers, &base_lines, &new_lines);
-    let groups = group_diff_ops(ops, CONTEXT_LINES);
+    let groups = group_diff_ops(diff_lines(&base_lines, &new_lines), CONTEXT_LINES);
     let mut patch = String::new();
     if groups.is_empty() {
         return patch;
@@ -192,11 +300,11 @@ struct UserChange {
 pub fn plan(base: &str, new: &str, current: &str, selected: Option<&BTreeSet<usize>>) -> FileEdits {
     let base_lines = split_lines(base);
     let new_lines = split_lines(new);
+    let hunks = hunks_of(diff_lines(&base_lines, &new_lines));
     let user_changes: Vec<UserChange> = if current == base {
         Vec::new()
     } else {
-        let current_lines = split_lines(current);
-        capture_diff_slices(Algorithm::Myers, &base_lines, &current_lines)
+        diff_lines(&base_lines, &split_lines(current))
             .into_iter()
             .filter(|op| !matches!(op, DiffOp::Equal { .. }))
             .map(|op| UserChange {
@@ -207,29 +315,41 @@ pub fn plan(base: &str, new: &str, current: &str, selected: Option<&BTreeSet<usi
     };
 
     let mut edits = FileEdits::default();
-    for (hunk, ops) in hunks_of(&base_lines, &new_lines) {
+    // Both lists are in base order: one sweep finds each hunk's neighbours among the user's
+    // changes and how far the user's changes before it moved it.
+    let mut next_user_change = 0;
+    let mut shift: isize = 0;
+    for (hunk, ops) in hunks {
         if selected.is_some_and(|selected| !selected.contains(&hunk.index)) {
             edits.rejected.push(hunk);
             continue;
         }
+        let (Some(first), Some(last)) = (ops.first(), ops.last()) else {
+            continue;
+        };
+        let ours = first.old_range().start..last.old_range().end;
         // Touching counts as overlapping, as in a git merge: which goes first is unknowable.
-        let conflicts = ops.iter().any(|op| {
-            let ours = op.old_range();
-            user_changes.iter().any(|theirs| {
-                theirs.base_lines.start <= ours.end && ours.start <= theirs.base_lines.end
-            })
-        });
+        let conflicts = user_changes[next_user_change..]
+            .iter()
+            .take_while(|theirs| theirs.base_lines.start <= ours.end)
+            .any(|theirs| {
+                ops.iter().any(|op| {
+                    let ours = op.old_range();
+                    theirs.base_lines.start <= ours.end && ours.start <= theirs.base_lines.end
+                })
+            });
         if conflicts {
             edits.conflicts.push(hunk);
             continue;
         }
         for op in ops {
             let old = op.old_range();
-            let shift: isize = user_changes
-                .iter()
-                .filter(|theirs| theirs.base_lines.end < old.start)
-                .map(|theirs| theirs.current_len as isize - theirs.base_lines.len() as isize)
-                .sum();
+            while let Some(theirs) = user_changes.get(next_user_change)
+                && theirs.base_lines.end < old.start
+            {
+                shift += theirs.current_len as isize - theirs.base_lines.len() as isize;
+                next_user_change += 1;
+            }
             let first_line = old.start.saturating_add_signed(shift);
             let old_text = base_lines[old.clone()].concat();
             let new_text = new_lines[op.new_range()].concat();
@@ -260,6 +380,7 @@ fn minimal_change(first_line: usize, old_text: &str, new_text: &str) -> TextChan
         LinePosition {
             line: first_line,
             byte: 0,
+            utf16: 0,
         },
         &old_text[..prefix],
     );
@@ -283,11 +404,19 @@ fn advance(from: LinePosition, text: &str) -> LinePosition {
                 LinePosition {
                     line: from.line,
                     byte: from.byte + text.len(),
+                    utf16: from.utf16 + text.encode_utf16().count(),
+                }
+            } else if ends_line {
+                LinePosition {
+                    line: from.line + line_breaks,
+                    byte: 0,
+                    utf16: 0,
                 }
             } else {
                 LinePosition {
                     line: from.line + line_breaks,
-                    byte: if ends_line { 0 } else { last.len() },
+                    byte: last.len(),
+                    utf16: last.encode_utf16().count(),
                 }
             }
         }
@@ -358,8 +487,16 @@ mod tests {
         assert_eq!(
             edits.changes,
             [TextChange {
-                start: LinePosition { line: 1, byte: 12 },
-                end: LinePosition { line: 1, byte: 13 },
+                start: LinePosition {
+                    line: 1,
+                    byte: 12,
+                    utf16: 12
+                },
+                end: LinePosition {
+                    line: 1,
+                    byte: 13,
+                    utf16: 13
+                },
                 new_text: "2".to_owned(),
             }]
         );
@@ -384,13 +521,36 @@ mod tests {
     }
 
     #[test]
+    fn columns_are_counted_in_bytes_and_in_utf16_units() {
+        let base = "a👍é = 1;\n";
+        let edits = plan(base, "a👍é = 2;\n", base, None);
+        // 'a' 1 + '👍' 4 bytes / 2 units + 'é' 2 bytes / 1 unit + " = " 3.
+        assert_eq!(
+            edits.changes[0].start,
+            LinePosition {
+                line: 0,
+                byte: 10,
+                utf16: 7
+            }
+        );
+    }
+
+    #[test]
     fn line_endings_are_never_cut_in_two() {
         let edits = plan("a\r\n", "a\n", "a\r\n", None);
         assert_eq!(
             edits.changes,
             [TextChange {
-                start: LinePosition { line: 0, byte: 1 },
-                end: LinePosition { line: 1, byte: 0 },
+                start: LinePosition {
+                    line: 0,
+                    byte: 1,
+                    utf16: 1
+                },
+                end: LinePosition {
+                    line: 1,
+                    byte: 0,
+                    utf16: 0
+                },
                 new_text: "\n".to_owned(),
             }]
         );
@@ -409,6 +569,25 @@ mod tests {
         );
         assert_eq!(edits.changes[0].start.line, 16);
         assert!(edits.conflicts.is_empty());
+    }
+
+    #[test]
+    fn a_user_change_between_two_changes_of_one_hunk_moves_the_second() {
+        let base: String = (1..=20).map(|n| format!("line {n}\n")).collect();
+        // Lines 5 and 9 change: one hunk, since their context overlaps.
+        let new = base
+            .replace("line 5\n", "line five\n")
+            .replace("line 9\n", "line nine\n");
+        assert_eq!(hunks(&base, &new).len(), 1);
+        let current = base.replace("line 7\n", "line 7\nuser\n");
+        let (result, edits) = carried(&base, &new, &current);
+        assert!(edits.conflicts.is_empty());
+        assert_eq!(
+            result,
+            current
+                .replace("line 5\n", "line five\n")
+                .replace("line 9\n", "line nine\n")
+        );
     }
 
     #[test]

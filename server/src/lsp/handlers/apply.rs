@@ -342,7 +342,7 @@ fn carry_file(
         };
         operations.push(DocumentChangeOperation::Edit(TextDocumentEdit {
             text_document: OptionalVersionedTextDocumentIdentifier { uri, version },
-            edits: crate::lsp::documents::text_edits(&current, &plan.changes, utf8)
+            edits: crate::lsp::documents::text_edits(&plan.changes, utf8)
                 .into_iter()
                 .map(OneOf::Left)
                 .collect(),
