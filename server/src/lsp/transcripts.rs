@@ -19,7 +19,9 @@ use tower_lsp_server::ls_types::{
 
 use super::documents::{Documents, SavedDocument};
 use crate::session::transcript::{self, REPLY_HEADING};
-use crate::session::{CreateSession, SessionError, SessionInfo, SessionManager, SessionStatus};
+use crate::session::{
+    CreateSession, Event, SessionError, SessionInfo, SessionManager, SessionStatus,
+};
 use crate::workspace::edits;
 
 /// The folder, under a repository, that holds its transcripts.
@@ -28,6 +30,8 @@ pub const TRANSCRIPT_DIR: &str = ".tether/sessions";
 const DRAFT_FILE: &str = "new-session.md";
 /// Renders of a busy session are at most this often.
 const RENDER_DELAY: Duration = Duration::from_millis(200);
+/// Renders for streamed text alone are at most this often.
+const STREAMING_RENDER_DELAY: Duration = Duration::from_secs(1);
 /// How long an editor may take to apply a transcript update.
 const EDIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -142,7 +146,14 @@ impl Transcripts {
                 received = events.recv() => match received {
                     Ok(announced) => {
                         dirty.insert(announced.session_id.to_string());
-                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + RENDER_DELAY);
+                        // Streamed text shows up a little later than everything else.
+                        let delay = if matches!(announced.record.event, Event::Delta { .. }) {
+                            STREAMING_RENDER_DELAY
+                        } else {
+                            RENDER_DELAY
+                        };
+                        let at = tokio::time::Instant::now() + delay;
+                        deadline = Some(deadline.map_or(at, |deadline| deadline.min(at)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         for info in self.manager.list(&Default::default()) {
@@ -212,19 +223,25 @@ impl Transcripts {
         let Ok(info) = self.manager.info(id) else {
             return Ok(());
         };
-        let Ok((info_now, events)) = self.manager.all_events(id) else {
+        // Reading the log is file work: off the thread that answers the editor.
+        let manager = self.manager.clone();
+        let session_id = id.to_owned();
+        let rendered = tokio::task::spawn_blocking(move || {
+            let (info, events) = manager.all_events(&session_id).ok()?;
+            let open_questions = manager.pending_items(&session_id).unwrap_or_default();
+            let findings: Vec<_> = manager
+                .open_findings()
+                .into_iter()
+                .filter(|session| session.session_id == session_id)
+                .flat_map(|session| session.findings)
+                .collect();
+            let text = transcript::render(&info, &events, &open_questions, &findings);
+            Some(format!("{}\n{text}", seq_marker(info.last_seq)))
+        })
+        .await;
+        let Ok(Some(text)) = rendered else {
             return Ok(());
         };
-        let open_questions = self.manager.pending_items(id).unwrap_or_default();
-        let findings: Vec<_> = self
-            .manager
-            .open_findings()
-            .into_iter()
-            .filter(|session| session.session_id == id)
-            .flat_map(|session| session.findings)
-            .collect();
-        let mut text = transcript::render(&info_now, &events, &open_questions, &findings);
-        text.insert_str(0, &format!("{}\n", seq_marker(info_now.last_seq)));
         let path = transcript_path(&info.repo, &info.name);
         let clear = self.clear_reply.contains(&path);
         match self.write(&info.repo, &path, &text, clear).await {
@@ -278,24 +295,12 @@ impl Transcripts {
             }
             return Ok(());
         }
-        if std::fs::read_to_string(path).is_ok_and(|current| current == text) {
-            return Ok(());
-        }
-        let Some(folder) = path.parent() else {
-            return Err(WriteError::Failed(format!(
-                "{} has no folder",
-                path.display()
-            )));
-        };
-        std::fs::create_dir_all(folder).map_err(|error| {
-            WriteError::Failed(format!("cannot create {}: {error}", folder.display()))
-        })?;
-        let temporary = path.with_extension("md.tmp");
-        std::fs::write(&temporary, text)
-            .and_then(|()| std::fs::rename(&temporary, path))
-            .map_err(|error| {
-                WriteError::Failed(format!("cannot write {}: {error}", path.display()))
-            })
+        let path = path.to_owned();
+        let text = text.to_owned();
+        tokio::task::spawn_blocking(move || write_file(&path, &text))
+            .await
+            .map_err(|error| WriteError::Failed(error.to_string()))?
+            .map_err(WriteError::Failed)
     }
 
     /// Sends the edit that turns `buffer` into `wanted`; returns whether the editor took it.
@@ -468,6 +473,22 @@ impl Transcripts {
     async fn tell(&self, message: String) {
         self.client.show_message(MessageType::ERROR, message).await;
     }
+}
+
+/// Writes a transcript on disk (through a temporary file, so a reader never sees half).
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    if std::fs::read_to_string(path).is_ok_and(|current| current == text) {
+        return Ok(());
+    }
+    let folder = path
+        .parent()
+        .ok_or_else(|| format!("{} has no folder", path.display()))?;
+    std::fs::create_dir_all(folder)
+        .map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
+    let temporary = path.with_extension("md.tmp");
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
 enum WriteError {

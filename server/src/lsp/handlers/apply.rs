@@ -93,35 +93,46 @@ pub async fn handle(backend: &Backend, params: Value) -> jsonrpc::Result<Value> 
         }
     }
     let open = backend.documents.read(paths).await;
-    let user_copy = |relative: &str| -> UserCopy {
-        let path = root.join(relative);
-        match open.get(&path) {
-            Some(document) => UserCopy {
-                text: Some(document.text.to_string()),
-                version: Some(document.version),
-                out_of_sync: !document.in_sync,
-            },
-            None => UserCopy {
-                text: std::fs::read_to_string(&path).ok(),
-                version: None,
-                out_of_sync: false,
-            },
-        }
-    };
-
     let support = backend.edit_support();
     let utf8 = backend.documents.utf8();
-    let mut operations = Vec::new();
-    let mut outcomes = Vec::new();
-    for file in diff {
-        let Some(selected) = wanted.get(&file.path) else {
-            continue;
+    // Reading files and diffing large ones is work for a blocking thread, not the one that
+    // answers the editor.
+    let carried = tokio::task::spawn_blocking(move || {
+        let user_copy = |relative: &str| -> UserCopy {
+            let path = root.join(relative);
+            match open.get(&path) {
+                Some(document) => UserCopy {
+                    text: Some(document.text.to_string()),
+                    version: Some(document.version),
+                    out_of_sync: !document.in_sync,
+                },
+                None => UserCopy {
+                    text: std::fs::read_to_string(&path).ok(),
+                    version: None,
+                    out_of_sync: false,
+                },
+            }
         };
-        let (outcome, file_operations) =
-            carry_file(&root, &file, selected.as_ref(), &user_copy, support, utf8);
-        operations.extend(file_operations);
-        outcomes.push(outcome);
-    }
+        let mut operations = Vec::new();
+        let mut outcomes = Vec::new();
+        for file in diff {
+            let Some(selected) = wanted.get(&file.path) else {
+                continue;
+            };
+            let (outcome, file_operations) =
+                carry_file(&root, &file, selected.as_ref(), &user_copy, support, utf8);
+            operations.extend(file_operations);
+            outcomes.push(outcome);
+        }
+        (operations, outcomes)
+    })
+    .await;
+    let (operations, outcomes) = carried.map_err(|error| {
+        super::super::rpc_error(
+            super::super::ext::error_code::INTERNAL,
+            format!("computing the edit failed: {error}"),
+        )
+    })?;
 
     let summary = summarize(&info.name, &outcomes);
     let sent = !operations.is_empty();
