@@ -837,11 +837,12 @@ async fn turns_that_change_files_leave_checkpoints_a_rewind_restores_and_can_be_
         )
         .await;
     assert!(error_message(&error).contains("no checkpoint"), "{error}");
+    let error = client
+        .call_err("tether/session/rewind", json!({"id": id}))
+        .await;
+    assert_eq!(error["code"], -32602, "{error}");
     let rewound = client
-        .call(
-            "tether/session/rewind",
-            json!({"id": id, "checkpoint": "turn-1"}),
-        )
+        .call("tether/session/rewind", json!({"id": id, "turn": 1}))
         .await;
     assert_eq!(rewound["undo"], "before-rewind-1");
     assert_eq!(

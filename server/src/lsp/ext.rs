@@ -162,7 +162,22 @@ pub struct FindingParams {
 pub struct RewindParams {
     pub id: String,
     /// `turn-<n>`, or a `before-rewind-<k>` to undo a rewind.
-    pub checkpoint: String,
+    #[serde(default)]
+    pub checkpoint: Option<String>,
+    /// Short for `checkpoint: "turn-<n>"`.
+    #[serde(default)]
+    pub turn: Option<u64>,
+}
+
+impl RewindParams {
+    /// The checkpoint named, by `checkpoint` or by `turn`.
+    pub fn checkpoint(&self) -> Option<String> {
+        match (&self.checkpoint, self.turn) {
+            (Some(checkpoint), None) => Some(checkpoint.clone()),
+            (None, Some(turn)) => Some(format!("turn-{turn}")),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -297,8 +297,13 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
         }
         "rewind" => {
             let params: RewindParams = parse(method, params)?;
+            let checkpoint = params.checkpoint().ok_or_else(|| {
+                jsonrpc::Error::invalid_params(
+                    "invalid params for tether/session/rewind: give one of `checkpoint` or `turn`",
+                )
+            })?;
             let undo = manager
-                .rewind(&params.id, &params.checkpoint)
+                .rewind(&params.id, &checkpoint)
                 .await
                 .map_err(session_error)?;
             Ok(json!({ "undo": undo }))
