@@ -13,6 +13,18 @@ fn numbered_lines() -> String {
     (1..=20).map(|n| format!("line {n}\n")).collect()
 }
 
+/// Two changes to `numbered_lines()`, far enough apart to be two hunks.
+const LINES_3_AND_15: &[(&str, &str)] = &[
+    (
+        "edit_file",
+        r#"{"path": "multi.txt", "old_string": "line 3\n", "new_string": "line three\n"}"#,
+    ),
+    (
+        "edit_file",
+        r#"{"path": "multi.txt", "old_string": "line 15\n", "new_string": "line fifteen\n"}"#,
+    ),
+];
+
 fn capabilities(utf8: bool, resource_operations: bool) -> Value {
     let mut capabilities = json!({
         "experimental": {"tether": true},
@@ -167,7 +179,7 @@ async fn apply_sends_minimal_edits_and_file_operations_that_reproduce_the_worktr
     assert!(
         note["event"]["item"]["text"]
             .as_str()
-            .is_some_and(|text| text.contains("4 files")),
+            .is_some_and(|text| text.contains("5 files from")),
         "{note}"
     );
 
@@ -235,15 +247,7 @@ async fn an_open_buffer_with_unsaved_changes_is_edited_around_them() {
     commit_files(&env, &[("multi.txt", &multi)]);
     let model = FakeModel::start().await;
     let mut client = server(&env, &model, capabilities(false, true)).await;
-    let (id, _) = session_with_changes(
-        &mut client,
-        &model,
-        &[
-            ("edit_file", r#"{"path": "multi.txt", "old_string": "line 3\n", "new_string": "line three\n"}"#),
-            ("edit_file", r#"{"path": "multi.txt", "old_string": "line 15\n", "new_string": "line fifteen\n"}"#),
-        ],
-    )
-    .await;
+    let (id, _) = session_with_changes(&mut client, &model, LINES_3_AND_15).await;
 
     // The user has the file open and, unsaved, adds two lines on top and rewrites line 3.
     let uri = format!("file://{}", env.repo().join("multi.txt").display());
@@ -307,15 +311,7 @@ async fn hunks_the_user_leaves_out_are_told_to_the_agent() {
     commit_files(&env, &[("multi.txt", &multi)]);
     let model = FakeModel::start().await;
     let mut client = server(&env, &model, capabilities(false, true)).await;
-    let (id, _) = session_with_changes(
-        &mut client,
-        &model,
-        &[
-            ("edit_file", r#"{"path": "multi.txt", "old_string": "line 3\n", "new_string": "line three\n"}"#),
-            ("edit_file", r#"{"path": "multi.txt", "old_string": "line 15\n", "new_string": "line fifteen\n"}"#),
-        ],
-    )
-    .await;
+    let (id, _) = session_with_changes(&mut client, &model, LINES_3_AND_15).await;
     let diff = client.call("tether/session/diff", json!({"id": id})).await;
     let patch = diff["files"][0]["patch"].as_str().expect("patch");
     assert_eq!(patch.matches("\n@@ ").count(), 2, "{patch}");

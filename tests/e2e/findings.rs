@@ -10,27 +10,8 @@ fn diagnostics_for<'a>(params: &'a Value, uri: &str) -> Option<&'a Vec<Value>> {
         .flatten()
 }
 
-async fn execute(client: &mut LspClient, action: &Value) -> Result<Value, Value> {
-    client
-        .request(
-            "workspace/executeCommand",
-            json!({"command": action["command"]["command"], "arguments": action["command"]["arguments"]}),
-        )
-        .await
-}
-
 async fn actions_at(client: &mut LspClient, uri: &str, line: u32) -> Vec<Value> {
-    client
-        .call(
-            "textDocument/codeAction",
-            json!({"textDocument": {"uri": uri},
-                   "range": {"start": {"line": line, "character": 0}, "end": {"line": line, "character": 0}},
-                   "context": {"diagnostics": []}}),
-        )
-        .await
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    client.code_actions(uri, (line, 0), (line, 0)).await
 }
 
 fn titled<'a>(actions: &'a [Value], part: &str) -> Vec<&'a Value> {
@@ -127,14 +108,14 @@ async fn findings_are_diagnostics_until_dismissed_fixed_or_deleted() {
             .is_some_and(|t| t.contains("add subtracts"))
     );
     let dismiss = dismiss[0].clone();
-    execute(&mut client, &dismiss).await.expect("dismiss");
+    client.execute_action(&dismiss).await.expect("dismiss");
     client
         .wait_for_message_matching("textDocument/publishDiagnostics", |params| {
             diagnostics_for(params, &uri)
                 .is_some_and(|list| list.len() == 1 && list[0]["code"] == "style")
         })
         .await;
-    let stale = execute(&mut client, &dismiss).await.expect_err("stale");
+    let stale = client.execute_action(&dismiss).await.expect_err("stale");
     assert!(
         error_message(&stale).contains("not an open finding"),
         "{stale}"
@@ -144,7 +125,7 @@ async fn findings_are_diagnostics_until_dismissed_fixed_or_deleted() {
     model.push(Reply::text(&["fixed"]));
     let actions = actions_at(&mut client, &uri, 4).await;
     let fix = titled(&actions, "Ask the session to fix this")[0].clone();
-    execute(&mut client, &fix).await.expect("fix");
+    client.execute_action(&fix).await.expect("fix");
     client.wait_for_nth_status(&id, "waiting", 2).await;
     let requests = model.requests();
     let asked = requests

@@ -114,15 +114,7 @@ async fn a_failed_session_is_shown_to_the_user() {
 
 async fn code_action_titles(client: &mut LspClient, env: &TestEnv) -> Vec<Value> {
     let uri = format!("file://{}", env.repo().join("README.md").display());
-    let actions = client
-        .call(
-            "textDocument/codeAction",
-            json!({"textDocument": {"uri": uri},
-                   "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
-                   "context": {"diagnostics": []}}),
-        )
-        .await;
-    actions.as_array().cloned().unwrap_or_default()
+    client.code_actions(&uri, (0, 0), (0, 0)).await
 }
 
 fn find<'a>(actions: &'a [Value], title_part: &str) -> &'a Value {
@@ -135,15 +127,6 @@ fn find<'a>(actions: &'a [Value], title_part: &str) -> &'a Value {
                 .contains(title_part)
         })
         .unwrap_or_else(|| panic!("no action titled like {title_part:?} in {actions:#?}"))
-}
-
-async fn execute(client: &mut LspClient, action: &Value) -> Result<Value, Value> {
-    client
-        .request(
-            "workspace/executeCommand",
-            json!({"command": action["command"]["command"], "arguments": action["command"]["arguments"]}),
-        )
-        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,9 +178,9 @@ async fn code_actions_answer_decide_and_allow_with_standard_lsp_alone() {
     find(&actions, "tether: chooser: Answer: left");
     find(&actions, "tether: Stop chooser");
     let answer = find(&actions, "Answer: right").clone();
-    execute(&mut client, &answer).await.expect("answer");
+    client.execute_action(&answer).await.expect("answer");
     // The same action again is stale: a clear error, no crash.
-    let stale = execute(&mut client, &answer).await.expect_err("stale");
+    let stale = client.execute_action(&answer).await.expect_err("stale");
     assert!(error_message(&stale).contains("not open"), "{stale}");
 
     // The plan, then the permission.
@@ -217,7 +200,7 @@ async fn code_actions_answer_decide_and_allow_with_standard_lsp_alone() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let action = find(&actions, pick).clone();
-        execute(&mut client, &action).await.expect("decide");
+        client.execute_action(&action).await.expect("decide");
     }
     wait_until(&mut client, &id, "waiting").await;
     let last = model.requests().last().cloned().expect("request");

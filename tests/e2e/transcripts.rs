@@ -190,29 +190,16 @@ async fn a_selection_becomes_a_draft_and_the_saved_draft_a_session() {
     model.push(Reply::text(&["on it"]));
     let mut client = env.server(&model).await;
     let file_uri = uri_of(&env.repo().join("lib.rs"));
-    let actions = client
-        .call(
-            "textDocument/codeAction",
-            json!({"textDocument": {"uri": file_uri},
-                   "range": {"start": {"line": 1, "character": 0}, "end": {"line": 2, "character": 5}},
-                   "context": {"diagnostics": []}}),
-        )
-        .await;
+    let actions = client.code_actions(&file_uri, (1, 0), (2, 5)).await;
     let start = actions
-        .as_array()
-        .and_then(|actions| {
-            actions
-                .iter()
-                .find(|action| action["title"] == "tether: Start a session about this selection")
-        })
+        .iter()
+        .find(|action| action["title"] == "tether: Start a session about this selection")
         .cloned()
         .expect("the selection action");
     let opened = client
-        .call(
-            "workspace/executeCommand",
-            json!({"command": start["command"]["command"], "arguments": start["command"]["arguments"]}),
-        )
-        .await;
+        .execute_action(&start)
+        .await
+        .expect("the draft opens");
     let draft = env.repo().join(".tether/sessions/new-session.md");
     assert_eq!(opened["uri"], uri_of(&draft));
     let shown = client.wait_for_message("window/showDocument").await;

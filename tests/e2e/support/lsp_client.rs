@@ -126,6 +126,35 @@ impl LspClient {
         }
     }
 
+    /// `textDocument/codeAction` on `uri` for the range `start..end` (line, character).
+    pub async fn code_actions(
+        &mut self,
+        uri: &str,
+        start: (u32, u32),
+        end: (u32, u32),
+    ) -> Vec<Value> {
+        self.call(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": uri},
+                   "range": {"start": {"line": start.0, "character": start.1},
+                             "end": {"line": end.0, "character": end.1}},
+                   "context": {"diagnostics": []}}),
+        )
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    }
+
+    /// Runs a code action's command, as an editor does when the user picks it.
+    pub async fn execute_action(&mut self, action: &Value) -> Result<Value, Value> {
+        self.request(
+            "workspace/executeCommand",
+            json!({"command": action["command"]["command"], "arguments": action["command"]["arguments"]}),
+        )
+        .await
+    }
+
     /// What the client answers to `workspace/applyEdit` from now on.
     pub fn answer_apply_edit_with(&self, result: Value) {
         *self.apply_edit_result.lock().expect("lock") = result;
@@ -259,22 +288,32 @@ impl LspClient {
         method: &str,
         predicate: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.wait_until(
+            || {
+                self.messages(method)
+                    .into_iter()
+                    .find(|message| predicate(&message["params"]))
+            },
+            || format!("no matching {method}; got {:#?}", self.messages(method)),
+        )
+        .await
+    }
+
+    /// Waits until `find` finds something (checked each time a message arrives), for at most
+    /// [`WAIT`]; panics with `describe()` and the server's stderr after that.
+    async fn wait_until<T>(
+        &self,
+        find: impl Fn() -> Option<T>,
+        describe: impl Fn() -> String,
+    ) -> T {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let notified = self.notified.notified();
-            if let Some(found) = self
-                .messages(method)
-                .into_iter()
-                .find(|message| predicate(&message["params"]))
-            {
+            if let Some(found) = find() {
                 return found;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!(
-                    "no matching {method} within {WAIT:?}; got {:#?}\nstderr: {}",
-                    self.messages(method),
-                    self.stderr()
-                );
+                panic!("{} within {WAIT:?}\nstderr: {}", describe(), self.stderr());
             }
         }
     }
@@ -293,24 +332,20 @@ impl LspClient {
         session_id: &str,
         predicate: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let notified = self.notified.notified();
-            if let Some(found) = self
-                .session_events(session_id)
-                .into_iter()
-                .find(|params| predicate(&params["event"]))
-            {
-                return found;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!(
-                    "no matching event for session {session_id} within {WAIT:?}; events: {:#?}\nstderr: {}",
-                    self.session_events(session_id),
-                    self.stderr()
-                );
-            }
-        }
+        self.wait_until(
+            || {
+                self.session_events(session_id)
+                    .into_iter()
+                    .find(|params| predicate(&params["event"]))
+            },
+            || {
+                format!(
+                    "no matching event for session {session_id}; events: {:#?}",
+                    self.session_events(session_id)
+                )
+            },
+        )
+        .await
     }
 
     /// Waits for a `status` event with this status.
@@ -323,27 +358,25 @@ impl LspClient {
 
     /// Waits for the `n`th (1-based) status event with this status.
     pub async fn wait_for_nth_status(&self, session_id: &str, status: &str, n: usize) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let notified = self.notified.notified();
-            let count = self
-                .session_events(session_id)
-                .iter()
-                .filter(|params| {
-                    params["event"]["kind"] == "status" && params["event"]["status"] == status
-                })
-                .count();
-            if count >= n {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!(
-                    "status {status} #{n} not seen for {session_id}; events: {:#?}\nstderr: {}",
-                    self.session_events(session_id),
-                    self.stderr()
-                );
-            }
-        }
+        self.wait_until(
+            || {
+                let count = self
+                    .session_events(session_id)
+                    .iter()
+                    .filter(|params| {
+                        params["event"]["kind"] == "status" && params["event"]["status"] == status
+                    })
+                    .count();
+                (count >= n).then_some(())
+            },
+            || {
+                format!(
+                    "status {status} #{n} not seen for {session_id}; events: {:#?}",
+                    self.session_events(session_id)
+                )
+            },
+        )
+        .await
     }
 
     pub fn stderr(&self) -> String {

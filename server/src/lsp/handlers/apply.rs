@@ -57,6 +57,9 @@ pub struct FileOutcome {
     /// The rejected hunks with their lines, for the note to the agent.
     #[serde(skip)]
     rejected_hunks: Vec<Hunk>,
+    /// Something of this file is in the edit (hunks, or a file operation alone).
+    #[serde(skip)]
+    carried: bool,
 }
 
 /// What the client can take.
@@ -119,8 +122,9 @@ pub async fn handle(backend: &Backend, params: Value) -> jsonrpc::Result<Value> 
             let Some(selected) = wanted.get(&file.path) else {
                 continue;
             };
-            let (outcome, file_operations) =
+            let (mut outcome, file_operations) =
                 carry_file(&root, &file, selected.as_ref(), &user_copy, support, utf8);
+            outcome.carried = !file_operations.is_empty();
             operations.extend(file_operations);
             outcomes.push(outcome);
         }
@@ -209,6 +213,7 @@ fn outcome(file: &FileDiff) -> FileOutcome {
         rejected: Vec::new(),
         skipped: None,
         rejected_hunks: Vec::new(),
+        carried: false,
     }
 }
 
@@ -385,10 +390,7 @@ fn plain_changes(operations: Vec<DocumentChangeOperation>) -> WorkspaceEdit {
 
 /// One line a person reads: "2 files, 1 hunk in conflict (src/a.rs #1)".
 fn summarize(name: &str, outcomes: &[FileOutcome]) -> String {
-    let carried = outcomes
-        .iter()
-        .filter(|outcome| outcome.skipped.is_none() && !outcome.applied.is_empty())
-        .count();
+    let carried = outcomes.iter().filter(|outcome| outcome.carried).count();
     let mut parts = vec![format!(
         "{carried} file{} from {name}",
         if carried == 1 { "" } else { "s" }
