@@ -145,6 +145,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     drop(out);
 
     let mut interrupted = false;
+    let mut awaiting_reviews = false;
     let final_status = loop {
         let announced = tokio::select! {
             received = events.recv() => match received {
@@ -171,6 +172,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             print_event(&mut out, &record.event)?;
         }
         out.flush()?;
+        // After the turn, the automatic verification and review finish before we exit.
+        if awaiting_reviews && !manager.reviews_running(&info.id) {
+            break SessionStatus::Waiting;
+        }
+        if let Event::Status {
+            status: SessionStatus::Waiting,
+            ..
+        } = &record.event
+            && manager.reviews_running(&info.id)
+        {
+            awaiting_reviews = true;
+            continue;
+        }
         if let Event::Status { status, reason, .. } = &record.event
             && matches!(
                 status,
@@ -226,6 +240,48 @@ fn print_event(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
                     ..
                 },
         } => writeln!(out, "\nuser: {text}"),
+        Event::Item {
+            phase: ItemPhase::Completed,
+            item:
+                crate::session::Item::Review {
+                    status,
+                    findings,
+                    run,
+                    ..
+                }
+                | crate::session::Item::Verification {
+                    status,
+                    findings,
+                    run,
+                    ..
+                },
+        } => {
+            let kind = match event {
+                Event::Item {
+                    item: crate::session::Item::Review { .. },
+                    ..
+                } => "review",
+                _ => "verification",
+            };
+            write!(out, "\n[{kind}: {status}, {} findings", findings.len())?;
+            if let Some(error) = &run.error {
+                write!(out, ": {error}")?;
+            }
+            writeln!(out, "]")?;
+            for finding in findings {
+                let place = finding
+                    .file
+                    .as_ref()
+                    .map(|file| format!("{file}:{}: ", finding.start_line))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "  {place}{:?} {}: {}",
+                    finding.severity, finding.category, finding.title
+                )?;
+            }
+            Ok(())
+        }
         Event::Delta { text, .. } => write!(out, "{text}"),
         Event::Usage { usage, .. } => writeln!(
             out,

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod lsp;
 pub mod provider;
+pub mod review;
 pub mod session;
 pub mod store;
 pub mod workspace;

@@ -12,5 +12,6 @@ mod lifecycle;
 mod local_model;
 mod neovim;
 mod provider;
+mod review;
 mod surfaces;
 mod transcripts;

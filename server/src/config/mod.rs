@@ -167,6 +167,32 @@ impl Default for SessionSettings {
     }
 }
 
+/// `[review]`: verification and code review of a session's changes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewSettings {
+    /// Run verification, then review, after each develop turn that changed files (a
+    /// session's toggles `verification = false` / `review = false` skip one).
+    pub auto: bool,
+    /// The provider to ask; default the session's.
+    pub provider: Option<String>,
+    /// The model to ask; default the session's.
+    pub model: Option<String>,
+    /// The longest one run may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        ReviewSettings {
+            auto: true,
+            provider: None,
+            model: None,
+            timeout_secs: 30 * 60,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -176,6 +202,7 @@ pub struct Config {
     /// Prices by model name (USD per million tokens); built-in ones for common models.
     pub prices: BTreeMap<String, Price>,
     pub secrets: SecretSettings,
+    pub review: ReviewSettings,
     /// Read by hooks (a later issue); accepted here so such files load.
     pub hooks: Value,
     pub trust: Value,
@@ -189,6 +216,7 @@ impl Default for Config {
             session: SessionSettings::default(),
             prices: BTreeMap::new(),
             secrets: SecretSettings::default(),
+            review: ReviewSettings::default(),
             hooks: Value::Null,
             trust: Value::Null,
         }

@@ -28,6 +28,8 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/diff", "diff"),
     ("tether/session/apply", "apply"),
     ("tether/session/findings", "findings"),
+    ("tether/session/review", "review"),
+    ("tether/session/cancelReview", "cancelReview"),
     ("tether/session/fixFinding", "fixFinding"),
     ("tether/session/dismissFinding", "dismissFinding"),
     ("tether/session/newSession", "newSession"),
@@ -139,7 +141,18 @@ pub struct FindingsParams {
     pub source: FindingSource,
     #[serde(default = "done")]
     pub status: String,
-    pub findings: Vec<Finding>,
+    /// Findings to record; without them, the request reads the open findings.
+    #[serde(default)]
+    pub findings: Option<Vec<Finding>>,
+}
+
+/// Runs (or cancels) a verification or review now.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReviewParams {
+    pub id: String,
+    #[serde(default = "review")]
+    pub kind: FindingSource,
 }
 
 fn review() -> FindingSource {

@@ -213,18 +213,36 @@ pub enum Item {
     #[serde(rename_all = "camelCase")]
     Review {
         id: String,
+        /// `running`, then `completed`, `failed`, `canceled` or `skipped`.
         status: String,
         #[serde(default)]
         findings: Vec<Finding>,
+        #[serde(flatten)]
+        run: RunFacts,
     },
     /// A verification of the session's work (tests, build, the claims it made).
     #[serde(rename_all = "camelCase")]
     Verification {
         id: String,
+        /// `running`, then `completed`, `failed`, `canceled` or `skipped`.
         status: String,
         #[serde(default)]
         findings: Vec<Finding>,
+        #[serde(flatten)]
+        run: RunFacts,
     },
+}
+
+/// What a finished review or verification cost and why it failed, if it did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunFacts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Something a review or a verification found.
@@ -257,7 +275,7 @@ pub enum Severity {
 }
 
 /// Where a finding came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingSource {
     Review,

@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{
     Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, MessageRole,
-    PlanDecision, PlanPhase, Question, QuestionKind, SessionSpec, SessionStatus, TokenUsage,
-    ToolCallStatus, TurnEndReason,
+    PlanDecision, PlanPhase, Question, QuestionKind, RunFacts, SessionSpec, SessionStatus,
+    TokenUsage, ToolCallStatus, TurnEndReason,
 };
 use super::state::{SessionState, check_transition};
 use super::{
@@ -29,6 +29,7 @@ use crate::agent::tools::ToolContext;
 use crate::agent::{self, EventSink, PermissionCheck, TurnSettings, new_item_id};
 use crate::config::{ConfigError, ConfigSources, PermissionMode, ProviderKind};
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ProviderError, build_provider};
+use crate::review;
 use crate::store::{self, EventLog, RepoStore, StoreError};
 use crate::workspace::{self, GitError, SESSION_BRANCH_PREFIX};
 
@@ -178,6 +179,8 @@ struct SessionInner {
     pending_plan: Option<PendingPlan>,
     /// The permission the agent waits on, while it waits.
     pending_permission: Option<PendingPermission>,
+    /// The review and verification running now (one of each at most), to cancel them.
+    running_reviews: HashMap<FindingSource, CancellationToken>,
 }
 
 struct PendingPermission {
@@ -407,6 +410,7 @@ impl SessionHandle {
                 pending_question: None,
                 pending_plan: None,
                 pending_permission: None,
+                running_reviews: HashMap::new(),
             }),
         }
     }
@@ -546,6 +550,9 @@ impl SessionManager {
             if store.is_writable() {
                 let mut inner = lock(&handle.inner);
                 let replayed = inner.state.history.is_some();
+                if !inner.state.open_runs.is_empty() {
+                    close_interrupted_reviews(&id, &mut inner, &self.inner.events)?;
+                }
                 if inner.state.status.is_active() {
                     recover_interrupted(&id, &mut inner, &self.inner.events)?;
                 } else if replayed {
@@ -1243,18 +1250,13 @@ impl SessionManager {
         let handle = self.writable_handle(id)?;
         let mut inner = lock(&handle.inner);
         let item_id = new_item_id();
-        let item = match source {
-            FindingSource::Review => Item::Review {
-                id: item_id.clone(),
-                status,
-                findings,
-            },
-            FindingSource::Verification => Item::Verification {
-                id: item_id.clone(),
-                status,
-                findings,
-            },
-        };
+        let item = review_item(
+            source,
+            item_id.clone(),
+            &status,
+            findings,
+            RunFacts::default(),
+        );
         inner.emit(
             &handle.id,
             Event::Item {
@@ -1264,6 +1266,271 @@ impl SessionManager {
             &self.inner.events,
         )?;
         Ok(item_id)
+    }
+
+    /// Starts a verification or code review of the session's changes; answers at once with
+    /// the run's item id (the run is a `review` / `verification` item, `running` until done).
+    pub fn start_review(&self, id: &str, kind: FindingSource) -> Result<String, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let (item_id, cancel) = self.begin_review(&handle, kind)?;
+        let manager = self.clone();
+        let run_id = item_id.clone();
+        self.inner.runtime.spawn(async move {
+            manager.finish_review(&handle, kind, run_id, cancel).await;
+        });
+        Ok(item_id)
+    }
+
+    /// Cancels the running review or verification of a session.
+    pub fn cancel_review(&self, id: &str, kind: FindingSource) -> Result<(), SessionError> {
+        let handle = self.writable_handle(id)?;
+        let inner = lock(&handle.inner);
+        match inner.running_reviews.get(&kind) {
+            Some(cancel) => {
+                cancel.cancel();
+                Ok(())
+            }
+            None => Err(inner.invalid(
+                "cancel a review or verification of",
+                "; none of that kind is running",
+            )),
+        }
+    }
+
+    /// Verification, then review, after a develop turn that changed files, unless settings
+    /// or the session's toggles turn them off. Registered under the caller's lock, before
+    /// the session shows `waiting`, so that whoever sees `waiting` also sees them running.
+    fn register_automatic_reviews(
+        &self,
+        id: &Arc<str>,
+        inner: &mut SessionInner,
+    ) -> Vec<(FindingSource, String, CancellationToken)> {
+        let spec = inner.state.spec.clone();
+        let Ok(config) = self.sources().resolve(Some(&spec.repo)) else {
+            return Vec::new();
+        };
+        if !config.review.auto || spec.mode != Mode::Develop {
+            return Vec::new();
+        }
+        let mut registered = Vec::new();
+        for (kind, toggle) in [
+            (FindingSource::Verification, "verification"),
+            (FindingSource::Review, "review"),
+        ] {
+            if spec.toggles.get(toggle) == Some(&false) {
+                continue;
+            }
+            // The first runs now; the next waits for it.
+            let status = if registered.is_empty() {
+                "running"
+            } else {
+                "pending"
+            };
+            match self.begin_review_locked(id, inner, kind, status) {
+                Ok((item_id, cancel)) => registered.push((kind, item_id, cancel)),
+                Err(error) => tracing::info!("session {id}: {error}"),
+            }
+        }
+        registered
+    }
+
+    /// Runs registered reviews one after the other.
+    fn run_reviews(
+        &self,
+        handle: &Arc<SessionHandle>,
+        runs: Vec<(FindingSource, String, CancellationToken)>,
+    ) {
+        if runs.is_empty() {
+            return;
+        }
+        let manager = self.clone();
+        let handle = handle.clone();
+        self.inner.runtime.spawn(async move {
+            for (kind, item_id, cancel) in runs {
+                manager.finish_review(&handle, kind, item_id, cancel).await;
+            }
+        });
+    }
+
+    /// Whether a review or verification of the session is running or waiting to.
+    pub fn reviews_running(&self, id: &str) -> bool {
+        self.handle(id)
+            .is_ok_and(|handle| !lock(&handle.inner).running_reviews.is_empty())
+    }
+
+    /// Records the run as started and registers it; one of each kind at a time.
+    fn begin_review(
+        &self,
+        handle: &Arc<SessionHandle>,
+        kind: FindingSource,
+    ) -> Result<(String, CancellationToken), SessionError> {
+        let mut inner = lock(&handle.inner);
+        self.begin_review_locked(&handle.id, &mut inner, kind, "running")
+    }
+
+    fn begin_review_locked(
+        &self,
+        id: &Arc<str>,
+        inner: &mut SessionInner,
+        kind: FindingSource,
+        status: &str,
+    ) -> Result<(String, CancellationToken), SessionError> {
+        if inner.running_reviews.contains_key(&kind) {
+            return Err(inner.invalid(
+                match kind {
+                    FindingSource::Review => "start a second review of",
+                    FindingSource::Verification => "start a second verification of",
+                },
+                "; one is running: wait for it or cancel it",
+            ));
+        }
+        let item_id = new_item_id();
+        inner.emit(
+            id,
+            Event::Item {
+                phase: ItemPhase::Started,
+                item: review_item(
+                    kind,
+                    item_id.clone(),
+                    status,
+                    Vec::new(),
+                    RunFacts::default(),
+                ),
+            },
+            &self.inner.events,
+        )?;
+        let cancel = CancellationToken::new();
+        inner.running_reviews.insert(kind, cancel.clone());
+        Ok((item_id, cancel))
+    }
+
+    /// Runs a registered review to its end and records what it came to.
+    async fn finish_review(
+        &self,
+        handle: &Arc<SessionHandle>,
+        kind: FindingSource,
+        item_id: String,
+        cancel: CancellationToken,
+    ) {
+        let started = std::time::Instant::now();
+        let outcome = self.review_outcome(handle, kind, &cancel).await;
+        let duration_ms = Some(started.elapsed().as_millis() as u64);
+        let (status, findings, facts, usage) = match outcome {
+            Ok(None) => ("skipped", Vec::new(), RunFacts::default(), None),
+            Ok(Some((outcome, price))) => {
+                let mut usage = outcome.usage;
+                usage.cost_usd = price.map_or(0.0, |price| price.cost(&usage));
+                let facts = RunFacts {
+                    cost_usd: Some(usage.cost_usd),
+                    ..RunFacts::default()
+                };
+                ("completed", outcome.findings, facts, Some(usage))
+            }
+            Err(failure) => {
+                let (status, error) = match failure {
+                    review::Failure::Canceled => ("canceled", None),
+                    review::Failure::TimedOut => (
+                        "failed",
+                        Some("the run took longer than review.timeout_secs".to_owned()),
+                    ),
+                    review::Failure::Failed(error) => ("failed", Some(error)),
+                };
+                let facts = RunFacts {
+                    error,
+                    ..RunFacts::default()
+                };
+                (status, Vec::new(), facts, None)
+            }
+        };
+        let facts = RunFacts {
+            duration_ms,
+            ..facts
+        };
+        let mut inner = lock(&handle.inner);
+        inner.running_reviews.remove(&kind);
+        if let Some(usage) = usage.filter(|usage| usage.input_tokens + usage.output_tokens > 0) {
+            let _ = inner.emit(
+                &handle.id,
+                Event::Usage {
+                    item_id: Some(item_id.clone()),
+                    usage,
+                },
+                &self.inner.events,
+            );
+        }
+        let result = inner.emit(
+            &handle.id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item: review_item(kind, item_id, status, findings, facts),
+            },
+            &self.inner.events,
+        );
+        if let Err(error) = result {
+            tracing::warn!("session {}: cannot record the review: {error}", handle.id);
+        }
+    }
+
+    /// Asks the model about the session's diff; `None` when there is nothing to look at.
+    async fn review_outcome(
+        &self,
+        handle: &Arc<SessionHandle>,
+        kind: FindingSource,
+        cancel: &CancellationToken,
+    ) -> Result<Option<(review::Outcome, Option<crate::config::Price>)>, review::Failure> {
+        let failed = |error: &dyn std::fmt::Display| review::Failure::Failed(error.to_string());
+        let spec = lock(&handle.inner).state.spec.clone();
+        let diff = self.diff(&spec.id).await.map_err(|error| failed(&error))?;
+        if diff.is_empty() {
+            return Ok(None);
+        }
+        let patch: Vec<&str> = diff.iter().map(|file| file.patch.as_str()).collect();
+        let task = self
+            .first_prompt(&spec.id)
+            .unwrap_or_else(|| spec.title.clone());
+        let config = self
+            .sources()
+            .resolve(Some(&spec.repo))
+            .map_err(|error| failed(&error))?;
+        let provider_name = config
+            .review
+            .provider
+            .clone()
+            .unwrap_or_else(|| spec.provider.clone());
+        let provider_config = config
+            .provider(&provider_name)
+            .map_err(|error| failed(&error))?;
+        let model = match (&config.review.model, &config.review.provider) {
+            (Some(model), _) => model.clone(),
+            (None, Some(_)) => provider_config
+                .model
+                .clone()
+                .unwrap_or_else(|| spec.model.clone()),
+            (None, None) => spec.model.clone(),
+        };
+        let provider =
+            build_provider(&provider_name, provider_config).map_err(|error| failed(&error))?;
+        let request = review::request(kind, &model, &task, &patch.join("\n"));
+        let timeout = Duration::from_secs(config.review.timeout_secs.max(1));
+        let outcome = review::run(provider.as_ref(), request, kind, timeout, cancel).await?;
+        Ok(Some((outcome, config.prices.get(&model).copied())))
+    }
+
+    /// The session's first user message: the task a review checks the diff against.
+    fn first_prompt(&self, id: &str) -> Option<String> {
+        let (_, events) = self.all_events(id).ok()?;
+        events.into_iter().find_map(|record| match record.event {
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item:
+                    Item::Message {
+                        role: MessageRole::User,
+                        text,
+                        ..
+                    },
+            } => Some(text),
+            _ => None,
+        })
     }
 
     /// The findings of every session that are not dismissed.
@@ -1379,6 +1646,9 @@ impl SessionManager {
         if is_active {
             self.stop(id).await?;
         }
+        for cancel in lock(&handle.inner).running_reviews.values() {
+            cancel.cancel();
+        }
         let spec = lock(&handle.inner).state.spec.clone();
         let repository = workspace::Repository {
             root: spec.repo.clone(),
@@ -1444,6 +1714,60 @@ struct NewSession {
     toggles: BTreeMap<String, bool>,
     cloned_from: Option<String>,
     prompt: Option<String>,
+}
+
+/// A review or verification item.
+fn review_item(
+    kind: FindingSource,
+    id: String,
+    status: &str,
+    findings: Vec<Finding>,
+    run: RunFacts,
+) -> Item {
+    let status = status.to_owned();
+    match kind {
+        FindingSource::Review => Item::Review {
+            id,
+            status,
+            findings,
+            run,
+        },
+        FindingSource::Verification => Item::Verification {
+            id,
+            status,
+            findings,
+            run,
+        },
+    }
+}
+
+/// Reviews and verifications the previous process left running are closed as failed.
+fn close_interrupted_reviews(
+    id: &Arc<str>,
+    inner: &mut SessionInner,
+    events: &broadcast::Sender<AnnouncedEvent>,
+) -> Result<(), SessionError> {
+    let open_runs = std::mem::take(&mut inner.state.open_runs);
+    for (_, item) in open_runs {
+        let (kind, item_id) = match &item {
+            Item::Review { id, .. } => (FindingSource::Review, id.clone()),
+            Item::Verification { id, .. } => (FindingSource::Verification, id.clone()),
+            _ => continue,
+        };
+        let facts = RunFacts {
+            error: Some("interrupted: tether stopped while it ran".to_owned()),
+            ..RunFacts::default()
+        };
+        inner.emit(
+            id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item: review_item(kind, item_id, "failed", Vec::new(), facts),
+            },
+            events,
+        )?;
+    }
+    Ok(())
 }
 
 /// A session the previous process left working: its open items are closed as interrupted
@@ -1686,7 +2010,8 @@ fn check_answers(questions: &[Question], answers: &[Answer]) -> Result<(), Strin
 /// What the driver does next, decided under the session's lock.
 enum Step {
     Turn(ChatRequest),
-    Idle,
+    /// Nothing to answer: the session waits, with these reviews to run.
+    Idle(Vec<(FindingSource, String, CancellationToken)>),
 }
 
 /// Drives one activation of a session: waits for a working slot, makes the worktree if it
@@ -1842,6 +2167,8 @@ async fn drive_inner(
             inner.state.history = replayed.history;
         }
     }
+    // Whether a turn of this activation changed files: verification and review follow.
+    let mut changed_files = false;
     loop {
         let step = {
             let mut inner = lock(&handle.inner);
@@ -1868,15 +2195,23 @@ async fn drive_inner(
                     settings.tools.is_some(),
                 ))
             } else {
+                let reviews = if changed_files {
+                    manager.register_automatic_reviews(&handle.id, &mut inner)
+                } else {
+                    Vec::new()
+                };
                 // Under the same lock as the queue check, so no follow-up slips between.
                 inner.set_status(&handle.id, SessionStatus::Waiting, None, None, events)?;
                 inner.driver = None;
-                Step::Idle
+                Step::Idle(reviews)
             }
         };
         let request = match step {
             Step::Turn(request) => request,
-            Step::Idle => return Ok(()),
+            Step::Idle(reviews) => {
+                manager.run_reviews(handle, reviews);
+                return Ok(());
+            }
         };
         let mut sink = TurnSink { handle, events };
         let mut settings = settings.clone();
@@ -1899,7 +2234,7 @@ async fn drive_inner(
             },
             events,
         )?;
-        record_turn_checkpoint(manager, handle, &spec).await;
+        changed_files |= record_turn_checkpoint(manager, handle, &spec).await;
         match outcome.reason {
             TurnEndReason::EndTurn => {}
             TurnEndReason::Stopped => return Err(DriveEnd::Stopped),
@@ -1954,19 +2289,19 @@ fn private_index(manager: &SessionManager, spec: &SessionSpec) -> PathBuf {
         .join("tether-index")
 }
 
-/// After a turn that changed files, records checkpoint `turn-<n>`. A failure is logged, not
-/// fatal: the turn's work is in the worktree either way.
+/// After a turn that changed files, records checkpoint `turn-<n>`; returns whether the turn
+/// changed files. A failure is logged, not fatal: the turn's work is in the worktree either way.
 async fn record_turn_checkpoint(
     manager: &SessionManager,
     handle: &SessionHandle,
     spec: &SessionSpec,
-) {
+) -> bool {
     let (changed, turn) = {
         let inner = lock(&handle.inner);
         (inner.state.changed_since_checkpoint, inner.state.turns)
     };
     if !changed {
-        return;
+        return false;
     }
     let index = private_index(manager, spec);
     if let Some(parent) = index.parent() {
@@ -1989,6 +2324,7 @@ async fn record_turn_checkpoint(
             handle.id
         ),
     }
+    true
 }
 
 /// The redactor for a session under `config`: its key variables' values and its patterns.

@@ -46,6 +46,9 @@ pub struct SessionState {
     /// with the next one.
     #[serde(default)]
     pub notes_for_agent: Vec<String>,
+    /// Reviews and verifications started and not finished: what a crash leaves open.
+    #[serde(default)]
+    pub open_runs: BTreeMap<String, Item>,
     /// Findings of the latest review and verification that are not dismissed, by id.
     #[serde(default)]
     pub findings: BTreeMap<String, (FindingSource, Finding)>,
@@ -91,6 +94,7 @@ impl SessionState {
             history: Some(Vec::new()),
             notes_for_agent: Vec::new(),
             findings: BTreeMap::new(),
+            open_runs: BTreeMap::new(),
             queued: VecDeque::new(),
             open_items: BTreeMap::new(),
             open_tool_calls: BTreeMap::new(),
@@ -151,7 +155,10 @@ impl SessionState {
                     | Item::Permission { id, .. } => {
                         self.open_questions.insert(id.clone(), item.clone());
                     }
-                    Item::FileChange { .. } | Item::Review { .. } | Item::Verification { .. } => {}
+                    Item::Review { id, .. } | Item::Verification { id, .. } => {
+                        self.open_runs.insert(id.clone(), item.clone());
+                    }
+                    Item::FileChange { .. } => {}
                 },
                 super::ItemPhase::Completed => {
                     if matches!(item, Item::FileChange { .. }) {
@@ -159,6 +166,7 @@ impl SessionState {
                     }
                     self.open_items.remove(item.id());
                     self.open_tool_calls.remove(item.id());
+                    self.open_runs.remove(item.id());
                     self.open_questions.remove(item.id());
                     self.apply_completed_item(item);
                 }
@@ -199,8 +207,12 @@ impl SessionState {
             }
         }
         let reported = match item {
-            Item::Review { findings, .. } => Some((FindingSource::Review, findings)),
-            Item::Verification { findings, .. } => Some((FindingSource::Verification, findings)),
+            Item::Review {
+                status, findings, ..
+            } if status == "completed" => Some((FindingSource::Review, findings)),
+            Item::Verification {
+                status, findings, ..
+            } if status == "completed" => Some((FindingSource::Verification, findings)),
             _ => None,
         };
         if let Some((source, findings)) = reported {

@@ -235,8 +235,11 @@ impl FakeModel {
     }
 
     /// Provider settings pointing at this server, for `initializationOptions`.
+    /// Settings that point tether at this server. Automatic review is off, so that each
+    /// test scripts exactly the model calls it expects; the review tests turn it on.
     pub fn settings(&self) -> Value {
         json!({
+            "review": {"auto": false},
             "default_provider": "fake",
             "providers": {"fake": {
                 "kind": "openai",

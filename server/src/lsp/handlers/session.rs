@@ -10,7 +10,7 @@ use tower_lsp_server::ls_types::Uri;
 use super::super::ext::{
     AnswerParams, CreateParams, DecidePlanParams, ExportFormat, ExportParams, FindingParams,
     FindingsParams, GetParams, IdParams, ListParams, NewSessionParams, ResetContextParams,
-    ResumeParams, RewindParams, SendParams,
+    ResumeParams, ReviewParams, RewindParams, SendParams,
 };
 use super::super::transcripts::{Request, show_document};
 use super::super::{Backend, session_error};
@@ -276,10 +276,39 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
         }
         "findings" => {
             let params: FindingsParams = parse(method, params)?;
+            let Some(findings) = params.findings else {
+                let findings: Vec<Value> = manager
+                    .open_findings()
+                    .into_iter()
+                    .filter(|session| session.session_id == params.id)
+                    .flat_map(|session| session.findings)
+                    .map(|(source, finding)| {
+                        let mut value = serde_json::to_value(finding).unwrap_or_default();
+                        value["source"] = json!(source);
+                        value
+                    })
+                    .collect();
+                manager.info(&params.id).map_err(session_error)?;
+                return Ok(json!({ "findings": findings }));
+            };
             let item_id = manager
-                .record_findings(&params.id, params.source, params.status, params.findings)
+                .record_findings(&params.id, params.source, params.status, findings)
                 .map_err(session_error)?;
             Ok(json!({ "itemId": item_id }))
+        }
+        "review" => {
+            let params: ReviewParams = parse(method, params)?;
+            let item_id = manager
+                .start_review(&params.id, params.kind)
+                .map_err(session_error)?;
+            Ok(json!({ "itemId": item_id }))
+        }
+        "cancelReview" => {
+            let params: ReviewParams = parse(method, params)?;
+            manager
+                .cancel_review(&params.id, params.kind)
+                .map_err(session_error)?;
+            Ok(json!({ "canceled": true }))
         }
         "fixFinding" => {
             let params: FindingParams = parse(method, params)?;
