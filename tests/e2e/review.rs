@@ -127,6 +127,18 @@ async fn a_develop_turn_with_changes_is_verified_then_reviewed() {
         .collect();
     assert_eq!(sources.len(), 3, "{read}");
     assert!(sources.contains(&&json!("verification")) && sources.contains(&&json!("review")));
+
+    // The runs are in the session's history as people read it.
+    let exported = client
+        .call("tether/session/export", json!({"id": id}))
+        .await;
+    let markdown = exported["content"].as_str().unwrap_or_default();
+    assert!(
+        markdown.contains("## Verification: completed, 1 findings")
+            && markdown.contains("## Review: completed, 2 findings")
+            && markdown.contains("**wrong word** (Critical, bug)"),
+        "{markdown}"
+    );
     client.shutdown().await;
 }
 

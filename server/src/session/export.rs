@@ -71,6 +71,47 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
                     let _ = writeln!(out, "\n*(interrupted)*");
                 }
             }
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item:
+                    item @ (Item::Review {
+                        status,
+                        findings,
+                        run,
+                        ..
+                    }
+                    | Item::Verification {
+                        status,
+                        findings,
+                        run,
+                        ..
+                    }),
+            } => {
+                let kind = if matches!(item, Item::Review { .. }) {
+                    "Review"
+                } else {
+                    "Verification"
+                };
+                let _ = writeln!(out, "\n## {kind}: {status}, {} findings\n", findings.len());
+                if let Some(error) = &run.error {
+                    let _ = writeln!(out, "{error}");
+                }
+                for finding in findings {
+                    let place = finding
+                        .file
+                        .as_ref()
+                        .map(|file| format!("`{file}:{}` ", finding.start_line))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "- {place}**{}** ({:?}, {}) {}",
+                        finding.title,
+                        finding.severity,
+                        finding.category,
+                        finding.body.trim()
+                    );
+                }
+            }
             Event::ContextReset { summary } => {
                 let _ = writeln!(out, "\n> Context reset: the model starts over from here.");
                 if let Some(summary) = summary {
