@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod findings;
+mod git_ops;
 mod lifecycle;
 mod local_model;
 mod neovim;

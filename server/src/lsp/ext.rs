@@ -30,6 +30,7 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/findings", "findings"),
     ("tether/session/review", "review"),
     ("tether/session/cancelReview", "cancelReview"),
+    ("tether/session/git", "git"),
     ("tether/session/fixFinding", "fixFinding"),
     ("tether/session/dismissFinding", "dismissFinding"),
     ("tether/session/newSession", "newSession"),
@@ -144,6 +145,20 @@ pub struct FindingsParams {
     /// Findings to record; without them, the request reads the open findings.
     #[serde(default)]
     pub findings: Option<Vec<Finding>>,
+}
+
+/// A git operation on the session's branch.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitParams {
+    pub id: String,
+    pub op: crate::workspace::operations::Operation,
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
 }
 
 /// Runs (or cancels) a verification or review now.

@@ -221,7 +221,7 @@ pub(crate) fn session_error(error: SessionError) -> jsonrpc::Error {
             };
         }
         SessionError::ReadOnly(_) => READ_ONLY,
-        SessionError::Git(_) => REPOSITORY,
+        SessionError::Git(_) | SessionError::GitRefused(_) => REPOSITORY,
         SessionError::Config(_) | SessionError::Provider(_) => CONFIGURATION,
         SessionError::Store(_) => INTERNAL,
         SessionError::ShuttingDown => SHUTTING_DOWN,

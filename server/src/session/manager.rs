@@ -67,6 +67,9 @@ pub enum SessionError {
     Provider(#[from] ProviderError),
     #[error("tether is shutting down; the session was not changed")]
     ShuttingDown,
+    /// A git operation that cannot proceed; the repository is as it was.
+    #[error("{0}")]
+    GitRefused(String),
 }
 
 /// What `tether/session/create` (and `tether run`) asks for.
@@ -1531,6 +1534,71 @@ impl SessionManager {
             } => Some(text),
             _ => None,
         })
+    }
+
+    /// Runs a git operation on the session's branch (status any time; the others only while
+    /// the agent is not working). Answers with the status after it, and the commit made.
+    pub async fn git(
+        &self,
+        id: &str,
+        operation: workspace::operations::Operation,
+        paths: Option<&[String]>,
+        message: Option<&str>,
+        branch: Option<&str>,
+    ) -> Result<serde_json::Value, SessionError> {
+        use workspace::operations::{Operation, Refusal};
+        let handle = if operation.writes() {
+            self.writable_handle(id)?
+        } else {
+            self.handle(id)?
+        };
+        let spec = {
+            let inner = lock(&handle.inner);
+            if operation.writes() && inner.state.status.is_active() {
+                return Err(inner.invalid(
+                    "run a git operation on",
+                    "; wait for the turn to end or stop the session",
+                ));
+            }
+            if !inner.state.worktree_ready || !inner.state.spec.worktree.exists() {
+                return Err(inner.invalid("run a git operation on", "; it has no worktree"));
+            }
+            inner.state.spec.clone()
+        };
+        let git = workspace::operations::SessionGit {
+            worktree: &spec.worktree,
+            repo: &spec.repo,
+            branch: &spec.branch,
+            base_branch: &spec.base_branch,
+        };
+        let refusal = |refusal: Refusal| match refusal {
+            Refusal::Refused(message) => SessionError::GitRefused(message),
+            Refusal::Git(error) => SessionError::Git(error),
+        };
+        let mut commit = None;
+        {
+            // Merging into the base touches the user's repository: one git writer at a time.
+            let worktree_lock = self.worktree_lock(&spec.repo);
+            let _serialized = worktree_lock.lock().await;
+            match operation {
+                Operation::Status => {}
+                Operation::Stage => git.stage(paths).await.map_err(refusal)?,
+                Operation::Unstage => git.unstage(paths).await.map_err(refusal)?,
+                Operation::Discard => git.discard(paths).await.map_err(refusal)?,
+                Operation::Commit => commit = Some(git.commit(message).await.map_err(refusal)?),
+                Operation::Push => git.push().await.map_err(refusal)?,
+                Operation::Pull => git.pull().await.map_err(refusal)?,
+                Operation::PullBranch => git.pull_branch(branch).await.map_err(refusal)?,
+                Operation::MergeToBase => git.merge_to_base().await.map_err(refusal)?,
+                Operation::PullFromBase => git.pull_from_base().await.map_err(refusal)?,
+            }
+        }
+        let status = git.status().await.map_err(refusal)?;
+        let mut answer = serde_json::json!({ "status": status });
+        if let Some(commit) = commit {
+            answer["commit"] = serde_json::Value::String(commit);
+        }
+        Ok(answer)
     }
 
     /// The findings of every session that are not dismissed.

@@ -5,6 +5,7 @@
 //! keeps that list). Only branches under `tether/` are ever deleted.
 
 pub mod edits;
+pub mod operations;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -303,18 +304,35 @@ async fn read_blobs<'a>(
 }
 
 /// Runs git in `dir` (with `index` as its index file when given); returns trimmed stdout.
+/// Commits it makes (checkpoints) are tether's, whoever the user is.
 async fn git_output(dir: &Path, args: &[&str], index: Option<&Path>) -> Result<String, GitError> {
+    run_git(dir, args, index, true).await
+}
+
+/// Runs git in `dir` as the user (their identity on commits and merges).
+async fn git_as_user(dir: &Path, args: &[&str]) -> Result<String, GitError> {
+    run_git(dir, args, None, false).await
+}
+
+async fn run_git(
+    dir: &Path,
+    args: &[&str],
+    index: Option<&Path>,
+    as_tether: bool,
+) -> Result<String, GitError> {
     let mut command = tokio::process::Command::new("git");
     command
         .arg("-C")
         .arg(dir)
         .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        // Checkpoint commits are tether's, whoever the user is.
-        .env("GIT_AUTHOR_NAME", "tether")
-        .env("GIT_AUTHOR_EMAIL", "tether@localhost")
-        .env("GIT_COMMITTER_NAME", "tether")
-        .env("GIT_COMMITTER_EMAIL", "tether@localhost");
+        .env("GIT_TERMINAL_PROMPT", "0");
+    if as_tether {
+        command
+            .env("GIT_AUTHOR_NAME", "tether")
+            .env("GIT_AUTHOR_EMAIL", "tether@localhost")
+            .env("GIT_COMMITTER_NAME", "tether")
+            .env("GIT_COMMITTER_EMAIL", "tether@localhost");
+    }
     if let Some(index) = index {
         command.env("GIT_INDEX_FILE", index);
     }

@@ -9,8 +9,8 @@ use tower_lsp_server::ls_types::Uri;
 
 use super::super::ext::{
     AnswerParams, CreateParams, DecidePlanParams, ExportFormat, ExportParams, FindingParams,
-    FindingsParams, GetParams, IdParams, ListParams, NewSessionParams, ResetContextParams,
-    ResumeParams, ReviewParams, RewindParams, SendParams,
+    FindingsParams, GetParams, GitParams, IdParams, ListParams, NewSessionParams,
+    ResetContextParams, ResumeParams, ReviewParams, RewindParams, SendParams,
 };
 use super::super::transcripts::{Request, show_document};
 use super::super::{Backend, session_error};
@@ -302,6 +302,19 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
                 .start_review(&params.id, params.kind)
                 .map_err(session_error)?;
             Ok(json!({ "itemId": item_id }))
+        }
+        "git" => {
+            let params: GitParams = parse(method, params)?;
+            manager
+                .git(
+                    &params.id,
+                    params.op,
+                    params.paths.as_deref(),
+                    params.message.as_deref(),
+                    params.branch.as_deref(),
+                )
+                .await
+                .map_err(session_error)
         }
         "cancelReview" => {
             let params: ReviewParams = parse(method, params)?;

@@ -1,0 +1,382 @@
+//! Git operations on a session's branch, as the user runs them from the editor: status,
+//! stage, unstage, discard, commit, push, pull, pull a named branch, merge into the base
+//! branch, pull the base in.
+//!
+//! They go through the git CLI, as the user (their identity, their remotes and credentials
+//! helpers): gix has no porcelain for staging, merging or pushing with the user's
+//! configuration yet. Each refuses clearly when it cannot proceed and leaves the repository
+//! as it was: a merge that conflicts is aborted.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{GitError, git_as_user};
+
+/// What the user asks for (`op` in `tether/session/git`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Operation {
+    Status,
+    Stage,
+    Unstage,
+    Discard,
+    Commit,
+    Push,
+    Pull,
+    PullBranch,
+    MergeToBase,
+    PullFromBase,
+}
+
+impl Operation {
+    /// Whether it changes files or history (and so waits until the agent is not working).
+    pub fn writes(self) -> bool {
+        self != Operation::Status
+    }
+}
+
+/// Where the operation runs.
+pub struct SessionGit<'a> {
+    /// The session's worktree (on its branch).
+    pub worktree: &'a Path,
+    /// The user's repository (its main work tree).
+    pub repo: &'a Path,
+    pub branch: &'a str,
+    pub base_branch: &'a str,
+}
+
+/// The worktree's state: its files, and how far the branch is from its base and upstream.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub branch: String,
+    pub base_branch: String,
+    /// Commits on the session branch that the base branch lacks, and the other way round.
+    pub ahead_of_base: u64,
+    pub behind_base: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
+    pub files: Vec<FileStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Upstream {
+    pub name: String,
+    pub ahead: u64,
+    pub behind: u64,
+}
+
+/// One file as `git status --porcelain` shows it: `index` and `worktree` are its two
+/// status letters (`M`, `A`, `D`, `R`, `?`, ` `…).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FileStatus {
+    pub path: String,
+    pub index: String,
+    pub worktree: String,
+}
+
+/// Why an operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+fn refused(message: impl Into<String>) -> Refusal {
+    Refusal::Refused(message.into())
+}
+
+impl SessionGit<'_> {
+    async fn git(&self, args: &[&str]) -> Result<String, GitError> {
+        git_as_user(self.worktree, args).await
+    }
+
+    /// The paths given, checked to stay inside the worktree; `None` means all.
+    fn pathspecs(&self, paths: Option<&[String]>) -> Result<Option<Vec<String>>, Refusal> {
+        let Some(paths) = paths else {
+            return Ok(None);
+        };
+        if paths.is_empty() {
+            return Err(refused("`paths` is empty; leave it out to mean every file"));
+        }
+        for path in paths {
+            let relative = PathBuf::from(path);
+            if relative.is_absolute()
+                || relative
+                    .components()
+                    .any(|part| matches!(part, std::path::Component::ParentDir))
+            {
+                return Err(refused(format!(
+                    "{path:?} is not a path inside the session's worktree"
+                )));
+            }
+        }
+        Ok(Some(paths.to_vec()))
+    }
+
+    pub async fn status(&self) -> Result<Status, Refusal> {
+        let porcelain = self.git(&["status", "--porcelain=v1", "-z"]).await?;
+        let mut files = Vec::new();
+        let mut entries = porcelain.split('\0').filter(|entry| !entry.is_empty());
+        while let Some(entry) = entries.next() {
+            let (codes, path) = entry.split_at(entry.len().min(3));
+            let mut letters = codes.chars();
+            let index = letters.next().unwrap_or(' ');
+            let worktree = letters.next().unwrap_or(' ');
+            if index == 'R' || index == 'C' {
+                entries.next(); // the name it was renamed or copied from
+            }
+            files.push(FileStatus {
+                path: path.to_owned(),
+                index: index.to_string(),
+                worktree: worktree.to_string(),
+            });
+        }
+        let (ahead_of_base, behind_base) = self.ahead_behind("HEAD", self.base_branch).await?;
+        let upstream = match self
+            .git(&[
+                "rev-parse",
+                "--abbrev-ref",
+                "--symbolic-full-name",
+                "@{upstream}",
+            ])
+            .await
+        {
+            Ok(name) if !name.is_empty() => {
+                let (ahead, behind) = self.ahead_behind("HEAD", &name).await?;
+                Some(Upstream {
+                    name,
+                    ahead,
+                    behind,
+                })
+            }
+            _ => None,
+        };
+        Ok(Status {
+            branch: self.branch.to_owned(),
+            base_branch: self.base_branch.to_owned(),
+            ahead_of_base,
+            behind_base,
+            upstream,
+            files,
+        })
+    }
+
+    async fn ahead_behind(&self, ours: &str, theirs: &str) -> Result<(u64, u64), GitError> {
+        let counts = self
+            .git(&[
+                "rev-list",
+                "--left-right",
+                "--count",
+                &format!("{ours}...{theirs}"),
+            ])
+            .await?;
+        let mut numbers = counts.split_whitespace().map(|n| n.parse().unwrap_or(0));
+        Ok((numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)))
+    }
+
+    pub async fn stage(&self, paths: Option<&[String]>) -> Result<(), Refusal> {
+        let mut args = vec!["add", "-A", "--"];
+        let paths = self.pathspecs(paths)?;
+        args.extend(paths.iter().flatten().map(String::as_str));
+        self.git(&args).await?;
+        Ok(())
+    }
+
+    pub async fn unstage(&self, paths: Option<&[String]>) -> Result<(), Refusal> {
+        let mut args = vec!["reset", "-q", "HEAD", "--"];
+        let paths = self.pathspecs(paths)?;
+        args.extend(paths.iter().flatten().map(String::as_str));
+        self.git(&args).await?;
+        Ok(())
+    }
+
+    /// Throws away changes: tracked files go back to the last commit, untracked ones are
+    /// removed (ignored files are kept).
+    pub async fn discard(&self, paths: Option<&[String]>) -> Result<(), Refusal> {
+        let paths = self.pathspecs(paths)?;
+        let mut restore = vec!["checkout", "HEAD", "--"];
+        let mut clean = vec!["clean", "-fdq", "--"];
+        match &paths {
+            Some(paths) => {
+                // Only tracked paths can be checked out; the rest are untracked.
+                let mut tracked = Vec::new();
+                for path in paths {
+                    if self
+                        .git(&["cat-file", "-e", &format!("HEAD:{path}")])
+                        .await
+                        .is_ok()
+                    {
+                        tracked.push(path.as_str());
+                    }
+                }
+                if !tracked.is_empty() {
+                    restore.extend(tracked);
+                    self.git(&restore).await?;
+                }
+                clean.extend(paths.iter().map(String::as_str));
+                self.git(&clean).await?;
+                // Staged-only additions of the paths leave the index too.
+                let mut reset = vec!["reset", "-q", "HEAD", "--"];
+                reset.extend(paths.iter().map(String::as_str));
+                self.git(&reset).await?;
+            }
+            None => {
+                self.git(&["reset", "-q", "--hard", "HEAD"]).await?;
+                self.git(&["clean", "-fdq"]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn commit(&self, message: Option<&str>) -> Result<String, Refusal> {
+        let message = message
+            .map(str::trim)
+            .filter(|message| !message.is_empty())
+            .ok_or_else(|| refused("a commit needs a `message`"))?;
+        if self.git(&["diff", "--cached", "--quiet"]).await.is_ok() {
+            return Err(refused("nothing is staged; stage files first"));
+        }
+        self.git(&["commit", "-q", "-m", message]).await?;
+        Ok(self.git(&["rev-parse", "HEAD"]).await?)
+    }
+
+    async fn require_origin(&self) -> Result<(), Refusal> {
+        let remotes = self.git(&["remote"]).await?;
+        if remotes.lines().any(|remote| remote == "origin") {
+            Ok(())
+        } else {
+            Err(refused(
+                "the repository has no remote named origin; add one to push or pull",
+            ))
+        }
+    }
+
+    /// Pushes the session branch to origin (setting it as upstream). A push that is not a
+    /// fast-forward is refused by the remote, and nothing changes.
+    pub async fn push(&self) -> Result<(), Refusal> {
+        self.require_origin().await?;
+        match self
+            .git(&["push", "--porcelain", "-u", "origin", self.branch])
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(GitError::Command { stderr, .. })
+                if stderr.contains("non-fast-forward")
+                    || stderr.contains("rejected")
+                    || stderr.contains("fetch first") =>
+            {
+                Err(refused(format!(
+                    "origin has commits on {} that this branch lacks (not a fast-forward); pull first",
+                    self.branch
+                )))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Fetches the branch from origin and fast-forwards to it; anything else is refused.
+    pub async fn pull(&self) -> Result<(), Refusal> {
+        self.require_origin().await?;
+        self.git(&["fetch", "-q", "origin", self.branch]).await?;
+        self.fast_forward("FETCH_HEAD", &format!("origin/{}", self.branch))
+            .await
+    }
+
+    async fn fast_forward(&self, target: &str, name: &str) -> Result<(), Refusal> {
+        match self.git(&["merge", "--ff-only", "-q", target]).await {
+            Ok(_) => Ok(()),
+            Err(GitError::Command { .. }) => Err(refused(format!(
+                "{name} and this branch have both moved on (not a fast-forward); nothing was changed"
+            ))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Merges a branch of origin into the session branch.
+    pub async fn pull_branch(&self, branch: Option<&str>) -> Result<(), Refusal> {
+        let branch = branch
+            .map(str::trim)
+            .filter(|branch| !branch.is_empty())
+            .ok_or_else(|| refused("pullBranch needs a `branch`"))?;
+        self.require_origin().await?;
+        self.git(&["fetch", "-q", "origin", branch]).await?;
+        self.merge_into(self.worktree, "FETCH_HEAD", &format!("origin/{branch}"))
+            .await
+    }
+
+    /// Brings the base branch's new commits into the session branch.
+    pub async fn pull_from_base(&self) -> Result<(), Refusal> {
+        self.merge_into(self.worktree, self.base_branch, self.base_branch)
+            .await
+    }
+
+    /// Merges the session branch into the base branch, in the user's repository when the
+    /// base is checked out there (its work tree must be clean), else as a fast-forward of
+    /// the base branch.
+    pub async fn merge_to_base(&self) -> Result<(), Refusal> {
+        let checked_out = git_as_user(self.repo, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .await
+            .unwrap_or_default();
+        if checked_out == self.base_branch {
+            let dirty = git_as_user(
+                self.repo,
+                &["status", "--porcelain", "--untracked-files=no"],
+            )
+            .await?;
+            if !dirty.is_empty() {
+                return Err(refused(format!(
+                    "{} has uncommitted changes in {}; commit or stash them first",
+                    self.base_branch,
+                    self.repo.display()
+                )));
+            }
+            return self.merge_into(self.repo, self.branch, self.branch).await;
+        }
+        match git_as_user(
+            self.repo,
+            &[
+                "fetch",
+                "-q",
+                ".",
+                &format!("{}:{}", self.branch, self.base_branch),
+            ],
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(GitError::Command { .. }) => Err(refused(format!(
+                "{} is not checked out and cannot be fast-forwarded to {}; check it out and merge again",
+                self.base_branch, self.branch
+            ))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// `git merge` in `dir`; a conflict is aborted and refused, so nothing changes.
+    async fn merge_into(&self, dir: &Path, target: &str, name: &str) -> Result<(), Refusal> {
+        match git_as_user(dir, &["merge", "--no-edit", "-q", target]).await {
+            Ok(_) => Ok(()),
+            Err(GitError::Command { stderr, .. }) => {
+                let conflicted = git_as_user(dir, &["diff", "--name-only", "--diff-filter=U"])
+                    .await
+                    .unwrap_or_default();
+                let _ = git_as_user(dir, &["merge", "--abort"]).await;
+                Err(refused(if conflicted.is_empty() {
+                    format!("merging {name} failed, nothing was changed: {stderr}")
+                } else {
+                    format!(
+                        "merging {name} conflicts in {}; nothing was changed",
+                        conflicted.lines().collect::<Vec<_>>().join(", ")
+                    )
+                }))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
