@@ -11,6 +11,7 @@ mod findings;
 mod git_ops;
 mod lifecycle;
 mod local_model;
+mod loops;
 mod neovim;
 mod provider;
 mod review;

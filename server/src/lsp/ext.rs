@@ -31,6 +31,8 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/review", "review"),
     ("tether/session/cancelReview", "cancelReview"),
     ("tether/session/git", "git"),
+    ("tether/session/loop", "loop"),
+    ("tether/session/stopLoop", "stopLoop"),
     ("tether/session/fixFinding", "fixFinding"),
     ("tether/session/dismissFinding", "dismissFinding"),
     ("tether/session/newSession", "newSession"),
@@ -145,6 +147,25 @@ pub struct FindingsParams {
     /// Findings to record; without them, the request reads the open findings.
     #[serde(default)]
     pub findings: Option<Vec<Finding>>,
+}
+
+/// Runs the same prompt in iterations (see docs/protocol.md, "Loops").
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoopParams {
+    pub id: String,
+    pub prompt: String,
+    pub max_iterations: u32,
+    #[serde(default = "yes")]
+    pub stop_on_exit_signal: bool,
+    #[serde(default = "yes")]
+    pub reset_context: bool,
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A git operation on the session's branch.

@@ -24,10 +24,20 @@ type Ongoing = tower_lsp_server::OngoingProgress<
 >;
 
 /// Starts reporting progress to `client` for every session of `manager`.
+/// `message`, after the loop label when there is one.
+fn labelled(label: Option<&String>, message: &str) -> String {
+    match label {
+        Some(label) => format!("{label}: {message}"),
+        None => message.to_owned(),
+    }
+}
+
 pub fn start(client: Client, manager: SessionManager) {
     let mut events = manager.subscribe();
     tokio::spawn(async move {
         let mut ongoing: HashMap<String, Ongoing> = HashMap::new();
+        // "loop 2/10" for sessions in a loop: put before what the turn does.
+        let mut loop_labels: HashMap<String, String> = HashMap::new();
         loop {
             let announced = match events.recv().await {
                 Ok(announced) => announced,
@@ -48,12 +58,16 @@ pub fn start(client: Client, manager: SessionManager) {
                         }
                         _ => "working",
                     };
+                    let message = labelled(loop_labels.get(&session_id), message);
                     match ongoing.get(&session_id) {
                         Some(progress) => progress.report(message).await,
                         None => {
                             if let Some(progress) =
                                 begin(&client, &manager, &session_id, announced.record.seq).await
                             {
+                                if loop_labels.contains_key(&session_id) {
+                                    progress.report(message).await;
+                                }
                                 ongoing.insert(session_id, progress);
                             }
                         }
@@ -64,7 +78,26 @@ pub fn start(client: Client, manager: SessionManager) {
                     item: Item::ToolCall { tool, input, .. },
                 } => {
                     if let Some(progress) = ongoing.get(&session_id) {
-                        progress.report(describe_tool(tool, input)).await;
+                        let message = describe_tool(tool, input);
+                        progress
+                            .report(labelled(loop_labels.get(&session_id), &message))
+                            .await;
+                    }
+                }
+                Event::Item {
+                    phase,
+                    item:
+                        Item::LoopIteration {
+                            iteration,
+                            max_iterations,
+                            ..
+                        },
+                } => {
+                    if *phase == ItemPhase::Started {
+                        loop_labels
+                            .insert(session_id, format!("loop {iteration}/{max_iterations}"));
+                    } else {
+                        loop_labels.remove(&session_id);
                     }
                 }
                 Event::TurnEnded { reason, .. } => {

@@ -220,6 +220,18 @@ pub enum Item {
         #[serde(flatten)]
         run: RunFacts,
     },
+    /// One iteration of a loop: `started` when it begins (outcome `running`), `completed` with
+    /// its outcome (`changed`, `no_changes`, `exit_signal`, `stopped`, `ended`) and, on the
+    /// last, why the loop stopped.
+    #[serde(rename_all = "camelCase")]
+    LoopIteration {
+        id: String,
+        iteration: u32,
+        max_iterations: u32,
+        outcome: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_reason: Option<String>,
+    },
     /// A verification of the session's work (tests, build, the claims it made).
     #[serde(rename_all = "camelCase")]
     Verification {
@@ -347,7 +359,8 @@ impl Item {
             | Item::Permission { id, .. }
             | Item::FileChange { id, .. }
             | Item::Review { id, .. }
-            | Item::Verification { id, .. } => id,
+            | Item::Verification { id, .. }
+            | Item::LoopIteration { id, .. } => id,
         }
     }
 }

@@ -112,6 +112,26 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
                     );
                 }
             }
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item:
+                    Item::LoopIteration {
+                        iteration,
+                        max_iterations,
+                        outcome,
+                        stop_reason,
+                        ..
+                    },
+            } => {
+                let _ = write!(
+                    out,
+                    "\n> Loop iteration {iteration} of {max_iterations}: {outcome}"
+                );
+                if let Some(reason) = stop_reason {
+                    let _ = write!(out, "; the loop stopped: {reason}");
+                }
+                out.push('\n');
+            }
             Event::ContextReset { summary } => {
                 let _ = writeln!(out, "\n> Context reset: the model starts over from here.");
                 if let Some(summary) = summary {

@@ -33,6 +33,10 @@ use crate::review;
 use crate::store::{self, EventLog, RepoStore, StoreError};
 use crate::workspace::{self, GitError, SESSION_BRANCH_PREFIX};
 
+mod loops;
+
+pub use loops::{EXIT_SIGNAL, LoopRequest};
+
 /// At most this many findings per review or verification (DESIGN.md).
 const MAX_FINDINGS: usize = 20;
 
@@ -184,6 +188,10 @@ struct SessionInner {
     pending_permission: Option<PendingPermission>,
     /// The review and verification running now (one of each at most), to cancel them.
     running_reviews: HashMap<FindingSource, CancellationToken>,
+    /// The loop running on the session, to stop it.
+    active_loop: Option<CancellationToken>,
+    /// The model a loop's turns use instead of the session's.
+    model_override: Option<String>,
 }
 
 struct PendingPermission {
@@ -414,6 +422,8 @@ impl SessionHandle {
                 pending_plan: None,
                 pending_permission: None,
                 running_reviews: HashMap::new(),
+                active_loop: None,
+                model_override: None,
             }),
         }
     }
@@ -2257,11 +2267,15 @@ async fn drive_inner(
                 )?;
             }
             if inner.state.awaits_reply() {
-                Step::Turn(chat_request(
+                let mut request = chat_request(
                     &inner.state.spec,
                     inner.state.history.as_deref().unwrap_or_default(),
                     settings.tools.is_some(),
-                ))
+                );
+                if let Some(model) = &inner.model_override {
+                    request.model.clone_from(model);
+                }
+                Step::Turn(request)
             } else {
                 let reviews = if changed_files {
                     manager.register_automatic_reviews(&handle.id, &mut inner)

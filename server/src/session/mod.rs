@@ -20,8 +20,8 @@ pub use events::{
     TokenUsage, ToolCallStatus, TurnEndReason,
 };
 pub use manager::{
-    AnnouncedEvent, CreateSession, ListFilter, SessionError, SessionFindings, SessionInfo,
-    SessionManager, SessionSnapshot,
+    AnnouncedEvent, CreateSession, EXIT_SIGNAL, ListFilter, LoopRequest, SessionError,
+    SessionFindings, SessionInfo, SessionManager, SessionSnapshot,
 };
 pub use names::{slug_from_prompt, validate_session_name};
 pub use redact::{REDACTED, Redactor};

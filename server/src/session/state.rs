@@ -158,7 +158,7 @@ impl SessionState {
                     Item::Review { id, .. } | Item::Verification { id, .. } => {
                         self.open_runs.insert(id.clone(), item.clone());
                     }
-                    Item::FileChange { .. } => {}
+                    Item::FileChange { .. } | Item::LoopIteration { .. } => {}
                 },
                 super::ItemPhase::Completed => {
                     if matches!(item, Item::FileChange { .. }) {

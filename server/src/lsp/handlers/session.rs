@@ -9,7 +9,7 @@ use tower_lsp_server::ls_types::Uri;
 
 use super::super::ext::{
     AnswerParams, CreateParams, DecidePlanParams, ExportFormat, ExportParams, FindingParams,
-    FindingsParams, GetParams, GitParams, IdParams, ListParams, NewSessionParams,
+    FindingsParams, GetParams, GitParams, IdParams, ListParams, LoopParams, NewSessionParams,
     ResetContextParams, ResumeParams, ReviewParams, RewindParams, SendParams,
 };
 use super::super::transcripts::{Request, show_document};
@@ -302,6 +302,27 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
                 .start_review(&params.id, params.kind)
                 .map_err(session_error)?;
             Ok(json!({ "itemId": item_id }))
+        }
+        "loop" => {
+            let params: LoopParams = parse(method, params)?;
+            manager
+                .start_loop(
+                    &params.id,
+                    crate::session::LoopRequest {
+                        prompt: params.prompt,
+                        max_iterations: params.max_iterations,
+                        stop_on_exit_signal: params.stop_on_exit_signal,
+                        reset_context: params.reset_context,
+                        model: params.model,
+                    },
+                )
+                .map_err(session_error)?;
+            Ok(json!({ "started": true }))
+        }
+        "stopLoop" => {
+            let params: IdParams = parse(method, params)?;
+            manager.stop_loop(&params.id).map_err(session_error)?;
+            Ok(json!({ "stopping": true }))
         }
         "git" => {
             let params: GitParams = parse(method, params)?;
