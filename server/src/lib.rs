@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod hooks;
 pub mod lsp;
 pub mod provider;
 pub mod review;

@@ -193,7 +193,7 @@ impl Default for ReviewSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub default_provider: Option<String>,
@@ -203,24 +203,17 @@ pub struct Config {
     pub prices: BTreeMap<String, Price>,
     pub secrets: SecretSettings,
     pub review: ReviewSettings,
-    /// Read by hooks (a later issue); accepted here so such files load.
-    pub hooks: Value,
-    pub trust: Value,
+    /// Lifecycle hooks; they run only in a trusted repository.
+    pub hooks: crate::hooks::HooksConfig,
+    pub trust: TrustSettings,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            default_provider: None,
-            providers: BTreeMap::new(),
-            session: SessionSettings::default(),
-            prices: BTreeMap::new(),
-            secrets: SecretSettings::default(),
-            review: ReviewSettings::default(),
-            hooks: Value::Null,
-            trust: Value::Null,
-        }
-    }
+/// `[trust]`, from the user's own settings only (a repository cannot trust itself).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustSettings {
+    /// Repositories whose hooks may run, besides those trusted with `tether.trust`.
+    pub repositories: Vec<PathBuf>,
 }
 
 /// Where `scripts/local-model.sh` serves the bundled local model by default.
@@ -291,7 +284,15 @@ impl ConfigSources {
         }
         merge(&mut merged, self.editor.clone());
         merge(&mut merged, self.command_line.clone());
-        parse(merged)
+        let config = parse(merged)?;
+        config
+            .hooks
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                key: "hooks".to_owned(),
+                message,
+            })?;
+        Ok(config)
     }
 }
 
@@ -311,6 +312,15 @@ fn check_repository_layer(
     repo_layer: &Value,
     below: &Value,
 ) -> Result<(), ConfigError> {
+    if repo_layer.get("trust").is_some() {
+        return Err(ConfigError::Invalid {
+            key: "trust".to_owned(),
+            message: format!(
+                "{} cannot trust its own repository; trust it in your own settings or with tether.trust",
+                path.display()
+            ),
+        });
+    }
     let Some(providers) = repo_layer.get("providers").and_then(Value::as_object) else {
         return Ok(());
     };

@@ -33,6 +33,7 @@ pub const SESSION_METHODS: &[(&str, &str)] = &[
     ("tether/session/git", "git"),
     ("tether/session/loop", "loop"),
     ("tether/session/stopLoop", "stopLoop"),
+    ("tether/session/trust", "trust"),
     ("tether/session/fixFinding", "fixFinding"),
     ("tether/session/dismissFinding", "dismissFinding"),
     ("tether/session/newSession", "newSession"),
@@ -147,6 +148,14 @@ pub struct FindingsParams {
     /// Findings to record; without them, the request reads the open findings.
     #[serde(default)]
     pub findings: Option<Vec<Finding>>,
+}
+
+/// Trusts a repository's hooks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrustParams {
+    /// A workspace folder URI (or path); default: the first workspace folder.
+    pub root: Option<String>,
 }
 
 /// Runs the same prompt in iterations (see docs/protocol.md, "Loops").

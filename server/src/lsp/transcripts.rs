@@ -53,7 +53,7 @@ pub enum Request {
 
 /// Where a session's transcript lives.
 pub fn transcript_path(repo: &Path, name: &str) -> PathBuf {
-    repo.join(TRANSCRIPT_DIR).join(format!("{name}.md"))
+    transcript::path(repo, name)
 }
 
 /// Opens `path` in the editor, from a task of its own (never awaited in a handler).

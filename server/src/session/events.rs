@@ -232,6 +232,20 @@ pub enum Item {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stop_reason: Option<String>,
     },
+    /// One run of a lifecycle hook.
+    #[serde(rename_all = "camelCase")]
+    Hook {
+        id: String,
+        event: String,
+        name: String,
+        /// `success`, `blocked`, `failed`, `timeout`, `skipped` or `disabled`.
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        duration_ms: u64,
+        #[serde(default)]
+        output: String,
+    },
     /// A verification of the session's work (tests, build, the claims it made).
     #[serde(rename_all = "camelCase")]
     Verification {
@@ -360,7 +374,8 @@ impl Item {
             | Item::FileChange { id, .. }
             | Item::Review { id, .. }
             | Item::Verification { id, .. }
-            | Item::LoopIteration { id, .. } => id,
+            | Item::LoopIteration { id, .. }
+            | Item::Hook { id, .. } => id,
         }
     }
 }

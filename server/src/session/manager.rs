@@ -28,11 +28,13 @@ use super::{
 use crate::agent::tools::ToolContext;
 use crate::agent::{self, EventSink, PermissionCheck, TurnSettings, new_item_id};
 use crate::config::{ConfigError, ConfigSources, PermissionMode, ProviderKind};
+use crate::hooks::HookEvent;
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ProviderError, build_provider};
 use crate::review;
 use crate::store::{self, EventLog, RepoStore, StoreError};
 use crate::workspace::{self, GitError, SESSION_BRANCH_PREFIX};
 
+mod hooks;
 mod loops;
 
 pub use loops::{EXIT_SIGNAL, LoopRequest};
@@ -159,6 +161,8 @@ struct ManagerInner {
     /// repository (one reads the other's half-made `.git/worktrees/<name>`).
     worktree_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     shutting_down: AtomicBool,
+    /// Runs lifecycle hooks; keeps their circuit breakers across sessions.
+    hooks: crate::hooks::HookRunner,
 }
 
 struct SessionHandle {
@@ -192,6 +196,10 @@ struct SessionInner {
     active_loop: Option<CancellationToken>,
     /// The model a loop's turns use instead of the session's.
     model_override: Option<String>,
+    /// How often hooks blocked this activation's turns (capped by `hooks::MAX_HOOK_BLOCKS`).
+    hook_blocks: u32,
+    /// How often `on_done` hooks kept this session from completing (same cap).
+    done_blocks: u32,
 }
 
 struct PendingPermission {
@@ -424,6 +432,8 @@ impl SessionHandle {
                 running_reviews: HashMap::new(),
                 active_loop: None,
                 model_override: None,
+                hook_blocks: 0,
+                done_blocks: 0,
             }),
         }
     }
@@ -485,6 +495,7 @@ impl SessionManager {
                 max_working: Mutex::new(max_working),
                 worktree_locks: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
+                hooks: Default::default(),
             }),
         })
     }
@@ -914,6 +925,14 @@ impl SessionManager {
         if let Some(task) = task {
             let _ = tokio::time::timeout(STOP_GRACE, task).await;
         }
+        let manager = self.clone();
+        let stopped = handle.clone();
+        self.inner.runtime.spawn(async move {
+            let runs = manager.run_hooks(&stopped, HookEvent::OnCancel).await;
+            if let Err(error) = manager.tell_agent(&stopped, &runs, false) {
+                tracing::warn!("session {}: {error}", stopped.id);
+            }
+        });
         Ok(handle.info())
     }
 
@@ -2204,6 +2223,17 @@ async fn drive_inner(
         None,
         events,
     )?;
+    {
+        // Hooks: on_init once the worktree exists, on_start on every activation. What they
+        // say reaches the agent as notes; they cannot hold the session back.
+        let mut runs = Vec::new();
+        if !worktree_ready {
+            runs.extend(manager.run_hooks(handle, HookEvent::OnInit).await);
+        }
+        runs.extend(manager.run_hooks(handle, HookEvent::OnStart).await);
+        manager.tell_agent(handle, &runs, false)?;
+        lock(&handle.inner).hook_blocks = 0;
+    }
 
     let config = manager.sources().resolve(Some(&spec.repo))?;
     let provider = build_provider(&spec.provider, config.provider(&spec.provider)?)?;
@@ -2318,7 +2348,11 @@ async fn drive_inner(
         )?;
         changed_files |= record_turn_checkpoint(manager, handle, &spec).await;
         match outcome.reason {
-            TurnEndReason::EndTurn => {}
+            TurnEndReason::EndTurn => {
+                // A blocking on_agent_finish hook is a user message: the loop answers it.
+                let runs = manager.run_hooks(handle, HookEvent::OnAgentFinish).await;
+                manager.tell_agent(handle, &runs, true)?;
+            }
             TurnEndReason::Stopped => return Err(DriveEnd::Stopped),
             TurnEndReason::MaxTurns => {
                 return Err(DriveEnd::Halted(format!(

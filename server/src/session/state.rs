@@ -158,7 +158,7 @@ impl SessionState {
                     Item::Review { id, .. } | Item::Verification { id, .. } => {
                         self.open_runs.insert(id.clone(), item.clone());
                     }
-                    Item::FileChange { .. } | Item::LoopIteration { .. } => {}
+                    Item::FileChange { .. } | Item::LoopIteration { .. } | Item::Hook { .. } => {}
                 },
                 super::ItemPhase::Completed => {
                     if matches!(item, Item::FileChange { .. }) {

@@ -18,6 +18,11 @@ pub const PROMPT_HEADING: &str = "## Prompt";
 const CONTEXT_HEADING: &str = "## Context";
 const QUESTION_MARKER: &str = "<!-- tether:question ";
 
+/// Where a session's transcript lives: `<repo>/.tether/sessions/<name>.md`.
+pub fn path(repo: &std::path::Path, name: &str) -> std::path::PathBuf {
+    repo.join(".tether/sessions").join(format!("{name}.md"))
+}
+
 /// The session as its transcript document shows it, ending with an empty `## Reply`.
 pub fn render(
     info: &SessionInfo,

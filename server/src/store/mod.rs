@@ -223,6 +223,17 @@ impl RepoStore {
         Ok(())
     }
 
+    /// Whether the user trusted this repository's hooks (`tether/session/trust`).
+    pub fn hooks_trusted(&self) -> bool {
+        self.dir.join("trusted-hooks").exists()
+    }
+
+    /// Trusts this repository's hooks from now on.
+    pub fn trust_hooks(&self) -> Result<(), StoreError> {
+        let path = self.dir.join("trusted-hooks");
+        fs::write(&path, b"trusted by the user\n").map_err(io_error("write", &path))
+    }
+
     fn grants_path(&self) -> PathBuf {
         self.dir.join("permissions.json")
     }

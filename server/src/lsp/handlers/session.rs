@@ -10,7 +10,7 @@ use tower_lsp_server::ls_types::Uri;
 use super::super::ext::{
     AnswerParams, CreateParams, DecidePlanParams, ExportFormat, ExportParams, FindingParams,
     FindingsParams, GetParams, GitParams, IdParams, ListParams, LoopParams, NewSessionParams,
-    ResetContextParams, ResumeParams, ReviewParams, RewindParams, SendParams,
+    ResetContextParams, ResumeParams, ReviewParams, RewindParams, SendParams, TrustParams,
 };
 use super::super::transcripts::{Request, show_document};
 use super::super::{Backend, session_error};
@@ -173,7 +173,11 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
         }
         "complete" => {
             let params: IdParams = parse(method, params)?;
-            to_value(manager.complete(&params.id).map_err(session_error)?)
+            to_value(
+                manager
+                    .complete_after_hooks(&params.id)
+                    .map_err(session_error)?,
+            )
         }
         "clone" => {
             let params: IdParams = parse(method, params)?;
@@ -318,6 +322,16 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
                 )
                 .map_err(session_error)?;
             Ok(json!({ "started": true }))
+        }
+        "trust" => {
+            let params: TrustParams = if params.is_null() {
+                TrustParams::default()
+            } else {
+                parse(method, params)?
+            };
+            let root = resolve_root(backend, params.root)?;
+            manager.trust_hooks(&root).map_err(session_error)?;
+            Ok(json!({ "trusted": root }))
         }
         "stopLoop" => {
             let params: IdParams = parse(method, params)?;

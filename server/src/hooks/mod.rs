@@ -1,0 +1,617 @@
+//! Lifecycle hooks: commands from `.tether/config.toml` run on a session's events
+//! (`on_init`, `on_start`, `on_agent_finish`, `on_done`, `on_cancel`).
+//!
+//! A hook gets the session as JSON on stdin. Exit 0 is success; exit 2 blocks (its stderr
+//! goes to the agent); any other exit is a failure that blocks nothing. Nothing here knows
+//! sessions: [`HookRunner::run`] takes the hooks and the input and returns what each did.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+/// Consecutive failures (across sessions) after which a hook is switched off for a while.
+const BREAKER_FAILURES: u32 = 3;
+/// How long a tripped hook stays off.
+const BREAKER_COOL_OFF: Duration = Duration::from_secs(10 * 60);
+/// Output kept in a hook's event ("truncated").
+const OUTPUT_EXCERPT: usize = 2_000;
+
+/// `[hooks]`: named tasks and the hooks of each event.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HooksConfig {
+    /// Commands hooks can name with `task`.
+    pub tasks: BTreeMap<String, TaskConfig>,
+    pub on_init: Vec<HookConfig>,
+    pub on_start: Vec<HookConfig>,
+    pub on_agent_finish: Vec<HookConfig>,
+    pub on_done: Vec<HookConfig>,
+    pub on_cancel: Vec<HookConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    pub command: String,
+}
+
+/// One hook.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HookConfig {
+    pub name: String,
+    /// A shell command, run in the worktree…
+    pub command: Option<String>,
+    /// …or the name of a task in `[hooks.tasks]`.
+    pub task: Option<String>,
+    /// 1–3600.
+    pub timeout_secs: u64,
+    /// Runs again after a failure (not after a block), 0–10 times.
+    pub max_retries: u32,
+    /// A failure stops the hooks after it for this event.
+    pub stop_on_failure: bool,
+    /// What of a failed hook's output the agent is told: `none`, `truncated`, `full`, or
+    /// `command` (only which command failed).
+    pub failed_output: FailedOutput,
+    /// Run only when a changed file matches this glob.
+    pub changed_files: Option<String>,
+    /// Run only on session branches matching this glob.
+    pub branches: Option<String>,
+    /// Not in loop iterations.
+    pub skip_in_loops: bool,
+}
+
+impl Default for HookConfig {
+    fn default() -> Self {
+        HookConfig {
+            name: String::new(),
+            command: None,
+            task: None,
+            timeout_secs: 300,
+            max_retries: 0,
+            stop_on_failure: false,
+            failed_output: FailedOutput::Truncated,
+            changed_files: None,
+            branches: None,
+            skip_in_loops: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailedOutput {
+    None,
+    #[default]
+    Truncated,
+    Full,
+    Command,
+}
+
+/// The session events hooks run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookEvent {
+    OnInit,
+    OnStart,
+    OnAgentFinish,
+    OnDone,
+    OnCancel,
+}
+
+impl HookEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookEvent::OnInit => "on_init",
+            HookEvent::OnStart => "on_start",
+            HookEvent::OnAgentFinish => "on_agent_finish",
+            HookEvent::OnDone => "on_done",
+            HookEvent::OnCancel => "on_cancel",
+        }
+    }
+}
+
+impl HooksConfig {
+    pub fn for_event(&self, event: HookEvent) -> &[HookConfig] {
+        match event {
+            HookEvent::OnInit => &self.on_init,
+            HookEvent::OnStart => &self.on_start,
+            HookEvent::OnAgentFinish => &self.on_agent_finish,
+            HookEvent::OnDone => &self.on_done,
+            HookEvent::OnCancel => &self.on_cancel,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        [
+            HookEvent::OnInit,
+            HookEvent::OnStart,
+            HookEvent::OnAgentFinish,
+            HookEvent::OnDone,
+            HookEvent::OnCancel,
+        ]
+        .into_iter()
+        .all(|event| self.for_event(event).is_empty())
+    }
+
+    /// Checks every hook: a name, one command or a known task, limits in range, valid globs.
+    pub fn validate(&self) -> Result<(), String> {
+        for event in [
+            HookEvent::OnInit,
+            HookEvent::OnStart,
+            HookEvent::OnAgentFinish,
+            HookEvent::OnDone,
+            HookEvent::OnCancel,
+        ] {
+            for (index, hook) in self.for_event(event).iter().enumerate() {
+                let at = format!("hooks.{}[{index}]", event.as_str());
+                if hook.name.trim().is_empty() {
+                    return Err(format!("{at}: a hook needs a `name`"));
+                }
+                match (&hook.command, &hook.task) {
+                    (Some(_), None) => {}
+                    (None, Some(task)) if self.tasks.contains_key(task) => {}
+                    (None, Some(task)) => {
+                        return Err(format!("{at}: no task {task:?} in [hooks.tasks]"));
+                    }
+                    _ => return Err(format!("{at}: give one of `command` or `task`")),
+                }
+                if !(1..=3600).contains(&hook.timeout_secs) {
+                    return Err(format!("{at}: `timeout_secs` is 1–3600"));
+                }
+                if hook.max_retries > 10 {
+                    return Err(format!("{at}: `max_retries` is 0–10"));
+                }
+                for glob in [&hook.changed_files, &hook.branches].into_iter().flatten() {
+                    globset::Glob::new(glob)
+                        .map_err(|error| format!("{at}: bad glob {glob:?}: {error}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn command_of<'a>(&'a self, hook: &'a HookConfig) -> Option<&'a str> {
+        hook.command.as_deref().or_else(|| {
+            hook.task
+                .as_ref()
+                .and_then(|task| self.tasks.get(task))
+                .map(|task| task.command.as_str())
+        })
+    }
+}
+
+/// What a hook is told on stdin.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookInput {
+    pub session_id: String,
+    pub transcript_path: String,
+    pub worktree: String,
+    pub branch: String,
+    pub event: HookEvent,
+    pub changed_files: Vec<String>,
+    pub in_loop: bool,
+}
+
+/// What one hook did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookRun {
+    pub name: String,
+    /// `success`, `blocked`, `failed`, `timeout`, `skipped` (filters) or `disabled` (the
+    /// circuit breaker).
+    pub status: &'static str,
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    /// An excerpt of stdout and stderr.
+    pub output: String,
+    /// For the agent: a blocking hook's stderr, or a failure as `failed_output` says.
+    pub message_for_agent: Option<String>,
+}
+
+#[derive(Default)]
+struct Breaker {
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+}
+
+/// Runs hooks, keeping each hook's circuit breaker across sessions. A hook is known by its
+/// repository, event, name and configuration: changing the configuration resets it.
+#[derive(Default)]
+pub struct HookRunner {
+    breakers: Mutex<HashMap<String, Breaker>>,
+}
+
+impl HookRunner {
+    /// Runs the event's hooks in order, in `worktree`.
+    pub async fn run(
+        &self,
+        config: &HooksConfig,
+        repo: &Path,
+        worktree: &Path,
+        input: &HookInput,
+    ) -> Vec<HookRun> {
+        let mut runs = Vec::new();
+        for hook in config.for_event(input.event) {
+            let Some(command) = config.command_of(hook) else {
+                continue;
+            };
+            if let Some(reason) = filtered_out(hook, input) {
+                runs.push(skipped(hook, "skipped", reason));
+                continue;
+            }
+            let key = format!(
+                "{}|{}|{}",
+                repo.display(),
+                input.event.as_str(),
+                serde_json::to_string(hook).unwrap_or_default()
+            );
+            if self.is_open(&key) {
+                runs.push(skipped(
+                    hook,
+                    "disabled",
+                    format!(
+                        "it failed {BREAKER_FAILURES} times in a row; it is off for {} minutes, or until its configuration changes",
+                        BREAKER_COOL_OFF.as_secs() / 60
+                    ),
+                ));
+                continue;
+            }
+            let run = run_with_retries(hook, command, worktree, input).await;
+            self.record(&key, run.status);
+            let stop = run.status != "success" && run.status != "blocked" && hook.stop_on_failure;
+            runs.push(run);
+            if stop {
+                break;
+            }
+        }
+        runs
+    }
+
+    fn is_open(&self, key: &str) -> bool {
+        let mut breakers = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(breaker) = breakers.get_mut(key) else {
+            return false;
+        };
+        match breaker.open_until {
+            Some(until) if Instant::now() < until => true,
+            Some(_) => {
+                // Cooled off: one more chance.
+                breaker.open_until = None;
+                breaker.consecutive_failures = BREAKER_FAILURES - 1;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn record(&self, key: &str, status: &str) {
+        let mut breakers = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let breaker = breakers.entry(key.to_owned()).or_default();
+        if status == "failed" || status == "timeout" {
+            breaker.consecutive_failures += 1;
+            if breaker.consecutive_failures >= BREAKER_FAILURES {
+                breaker.open_until = Some(Instant::now() + BREAKER_COOL_OFF);
+            }
+        } else {
+            breaker.consecutive_failures = 0;
+        }
+    }
+}
+
+fn skipped(hook: &HookConfig, status: &'static str, reason: String) -> HookRun {
+    HookRun {
+        name: hook.name.clone(),
+        status,
+        exit_code: None,
+        duration_ms: 0,
+        output: reason,
+        message_for_agent: None,
+    }
+}
+
+/// Why the hook's filters leave it out of this run, if they do.
+fn filtered_out(hook: &HookConfig, input: &HookInput) -> Option<String> {
+    if hook.skip_in_loops && input.in_loop {
+        return Some("not run in loops".to_owned());
+    }
+    if let Some(pattern) = &hook.branches {
+        let matcher = globset::Glob::new(pattern).ok()?.compile_matcher();
+        if !matcher.is_match(&input.branch) {
+            return Some(format!("branch {} does not match {pattern}", input.branch));
+        }
+    }
+    if let Some(pattern) = &hook.changed_files {
+        let matcher = globset::Glob::new(pattern).ok()?.compile_matcher();
+        if !input
+            .changed_files
+            .iter()
+            .any(|file| matcher.is_match(file))
+        {
+            return Some(format!("no changed file matches {pattern}"));
+        }
+    }
+    None
+}
+
+async fn run_with_retries(
+    hook: &HookConfig,
+    command: &str,
+    worktree: &Path,
+    input: &HookInput,
+) -> HookRun {
+    let mut attempt = 0;
+    loop {
+        let run = run_once(hook, command, worktree, input).await;
+        let failed = run.status == "failed" || run.status == "timeout";
+        if !failed || attempt >= hook.max_retries {
+            return run;
+        }
+        attempt += 1;
+    }
+}
+
+async fn run_once(hook: &HookConfig, command: &str, worktree: &Path, input: &HookInput) -> HookRun {
+    let started = Instant::now();
+    let finish = |status: &'static str, exit_code: Option<i32>, stdout: &[u8], stderr: &[u8]| {
+        let stdout = String::from_utf8_lossy(stdout);
+        let stderr = String::from_utf8_lossy(stderr);
+        let output = excerpt(&format!("{stdout}{stderr}"));
+        let message_for_agent = match status {
+            "blocked" => Some(format!(
+                "The {} hook `{}` blocked: {}",
+                input.event.as_str(),
+                hook.name,
+                stderr.trim()
+            )),
+            "failed" | "timeout" => match hook.failed_output {
+                FailedOutput::None => None,
+                FailedOutput::Command => Some(format!(
+                    "The {} hook `{}` failed running `{command}`.",
+                    input.event.as_str(),
+                    hook.name
+                )),
+                FailedOutput::Truncated => Some(format!(
+                    "The {} hook `{}` failed:\n{output}",
+                    input.event.as_str(),
+                    hook.name
+                )),
+                FailedOutput::Full => Some(format!(
+                    "The {} hook `{}` failed:\n{stdout}{stderr}",
+                    input.event.as_str(),
+                    hook.name
+                )),
+            },
+            _ => None,
+        };
+        HookRun {
+            name: hook.name.clone(),
+            status,
+            exit_code,
+            duration_ms: started.elapsed().as_millis() as u64,
+            output,
+            message_for_agent,
+        }
+    };
+    let spawned = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(worktree)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(error) => {
+            return finish(
+                "failed",
+                None,
+                b"",
+                format!("cannot start sh: {error}").as_bytes(),
+            );
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let json = serde_json::to_vec(input).unwrap_or_default();
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&json).await;
+        });
+    }
+    let pid = child.id();
+    match tokio::time::timeout(
+        Duration::from_secs(hook.timeout_secs),
+        child.wait_with_output(),
+    )
+    .await
+    {
+        Ok(Ok(output)) => {
+            let code = output.status.code();
+            let status = match code {
+                Some(0) => "success",
+                Some(2) => "blocked",
+                _ => "failed",
+            };
+            finish(status, code, &output.stdout, &output.stderr)
+        }
+        Ok(Err(error)) => finish("failed", None, b"", error.to_string().as_bytes()),
+        Err(_) => {
+            // The whole process group: a hook's children die with it.
+            if let Some(pid) = pid {
+                // SAFETY: killpg on the group the child leads; no memory is touched.
+                unsafe {
+                    libc::killpg(pid as i32, libc::SIGKILL);
+                }
+            }
+            finish(
+                "timeout",
+                None,
+                b"",
+                format!("timed out after {} s", hook.timeout_secs).as_bytes(),
+            )
+        }
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    if text.len() <= OUTPUT_EXCERPT {
+        return text.to_owned();
+    }
+    let mut end = OUTPUT_EXCERPT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes more)", &text[..end], text.len() - end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(name: &str, command: &str) -> HookConfig {
+        HookConfig {
+            name: name.to_owned(),
+            command: Some(command.to_owned()),
+            ..HookConfig::default()
+        }
+    }
+
+    fn input(event: HookEvent) -> HookInput {
+        HookInput {
+            session_id: "s1".to_owned(),
+            transcript_path: "/t.md".to_owned(),
+            worktree: "/w".to_owned(),
+            branch: "tether/x".to_owned(),
+            event,
+            changed_files: vec!["src/lib.rs".to_owned()],
+            in_loop: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn exit_codes_mean_success_block_and_failure_and_stdin_has_the_session() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = HooksConfig {
+            on_agent_finish: vec![
+                hook(
+                    "reads-stdin",
+                    "grep -q '\"event\":\"on_agent_finish\"' && echo ok",
+                ),
+                hook("blocks", "echo 'tests fail' >&2; exit 2"),
+                hook("fails", "echo broken; exit 1"),
+            ],
+            ..HooksConfig::default()
+        };
+        config.validate().expect("valid");
+        let runs = HookRunner::default()
+            .run(
+                &config,
+                dir.path(),
+                dir.path(),
+                &input(HookEvent::OnAgentFinish),
+            )
+            .await;
+        let statuses: Vec<&str> = runs.iter().map(|run| run.status).collect();
+        assert_eq!(statuses, ["success", "blocked", "failed"]);
+        assert_eq!(runs[1].exit_code, Some(2));
+        assert!(
+            runs[1]
+                .message_for_agent
+                .as_deref()
+                .is_some_and(|m| m.contains("tests fail"))
+        );
+        assert!(
+            runs[2]
+                .message_for_agent
+                .as_deref()
+                .is_some_and(|m| m.contains("broken"))
+        );
+    }
+
+    #[tokio::test]
+    async fn timeouts_filters_and_the_circuit_breaker() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slow = HookConfig {
+            timeout_secs: 1,
+            ..hook("slow", "sleep 30")
+        };
+        let filtered = HookConfig {
+            changed_files: Some("docs/**".to_owned()),
+            ..hook("docs-only", "true")
+        };
+        let config = HooksConfig {
+            on_done: vec![slow, filtered],
+            ..HooksConfig::default()
+        };
+        let runner = HookRunner::default();
+        let started = Instant::now();
+        let runs = runner
+            .run(&config, dir.path(), dir.path(), &input(HookEvent::OnDone))
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the sleep was killed"
+        );
+        assert_eq!(runs[0].status, "timeout");
+        assert_eq!(runs[1].status, "skipped");
+        for _ in 1..BREAKER_FAILURES {
+            runner
+                .run(&config, dir.path(), dir.path(), &input(HookEvent::OnDone))
+                .await;
+        }
+        let runs = runner
+            .run(&config, dir.path(), dir.path(), &input(HookEvent::OnDone))
+            .await;
+        assert_eq!(runs[0].status, "disabled", "{runs:?}");
+        // A changed configuration is a new hook: the breaker starts closed.
+        let changed = HooksConfig {
+            on_done: vec![HookConfig {
+                timeout_secs: 2,
+                ..hook("slow", "true")
+            }],
+            ..HooksConfig::default()
+        };
+        let runs = runner
+            .run(&changed, dir.path(), dir.path(), &input(HookEvent::OnDone))
+            .await;
+        assert_eq!(runs[0].status, "success");
+    }
+
+    #[test]
+    fn bad_hooks_are_refused_naming_the_place() {
+        let config = HooksConfig {
+            on_init: vec![HookConfig {
+                timeout_secs: 0,
+                ..hook("zero", "true")
+            }],
+            ..HooksConfig::default()
+        };
+        let error = config.validate().expect_err("invalid");
+        assert!(
+            error.contains("hooks.on_init[0]") && error.contains("timeout_secs"),
+            "{error}"
+        );
+        let config = HooksConfig {
+            on_done: vec![HookConfig {
+                command: None,
+                task: Some("nope".to_owned()),
+                ..hook("t", "")
+            }],
+            ..HooksConfig::default()
+        };
+        assert!(config.validate().expect_err("no task").contains("nope"));
+    }
+}

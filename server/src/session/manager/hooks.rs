@@ -1,0 +1,223 @@
+//! Where a session's lifecycle meets its hooks: which run when, in a trusted repository only,
+//! each run recorded as a `hook` item, and what the agent is told.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{SessionError, SessionHandle, SessionManager, lock, new_item_id};
+use crate::hooks::{HookEvent, HookInput, HookRun};
+use crate::session::{Event, Item, ItemPhase, MessageRole, SessionStatus, transcript};
+
+/// How many times hooks may block one session's activation before their blocks are only
+/// recorded (so a hook that always exits 2 cannot loop the agent forever).
+pub const MAX_HOOK_BLOCKS: u32 = 3;
+
+impl SessionManager {
+    /// Trusts a repository's hooks (they run from now on).
+    pub fn trust_hooks(&self, root: &Path) -> Result<(), SessionError> {
+        let store = self.open_repository(root)?;
+        store.trust_hooks()?;
+        Ok(())
+    }
+
+    /// Runs the hooks of `event` for a session and records each run. Returns the runs
+    /// (none when there are no hooks, or the repository is not trusted).
+    pub(super) async fn run_hooks(
+        &self,
+        handle: &Arc<SessionHandle>,
+        event: HookEvent,
+    ) -> Vec<HookRun> {
+        let (spec, in_loop) = {
+            let inner = lock(&handle.inner);
+            (inner.state.spec.clone(), inner.active_loop.is_some())
+        };
+        let Ok(config) = self.sources().resolve(Some(&spec.repo)) else {
+            return Vec::new();
+        };
+        let hooks = config.hooks.for_event(event);
+        if hooks.is_empty() {
+            return Vec::new();
+        }
+        let canonical = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_owned());
+        let trusted = handle.store.hooks_trusted()
+            || config
+                .trust
+                .repositories
+                .iter()
+                .any(|trusted| canonical(trusted) == canonical(&spec.repo));
+        if !trusted {
+            for hook in hooks {
+                self.record_hook(
+                    handle,
+                    event,
+                    &HookRun {
+                        name: hook.name.clone(),
+                        status: "skipped",
+                        exit_code: None,
+                        duration_ms: 0,
+                        output: "not run: this repository's hooks are not trusted; run the command tether.trust, or list the repository under [trust] repositories in your own settings".to_owned(),
+                        message_for_agent: None,
+                    },
+                );
+            }
+            return Vec::new();
+        }
+        let changed_files = match event {
+            HookEvent::OnInit => Vec::new(),
+            _ => self
+                .diff(&spec.id)
+                .await
+                .map(|files| files.into_iter().map(|file| file.path).collect())
+                .unwrap_or_default(),
+        };
+        let input = HookInput {
+            session_id: spec.id.clone(),
+            transcript_path: transcript::path(&spec.repo, &spec.name)
+                .display()
+                .to_string(),
+            worktree: spec.worktree.display().to_string(),
+            branch: spec.branch.clone(),
+            event,
+            changed_files,
+            in_loop,
+        };
+        let runs = self
+            .inner
+            .hooks
+            .run(&config.hooks, &spec.repo, &spec.worktree, &input)
+            .await;
+        for run in &runs {
+            self.record_hook(handle, event, run);
+        }
+        runs
+    }
+
+    /// Tells the agent what the hooks said. With `may_block`, a blocking hook's complaint is
+    /// a user message (so the agent answers it now), up to [`MAX_HOOK_BLOCKS`] times; every
+    /// other message is a note the agent gets with its next message.
+    pub(super) fn tell_agent(
+        &self,
+        handle: &SessionHandle,
+        runs: &[HookRun],
+        may_block: bool,
+    ) -> Result<(), SessionError> {
+        let mut inner = lock(&handle.inner);
+        // Notes first, so that they ride along with a blocking hook's message.
+        let (blocking, others): (Vec<&HookRun>, Vec<&HookRun>) =
+            runs.iter().partition(|run| run.status == "blocked");
+        for run in others.into_iter().chain(blocking) {
+            let Some(message) = &run.message_for_agent else {
+                continue;
+            };
+            let blocks =
+                may_block && run.status == "blocked" && inner.hook_blocks < MAX_HOOK_BLOCKS;
+            if blocks {
+                inner.hook_blocks += 1;
+            }
+            let role = if blocks {
+                MessageRole::User
+            } else {
+                MessageRole::System
+            };
+            inner.emit(
+                &handle.id,
+                Event::Item {
+                    phase: ItemPhase::Completed,
+                    item: Item::Message {
+                        id: new_item_id(),
+                        role,
+                        text: message.clone(),
+                        interrupted: false,
+                    },
+                },
+                &self.inner.events,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn record_hook(&self, handle: &SessionHandle, event: HookEvent, run: &HookRun) {
+        let item = Item::Hook {
+            id: new_item_id(),
+            event: event.as_str().to_owned(),
+            name: run.name.clone(),
+            status: run.status.to_owned(),
+            exit_code: run.exit_code,
+            duration_ms: run.duration_ms,
+            output: run.output.clone(),
+        };
+        let result = lock(&handle.inner).emit(
+            &handle.id,
+            Event::Item {
+                phase: ItemPhase::Completed,
+                item,
+            },
+            &self.inner.events,
+        );
+        if let Err(error) = result {
+            tracing::warn!("session {}: cannot record a hook run: {error}", handle.id);
+        }
+    }
+
+    /// Completes a session after its `on_done` hooks: a hook that blocks (exit 2) keeps the
+    /// session open and sends its complaint to the agent instead. Without `on_done` hooks it
+    /// completes at once; with them it answers at once and completes when they pass.
+    pub fn complete_after_hooks(&self, id: &str) -> Result<super::SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let has_hooks = {
+            let spec = lock(&handle.inner).state.spec.clone();
+            self.sources()
+                .resolve(Some(&spec.repo))
+                .is_ok_and(|config| !config.hooks.on_done.is_empty())
+        };
+        if !has_hooks {
+            return self.complete(id);
+        }
+        {
+            let inner = lock(&handle.inner);
+            if !matches!(
+                inner.state.status,
+                SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
+            ) {
+                return Err(inner.invalid("complete", "; stop it first"));
+            }
+        }
+        let manager = self.clone();
+        let session_id = id.to_owned();
+        let info = handle.info();
+        self.inner.runtime.spawn(async move {
+            let runs = manager.run_hooks(&handle, HookEvent::OnDone).await;
+            let blocked: Vec<String> = runs
+                .iter()
+                .filter(|run| run.status == "blocked")
+                .filter_map(|run| run.message_for_agent.clone())
+                .collect();
+            let may_block = {
+                let mut inner = lock(&handle.inner);
+                let may_block = inner.done_blocks < MAX_HOOK_BLOCKS;
+                if may_block && !blocked.is_empty() {
+                    inner.done_blocks += 1;
+                }
+                may_block
+            };
+            let outcome = if blocked.is_empty() || !may_block {
+                manager.complete(&session_id).map(drop)
+            } else {
+                // Not done yet: the agent gets to fix what the hook found.
+                let text = format!(
+                    "{}\nFix this, then say when you are done.",
+                    blocked.join("\n\n")
+                );
+                let status = lock(&handle.inner).state.status;
+                match status {
+                    SessionStatus::Waiting => manager.send(&session_id, text).map(drop),
+                    _ => manager.resume(&session_id, Some(text)).map(drop),
+                }
+            };
+            if let Err(error) = outcome {
+                tracing::warn!("session {session_id}: after on_done hooks: {error}");
+            }
+        });
+        Ok(info)
+    }
+}
