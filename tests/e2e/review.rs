@@ -41,6 +41,19 @@ async fn completed_run(client: &LspClient, id: &str, kind: &str, nth: usize) -> 
     }
 }
 
+/// A session (automatic review off) whose one turn edited the README, now waiting.
+async fn edited_session(env: &TestEnv, model: &FakeModel) -> (LspClient, String) {
+    model.push(Reply::tool_calls(EDIT_README));
+    model.push(Reply::text(&["done"]));
+    let mut client = LspClient::spawn(env.home()).await;
+    client
+        .initialize(&env.repo(), with_review(model, false), true)
+        .await;
+    let (_, id) = client.create(json!({"prompt": "edit"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    (client, id)
+}
+
 fn user_content(request: &Value) -> String {
     request["messages"]
         .as_array()
@@ -146,14 +159,7 @@ async fn a_develop_turn_with_changes_is_verified_then_reviewed() {
 async fn an_unreadable_answer_is_retried_once_then_the_run_fails() {
     let env = TestEnv::new();
     let model = FakeModel::start().await;
-    model.push(Reply::tool_calls(EDIT_README));
-    model.push(Reply::text(&["done"]));
-    let mut client = LspClient::spawn(env.home()).await;
-    client
-        .initialize(&env.repo(), with_review(&model, false), true)
-        .await;
-    let (_, id) = client.create(json!({"prompt": "edit"})).await;
-    client.wait_for_status(&id, "waiting").await;
+    let (mut client, id) = edited_session(&env, &model).await;
     assert_eq!(
         model.requests().len(),
         2,
@@ -200,14 +206,7 @@ async fn an_unreadable_answer_is_retried_once_then_the_run_fails() {
 async fn one_review_at_a_time_and_a_running_one_can_be_canceled() {
     let env = TestEnv::new();
     let model = FakeModel::start().await;
-    model.push(Reply::tool_calls(EDIT_README));
-    model.push(Reply::text(&["done"]));
-    let mut client = LspClient::spawn(env.home()).await;
-    client
-        .initialize(&env.repo(), with_review(&model, false), true)
-        .await;
-    let (_, id) = client.create(json!({"prompt": "edit"})).await;
-    client.wait_for_status(&id, "waiting").await;
+    let (mut client, id) = edited_session(&env, &model).await;
 
     model.push(Reply::text_paced(
         &["{\"findings\"", ": []", "}"],

@@ -1152,12 +1152,16 @@ impl SessionManager {
         if !ready || !spec.worktree.exists() {
             return Ok(Vec::new());
         }
-        // An index of its own: a diff may be asked for while a command uses the session's.
-        let index = private_index(self, &spec).with_file_name("tether-diff-index");
+        // An index of its own, per diff: a diff may be asked for while a command uses the
+        // session's index, and while another diff (a review, a hook, apply) runs.
+        let index = private_index(self, &spec)
+            .with_file_name(format!("tether-diff-index-{}", new_item_id()));
         if let Some(parent) = index.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        Ok(checkpoints(&spec, &index).diff(&spec.base_branch).await?)
+        let files = checkpoints(&spec, &index).diff(&spec.base_branch).await;
+        let _ = std::fs::remove_file(&index);
+        Ok(files?)
     }
 
     /// Puts the worktree back to checkpoint `name` (`turn-<n>`, or the `before-rewind-<k>` a
