@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod findings;
 mod git_ops;
+mod helix;
 mod hooks;
 mod lifecycle;
 mod local_model;
