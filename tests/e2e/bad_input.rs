@@ -17,6 +17,10 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
         .await;
     assert_eq!(error["code"], -32601, "{error}");
 
+    // An empty Lua table arrives as `[]`: taken as no params.
+    let listed = client.call("tether/session/list", json!([])).await;
+    assert_eq!(listed["sessions"], json!([]), "{listed}");
+
     // Wrong types name the field.
     let error = client
         .call_err("tether/session/create", json!({"prompt": 42}))

@@ -1,7 +1,7 @@
 //! A real Neovim (0.11, headless) against the real binary: tests/nvim/surfaces.lua drives
 //! it; this checks what it saw.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -22,9 +22,8 @@ fn neovim() -> PathBuf {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Neovim 0.11: scripts/neovim.sh installs it, scripts/test.sh runs this"]
-async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
+/// Neovim 0.10 or newer, checked.
+fn checked_neovim() -> PathBuf {
     let nvim = neovim();
     let version = std::process::Command::new(&nvim)
         .arg("--version")
@@ -37,26 +36,36 @@ async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
         version.starts_with("NVIM v0.1") && !version.starts_with("NVIM v0.1."),
         "Neovim 0.10 or newer is needed, found {version:?}"
     );
+    nvim
+}
 
+/// `calc.py` with a subtract that adds, committed.
+fn calc_repository() -> TestEnv {
     let env = TestEnv::new();
-    std::fs::write(
-        env.repo().join("calc.py"),
-        "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a + b\n",
-    )
-    .expect("write");
+    std::fs::write(env.repo().join("calc.py"), CALC).expect("write");
     git(&env.repo(), &["add", "."]);
     git(&env.repo(), &["commit", "-q", "-m", "calc"]);
-    let model = FakeModel::start().await;
-    model.push(Reply::tool_calls(&[(
-        "edit_file",
-        r#"{"path": "calc.py", "old_string": "def subtract(a, b):\n    return a + b\n", "new_string": "def subtract(a, b):\n    return a - b\n"}"#,
-    )]));
-    model.push(Reply::text(&["fixed"]));
+    env
+}
 
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/nvim/surfaces.lua");
+const CALC: &str = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a + b\n";
+
+const FIX_SUBTRACT: &str = r#"{"path": "calc.py", "old_string": "def subtract(a, b):\n    return a + b\n", "new_string": "def subtract(a, b):\n    return a - b\n"}"#;
+
+/// Runs `tests/nvim/<script>` in a headless Neovim with the isolated environment a test
+/// server gets; returns the JSON it printed last, failing with its output if it failed.
+async fn run_script(
+    nvim: &Path,
+    script: &str,
+    env: &TestEnv,
+    model: &FakeModel,
+    file: &str,
+) -> Value {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let script = root.join("tests/nvim").join(script);
     // Neovim runs with the same isolated state and config folders a test server gets.
     let isolated = isolated_command(env.home());
-    let mut command = tokio::process::Command::new(&nvim);
+    let mut command = tokio::process::Command::new(nvim);
     for (key, value) in isolated.as_std().get_envs() {
         match value {
             Some(value) => command.env(key, value),
@@ -68,8 +77,9 @@ async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
         .arg(&script)
         .env("TETHER_BIN", env!("CARGO_BIN_EXE_tether"))
         .env("TETHER_REPO", env.repo())
-        .env("TETHER_FILE", "calc.py")
+        .env("TETHER_FILE", file)
         .env("TETHER_SETTINGS", model.settings().to_string())
+        .env("TETHER_PLUGIN", root.join("editors/nvim"))
         .current_dir(env.repo())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -91,6 +101,20 @@ async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
         output.status.success(),
         "Neovim failed: {results:#}\nstderr {stderr}"
     );
+
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Neovim 0.11: scripts/neovim.sh installs it, scripts/test.sh runs this"]
+async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
+    let nvim = checked_neovim();
+    let env = calc_repository();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[("edit_file", FIX_SUBTRACT)]));
+    model.push(Reply::text(&["fixed"]));
+
+    let results = run_script(&nvim, "surfaces.lua", &env, &model, "calc.py").await;
 
     assert_eq!(results["position_encoding"], "utf-8", "Neovim offers UTF-8");
     // The fix landed in the buffer, around the user's unsaved line, and is undoable.
@@ -118,7 +142,7 @@ async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
     );
     assert_eq!(
         std::fs::read_to_string(env.repo().join("calc.py")).expect("read"),
-        "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a + b\n",
+        CALC,
         "nothing was written behind the editor's back"
     );
 
@@ -146,4 +170,77 @@ async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
         assert!(titles.contains(&wanted), "{wanted:?} in {titles:#?}");
     }
     assert_eq!(results["cleared"], true, "Dismiss cleared the diagnostic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Neovim 0.11: scripts/neovim.sh installs it, scripts/test.sh runs this"]
+async fn the_neovim_plugin_runs_a_session_from_new_to_apply() {
+    let nvim = checked_neovim();
+    let env = calc_repository();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "ask_user",
+        r#"{"questions": [{"prompt": "Which way?", "kind": "single", "options": ["left", "right"]}]}"#,
+    )]));
+    model.push(Reply::tool_calls(&[("edit_file", FIX_SUBTRACT)]));
+    model.push(Reply::text(&["went right and fixed subtract"]));
+
+    let results = run_script(&nvim, "plugin.lua", &env, &model, "calc.py").await;
+
+    // :Tether new asked for the prompt; the question came through vim.ui.select.
+    let asked: Vec<&str> = results["asked"]
+        .as_array()
+        .expect("asked")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .any(|prompt| prompt.starts_with("What should the session do")),
+        "{asked:?}"
+    );
+    assert!(asked.contains(&"Which way?"), "{asked:?}");
+    let first_prompt = model.requests()[0]["messages"]
+        .as_array()
+        .and_then(|messages| messages.iter().find(|m| m["role"] == "user").cloned())
+        .expect("the prompt");
+    assert_eq!(
+        first_prompt["content"],
+        "fix subtract, and ask me which way first"
+    );
+    let answered = model.requests()[1]["messages"]
+        .as_array()
+        .and_then(|messages| messages.last().cloned())
+        .expect("the answer");
+    assert!(
+        answered["content"]
+            .as_str()
+            .is_some_and(|text| text.contains("right")),
+        "{answered}"
+    );
+
+    // The transcript buffer filled live.
+    assert!(
+        results["transcript_name"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("tether://")),
+        "{results:#}"
+    );
+    assert!(
+        results["transcript"]
+            .as_str()
+            .is_some_and(|text| text.contains("fix subtract") && text.contains("went right")),
+        "{results:#}"
+    );
+
+    // :Tether apply put the fix into the open buffer.
+    assert_eq!(results["file_lines"][5], "    return a - b", "{results:#}");
+    assert_eq!(results["modified"], true);
+    assert!(
+        results["health"]
+            .as_str()
+            .is_some_and(|text| text.contains("tether") && text.contains("OK")),
+        "{results:#}"
+    );
 }

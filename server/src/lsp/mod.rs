@@ -145,6 +145,11 @@ impl Backend {
     /// that one bad request never takes the server down.
     async fn dispatch(&self, method: &str, params: Value) -> jsonrpc::Result<Value> {
         self.sessions_ready().await;
+        // Lua clients encode an empty table as `[]`: no params, as `{}` would be.
+        let params = match params {
+            Value::Array(items) if items.is_empty() => Value::Object(Default::default()),
+            other => other,
+        };
         answer_or_report_panic(method, handlers::session::handle(self, method, params)).await
     }
 

@@ -1,0 +1,111 @@
+-- The Neovim plugin (editors/nvim) in a real headless Neovim: :Tether new starts a session,
+-- its transcript buffer fills live, the agent's question is answered through vim.ui.select,
+-- and :Tether apply puts the changes into the open buffer.
+--
+-- Run by tests/e2e/neovim.rs (TETHER_BIN, TETHER_REPO, TETHER_FILE, TETHER_SETTINGS,
+-- TETHER_PLUGIN); prints its results as JSON on the last line.
+
+local results = { steps = {}, asked = {} }
+
+local function finish(ok)
+  io.stdout:write(vim.json.encode(results) .. '\n')
+  vim.cmd(ok and 'qall!' or 'cquit! 1')
+end
+
+local function fail(message)
+  results.error = message
+  finish(false)
+end
+
+vim.defer_fn(function()
+  fail('timed out at step ' .. tostring(results.steps[#results.steps]))
+end, 60000)
+
+local function step(name)
+  table.insert(results.steps, name)
+end
+
+-- What the "user" types and picks.
+vim.ui.input = function(opts, on_confirm)
+  table.insert(results.asked, opts.prompt)
+  on_confirm('fix subtract, and ask me which way first')
+end
+vim.ui.select = function(items, opts, on_choice)
+  table.insert(results.asked, opts.prompt)
+  for index, item in ipairs(items) do
+    if item == 'right' then
+      return on_choice(item, index)
+    end
+  end
+  on_choice(items[1], 1)
+end
+
+results.notified = {}
+vim.notify = function(message)
+  table.insert(results.notified, message)
+end
+
+local function text_of(buf)
+  return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n')
+end
+
+local function main()
+  -- As in a user's Neovim (-u NONE leaves it off): servers attach on FileType.
+  vim.cmd('filetype on')
+  vim.opt.runtimepath:prepend(assert(os.getenv('TETHER_PLUGIN')))
+  local tether = require('tether')
+  tether.setup({
+    cmd = { assert(os.getenv('TETHER_BIN')), 'lsp' },
+    settings = vim.json.decode(assert(os.getenv('TETHER_SETTINGS'))),
+  })
+
+  step('open')
+  vim.cmd('edit ' .. vim.fn.fnameescape(os.getenv('TETHER_REPO') .. '/' .. os.getenv('TETHER_FILE')))
+  local file_buf = vim.api.nvim_get_current_buf()
+  if not vim.wait(10000, function()
+    local client = vim.lsp.get_clients({ name = 'tether', bufnr = file_buf })[1]
+    return client ~= nil and client.initialized
+  end) then
+    return fail('the plugin did not start the server')
+  end
+
+  step('new')
+  vim.cmd('Tether new')
+  if not vim.wait(10000, function()
+    return vim.api.nvim_buf_get_name(0):find('^tether://') ~= nil
+  end) then
+    return fail('no transcript buffer')
+  end
+  local transcript = vim.api.nvim_get_current_buf()
+  results.transcript_name = vim.api.nvim_buf_get_name(transcript)
+
+  step('transcript fills, the question is answered')
+  if not vim.wait(20000, function()
+    return text_of(transcript):find('went right') ~= nil
+  end, 50) then
+    results.transcript = text_of(transcript)
+    return fail('the transcript never showed the answer')
+  end
+  results.transcript = text_of(transcript)
+
+  step('apply')
+  vim.cmd('buffer ' .. file_buf)
+  vim.cmd('Tether apply')
+  vim.wait(10000, function()
+    return text_of(file_buf):find('a %- b') ~= nil
+  end)
+  results.file_lines = vim.api.nvim_buf_get_lines(file_buf, 0, -1, false)
+  results.modified = vim.bo[file_buf].modified
+
+  step('health')
+  vim.cmd('checkhealth tether')
+  results.health = text_of(vim.api.nvim_get_current_buf())
+
+  step('done')
+  finish(true)
+end
+
+local ok, err = xpcall(main, debug.traceback)
+if not ok then
+  fail(err)
+end
