@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit, end-to-end over stdio, a real headless Neovim (installed by
-# scripts/neovim.sh), and the smoke tests against the real local model (installed and
-# started by scripts/local-model.sh; the first install builds llama.cpp, about 10 minutes on
-# 2 cores, then it is cached).
+# scripts/neovim.sh), the VS Code extension's unit tests (npm), and the smoke tests against
+# the real local model (installed and started by scripts/local-model.sh; the first install
+# builds llama.cpp, about 10 minutes on 2 cores, then it is cached).
 #
 #   TETHER_SKIP_LOCAL_MODEL=1 scripts/test.sh   skips the local-model smoke tests
 set -euo pipefail
@@ -12,6 +12,9 @@ cd "$root"
 scripts/neovim.sh install
 TETHER_NVIM=$(scripts/neovim.sh path)
 export TETHER_NVIM
+
+# The VS Code extension's own tests (its view model and forms), under node.
+(cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run --silent compile && npm test)
 
 if [ "${TETHER_SKIP_LOCAL_MODEL:-0}" = 1 ]; then
     echo "test.sh: TETHER_SKIP_LOCAL_MODEL=1: skipping the local-model smoke tests" >&2

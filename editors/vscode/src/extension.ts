@@ -1,0 +1,271 @@
+// The Tether extension: starts the `tether` language server, shows its sessions in the
+// activity bar, and runs session commands. Diagnostics, code actions and workspace edits
+// come from the server through vscode-languageclient as they are.
+
+import * as vscode from "vscode";
+import { execFileSync } from "node:child_process";
+import {
+  LanguageClient,
+  type LanguageClientOptions,
+  type ServerOptions,
+  type StaticFeature,
+} from "vscode-languageclient/node";
+
+import { type EventParams, type SessionInfo, SessionStore, describe } from "./sessions";
+
+let client: LanguageClient | undefined;
+const store = new SessionStore();
+
+/** The binary: the `tether.path` setting, else `tether` found on PATH. */
+function findBinary(): string | undefined {
+  const configured = vscode.workspace.getConfiguration("tether").get<string>("path");
+  if (configured) {
+    return configured;
+  }
+  try {
+    const found = execFileSync(process.platform === "win32" ? "where" : "which", ["tether"], {
+      encoding: "utf8",
+    });
+    return found.split(/\r?\n/)[0]?.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The extension's settings as tether's initializationOptions. */
+function serverSettings(): Record<string, unknown> {
+  const config = vscode.workspace.getConfiguration("tether");
+  const settings: Record<string, unknown> = {};
+  const provider = config.get<string>("provider");
+  const model = config.get<string>("model");
+  const apiKeyEnv = config.get<string>("apiKeyEnv");
+  const permissionMode = config.get<string>("permissionMode");
+  if (provider) {
+    settings.default_provider = provider;
+    const providerSettings: Record<string, string> = {};
+    if (model) {
+      providerSettings.model = model;
+    }
+    if (apiKeyEnv) {
+      providerSettings.api_key_env = apiKeyEnv;
+    }
+    if (Object.keys(providerSettings).length > 0) {
+      settings.providers = { [provider]: providerSettings };
+    }
+  }
+  if (permissionMode) {
+    settings.session = { permission_mode: permissionMode };
+  }
+  return settings;
+}
+
+/** Opts in to tether's notifications (`capabilities.experimental.tether`). */
+const optIn: StaticFeature = {
+  fillClientCapabilities(capabilities) {
+    capabilities.experimental = { ...(capabilities.experimental ?? {}), tether: true };
+  },
+  initialize() {},
+  getState() {
+    return { kind: "static" };
+  },
+  clear() {},
+};
+
+type Node = { kind: "group"; status: string; sessions: SessionInfo[] } | { kind: "session"; session: SessionInfo };
+
+class SessionsView implements vscode.TreeDataProvider<Node> {
+  private readonly changed = new vscode.EventEmitter<Node | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+
+  refresh(): void {
+    this.changed.fire(undefined);
+  }
+
+  getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === "group") {
+      const item = new vscode.TreeItem(
+        `${node.status} (${node.sessions.length})`,
+        vscode.TreeItemCollapsibleState.Expanded,
+      );
+      item.contextValue = "group";
+      return item;
+    }
+    const item = new vscode.TreeItem(node.session.name, vscode.TreeItemCollapsibleState.None);
+    item.description = describe(node.session);
+    item.tooltip = node.session.title;
+    item.contextValue = "session";
+    item.id = node.session.id;
+    return item;
+  }
+
+  getChildren(node?: Node): Node[] {
+    if (!node) {
+      return store.grouped().map(([status, sessions]) => ({ kind: "group", status, sessions }));
+    }
+    return node.kind === "group" ? node.sessions.map((session) => ({ kind: "session", session })) : [];
+  }
+}
+
+async function request<T>(method: string, params: unknown): Promise<T | undefined> {
+  if (!client) {
+    void vscode.window.showErrorMessage("Tether: the server is not running.");
+    return undefined;
+  }
+  try {
+    return await client.sendRequest<T>(`tether/session/${method}`, params);
+  } catch (error) {
+    void vscode.window.showErrorMessage(`Tether: ${method}: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+async function reload(view: SessionsView): Promise<void> {
+  const listed = await request<{ sessions: SessionInfo[] }>("list", {});
+  if (listed) {
+    store.reset(listed.sessions);
+    store.gaps.clear();
+    view.refresh();
+  }
+}
+
+/** The session a command is about: the tree item it was run on, or one picked. */
+async function chooseSession(node?: Node): Promise<SessionInfo | undefined> {
+  if (node?.kind === "session") {
+    return node.session;
+  }
+  const picked = await vscode.window.showQuickPick(
+    store.all().map((session) => ({ label: session.name, description: describe(session), session })),
+    { placeHolder: "Which session?" },
+  );
+  return picked?.session;
+}
+
+async function openMarkdown(content: string): Promise<void> {
+  const document = await vscode.workspace.openTextDocument({ language: "markdown", content });
+  await vscode.window.showTextDocument(document);
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const view = new SessionsView();
+  context.subscriptions.push(vscode.window.registerTreeDataProvider("tether.sessions", view));
+  const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 50);
+  status.command = "tether.sessions.focus";
+  context.subscriptions.push(status);
+  const showCount = () => {
+    const working = store.workingCount();
+    status.text = `$(sync${working > 0 ? "~spin" : ""}) tether: ${working} working`;
+    status.show();
+  };
+
+  const binary = findBinary();
+  if (!binary) {
+    void vscode.window.showErrorMessage(
+      "Tether: the tether binary was not found. Install it (cargo install --path server) or set tether.path.",
+    );
+    return;
+  }
+  const serverOptions: ServerOptions = { command: binary, args: ["lsp"] };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [{ scheme: "file" }],
+    initializationOptions: serverSettings(),
+  };
+  client = new LanguageClient("tether", "Tether", serverOptions, clientOptions);
+  client.registerFeature(optIn);
+  context.subscriptions.push({ dispose: () => void client?.stop() });
+  await client.start();
+  client.onNotification("tether/session/event", (params: EventParams) => {
+    if (store.apply(params)) {
+      view.refresh();
+      showCount();
+    }
+    if (store.gaps.size > 0) {
+      void reload(view);
+    }
+  });
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration((change) => {
+      if (change.affectsConfiguration("tether") && client) {
+        void client.sendNotification("workspace/didChangeConfiguration", { settings: serverSettings() });
+      }
+    }),
+  );
+  await reload(view);
+  showCount();
+
+  const on = (name: string, run: (node?: Node) => Promise<void>) =>
+    context.subscriptions.push(vscode.commands.registerCommand(`tether.ui.${name}`, run));
+
+  on("refresh", () => reload(view));
+  on("newSession", async () => {
+    const prompt = await vscode.window.showInputBox({ prompt: "What should the session do?" });
+    if (prompt) {
+      await request("create", { prompt });
+    }
+  });
+  on("send", async (node) => {
+    const session = await chooseSession(node);
+    const text = session && (await vscode.window.showInputBox({ prompt: `Message to ${session.name}` }));
+    if (session && text) {
+      await request("send", { id: session.id, text });
+    }
+  });
+  for (const method of ["stop", "resume", "clone", "apply"]) {
+    on(method, async (node) => {
+      const session = await chooseSession(node);
+      if (session) {
+        await request(method, { id: session.id });
+      }
+    });
+  }
+  on("delete", async (node) => {
+    const session = await chooseSession(node);
+    const sure =
+      session &&
+      (await vscode.window.showWarningMessage(
+        `Delete ${session.name}, its worktree and its branch?`,
+        { modal: true },
+        "Delete",
+      ));
+    if (session && sure === "Delete") {
+      await request("delete", { id: session.id });
+      await reload(view);
+    }
+  });
+  on("export", async (node) => {
+    const session = await chooseSession(node);
+    const exported = session && (await request<{ content: string }>("export", { id: session.id, format: "markdown" }));
+    if (exported) {
+      await openMarkdown(exported.content);
+    }
+  });
+  on("diff", async (node) => {
+    const session = await chooseSession(node);
+    const diff = session && (await request<{ files: Array<{ patch: string }> }>("diff", { id: session.id }));
+    if (diff) {
+      const document = await vscode.workspace.openTextDocument({
+        language: "diff",
+        content: diff.files.map((file) => file.patch).join("\n"),
+      });
+      await vscode.window.showTextDocument(document);
+    }
+  });
+  on("review", async (node) => {
+    const session = await chooseSession(node);
+    const kind = session && (await vscode.window.showQuickPick(["review", "verification"]));
+    if (session && kind) {
+      await request("review", { id: session.id, kind });
+    }
+  });
+  on("loop", async (node) => {
+    const session = await chooseSession(node);
+    const prompt = session && (await vscode.window.showInputBox({ prompt: "Loop prompt" }));
+    const count = prompt && (await vscode.window.showInputBox({ prompt: "Most iterations", value: "10" }));
+    if (session && prompt && count) {
+      await request("loop", { id: session.id, prompt, maxIterations: Number(count) || 10 });
+    }
+  });
+}
+
+export async function deactivate(): Promise<void> {
+  await client?.stop();
+}
