@@ -80,6 +80,7 @@ async fn run_script(
         .env("TETHER_FILE", file)
         .env("TETHER_SETTINGS", model.settings().to_string())
         .env("TETHER_PLUGIN", root.join("editors/nvim"))
+        .env("TETHER_NVIM_TESTS", root.join("tests/nvim"))
         .current_dir(env.repo())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

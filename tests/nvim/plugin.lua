@@ -5,25 +5,9 @@
 -- Run by tests/e2e/neovim.rs (TETHER_BIN, TETHER_REPO, TETHER_FILE, TETHER_SETTINGS,
 -- TETHER_PLUGIN); prints its results as JSON on the last line.
 
-local results = { steps = {}, asked = {} }
-
-local function finish(ok)
-  io.stdout:write(vim.json.encode(results) .. '\n')
-  vim.cmd(ok and 'qall!' or 'cquit! 1')
-end
-
-local function fail(message)
-  results.error = message
-  finish(false)
-end
-
-vim.defer_fn(function()
-  fail('timed out at step ' .. tostring(results.steps[#results.steps]))
-end, 60000)
-
-local function step(name)
-  table.insert(results.steps, name)
-end
+local harness = dofile(vim.env.TETHER_NVIM_TESTS .. '/harness.lua')
+local results, step, fail, finish = harness.results, harness.step, harness.fail, harness.finish
+results.asked = {}
 
 -- What the "user" types and picks.
 vim.ui.input = function(opts, on_confirm)
@@ -105,7 +89,4 @@ local function main()
   finish(true)
 end
 
-local ok, err = xpcall(main, debug.traceback)
-if not ok then
-  fail(err)
-end
+harness.run(main)

@@ -5,22 +5,8 @@
 -- Run by tests/e2e/neovim.rs, which sets TETHER_BIN, TETHER_REPO, TETHER_FILE and
 -- TETHER_SETTINGS and checks the JSON this prints as its last line.
 
-local results = { steps = {} }
-
-local function finish(ok)
-  io.stdout:write(vim.json.encode(results) .. '\n')
-  vim.cmd(ok and 'qall!' or 'cquit! 1')
-end
-
-local function fail(message)
-  results.error = message
-  finish(false)
-end
-
--- The safety net: never hang CI.
-vim.defer_fn(function()
-  fail('timed out at step ' .. tostring(results.steps[#results.steps]))
-end, 60000)
+local harness = dofile(vim.env.TETHER_NVIM_TESTS .. '/harness.lua')
+local results, step, fail, finish = harness.results, harness.step, harness.fail, harness.finish
 
 -- A headless Neovim must never block on a prompt.
 vim.ui.select = function(items, _, on_choice)
@@ -28,10 +14,6 @@ vim.ui.select = function(items, _, on_choice)
 end
 vim.ui.input = function(_, on_confirm)
   on_confirm('')
-end
-
-local function step(name)
-  table.insert(results.steps, name)
 end
 
 local function buffer_lines(buf)
@@ -172,7 +154,4 @@ local function main()
   finish(true)
 end
 
-local ok, err = xpcall(main, debug.traceback)
-if not ok then
-  fail(err)
-end
+harness.run(main)
