@@ -67,10 +67,11 @@ impl SessionManager {
         };
         let manager = self.clone();
         self.inner.runtime.spawn(async move {
-            manager.run_loop(&handle, request, &cancel).await;
-            let mut inner = lock(&handle.inner);
-            inner.active_loop = None;
-            inner.model_override = None;
+            if !manager.run_loop(&handle, request, &cancel).await {
+                let mut inner = lock(&handle.inner);
+                inner.active_loop = None;
+                inner.model_override = None;
+            }
         });
         Ok(())
     }
@@ -88,12 +89,13 @@ impl SessionManager {
         }
     }
 
+    /// Runs the loop; returns whether it already freed the session's loop slot.
     async fn run_loop(
         &self,
         handle: &Arc<SessionHandle>,
         request: LoopRequest,
         cancel: &CancellationToken,
-    ) {
+    ) -> bool {
         let id = handle.id.to_string();
         for iteration in 1..=request.max_iterations {
             let item_id = new_item_id();
@@ -108,7 +110,7 @@ impl SessionManager {
                 .emit_item(handle, ItemPhase::Started, item("running", None))
                 .is_err()
             {
-                return;
+                return false;
             }
             let end = self.iteration(handle, &request, iteration, cancel).await;
             let stop = end.stop.or_else(|| {
@@ -126,16 +128,23 @@ impl SessionManager {
                 }
             });
             let last = stop.is_some();
+            if last {
+                // Free before the last item is announced: whoever sees it may start another.
+                let mut inner = lock(&handle.inner);
+                inner.active_loop = None;
+                inner.model_override = None;
+            }
             if let Err(error) =
                 self.emit_item(handle, ItemPhase::Completed, item(end.outcome, stop))
             {
                 tracing::warn!("session {id}: {error}");
-                return;
+                return last;
             }
             if last {
-                return;
+                return true;
             }
         }
+        false
     }
 
     /// Runs one iteration: reset, send, watch until the turn settles.
