@@ -229,12 +229,7 @@ impl Transcripts {
         let rendered = tokio::task::spawn_blocking(move || {
             let (info, events) = manager.all_events(&session_id).ok()?;
             let open_questions = manager.pending_items(&session_id).unwrap_or_default();
-            let findings: Vec<_> = manager
-                .open_findings()
-                .into_iter()
-                .filter(|session| session.session_id == session_id)
-                .flat_map(|session| session.findings)
-                .collect();
+            let findings = manager.session_findings(&session_id).unwrap_or_default();
             let text = transcript::render(&info, &events, &open_questions, &findings);
             Some(format!("{}\n{text}", seq_marker(info.last_seq)))
         })

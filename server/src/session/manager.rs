@@ -1239,20 +1239,26 @@ impl SessionManager {
     /// session's history and given to the agent with the next message it gets.
     pub fn note(&self, id: &str, text: String) -> Result<(), SessionError> {
         let handle = self.writable_handle(id)?;
-        let mut inner = lock(&handle.inner);
-        inner.emit(
-            &handle.id,
-            Event::Item {
-                phase: ItemPhase::Completed,
-                item: Item::Message {
-                    id: new_item_id(),
-                    role: MessageRole::System,
-                    text,
-                    interrupted: false,
-                },
+        self.emit_item(
+            &handle,
+            ItemPhase::Completed,
+            Item::Message {
+                id: new_item_id(),
+                role: MessageRole::System,
+                text,
+                interrupted: false,
             },
-            &self.inner.events,
-        )?;
+        )
+    }
+
+    /// Logs and announces one item event of a session.
+    fn emit_item(
+        &self,
+        handle: &SessionHandle,
+        phase: ItemPhase,
+        item: Item,
+    ) -> Result<(), SessionError> {
+        lock(&handle.inner).emit(&handle.id, Event::Item { phase, item }, &self.inner.events)?;
         Ok(())
     }
 
@@ -1650,6 +1656,16 @@ impl SessionManager {
                 })
             })
             .collect()
+    }
+
+    /// The findings of one session that are not dismissed.
+    pub fn session_findings(
+        &self,
+        id: &str,
+    ) -> Result<Vec<(FindingSource, Finding)>, SessionError> {
+        let handle = self.handle(id)?;
+        let inner = lock(&handle.inner);
+        Ok(inner.state.findings.values().cloned().collect())
     }
 
     /// The open finding `finding_id` of a session.

@@ -282,17 +282,15 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             let params: FindingsParams = parse(method, params)?;
             let Some(findings) = params.findings else {
                 let findings: Vec<Value> = manager
-                    .open_findings()
+                    .session_findings(&params.id)
+                    .map_err(session_error)?
                     .into_iter()
-                    .filter(|session| session.session_id == params.id)
-                    .flat_map(|session| session.findings)
                     .map(|(source, finding)| {
                         let mut value = serde_json::to_value(finding).unwrap_or_default();
                         value["source"] = json!(source);
                         value
                     })
                     .collect();
-                manager.info(&params.id).map_err(session_error)?;
                 return Ok(json!({ "findings": findings }));
             };
             let item_id = manager

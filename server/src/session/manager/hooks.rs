@@ -146,15 +146,7 @@ impl SessionManager {
             duration_ms: run.duration_ms,
             output: run.output.clone(),
         };
-        let result = lock(&handle.inner).emit(
-            &handle.id,
-            Event::Item {
-                phase: ItemPhase::Completed,
-                item,
-            },
-            &self.inner.events,
-        );
-        if let Err(error) = result {
+        if let Err(error) = self.emit_item(handle, ItemPhase::Completed, item) {
             tracing::warn!("session {}: cannot record a hook run: {error}", handle.id);
         }
     }

@@ -246,14 +246,4 @@ impl SessionManager {
             stop: None,
         }
     }
-
-    fn emit_item(
-        &self,
-        handle: &SessionHandle,
-        phase: ItemPhase,
-        item: Item,
-    ) -> Result<(), SessionError> {
-        lock(&handle.inner).emit(&handle.id, Event::Item { phase, item }, &self.inner.events)?;
-        Ok(())
-    }
 }
