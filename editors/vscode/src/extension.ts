@@ -11,6 +11,7 @@ import {
   type StaticFeature,
 } from "vscode-languageclient/node";
 
+import { EMPTY_SCHEME, SessionPanels, emptyDocuments } from "./panel";
 import { type EventParams, type SessionInfo, SessionStore, describe } from "./sessions";
 
 let client: LanguageClient | undefined;
@@ -95,6 +96,7 @@ class SessionsView implements vscode.TreeDataProvider<Node> {
     item.tooltip = node.session.title;
     item.contextValue = "session";
     item.id = node.session.id;
+    item.command = { command: "tether.ui.open", title: "Open Session", arguments: [node] };
     return item;
   }
 
@@ -157,6 +159,28 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     status.show();
   };
 
+  const panels = new SessionPanels(context.extensionUri, request, async (name, session) => {
+    await vscode.commands.executeCommand(`tether.ui.${name}`, { kind: "session", session });
+  });
+  context.subscriptions.push(panels, vscode.workspace.registerTextDocumentContentProvider(EMPTY_SCHEME, emptyDocuments));
+  /** A session that waits on the user while its panel is closed says so, once per item. */
+  const promptIfWaiting = (params: EventParams) => {
+    const item = params.event.item as { id?: string; type?: string } | undefined;
+    if (params.event.kind !== "item" || params.event.phase !== "started" || panels.isOpen(params.sessionId)) {
+      return;
+    }
+    const asks: Record<string, string> = { question: "asks a question", plan: "proposes a plan", permission: "asks for permission" };
+    const session = store.get(params.sessionId);
+    const what = item?.type && asks[item.type];
+    if (session && what) {
+      void vscode.window.showInformationMessage(`Tether: ${session.name} ${what}.`, "Open").then((choice) => {
+        if (choice === "Open") {
+          void panels.open(session);
+        }
+      });
+    }
+  };
+
   const binary = findBinary();
   if (!binary) {
     void vscode.window.showErrorMessage(
@@ -174,6 +198,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push({ dispose: () => void client?.stop() });
   await client.start();
   client.onNotification("tether/session/event", (params: EventParams) => {
+    panels.event(params);
+    promptIfWaiting(params);
     if (store.apply(params)) {
       view.refresh();
       showCount();
@@ -196,10 +222,21 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     context.subscriptions.push(vscode.commands.registerCommand(`tether.ui.${name}`, run));
 
   on("refresh", () => reload(view));
+  on("open", async (node) => {
+    const session = await chooseSession(node);
+    if (session) {
+      await panels.open(session);
+    }
+  });
   on("newSession", async () => {
     const prompt = await vscode.window.showInputBox({ prompt: "What should the session do?" });
-    if (prompt) {
-      await request("create", { prompt });
+    const session = prompt && (await request<SessionInfo>("create", { prompt }));
+    if (session) {
+      if (!store.get(session.id)) {
+        store.reset([...store.all(), session]);
+        view.refresh();
+      }
+      await panels.open(session);
     }
   });
   on("send", async (node) => {

@@ -1,0 +1,260 @@
+// The session panel: a webview per session showing its live transcript (from
+// `tether/session/get`, then its `tether/session/event`s), with a message box, the question
+// form, plan approval and permission buttons. The page itself is src/webview/panel.ts.
+
+import { randomBytes } from "node:crypto";
+import * as vscode from "vscode";
+
+import { answersFromForm, type EventParams, type SessionInfo } from "./sessions";
+import { type EventRecord, type Header, Transcript } from "./transcript";
+
+/** Sends `tether/session/<method>`; shows the error and returns undefined when it fails. */
+export type Requester = <T>(method: string, params: unknown) => Promise<T | undefined>;
+
+/** How long updates gather before they go to the page: streaming text arrives ~60 times a second. */
+const FLUSH_MS = 50;
+
+/** Every open session panel, one per session. */
+export class SessionPanels {
+  private readonly panels = new Map<string, SessionPanel>();
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly request: Requester,
+    private readonly runCommand: (name: string, session: SessionInfo) => Promise<void>,
+  ) {}
+
+  /** Shows the session's panel, opening it if need be. */
+  async open(session: SessionInfo): Promise<void> {
+    const existing = this.panels.get(session.id);
+    if (existing) {
+      existing.reveal();
+      return;
+    }
+    const panel = new SessionPanel(session, this.extensionUri, this.request, this.runCommand, () =>
+      this.panels.delete(session.id),
+    );
+    this.panels.set(session.id, panel);
+    await panel.load();
+  }
+
+  isOpen(id: string): boolean {
+    return this.panels.has(id);
+  }
+
+  /** A live event: to its session's panel, if one is open. */
+  event(params: EventParams): void {
+    this.panels.get(params.sessionId)?.event(params);
+  }
+
+  dispose(): void {
+    for (const panel of [...this.panels.values()]) {
+      panel.dispose();
+    }
+  }
+}
+
+class SessionPanel {
+  private readonly panel: vscode.WebviewPanel;
+  private transcript: Transcript;
+  private readonly dirty = new Set<string>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private ready = false;
+  private loading: Promise<void> | undefined;
+
+  constructor(
+    private readonly session: SessionInfo,
+    extensionUri: vscode.Uri,
+    private readonly request: Requester,
+    private readonly runCommand: (name: string, session: SessionInfo) => Promise<void>,
+    onDispose: () => void,
+  ) {
+    this.transcript = new Transcript(session as unknown as Partial<Header>);
+    this.panel = vscode.window.createWebviewPanel(
+      "tether.session",
+      `Tether: ${session.name}`,
+      vscode.ViewColumn.Beside,
+      {
+        enableScripts: true,
+        retainContextWhenHidden: true,
+        localResourceRoots: [vscode.Uri.joinPath(extensionUri, "out", "webview"), vscode.Uri.joinPath(extensionUri, "media")],
+      },
+    );
+    this.panel.iconPath = vscode.Uri.joinPath(extensionUri, "media", "tether.svg");
+    this.panel.webview.html = page(this.panel.webview, extensionUri);
+    this.panel.webview.onDidReceiveMessage((message) => void this.received(message));
+    this.panel.onDidDispose(() => {
+      clearTimeout(this.timer);
+      onDispose();
+    });
+  }
+
+  reveal(): void {
+    this.panel.reveal();
+  }
+
+  dispose(): void {
+    this.panel.dispose();
+  }
+
+  /** Reads the whole transcript again (on open, and after a gap in the events). */
+  load(): Promise<void> {
+    this.loading ??= (async () => {
+      const got = await this.request<{ session: SessionInfo; events: EventRecord[] }>("get", { id: this.session.id });
+      if (got) {
+        const transcript = new Transcript(got.session as unknown as Partial<Header>);
+        for (const record of got.events) {
+          transcript.apply(record);
+        }
+        this.transcript = transcript;
+      }
+      this.loading = undefined;
+      this.dirty.clear();
+      this.post({ type: "reset", header: this.transcript.header, entries: this.transcript.all() });
+    })();
+    return this.loading;
+  }
+
+  event(params: EventParams): void {
+    if (this.loading) {
+      return; // the reload reads this event too
+    }
+    if (params.seq > this.transcript.lastSeq + 1) {
+      void this.load();
+      return;
+    }
+    const changed = this.transcript.apply(params);
+    if (!changed || changed.length === 0) {
+      return;
+    }
+    for (const id of changed) {
+      this.dirty.add(id);
+    }
+    this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    const entries = [...this.dirty]
+      .filter((id) => id !== "header")
+      .map((id) => this.transcript.entry(id))
+      .filter((entry) => entry !== undefined);
+    this.dirty.clear();
+    this.post({ type: "update", header: this.transcript.header, entries });
+  }
+
+  private post(message: unknown): void {
+    if (this.ready) {
+      void this.panel.webview.postMessage(message);
+    }
+  }
+
+  private error(text: string): void {
+    void this.panel.webview.postMessage({ type: "error", text });
+  }
+
+  private async received(message: Record<string, unknown>): Promise<void> {
+    const id = this.session.id;
+    switch (message.type) {
+      case "ready":
+        this.ready = true;
+        this.post({ type: "reset", header: this.transcript.header, entries: this.transcript.all() });
+        return;
+      case "send":
+        await this.request("send", { id, text: String(message.text) });
+        return;
+      case "answer": {
+        const entry = this.transcript.open(String(message.questionId));
+        if (entry?.kind !== "question") {
+          this.error("That question is no longer open.");
+          return;
+        }
+        const form = (message.form ?? {}) as Parameters<typeof answersFromForm>[1];
+        const result = answersFromForm(entry.questions, form);
+        if ("error" in result) {
+          this.error(result.error);
+          return;
+        }
+        await this.request("answer", { id, questionId: entry.id, answers: result.answers });
+        return;
+      }
+      case "plan":
+        await this.request("decidePlan", {
+          id,
+          planId: String(message.planId),
+          approve: message.approve === true,
+          feedback: message.feedback ? String(message.feedback) : undefined,
+        });
+        return;
+      case "permission": {
+        const decision = String(message.decision);
+        const feedback = String(message.feedback ?? "").trim();
+        await this.request("answer", {
+          id,
+          questionId: String(message.itemId),
+          answers: feedback && decision.startsWith("reject") ? [decision, feedback] : [decision],
+        });
+        return;
+      }
+      case "diff":
+        await this.diff(String(message.path));
+        return;
+      case "open": {
+        const file = vscode.Uri.file(`${this.transcript.header.repo}/${String(message.file)}`);
+        const line = Math.max(0, Number(message.line ?? 1) - 1);
+        await vscode.window.showTextDocument(file, { selection: new vscode.Range(line, 0, line, 0) });
+        return;
+      }
+      case "command":
+        await this.runCommand(String(message.name), this.session);
+        return;
+    }
+  }
+
+  /** Your copy of a file beside the session's: what applying would change. */
+  private async diff(path: string): Promise<void> {
+    const { repo, worktree, name } = this.transcript.header;
+    const mine = vscode.Uri.file(`${repo}/${path}`);
+    const theirs = vscode.Uri.file(`${worktree}/${path}`);
+    const exists = async (uri: vscode.Uri) =>
+      vscode.workspace.fs.stat(uri).then(
+        () => true,
+        () => false,
+      );
+    const left = (await exists(mine)) ? mine : vscode.Uri.from({ scheme: EMPTY_SCHEME, path: `/${path}` });
+    const right = (await exists(theirs)) ? theirs : vscode.Uri.from({ scheme: EMPTY_SCHEME, path: `/${path}` });
+    await vscode.commands.executeCommand("vscode.diff", left, right, `${path} (yours ↔ ${name})`);
+  }
+}
+
+/** The scheme of an empty document: the missing side of a diff for an added or deleted file. */
+export const EMPTY_SCHEME = "tether-empty";
+
+export const emptyDocuments: vscode.TextDocumentContentProvider = {
+  provideTextDocumentContent: () => "",
+};
+
+function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
+  const nonce = randomBytes(16).toString("hex");
+  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "out", "webview", "panel.js"));
+  const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${style.toString()}">
+</head>
+<body>
+<div id="header"></div>
+<div id="entries" aria-live="polite"></div>
+<div id="error" role="alert" hidden></div>
+<div id="composer">
+<textarea id="message" rows="2" placeholder="Message the session (Ctrl+Enter sends)" aria-label="Message"></textarea>
+<button id="send" type="button" class="primary">Send</button>
+</div>
+<script nonce="${nonce}" src="${script.toString()}"></script>
+</body>
+</html>`;
+}

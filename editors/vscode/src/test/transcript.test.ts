@@ -1,0 +1,135 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+
+import { type EventRecord, Transcript } from "../transcript";
+
+/** Numbers the events 1, 2, 3… as the server does. */
+function records(...events: Array<EventRecord["event"]>): EventRecord[] {
+  return events.map((event, index) => ({ seq: index + 1, at: 0, event }));
+}
+
+function fold(...events: Array<EventRecord["event"]>): Transcript {
+  const transcript = new Transcript({ name: "fix" });
+  for (const record of records(...events)) {
+    transcript.apply(record);
+  }
+  return transcript;
+}
+
+test("streamed text grows an entry until its completed form replaces it", () => {
+  const transcript = new Transcript({ name: "fix" });
+  const [started, delta, thinking, thinkingDelta, completed] = records(
+    { kind: "item", phase: "started", item: { id: "m1", type: "message", role: "agent", text: "" } },
+    { kind: "delta", itemId: "m1", text: "Hel" },
+    { kind: "item", phase: "started", item: { id: "t1", type: "message", role: "thinking", text: "" } },
+    { kind: "delta", itemId: "t1", text: "hmm" },
+    { kind: "item", phase: "completed", item: { id: "m1", type: "message", role: "agent", text: "Hello" } },
+  );
+  assert.deepEqual(transcript.apply(started), ["m1"]);
+  assert.deepEqual(transcript.apply(delta), ["m1"]);
+  assert.deepEqual(transcript.entry("m1"), {
+    kind: "message",
+    id: "m1",
+    role: "agent",
+    text: "Hel",
+    streaming: true,
+    interrupted: false,
+  });
+  transcript.apply(thinking);
+  transcript.apply(thinkingDelta);
+  assert.deepEqual(transcript.entry("t1"), { kind: "thinking", id: "t1", text: "hmm", streaming: true });
+  transcript.apply(completed);
+  const message = transcript.entry("m1");
+  assert.equal(message?.kind === "message" && message.text, "Hello");
+  assert.equal(message?.kind === "message" && message.streaming, false);
+  assert.deepEqual(
+    transcript.all().map((entry) => entry.id),
+    ["m1", "t1"],
+    "entries stay in the order they started",
+  );
+  assert.equal(transcript.apply(delta), undefined, "a replayed seq is ignored");
+});
+
+test("tool calls, file changes, usage and status make the header and entries", () => {
+  const transcript = fold(
+    { kind: "created", session: { name: "fix", mode: "develop", branch: "tether/fix", repo: "/r", worktree: "/w" } },
+    { kind: "status", status: "running", activity: "working" },
+    {
+      kind: "item",
+      phase: "started",
+      item: { id: "c1", type: "toolCall", callId: "x", tool: "run_command", input: { command: "cargo test" }, status: "running" },
+    },
+    {
+      kind: "item",
+      phase: "completed",
+      item: { id: "c1", type: "toolCall", tool: "run_command", input: { command: "cargo test" }, status: "failed", output: "boom", durationMs: 12 },
+    },
+    { kind: "item", phase: "completed", item: { id: "f1", type: "fileChange", path: "src/a.rs", additions: 3, deletions: 1 } },
+    { kind: "usage", inputTokens: 100, outputTokens: 20, costUsd: 0.01 },
+    { kind: "usage", inputTokens: 50, outputTokens: 5, costUsd: 0.002 },
+    { kind: "turnEnded", reason: "end_turn" },
+    { kind: "turnEnded", reason: "budget", message: "spent $1" },
+  );
+  assert.equal(transcript.header.status, "running");
+  assert.equal(transcript.header.worktree, "/w");
+  assert.deepEqual(transcript.header.usage, { inputTokens: 150, outputTokens: 25, costUsd: 0.012 });
+  assert.deepEqual(transcript.all(), [
+    { kind: "tool", id: "c1", tool: "run_command", input: "cargo test", status: "failed", output: "boom", durationMs: 12 },
+    { kind: "fileChange", id: "f1", path: "src/a.rs", additions: 3, deletions: 1 },
+    { kind: "notice", id: "turn-9", text: "turn ended (budget): spent $1" },
+  ]);
+});
+
+test("questions, plans and permissions are open until resolved", () => {
+  const questions = [
+    { id: "q1", prompt: "Which way?", kind: "single", options: ["left", "right"] },
+    { id: "q2", prompt: "Why?", kind: "text" },
+  ];
+  const transcript = fold(
+    { kind: "item", phase: "started", item: { id: "a1", type: "question", questions } },
+    { kind: "item", phase: "started", item: { id: "p1", type: "plan", phases: [{ title: "Fix", subtasks: ["edit"] }] } },
+    {
+      kind: "item",
+      phase: "started",
+      item: { id: "w1", type: "permission", tool: "run_command", input: { command: "rm -rf x" }, scope: "rm -rf x", decisions: ["allow_once", "reject_once"] },
+    },
+  );
+  assert.equal(transcript.open("a1")?.kind, "question");
+  assert.equal(transcript.open("p1")?.kind, "plan");
+  assert.equal(transcript.open("w1")?.kind, "permission");
+
+  transcript.apply({ seq: 4, at: 0, event: { kind: "item", phase: "completed", item: { id: "a1", type: "question", questions, answers: ["left", "because"] } } });
+  transcript.apply({ seq: 5, at: 0, event: { kind: "resolved", itemId: "a1", outcome: "answered" } });
+  transcript.apply({ seq: 6, at: 0, event: { kind: "resolved", itemId: "w1", outcome: "reject_once" } });
+  assert.equal(transcript.open("a1"), undefined);
+  assert.equal(transcript.open("w1"), undefined);
+  const question = transcript.entry("a1");
+  assert.deepEqual(question?.kind === "question" && question.answers, ["left", "because"]);
+  const permission = transcript.entry("w1");
+  assert.equal(permission?.kind === "permission" && permission.decision, "reject_once", "the outcome says what was decided");
+  assert.equal(transcript.open("p1")?.kind, "plan", "the plan still waits");
+});
+
+test("review findings and notices", () => {
+  const transcript = fold(
+    { kind: "item", phase: "started", item: { id: "r", type: "review", status: "running", findings: [] } },
+    {
+      kind: "item",
+      phase: "completed",
+      item: {
+        id: "r",
+        type: "review",
+        status: "completed",
+        findings: [{ id: "r1", file: "a.py", startLine: 2, endLine: 2, severity: "high", category: "bug", title: "wrong" }],
+      },
+    },
+    { kind: "item", phase: "completed", item: { id: "h", type: "hook", event: "on_done", name: "fmt", status: "blocked" } },
+    { kind: "contextReset" },
+  );
+  const review = transcript.entry("r");
+  assert.equal(review?.kind === "findings" && review.findings[0].title, "wrong");
+  assert.deepEqual(
+    transcript.all().map((entry) => (entry.kind === "notice" ? entry.text : entry.kind)),
+    ["findings", "hook fmt (on_done): blocked", "the model's context was reset"],
+  );
+});

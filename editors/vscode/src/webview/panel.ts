@@ -1,0 +1,379 @@
+// The session panel's page (runs in the webview, not in the extension host): draws the
+// entries the extension sends and posts back what the user does. No imports: tsc emits it
+// as a plain script. Every text from the session goes in through textContent, never HTML.
+
+interface VsCodeApi {
+  postMessage(message: unknown): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+
+type Json = Record<string, unknown>;
+interface PanelEntry extends Json {
+  kind: string;
+  id: string;
+}
+
+(() => {
+  const vscode = acquireVsCodeApi();
+  const entriesBox = document.getElementById("entries") as HTMLElement;
+  const headerBox = document.getElementById("header") as HTMLElement;
+  const errorBox = document.getElementById("error") as HTMLElement;
+  const messageBox = document.getElementById("message") as HTMLTextAreaElement;
+  const sendButton = document.getElementById("send") as HTMLButtonElement;
+  /** What each entry was last drawn from, so an unchanged entry (and a form being filled) is left alone. */
+  const drawn = new Map<string, string>();
+  /** Which collapsible entries the user opened. */
+  const expanded = new Set<string>();
+
+  function el<K extends keyof HTMLElementTagNameMap>(
+    tag: K,
+    attributes: Record<string, string> = {},
+    ...children: Array<Node | string>
+  ): HTMLElementTagNameMap[K] {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes)) {
+      node.setAttribute(name, value);
+    }
+    for (const child of children) {
+      node.append(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+    return node;
+  }
+
+  function button(label: string, onClick: () => void, attributes: Record<string, string> = {}): HTMLButtonElement {
+    const node = el("button", { type: "button", ...attributes }, label);
+    node.addEventListener("click", onClick);
+    return node;
+  }
+
+  function collapsible(id: string, summary: Array<Node | string>, body: Array<Node | string>): HTMLDetailsElement {
+    const details = el("details", {}, el("summary", {}, ...summary), ...body);
+    details.open = expanded.has(id);
+    details.addEventListener("toggle", () => {
+      if (details.open) {
+        expanded.add(id);
+      } else {
+        expanded.delete(id);
+      }
+    });
+    return details;
+  }
+
+  const str = (value: unknown): string => (value === undefined || value === null ? "" : String(value));
+
+  function drawHeader(header: Json): void {
+    const usage = (header.usage ?? {}) as Json;
+    const activity = header.activity ? ` · ${str(header.activity).replace(/_/g, " ")}` : "";
+    headerBox.replaceChildren(
+      el(
+        "div",
+        { class: "title" },
+        el("strong", {}, str(header.name)),
+        " ",
+        el("span", { class: `status status-${str(header.status)}`, "data-status": str(header.status) }, `${str(header.status)}${activity}`),
+      ),
+      el("div", { class: "muted" }, str(header.title)),
+      el(
+        "div",
+        { class: "muted" },
+        `${str(header.mode)} · ${str(header.branch)} · ${str(header.model)} · `,
+        el(
+          "span",
+          { class: "usage" },
+          `${Number(usage.inputTokens ?? 0).toLocaleString()} in · ${Number(usage.outputTokens ?? 0).toLocaleString()} out · $${Number(usage.costUsd ?? 0).toFixed(4)}`,
+        ),
+      ),
+      el(
+        "div",
+        { class: "actions" },
+        button("Stop", () => vscode.postMessage({ type: "command", name: "stop" })),
+        button("Resume", () => vscode.postMessage({ type: "command", name: "resume" })),
+        button("Apply changes", () => vscode.postMessage({ type: "command", name: "apply" }), { id: "apply" }),
+        button("Run review", () => vscode.postMessage({ type: "command", name: "review" })),
+      ),
+    );
+  }
+
+  function questionForm(entry: PanelEntry): HTMLElement {
+    const questions = (entry.questions ?? []) as Array<{ id: string; prompt: string; kind: string; options?: string[] }>;
+    const form = el("form", { class: "question-form" });
+    const tabs = el("div", { class: "tabs", role: "tablist" });
+    const panes: HTMLElement[] = [];
+    questions.forEach((question, index) => {
+      const name = `${entry.id}-${question.id}`;
+      const pane = el("fieldset", { class: "pane", "data-question": question.id }, el("legend", {}, question.prompt));
+      if (question.kind === "single" || question.kind === "multi") {
+        const type = question.kind === "single" ? "radio" : "checkbox";
+        for (const option of question.options ?? []) {
+          pane.append(el("label", {}, el("input", { type, name, value: option }), ` ${option}`));
+        }
+        if (question.kind === "single") {
+          const otherChoice = el("input", { type: "radio", name, value: "", "data-other": "true" });
+          const otherText = el("input", { type: "text", class: "other", "aria-label": `Other answer to ${question.prompt}` });
+          // Typing an answer of one's own chooses "Other".
+          otherText.addEventListener("input", () => (otherChoice.checked = otherText.value.trim() !== ""));
+          pane.append(el("label", {}, otherChoice, " Other: ", otherText));
+        }
+      } else {
+        pane.append(el("textarea", { class: "free", rows: "3", "aria-label": question.prompt }));
+      }
+      panes.push(pane);
+      if (questions.length > 1) {
+        const tab = button(`${index + 1}. ${question.prompt}`, () => select(index), { role: "tab", class: "tab" });
+        tabs.append(tab);
+      }
+      form.append(pane);
+    });
+    function select(index: number): void {
+      panes.forEach((pane, i) => (pane.hidden = i !== index));
+      [...tabs.children].forEach((tab, i) => tab.setAttribute("aria-selected", String(i === index)));
+    }
+    if (questions.length > 1) {
+      form.prepend(tabs);
+      select(0);
+    }
+    form.append(el("button", { type: "submit", class: "primary" }, "Answer"));
+    form.addEventListener("submit", (submitted) => {
+      submitted.preventDefault();
+      const answers: Record<string, Json> = {};
+      for (const pane of panes) {
+        const id = pane.dataset.question as string;
+        const inputs = [...pane.querySelectorAll("input")] as HTMLInputElement[];
+        const checked = inputs.filter((input) => (input.type === "radio" || input.type === "checkbox") && input.checked);
+        const otherChosen = checked.some((input) => input.dataset.other === "true");
+        const otherText = (pane.querySelector("input.other") as HTMLInputElement | null)?.value ?? "";
+        const free = (pane.querySelector("textarea.free") as HTMLTextAreaElement | null)?.value;
+        answers[id] = {
+          choice: checked.find((input) => input.type === "radio" && input.dataset.other !== "true")?.value,
+          other: otherChosen ? otherText : undefined,
+          choices: checked.filter((input) => input.type === "checkbox").map((input) => input.value),
+          text: free,
+        };
+      }
+      vscode.postMessage({ type: "answer", questionId: entry.id, form: answers });
+    });
+    return form;
+  }
+
+  function drawEntry(entry: PanelEntry): HTMLElement {
+    const box = el("div", { class: `entry entry-${entry.kind}`, "data-id": entry.id, "data-kind": entry.kind });
+    switch (entry.kind) {
+      case "message": {
+        const role = str(entry.role);
+        box.classList.add(`role-${role}`);
+        box.append(
+          el("div", { class: "role" }, role === "agent" ? "Agent" : role === "user" ? "You" : role),
+          el("div", { class: `text${entry.streaming ? " streaming" : ""}` }, str(entry.text)),
+        );
+        if (entry.interrupted) {
+          box.append(el("div", { class: "muted" }, "(interrupted)"));
+        }
+        break;
+      }
+      case "thinking":
+        box.append(
+          collapsible(entry.id, [entry.streaming ? "Thinking…" : "Thought"], [el("div", { class: "text" }, str(entry.text))]),
+        );
+        break;
+      case "tool": {
+        const status = str(entry.status);
+        const took = typeof entry.durationMs === "number" ? ` · ${entry.durationMs} ms` : "";
+        box.append(
+          collapsible(
+            entry.id,
+            [
+              el("span", { class: `badge tool-${status}` }, status),
+              " ",
+              el("code", {}, str(entry.tool)),
+              " ",
+              el("span", { class: "muted" }, `${str(entry.input)}${took}`),
+            ],
+            [el("pre", {}, str(entry.output) || "(no output yet)")],
+          ),
+        );
+        break;
+      }
+      case "fileChange": {
+        const path = str(entry.path);
+        box.append(
+          "Changed ",
+          button(path, () => vscode.postMessage({ type: "diff", path }), { class: "link", title: `Open the diff of ${path}` }),
+          " ",
+          el("span", { class: "added" }, `+${str(entry.additions)}`),
+          " ",
+          el("span", { class: "deleted" }, `−${str(entry.deletions)}`),
+        );
+        break;
+      }
+      case "question": {
+        box.append(el("div", { class: "role" }, "Question"));
+        const questions = (entry.questions ?? []) as Array<{ prompt: string }>;
+        if (entry.open) {
+          box.append(questionForm(entry));
+        } else {
+          const answers = (entry.answers ?? []) as unknown[];
+          questions.forEach((question, index) => {
+            const answer = answers[index];
+            box.append(
+              el(
+                "div",
+                {},
+                `${question.prompt} → `,
+                el("strong", {}, Array.isArray(answer) ? answer.join(", ") : str(answer) || "(not answered)"),
+              ),
+            );
+          });
+        }
+        break;
+      }
+      case "plan": {
+        box.append(el("div", { class: "role" }, "Plan"));
+        const list = el("ol");
+        for (const phase of (entry.phases ?? []) as Array<{ title: string; subtasks?: string[] }>) {
+          list.append(el("li", {}, phase.title, el("ul", {}, ...(phase.subtasks ?? []).map((task) => el("li", {}, task)))));
+        }
+        box.append(list);
+        if (entry.open) {
+          const feedback = el("textarea", { class: "feedback", rows: "2", placeholder: "Feedback (for a rejection)" });
+          box.append(
+            feedback,
+            el(
+              "div",
+              { class: "actions" },
+              button("Approve", () => vscode.postMessage({ type: "plan", planId: entry.id, approve: true }), { class: "primary" }),
+              button("Reject", () =>
+                vscode.postMessage({ type: "plan", planId: entry.id, approve: false, feedback: feedback.value }),
+              ),
+            ),
+          );
+        } else {
+          const decision = entry.decision as { approved?: boolean; feedback?: string } | undefined;
+          box.append(
+            el(
+              "div",
+              { class: "muted" },
+              decision ? (decision.approved ? "Approved" : `Rejected${decision.feedback ? `: ${decision.feedback}` : ""}`) : "Cancelled",
+            ),
+          );
+        }
+        break;
+      }
+      case "permission": {
+        box.append(
+          el("div", { class: "role" }, "Permission"),
+          el("div", {}, el("code", {}, str(entry.tool)), " ", str(entry.input)),
+          el("div", { class: "muted" }, `"Always" covers: ${str(entry.scope)}`),
+        );
+        if (entry.open) {
+          const feedback = el("input", { type: "text", class: "feedback", placeholder: "Feedback (for a rejection)" });
+          const labels: Record<string, string> = {
+            allow_once: "Allow once",
+            allow_always_session: "Always in this session",
+            allow_always_project: "Always in this project",
+            reject_once: "Reject",
+            reject_always: "Always reject",
+          };
+          box.append(
+            feedback,
+            el(
+              "div",
+              { class: "actions" },
+              ...((entry.decisions ?? []) as string[]).map((decision) =>
+                button(labels[decision] ?? decision, () =>
+                  vscode.postMessage({ type: "permission", itemId: entry.id, decision, feedback: feedback.value }),
+                ),
+              ),
+            ),
+          );
+        } else {
+          box.append(el("div", { class: "muted" }, str(entry.decision).replace(/_/g, " ")));
+        }
+        break;
+      }
+      case "findings": {
+        const findings = (entry.findings ?? []) as Array<Json>;
+        const name = entry.source === "verification" ? "Verification" : "Review";
+        box.append(
+          el("div", { class: "role" }, `${name}: ${str(entry.status)}${entry.error ? ` (${str(entry.error)})` : ""}`),
+          el(
+            "ul",
+            {},
+            ...findings.map((finding) =>
+              el(
+                "li",
+                {},
+                el("span", { class: `badge severity-${str(finding.severity)}` }, str(finding.severity)),
+                " ",
+                finding.file
+                  ? button(`${str(finding.file)}:${str(finding.startLine)}`, () =>
+                      vscode.postMessage({ type: "open", file: finding.file, line: finding.startLine }),
+                    { class: "link" })
+                  : "",
+                ` ${str(finding.title)}`,
+              ),
+            ),
+          ),
+        );
+        break;
+      }
+      default:
+        box.append(el("div", { class: "muted" }, str(entry.text)));
+    }
+    return box;
+  }
+
+  function upsert(entry: PanelEntry): void {
+    const json = JSON.stringify(entry);
+    if (drawn.get(entry.id) === json) {
+      return;
+    }
+    drawn.set(entry.id, json);
+    const node = drawEntry(entry);
+    const old = entriesBox.querySelector(`[data-id="${CSS.escape(entry.id)}"]`);
+    if (old) {
+      old.replaceWith(node);
+    } else {
+      entriesBox.append(node);
+    }
+  }
+
+  window.addEventListener("message", (received: MessageEvent) => {
+    const message = received.data as Json;
+    const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+    if (message.type === "reset") {
+      drawn.clear();
+      entriesBox.replaceChildren();
+    }
+    if (message.type === "reset" || message.type === "update") {
+      if (message.header) {
+        drawHeader(message.header as Json);
+      }
+      for (const entry of (message.entries ?? []) as PanelEntry[]) {
+        upsert(entry);
+      }
+      errorBox.hidden = true;
+      if (atBottom) {
+        window.scrollTo(0, document.body.scrollHeight);
+      }
+    } else if (message.type === "error") {
+      errorBox.textContent = str(message.text);
+      errorBox.hidden = false;
+    }
+  });
+
+  function send(): void {
+    const text = messageBox.value.trim();
+    if (text) {
+      vscode.postMessage({ type: "send", text });
+      messageBox.value = "";
+    }
+  }
+  sendButton.addEventListener("click", send);
+  messageBox.addEventListener("keydown", (key) => {
+    if (key.key === "Enter" && (key.ctrlKey || key.metaKey)) {
+      key.preventDefault();
+      send();
+    }
+  });
+  vscode.postMessage({ type: "ready" });
+})();
