@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit, end-to-end over stdio, a real headless Neovim (installed by
-# scripts/neovim.sh), the VS Code extension's unit tests (npm), and the smoke tests against
+# scripts/neovim.sh), the VS Code extension's unit tests (npm) and the packaged extension in a
+# real VS Code (code-server and Chromium, installed by scripts/code-server.sh; as root it
+# apt-installs what is missing), and the smoke tests against
 # the real local model (installed and started by scripts/local-model.sh; the first install
 # builds llama.cpp, about 10 minutes on 2 cores, then it is cached).
 #
@@ -13,8 +15,12 @@ scripts/neovim.sh install
 TETHER_NVIM=$(scripts/neovim.sh path)
 export TETHER_NVIM
 
-# The VS Code extension's own tests (its view model and forms), under node.
-(cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run --silent compile && npm test)
+scripts/code-server.sh install
+
+# The VS Code extension's own tests (its view model and forms), under node, then the .vsix
+# that tests/e2e/vscode.rs installs into code-server.
+(cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run --silent compile && npm test \
+    && npm run --silent package)
 
 if [ "${TETHER_SKIP_LOCAL_MODEL:-0}" = 1 ]; then
     echo "test.sh: TETHER_SKIP_LOCAL_MODEL=1: skipping the local-model smoke tests" >&2

@@ -19,3 +19,4 @@ mod provider;
 mod review;
 mod surfaces;
 mod transcripts;
+mod vscode;

@@ -202,7 +202,9 @@ class SessionPanel {
       case "open": {
         const file = vscode.Uri.file(`${this.transcript.header.repo}/${String(message.file)}`);
         const line = Math.max(0, Number(message.line ?? 1) - 1);
-        await vscode.window.showTextDocument(file, { selection: new vscode.Range(line, 0, line, 0) });
+        // Beside the panel, not over it.
+        const column = this.panel.viewColumn === vscode.ViewColumn.One ? vscode.ViewColumn.Two : vscode.ViewColumn.One;
+        await vscode.window.showTextDocument(file, { selection: new vscode.Range(line, 0, line, 0), viewColumn: column });
         return;
       }
       case "command":

@@ -326,5 +326,5 @@ function compact(input: unknown): string {
     }
   }
   const json = JSON.stringify(input ?? null);
-  return json.length > 200 ? `${json.slice(0, 199)}…` : json;
+  return json.length > 120 ? `${json.slice(0, 119)}…` : json;
 }

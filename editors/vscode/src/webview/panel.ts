@@ -59,6 +59,14 @@ interface PanelEntry extends Json {
     return details;
   }
 
+  const ROLES: Record<string, string> = {
+    agent: "Agent",
+    user: "You",
+    system: "Tether note",
+    summary: "Summary",
+    hookFailure: "Hook failure",
+  };
+
   const str = (value: unknown): string => (value === undefined || value === null ? "" : String(value));
 
   function drawHeader(header: Json): void {
@@ -160,9 +168,13 @@ interface PanelEntry extends Json {
     switch (entry.kind) {
       case "message": {
         const role = str(entry.role);
+        if (!entry.streaming && !str(entry.text).trim()) {
+          box.hidden = true; // an agent turn that only called tools says nothing
+          break;
+        }
         box.classList.add(`role-${role}`);
         box.append(
-          el("div", { class: "role" }, role === "agent" ? "Agent" : role === "user" ? "You" : role),
+          el("div", { class: "role" }, ROLES[role] ?? role),
           el("div", { class: `text${entry.streaming ? " streaming" : ""}` }, str(entry.text)),
         );
         if (entry.interrupted) {
@@ -295,6 +307,7 @@ interface PanelEntry extends Json {
         const name = entry.source === "verification" ? "Verification" : "Review";
         box.append(
           el("div", { class: "role" }, `${name}: ${str(entry.status)}${entry.error ? ` (${str(entry.error)})` : ""}`),
+          findings.length === 0 && entry.status === "completed" ? el("div", { class: "muted" }, "No findings") : "",
           el(
             "ul",
             {},

@@ -1,0 +1,141 @@
+// Drives a real VS Code (code-server) in headless Chromium the way a user would: the command
+// palette, the session panel's form and buttons, the editor, the Problems view and the
+// Sessions view. Run by tests/e2e/vscode.rs, which starts code-server and the fake model and
+// checks the JSON this prints as its last line. Screenshots go to TETHER_SCREENSHOTS.
+
+import { chromium } from "playwright-core";
+
+const url = process.env.TETHER_URL;
+const repo = process.env.TETHER_REPO;
+const shots = process.env.TETHER_SCREENSHOTS;
+const results = { steps: [] };
+let page;
+
+function step(name) {
+  results.steps.push(name);
+  process.stderr.write(`step: ${name}\n`);
+}
+
+async function shot(name) {
+  await page.screenshot({ path: `${shots}/vscode-${name}.png` });
+}
+
+/** Runs a command from the palette, as a user types it. */
+async function palette(command) {
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget input").first();
+  await input.waitFor();
+  await input.fill(`>${command}`);
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: command }).first().waitFor();
+  await input.press("Enter");
+}
+
+/** The text a locator shows, with the editor's non-breaking spaces made plain. */
+async function text(locator) {
+  return (await locator.innerText()).replace(/\u00a0/g, " ");
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.TETHER_CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(60_000);
+
+    step("open the workbench");
+    await page.goto(`${url}/?folder=${encodeURIComponent(repo)}`);
+    await page.locator(".monaco-workbench").waitFor();
+    step("the extension starts");
+    await page.locator(".statusbar-item", { hasText: "tether:" }).first().waitFor();
+
+    step("new session from the palette");
+    await palette("Tether: New Session");
+    const prompt = page.locator(".quick-input-widget input").first();
+    await page.locator(".quick-input-widget", { hasText: "What should the session do?" }).waitFor();
+    await prompt.fill("fix subtract, asking me first");
+    await prompt.press("Enter");
+
+    step("the panel shows the question form");
+    const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+    const form = panel.locator(".question-form");
+    await form.waitFor();
+    await form.locator("label", { hasText: "right" }).click();
+    await form.locator(".tab", { hasText: "Which checks?" }).click();
+    await form.locator("label", { hasText: "unit tests" }).click();
+    await form.locator("label", { hasText: "types" }).click();
+    await shot("question");
+    await form.locator(".tab", { hasText: "Anything else?" }).click();
+    await form.locator("textarea").fill("keep it small");
+    await form.locator("button", { hasText: "Answer" }).click();
+
+    step("approve the plan");
+    const approve = panel.locator(".entry-plan button", { hasText: "Approve" });
+    await approve.waitFor();
+    await shot("plan");
+    await approve.click();
+
+    step("the turn and its review arrive");
+    await panel.locator(".entry-message", { hasText: "went right and fixed subtract" }).waitFor();
+    const finding = panel.locator(".entry-findings button", { hasText: "calc.py:2" });
+    await finding.waitFor();
+    await panel.locator("[data-status='waiting']").waitFor();
+    results.panel_text = await text(panel.locator("#entries"));
+    await shot("transcript");
+
+    step("open the finding's file and apply the session's changes into it");
+    await finding.click();
+    const editor = page.locator(".editor-instance .monaco-editor", { hasText: "def subtract" }).first();
+    await editor.waitFor();
+    await panel.locator("#apply").click();
+    await page
+      .locator(".editor-instance .monaco-editor .view-lines", { hasText: "return a - b" })
+      .first()
+      .waitFor();
+    results.editor_text = await text(editor.locator(".view-lines"));
+    await editor.locator(".view-lines").click();
+    await page.keyboard.press("Control+S");
+    await page.locator(".tab.dirty", { hasText: "calc.py" }).waitFor({ state: "detached" });
+    await shot("applied");
+
+    step("the Sessions view lists the session");
+    await page.locator('.activitybar a[aria-label^="Tether"]').first().click();
+    const sessions = page.locator(".pane", { hasText: "Sessions" }).first();
+    await sessions.locator(".monaco-list-row", { hasText: "waiting" }).first().waitFor();
+    results.sessions_view = await text(sessions);
+    await shot("sessions");
+
+    step("the finding is a problem");
+    await palette("Problems: Focus on Problems View");
+    const problems = page.locator(".markers-panel").first();
+    await problems.locator(".monaco-list-row", { hasText: "add is untested" }).first().waitFor();
+    results.problems = await text(problems);
+    await shot("problems");
+    step("done");
+  } catch (error) {
+    await page?.screenshot({ path: `${shots}/vscode-failure.png` }).catch(() => {});
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+try {
+  await main();
+  process.stdout.write(`${JSON.stringify(results)}\n`);
+} catch (error) {
+  results.error = String(error?.stack ?? error);
+  process.stdout.write(`${JSON.stringify(results)}\n`);
+  process.exitCode = 1;
+}
