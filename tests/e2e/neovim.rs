@@ -60,6 +60,7 @@ async fn run_script(
     env: &TestEnv,
     model: &FakeModel,
     file: &str,
+    extra_env: &[(&str, &str)],
 ) -> Value {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let script = root.join("tests/nvim").join(script);
@@ -81,6 +82,7 @@ async fn run_script(
         .env("TETHER_SETTINGS", model.settings().to_string())
         .env("TETHER_PLUGIN", root.join("editors/nvim"))
         .env("TETHER_NVIM_TESTS", root.join("tests/nvim"))
+        .envs(extra_env.iter().copied())
         .current_dir(env.repo())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -115,7 +117,7 @@ async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
     model.push(Reply::tool_calls(&[("edit_file", FIX_SUBTRACT)]));
     model.push(Reply::text(&["fixed"]));
 
-    let results = run_script(&nvim, "surfaces.lua", &env, &model, "calc.py").await;
+    let results = run_script(&nvim, "surfaces.lua", &env, &model, "calc.py", &[]).await;
 
     assert_eq!(results["position_encoding"], "utf-8", "Neovim offers UTF-8");
     // The fix landed in the buffer, around the user's unsaved line, and is undoable.
@@ -176,6 +178,21 @@ async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Neovim 0.11: scripts/neovim.sh installs it, scripts/test.sh runs this"]
 async fn the_neovim_plugin_runs_a_session_from_new_to_apply() {
+    let results = plugin_session(&[]).await;
+    assert!(results["started_by"].is_null(), "{results:#}");
+}
+
+/// Neovim 0.10 has no `vim.lsp.config`/`vim.lsp.enable` (and none is installable here): the
+/// same session with them taken away, so the plugin starts the server on FileType itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Neovim 0.11: scripts/neovim.sh installs it, scripts/test.sh runs this"]
+async fn the_neovim_plugin_starts_the_server_itself_without_vim_lsp_enable() {
+    let results = plugin_session(&[("TETHER_NVIM_AS_0_10", "1")]).await;
+    assert_eq!(results["started_by"], "vim.lsp.start", "{results:#}");
+}
+
+/// tests/nvim/plugin.lua's session, checked; returns what it saw.
+async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
     let nvim = checked_neovim();
     let env = calc_repository();
     let model = FakeModel::start().await;
@@ -186,7 +203,7 @@ async fn the_neovim_plugin_runs_a_session_from_new_to_apply() {
     model.push(Reply::tool_calls(&[("edit_file", FIX_SUBTRACT)]));
     model.push(Reply::text(&["went right and fixed subtract"]));
 
-    let results = run_script(&nvim, "plugin.lua", &env, &model, "calc.py").await;
+    let results = run_script(&nvim, "plugin.lua", &env, &model, "calc.py", extra_env).await;
 
     // :Tether new asked for the prompt; the question came through vim.ui.select.
     let asked: Vec<&str> = results["asked"]
@@ -244,4 +261,5 @@ async fn the_neovim_plugin_runs_a_session_from_new_to_apply() {
             .is_some_and(|text| text.contains("tether") && text.contains("OK")),
         "{results:#}"
     );
+    results
 }

@@ -37,6 +37,12 @@ local function main()
   -- As in a user's Neovim (-u NONE leaves it off): servers attach on FileType.
   vim.cmd('filetype on')
   vim.opt.runtimepath:prepend(assert(os.getenv('TETHER_PLUGIN')))
+  if os.getenv('TETHER_NVIM_AS_0_10') == '1' then
+    -- Neovim 0.10 has neither: the plugin must start the server itself on FileType.
+    vim.lsp.config = nil
+    vim.lsp.enable = nil
+    results.started_by = 'vim.lsp.start'
+  end
   local tether = require('tether')
   tether.setup({
     cmd = { assert(os.getenv('TETHER_BIN')), 'lsp' },

@@ -45,7 +45,11 @@ function M.request(method, params, on_result)
   if params == nil or vim.tbl_isempty(params) then
     params = vim.empty_dict()
   end
-  c:request("tether/session/" .. method, params, function(err, result)
+  -- 0.11 made client methods take self (`client:request`); 0.10 has only `client.request`.
+  local send = vim.fn.has("nvim-0.11") == 1 and function(...)
+    return c:request(...)
+  end or c.request
+  send("tether/session/" .. method, params, function(err, result)
     if err then
       notify(method .. ": " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
       return
