@@ -61,6 +61,8 @@ class SessionPanel {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private ready = false;
   private loading: Promise<void> | undefined;
+  /** Live events that arrived while the transcript was being read. */
+  private held: EventParams[] = [];
 
   constructor(
     private readonly session: SessionInfo,
@@ -111,15 +113,24 @@ class SessionPanel {
       this.loading = undefined;
       this.dirty.clear();
       this.post({ type: "reset", header: this.transcript.header, entries: this.transcript.all() });
+      // What arrived meanwhile: the read has the older ones (they are skipped), not the newer.
+      // When the read failed (the error is shown), they wait for the next event or open.
+      const held = got ? this.held : [];
+      this.held = [];
+      for (const params of held) {
+        this.event(params);
+      }
     })();
     return this.loading;
   }
 
   event(params: EventParams): void {
     if (this.loading) {
-      return; // the reload reads this event too
+      this.held.push(params);
+      return;
     }
     if (params.seq > this.transcript.lastSeq + 1) {
+      this.held.push(params);
       void this.load();
       return;
     }
