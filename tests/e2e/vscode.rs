@@ -257,31 +257,22 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     assert!(approval.to_lowercase().contains("approved"), "{approval:?}");
 
     // The panel filled, the Sessions view listed the session, the edit landed in the editor
-    // and was saved from it, and the review's finding showed as a diagnostic.
-    assert!(
-        results["panel_text"]
-            .as_str()
-            .is_some_and(|text| text.contains("went right and fixed subtract")),
-        "{results:#}"
-    );
-    assert!(
-        results["sessions_view"]
-            .as_str()
-            .is_some_and(|text| text.contains("waiting")),
-        "{results:#}"
-    );
-    assert!(
-        results["editor_text"]
-            .as_str()
-            .is_some_and(|text| text.contains("return a - b")),
-        "{results:#}"
-    );
-    assert!(
-        results["problems"]
-            .as_str()
-            .is_some_and(|text| text.contains("add is untested")),
-        "{results:#}"
-    );
+    // and was saved from it, the review's finding showed as a diagnostic, and a changed
+    // file's link opened its diff.
+    for (field, wanted) in [
+        ("panel_text", "went right and fixed subtract"),
+        ("sessions_view", "waiting"),
+        ("editor_text", "return a - b"),
+        ("problems", "add is untested"),
+        ("diff_tab", "yours ↔"),
+    ] {
+        assert!(
+            results[field]
+                .as_str()
+                .is_some_and(|text| text.contains(wanted)),
+            "{field} shows {wanted:?}: {results:#}"
+        );
+    }
     assert_eq!(
         std::fs::read_to_string(env.repo().join("calc.py")).expect("read"),
         CALC.replace(
@@ -290,7 +281,19 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         ),
         "the applied change was saved from the editor"
     );
-    for shot in ["question", "plan", "transcript", "applied", "sessions"] {
+    assert_eq!(
+        results["panel_visible_beside_diff"], true,
+        "the diff opened beside the panel, not over it"
+    );
+    for shot in [
+        "question",
+        "plan",
+        "transcript",
+        "applied",
+        "sessions",
+        "problems",
+        "diff",
+    ] {
         let path = screenshots.join(format!("vscode-{shot}.png"));
         assert!(
             std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),

@@ -94,6 +94,18 @@ async function main() {
     results.panel_text = await text(panel.locator("#entries"));
     await shot("transcript");
 
+    step("a changed file's link opens its diff beside the panel, before applying");
+    await panel.locator(".entry-fileChange button", { hasText: "calc.py" }).click();
+    const diff = page.locator(".monaco-diff-editor").first();
+    await diff.locator(".view-lines", { hasText: "return a - b" }).first().waitFor();
+    results.diff_tab = await text(page.locator(".tab.active", { hasText: "calc.py" }).last());
+    results.panel_visible_beside_diff = await page.locator("iframe.webview.ready").first().isVisible();
+    await shot("diff");
+    const diffTab = page.locator(".tab", { hasText: "yours ↔" }).first();
+    await diffTab.hover();
+    await diffTab.locator('[aria-label^="Close"]').first().click();
+    await diff.waitFor({ state: "detached" });
+
     step("open the finding's file and apply the session's changes into it");
     await finding.click();
     const editor = page.locator(".editor-instance .monaco-editor", { hasText: "def subtract" }).first();
@@ -122,6 +134,7 @@ async function main() {
     await problems.locator(".monaco-list-row", { hasText: "add is untested" }).first().waitFor();
     results.problems = await text(problems);
     await shot("problems");
+
     step("done");
   } catch (error) {
     await page?.screenshot({ path: `${shots}/vscode-failure.png` }).catch(() => {});

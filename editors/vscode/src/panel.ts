@@ -213,15 +213,21 @@ class SessionPanel {
       case "open": {
         const file = vscode.Uri.file(`${this.transcript.header.repo}/${String(message.file)}`);
         const line = Math.max(0, Number(message.line ?? 1) - 1);
-        // Beside the panel, not over it.
-        const column = this.panel.viewColumn === vscode.ViewColumn.One ? vscode.ViewColumn.Two : vscode.ViewColumn.One;
-        await vscode.window.showTextDocument(file, { selection: new vscode.Range(line, 0, line, 0), viewColumn: column });
+        await vscode.window.showTextDocument(file, {
+          selection: new vscode.Range(line, 0, line, 0),
+          viewColumn: this.besidePanel(),
+        });
         return;
       }
       case "command":
         await this.runCommand(String(message.name), this.session);
         return;
     }
+  }
+
+  /** The editor column beside the panel, so what it opens does not cover it. */
+  private besidePanel(): vscode.ViewColumn {
+    return this.panel.viewColumn === vscode.ViewColumn.One ? vscode.ViewColumn.Two : vscode.ViewColumn.One;
   }
 
   /** Your copy of a file beside the session's: what applying would change. */
@@ -236,7 +242,9 @@ class SessionPanel {
       );
     const left = (await exists(mine)) ? mine : vscode.Uri.from({ scheme: EMPTY_SCHEME, path: `/${path}` });
     const right = (await exists(theirs)) ? theirs : vscode.Uri.from({ scheme: EMPTY_SCHEME, path: `/${path}` });
-    await vscode.commands.executeCommand("vscode.diff", left, right, `${path} (yours ↔ ${name})`);
+    await vscode.commands.executeCommand("vscode.diff", left, right, `${path} (yours ↔ ${name})`, {
+      viewColumn: this.besidePanel(),
+    });
   }
 }
 
