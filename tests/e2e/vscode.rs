@@ -1,5 +1,6 @@
 //! A real VS Code (code-server 4.139, VS Code 1.139) with the packaged extension, driven in
-//! headless Chromium by tests/vscode/drive.mjs: a session from the command palette, its
+//! headless Chromium by tests/vscode/drive.mjs, on a copy of fixtures/sample-repo: a
+//! session from the command palette, its
 //! question answered and its plan approved by clicks in the session panel, its changes
 //! applied into the editor, its review finding shown as a diagnostic. This checks what the
 //! driver saw and what reached the model and the disk.
@@ -95,9 +96,8 @@ fn write_config(home: &Path, model: &FakeModel) {
     std::fs::write(dir.join("config.toml"), config).expect("write config");
 }
 
-const CALC: &str = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a + b\n";
-
-const FIX_SUBTRACT: &str = r#"{"path": "calc.py", "old_string": "def subtract(a, b):\n    return a + b\n", "new_string": "def subtract(a, b):\n    return a - b\n"}"#;
+/// fixtures/sample-repo's bug: subtract swaps its operands.
+const FIX_SUBTRACT: &str = r#"{"path": "calc/ops.py", "old_string": "    return b - a\n", "new_string": "    return a - b\n"}"#;
 
 const QUESTIONS: &str = r#"{"questions": [
     {"prompt": "Which way?", "kind": "single", "options": ["left", "right"]},
@@ -108,7 +108,7 @@ const QUESTIONS: &str = r#"{"questions": [
 const PLAN: &str =
     r#"{"phases": [{"title": "Fix subtract", "subtasks": ["use minus", "keep add as it is"]}]}"#;
 
-const REVIEW: &str = r#"{"findings": [{"file": "calc.py", "startLine": 2, "endLine": 2, "severity": "high", "category": "bug", "title": "add is untested", "body": "write a test for add"}]}"#;
+const REVIEW: &str = r#"{"findings": [{"file": "calc/ops.py", "startLine": 11, "endLine": 11, "severity": "high", "category": "testing", "title": "no test catches swapped operands", "body": "add a test where a > b"}]}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs code-server, Chromium and the packaged extension: scripts/code-server.sh installs them, scripts/test.sh runs this"]
@@ -116,9 +116,19 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     let (launcher, node) = code_server();
     let vsix = vsix();
     let env = TestEnv::new();
-    std::fs::write(env.repo().join("calc.py"), CALC).expect("write");
+    let fixture = root().join("fixtures/sample-repo");
+    let copied = std::process::Command::new("cp")
+        .arg("-R")
+        .arg(format!("{}/.", fixture.display()))
+        .arg(env.repo())
+        .status()
+        .expect("cp ran");
+    assert!(copied.success(), "copied {fixture:?}");
     git(&env.repo(), &["add", "."]);
-    git(&env.repo(), &["commit", "-q", "-m", "calc"]);
+    git(
+        &env.repo(),
+        &["commit", "-q", "-m", "the sample repository"],
+    );
     let model = FakeModel::start().await;
     model.push(Reply::tool_calls(&[("ask_user", QUESTIONS)]));
     model.push(Reply::tool_calls(&[("propose_plan", PLAN)]));
@@ -263,7 +273,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         ("panel_text", "went right and fixed subtract"),
         ("sessions_view", "waiting"),
         ("editor_text", "return a - b"),
-        ("problems", "add is untested"),
+        ("problems", "no test catches swapped operands"),
         ("diff_tab", "yours ↔"),
     ] {
         assert!(
@@ -273,12 +283,11 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
             "{field} shows {wanted:?}: {results:#}"
         );
     }
+    let fixture = std::fs::read_to_string(root().join("fixtures/sample-repo/calc/ops.py"))
+        .expect("read the fixture");
     assert_eq!(
-        std::fs::read_to_string(env.repo().join("calc.py")).expect("read"),
-        CALC.replace(
-            "def subtract(a, b):\n    return a + b",
-            "def subtract(a, b):\n    return a - b"
-        ),
+        std::fs::read_to_string(env.repo().join("calc/ops.py")).expect("read"),
+        fixture.replacen("    return b - a\n", "    return a - b\n", 1),
         "the applied change was saved from the editor"
     );
     assert_eq!(

@@ -10,6 +10,11 @@ const repo = process.env.TETHER_REPO;
 const shots = process.env.TETHER_SCREENSHOTS;
 const results = { steps: [] };
 let page;
+/**
+ * The fixed line. A regular expression, because a string matches case-insensitively ("Return
+ * a - b." in the docstring too); `\s`, because the editor draws spaces as U+00A0.
+ */
+const FIXED = /return\sa\s-\sb/;
 
 function step(name) {
   results.steps.push(name);
@@ -88,17 +93,17 @@ async function main() {
 
     step("the turn and its review arrive");
     await panel.locator(".entry-message", { hasText: "went right and fixed subtract" }).waitFor();
-    const finding = panel.locator(".entry-findings button", { hasText: "calc.py:2" });
+    const finding = panel.locator(".entry-findings button", { hasText: "calc/ops.py:11" });
     await finding.waitFor();
     await panel.locator("[data-status='waiting']").waitFor();
     results.panel_text = await text(panel.locator("#entries"));
     await shot("transcript");
 
     step("a changed file's link opens its diff beside the panel, before applying");
-    await panel.locator(".entry-fileChange button", { hasText: "calc.py" }).click();
+    await panel.locator(".entry-fileChange button", { hasText: "calc/ops.py" }).click();
     const diff = page.locator(".monaco-diff-editor").first();
-    await diff.locator(".view-lines", { hasText: "return a - b" }).first().waitFor();
-    results.diff_tab = await text(page.locator(".tab.active", { hasText: "calc.py" }).last());
+    await diff.locator(".view-lines", { hasText: FIXED }).first().waitFor();
+    results.diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
     results.panel_visible_beside_diff = await page.locator("iframe.webview.ready").first().isVisible();
     await shot("diff");
     const diffTab = page.locator(".tab", { hasText: "yours ↔" }).first();
@@ -112,13 +117,13 @@ async function main() {
     await editor.waitFor();
     await panel.locator("#apply").click();
     await page
-      .locator(".editor-instance .monaco-editor .view-lines", { hasText: "return a - b" })
+      .locator(".editor-instance .monaco-editor .view-lines", { hasText: FIXED })
       .first()
       .waitFor();
     results.editor_text = await text(editor.locator(".view-lines"));
     await editor.locator(".view-lines").click();
     await page.keyboard.press("Control+S");
-    await page.locator(".tab.dirty", { hasText: "calc.py" }).waitFor({ state: "detached" });
+    await page.locator(".tab.dirty", { hasText: "ops.py" }).waitFor({ state: "detached" });
     await shot("applied");
 
     step("the Sessions view lists the session");
@@ -131,7 +136,7 @@ async function main() {
     step("the finding is a problem");
     await palette("Problems: Focus on Problems View");
     const problems = page.locator(".markers-panel").first();
-    await problems.locator(".monaco-list-row", { hasText: "add is untested" }).first().waitFor();
+    await problems.locator(".monaco-list-row", { hasText: "no test catches swapped operands" }).first().waitFor();
     results.problems = await text(problems);
     await shot("problems");
 
