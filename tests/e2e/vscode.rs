@@ -1,9 +1,8 @@
 //! A real VS Code (code-server 4.139, VS Code 1.139) with the packaged extension, driven in
-//! headless Chromium by tests/vscode/drive.mjs, on a copy of fixtures/sample-repo: a
-//! session from the command palette, its
-//! question answered and its plan approved by clicks in the session panel, its changes
-//! applied into the editor, its review finding shown as a diagnostic. This checks what the
-//! driver saw and what reached the model and the disk.
+//! headless Chromium by tests/vscode/drive.mjs, on a copy of fixtures/sample-repo: a session
+//! from the command palette, its question answered and its plan approved by clicks in the
+//! session panel, its changes applied into the editor, its review finding shown as a
+//! diagnostic. This checks what the driver saw and what reached the model and the disk.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
