@@ -130,12 +130,17 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     );
     let model = FakeModel::start().await;
     model.push(Reply::tool_calls(&[("ask_user", QUESTIONS)]));
+    // The first plan is rejected with feedback, the second approved.
     model.push(Reply::tool_calls(&[("propose_plan", PLAN)]));
+    model.push(Reply::tool_calls(&[("propose_plan", PLAN)]));
+    // In `ask` mode (the extension's setting) the edit waits for "Allow once".
     model.push(Reply::tool_calls(&[("edit_file", FIX_SUBTRACT)]));
-    model.push(Reply::text(&["went right and fixed subtract"]));
+    model.push(Reply::text(&["fixed subtract as you said"]));
     // The automatic verification, then review, of the turn's changes.
     model.push(Reply::text(&["{\"findings\": []}"]));
     model.push(Reply::text(&[REVIEW]));
+    // The follow-up typed into the panel's message box.
+    model.push(Reply::text(&["glad to help"]));
     write_config(env.home(), &model);
 
     let home = env.home();
@@ -144,6 +149,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     std::fs::create_dir_all(user_data.join("User")).expect("mkdir user");
     let settings = serde_json::json!({
         "tether.path": env!("CARGO_BIN_EXE_tether"),
+        "tether.permissionMode": "ask",
         "workbench.startupEditor": "none",
         "workbench.tips.enabled": false,
         "workbench.secondarySideBar.defaultVisibility": "hidden",
@@ -247,9 +253,12 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         "the driver failed: {results:#}\nstderr {stderr}\nscreenshots in {screenshots:?}"
     );
 
-    // What the clicks sent reached the model: the answers in order, then the approval.
+    // What the clicks and keys sent reached the model, in order: the answers (the first one
+    // typed as "Other"), the rejection's feedback, the approval, the allowed edit, the
+    // follow-up.
     let requests = model.requests();
-    let tool_result = |index: usize| {
+    assert_eq!(requests.len(), 8, "every scripted reply was asked for");
+    let last_message = |index: usize| {
         requests[index]["messages"]
             .as_array()
             .and_then(|messages| messages.last())
@@ -257,19 +266,31 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
             .unwrap_or_default()
             .to_owned()
     };
-    let answers = tool_result(1);
-    for wanted in ["right", "unit tests", "types", "keep it small"] {
+    let answers = last_message(1);
+    for wanted in ["neither: use minus", "unit tests", "types", "keep it small"] {
         assert!(answers.contains(wanted), "{wanted:?} in {answers:?}");
     }
     assert!(!answers.contains("doctests"), "{answers:?}");
-    let approval = tool_result(2);
-    assert!(approval.to_lowercase().contains("approved"), "{approval:?}");
+    let rejection = last_message(2);
+    assert!(rejection.contains("smaller please"), "{rejection:?}");
+    let approval = last_message(3);
+    assert!(approval.contains("approved"), "{approval:?}");
+    let edited = last_message(4);
+    assert!(!edited.to_lowercase().contains("reject"), "{edited:?}");
+    // The follow-up carries tether's note of what the user applied.
+    let follow_up = last_message(7);
+    assert!(
+        follow_up.starts_with("Applied to the workspace: 1 file")
+            && follow_up.ends_with("thanks, that's all"),
+        "{follow_up:?}"
+    );
 
     // The panel filled, the Sessions view listed the session, the edit landed in the editor
     // and was saved from it, the review's finding showed as a diagnostic, and a changed
     // file's link opened its diff.
     for (field, wanted) in [
-        ("panel_text", "went right and fixed subtract"),
+        ("panel_text", "fixed subtract as you said"),
+        ("follow_up", "glad to help"),
         ("sessions_view", "waiting"),
         ("editor_text", "return a - b"),
         ("problems", "no test catches swapped operands"),
@@ -296,6 +317,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     for shot in [
         "question",
         "plan",
+        "permission",
         "transcript",
         "applied",
         "sessions",

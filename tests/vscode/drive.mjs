@@ -76,7 +76,8 @@ async function main() {
     const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
     const form = panel.locator(".question-form");
     await form.waitFor();
-    await form.locator("label", { hasText: "right" }).click();
+    // An answer of one's own: typing it chooses "Other".
+    await form.locator("input.other").fill("neither: use minus");
     await form.locator(".tab", { hasText: "Which checks?" }).click();
     await form.locator("label", { hasText: "unit tests" }).click();
     await form.locator("label", { hasText: "types" }).click();
@@ -85,14 +86,26 @@ async function main() {
     await form.locator("textarea").fill("keep it small");
     await form.locator("button", { hasText: "Answer" }).click();
 
-    step("approve the plan");
-    const approve = panel.locator(".entry-plan button", { hasText: "Approve" });
+    step("reject the first plan with feedback");
+    const firstPlan = panel.locator(".entry-plan").first();
+    await firstPlan.locator("textarea.feedback").fill("smaller please");
+    await firstPlan.locator("button", { hasText: "Reject" }).click();
+    await firstPlan.getByText("Rejected: smaller please").waitFor();
+
+    step("approve the second");
+    const approve = panel.locator(".entry-plan").nth(1).locator("button", { hasText: "Approve" });
     await approve.waitFor();
     await shot("plan");
     await approve.click();
 
+    step("allow the edit once");
+    const allow = panel.locator(".entry-permission button", { hasText: "Allow once" });
+    await allow.waitFor();
+    await shot("permission");
+    await allow.click();
+
     step("the turn and its review arrive");
-    await panel.locator(".entry-message", { hasText: "went right and fixed subtract" }).waitFor();
+    await panel.locator(".entry-message", { hasText: "fixed subtract as you said" }).waitFor();
     const finding = panel.locator(".entry-findings button", { hasText: "calc/ops.py:11" });
     await finding.waitFor();
     await panel.locator("[data-status='waiting']").waitFor();
@@ -139,6 +152,12 @@ async function main() {
     await problems.locator(".monaco-list-row", { hasText: "no test catches swapped operands" }).first().waitFor();
     results.problems = await text(problems);
     await shot("problems");
+
+    step("a follow-up from the message box");
+    await panel.locator("#message").fill("thanks, that's all");
+    await panel.locator("#message").press("Control+Enter");
+    await panel.locator(".entry-message", { hasText: "glad to help" }).waitFor();
+    results.follow_up = await text(panel.locator(".entry-message").last());
 
     step("done");
   } catch (error) {
