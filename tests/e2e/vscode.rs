@@ -135,7 +135,11 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     model.push(Reply::tool_calls(&[("propose_plan", PLAN)]));
     // In `ask` mode (the extension's setting) the edit waits for "Allow once".
     model.push(Reply::tool_calls(&[("edit_file", FIX_SUBTRACT)]));
-    model.push(Reply::text(&["fixed subtract as you said"]));
+    // Markdown is drawn; raw HTML is shown as text, never run or rendered.
+    model.push(Reply::text(&[
+        "fixed `subtract` as you said ",
+        "<img src=x onerror=\"document.title='owned'\">",
+    ]));
     // The automatic verification, then review, of the turn's changes.
     model.push(Reply::text(&["{\"findings\": []}"]));
     model.push(Reply::text(&[REVIEW]));
@@ -310,6 +314,8 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         fixture.replacen("    return b - a\n", "    return a - b\n", 1),
         "the applied change was saved from the editor"
     );
+    assert_eq!(results["markdown_code"], "subtract", "{results:#}");
+    assert_eq!(results["injected_images"], 0, "{results:#}");
     assert_eq!(
         results["panel_visible_beside_diff"], true,
         "the diff opened beside the panel, not over it"

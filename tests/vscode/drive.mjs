@@ -105,7 +105,11 @@ async function main() {
     await allow.click();
 
     step("the turn and its review arrive");
-    await panel.locator(".entry-message", { hasText: "fixed subtract as you said" }).waitFor();
+    const reply = panel.locator(".entry-message", { hasText: "fixed subtract as you said" });
+    await reply.waitFor();
+    results.markdown_code = await reply.locator("code").first().innerText();
+    await reply.getByText("<img src=x", { exact: false }).waitFor();
+    results.injected_images = await reply.locator("img").count();
     const finding = panel.locator(".entry-findings button", { hasText: "calc/ops.py:11" });
     await finding.waitFor();
     await panel.locator("[data-status='waiting']").waitFor();

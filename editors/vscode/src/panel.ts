@@ -79,7 +79,11 @@ class SessionPanel {
       {
         enableScripts: true,
         retainContextWhenHidden: true,
-        localResourceRoots: [vscode.Uri.joinPath(extensionUri, "out", "webview"), vscode.Uri.joinPath(extensionUri, "media")],
+        localResourceRoots: [
+          vscode.Uri.joinPath(extensionUri, "out", "webview"),
+          vscode.Uri.joinPath(extensionUri, "media"),
+          vscode.Uri.joinPath(extensionUri, MARKDOWN_IT),
+        ],
       },
     );
     this.panel.iconPath = vscode.Uri.joinPath(extensionUri, "media", "tether.svg");
@@ -248,6 +252,9 @@ class SessionPanel {
   }
 }
 
+/** markdown-it's browser build (a UMD script defining `markdownit`), shipped in the .vsix. */
+const MARKDOWN_IT = "node_modules/markdown-it/dist";
+
 /** The scheme of an empty document: the missing side of a diff for an added or deleted file. */
 export const EMPTY_SCHEME = "tether-empty";
 
@@ -259,11 +266,12 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
   const nonce = randomBytes(16).toString("hex");
   const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "out", "webview", "panel.js"));
   const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
+  const markdown = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, MARKDOWN_IT, "markdown-it.min.js"));
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; img-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" href="${style.toString()}">
 </head>
@@ -275,6 +283,7 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 <textarea id="message" rows="2" placeholder="Message the session (Ctrl+Enter sends)" aria-label="Message"></textarea>
 <button id="send" type="button" class="primary">Send</button>
 </div>
+<script nonce="${nonce}" src="${markdown.toString()}"></script>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;

@@ -1,11 +1,14 @@
 // The session panel's page (runs in the webview, not in the extension host): draws the
 // entries the extension sends and posts back what the user does. No imports: tsc emits it
-// as a plain script. Every text from the session goes in through textContent, never HTML.
+// as a plain script. Every text from the session goes in through textContent, except the
+// agent's messages, which go through markdown-it with raw HTML escaped.
 
 interface VsCodeApi {
   postMessage(message: unknown): void;
 }
 declare function acquireVsCodeApi(): VsCodeApi;
+/** markdown-it's browser build, loaded before this script. */
+declare function markdownit(options: Record<string, unknown>): { render(text: string): string };
 
 type Json = Record<string, unknown>;
 interface PanelEntry extends Json {
@@ -24,6 +27,19 @@ interface PanelEntry extends Json {
   const drawn = new Map<string, string>();
   /** Which collapsible entries the user opened. */
   const expanded = new Set<string>();
+  // Raw HTML in a message is escaped (html: false); markdown-it also refuses javascript:,
+  // vbscript:, file: and data: links. So a message can format, never inject.
+  const markdown = typeof markdownit === "function" ? markdownit({ html: false, linkify: true, breaks: false }) : undefined;
+
+  /** A message's text as Markdown, or as plain text if markdown-it did not load. */
+  function rendered(text: string, streaming: boolean): HTMLElement {
+    if (!markdown) {
+      return el("div", { class: `text${streaming ? " streaming" : ""}` }, text);
+    }
+    const node = el("div", { class: `markdown${streaming ? " streaming" : ""}` });
+    node.innerHTML = markdown.render(text);
+    return node;
+  }
 
   function el<K extends keyof HTMLElementTagNameMap>(
     tag: K,
@@ -175,7 +191,9 @@ interface PanelEntry extends Json {
         box.classList.add(`role-${role}`);
         box.append(
           el("div", { class: "role" }, ROLES[role] ?? role),
-          el("div", { class: `text${entry.streaming ? " streaming" : ""}` }, str(entry.text)),
+          role === "agent" || role === "summary"
+            ? rendered(str(entry.text), entry.streaming === true)
+            : el("div", { class: `text${entry.streaming ? " streaming" : ""}` }, str(entry.text)),
         );
         if (entry.interrupted) {
           box.append(el("div", { class: "muted" }, "(interrupted)"));
