@@ -252,10 +252,19 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         .unwrap_or_else(|| {
             panic!("no results from the driver; stdout {stdout}\nstderr {stderr}\ncode-server {server_log}")
         });
-    assert!(
-        output.status.success(),
-        "the driver failed: {results:#}\nstderr {stderr}\nscreenshots in {screenshots:?}"
-    );
+    if !output.status.success() {
+        // The temp home goes with the test: keep what the user would have seen, and the log.
+        let kept = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vscode-failure");
+        let _ = std::fs::create_dir_all(&kept);
+        let _ = std::fs::copy(
+            screenshots.join("vscode-failure.png"),
+            kept.join("vscode-failure.png"),
+        );
+        let _ = std::fs::write(kept.join("code-server.log"), &server_log);
+        panic!(
+            "the driver failed: {results:#}\nstderr {stderr}\nscreenshot and log kept in {kept:?}"
+        );
+    }
 
     // What the clicks and keys sent reached the model, in order: the answers (the first one
     // typed as "Other"), the rejection's feedback, the approval, the allowed edit, the
@@ -291,7 +300,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
 
     // The panel filled, the Sessions view listed the session, the edit landed in the editor
     // and was saved from it, the review's finding showed as a diagnostic, and a changed
-    // file's link opened its diff.
+    // file's link opened its diff, as did the palette's Open Diff.
     for (field, wanted) in [
         ("panel_text", "fixed subtract as you said"),
         ("follow_up", "glad to help"),
@@ -299,6 +308,12 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         ("editor_text", "return a - b"),
         ("problems", "no test catches swapped operands"),
         ("diff_tab", "yours ↔"),
+        ("palette_diff_choices", "modified +1 −1"),
+        ("palette_diff_choices", "The whole patch"),
+        (
+            "palette_diff_tab",
+            "ops.py (yours ↔ fix-subtract-asking-me-first)",
+        ),
     ] {
         assert!(
             results[field]

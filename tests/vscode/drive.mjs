@@ -35,6 +35,14 @@ async function palette(command) {
   await input.press("Enter");
 }
 
+/** Closes the open "yours ↔ session" diff editor. */
+async function closeDiff() {
+  const tab = page.locator(".tab", { hasText: "yours ↔" }).first();
+  await tab.hover();
+  await tab.locator('[aria-label^="Close"]').first().click();
+  await page.locator(".monaco-diff-editor").first().waitFor({ state: "detached" });
+}
+
 /** The text a locator shows, with the editor's non-breaking spaces made plain. */
 async function text(locator) {
   return (await locator.innerText()).replace(/\u00a0/g, " ");
@@ -123,10 +131,22 @@ async function main() {
     results.diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
     results.panel_visible_beside_diff = await page.locator("iframe.webview.ready").first().isVisible();
     await shot("diff");
-    const diffTab = page.locator(".tab", { hasText: "yours ↔" }).first();
-    await diffTab.hover();
-    await diffTab.locator('[aria-label^="Close"]').first().click();
-    await diff.waitFor({ state: "detached" });
+    await closeDiff();
+
+    step("Open Diff from the palette: pick the session, then one of its changed files");
+    // Closing the diff gives the panel focus, late: a quick pick opened before that closes
+    // when it loses focus. Put focus in the panel first, and wait until it is there.
+    await panel.locator("#header .title").click();
+    await page.waitForFunction(() => document.activeElement?.matches("iframe.webview"));
+    await palette("Tether: Open Diff");
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: "fix-subtract-asking-me-first" }).first().click();
+    const fileRow = page.locator(".quick-input-list .monaco-list-row", { hasText: "calc/ops.py" }).first();
+    await fileRow.waitFor();
+    results.palette_diff_choices = await text(page.locator(".quick-input-list").first());
+    await fileRow.click();
+    await diff.locator(".view-lines", { hasText: FIXED }).first().waitFor();
+    results.palette_diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
+    await closeDiff();
 
     step("open the finding's file and apply the session's changes into it");
     await finding.click();

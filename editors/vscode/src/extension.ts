@@ -11,7 +11,7 @@ import {
   type StaticFeature,
 } from "vscode-languageclient/node";
 
-import { EMPTY_SCHEME, SessionPanels, emptyDocuments } from "./panel";
+import { EMPTY_SCHEME, SessionPanels, emptyDocuments, openFileDiff } from "./panel";
 import { type EventParams, type SessionInfo, SessionStore, describe } from "./sessions";
 
 let client: LanguageClient | undefined;
@@ -93,7 +93,8 @@ class SessionsView implements vscode.TreeDataProvider<Node> {
     }
     const item = new vscode.TreeItem(node.session.name, vscode.TreeItemCollapsibleState.None);
     item.description = describe(node.session);
-    item.tooltip = node.session.title;
+    // The description is cut to the view's width; the tooltip shows all of it.
+    item.tooltip = `${node.session.title}\n${item.description}`;
     item.contextValue = "session";
     item.id = node.session.id;
     item.command = { command: "tether.ui.open", title: "Open Session", arguments: [node] };
@@ -277,8 +278,30 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   });
   on("diff", async (node) => {
     const session = await chooseSession(node);
-    const diff = session && (await request<{ files: Array<{ patch: string }> }>("diff", { id: session.id }));
-    if (diff) {
+    type DiffFile = { path: string; status: string; additions: number; deletions: number; patch: string };
+    const diff = session && (await request<{ files: DiffFile[] }>("diff", { id: session.id }));
+    if (!session || !diff) {
+      return;
+    }
+    if (diff.files.length === 0) {
+      void vscode.window.showInformationMessage(`Tether: ${session.name} has changed nothing.`);
+      return;
+    }
+    const whole = { label: "$(diff) The whole patch", description: `${diff.files.length} files`, path: undefined };
+    const picked = await vscode.window.showQuickPick(
+      [
+        ...diff.files.map((file) => ({
+          label: file.path,
+          description: `${file.status} +${file.additions} −${file.deletions}`,
+          path: file.path as string | undefined,
+        })),
+        whole,
+      ],
+      { placeHolder: `Which change of ${session.name}? (yours ↔ the session's)` },
+    );
+    if (picked?.path) {
+      await openFileDiff(session, picked.path);
+    } else if (picked) {
       const document = await vscode.workspace.openTextDocument({
         language: "diff",
         content: diff.files.map((file) => file.patch).join("\n"),

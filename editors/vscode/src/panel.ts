@@ -234,22 +234,33 @@ class SessionPanel {
     return this.panel.viewColumn === vscode.ViewColumn.One ? vscode.ViewColumn.Two : vscode.ViewColumn.One;
   }
 
-  /** Your copy of a file beside the session's: what applying would change. */
   private async diff(path: string): Promise<void> {
     const { repo, worktree, name } = this.transcript.header;
-    const mine = vscode.Uri.file(`${repo}/${path}`);
-    const theirs = vscode.Uri.file(`${worktree}/${path}`);
-    const exists = async (uri: vscode.Uri) =>
-      vscode.workspace.fs.stat(uri).then(
-        () => true,
-        () => false,
-      );
-    const left = (await exists(mine)) ? mine : vscode.Uri.from({ scheme: EMPTY_SCHEME, path: `/${path}` });
-    const right = (await exists(theirs)) ? theirs : vscode.Uri.from({ scheme: EMPTY_SCHEME, path: `/${path}` });
-    await vscode.commands.executeCommand("vscode.diff", left, right, `${path} (yours ↔ ${name})`, {
-      viewColumn: this.besidePanel(),
-    });
+    await openFileDiff({ repo, worktree, name }, path, this.besidePanel());
   }
+}
+
+/** Your copy of a file beside the session's, as a diff editor: what applying would change. */
+export async function openFileDiff(
+  session: { repo: string; worktree: string; name: string },
+  path: string,
+  viewColumn?: vscode.ViewColumn,
+): Promise<void> {
+  const side = async (root: string) => {
+    const uri = vscode.Uri.file(`${root}/${path}`);
+    const exists = await vscode.workspace.fs.stat(uri).then(
+      () => true,
+      () => false,
+    );
+    return exists ? uri : vscode.Uri.from({ scheme: EMPTY_SCHEME, path: `/${path}` });
+  };
+  await vscode.commands.executeCommand(
+    "vscode.diff",
+    await side(session.repo),
+    await side(session.worktree),
+    `${path} (yours ↔ ${session.name})`,
+    { viewColumn },
+  );
 }
 
 /** markdown-it's browser build (a UMD script defining `markdownit`), shipped in the .vsix. */

@@ -12,6 +12,8 @@ export interface SessionInfo {
   activity: string | null;
   branch: string;
   baseBranch: string;
+  repo: string;
+  worktree: string;
   usage: { inputTokens: number; outputTokens: number; costUsd: number };
   lastSeq: number;
 }
@@ -94,6 +96,8 @@ export class SessionStore {
         activity: null,
         branch: spec.branch,
         baseBranch: spec.baseBranch,
+        repo: spec.repo ?? "",
+        worktree: spec.worktree ?? "",
         usage: { inputTokens: 0, outputTokens: 0, costUsd: 0 },
         lastSeq: seq,
       };
