@@ -1,5 +1,5 @@
 //! A real Neovim (0.11, headless) against the real binary: tests/nvim/surfaces.lua drives
-//! it; this checks what it saw.
+//! it (and tests/nvim/plugin.lua the plugin); this checks what it saw.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -200,6 +200,10 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
         "ask_user",
         r#"{"questions": [{"prompt": "Which way?", "kind": "single", "options": ["left", "right"]}]}"#,
     )]));
+    model.push(Reply::tool_calls(&[(
+        "propose_plan",
+        r#"{"phases": [{"title": "Fix subtract", "subtasks": ["use minus"]}]}"#,
+    )]));
     model.push(Reply::tool_calls(&[("edit_file", FIX_SUBTRACT)]));
     model.push(Reply::text(&["went right and fixed subtract"]));
 
@@ -236,6 +240,18 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
             .as_str()
             .is_some_and(|text| text.contains("right")),
         "{answered}"
+    );
+    // The plan came through vim.ui.select too, and its first choice approved it.
+    assert!(asked.contains(&"Plan: Fix subtract"), "{asked:?}");
+    let approved = model.requests()[2]["messages"]
+        .as_array()
+        .and_then(|messages| messages.last().cloned())
+        .expect("the plan's decision");
+    assert!(
+        approved["content"]
+            .as_str()
+            .is_some_and(|text| text.contains("approved")),
+        "{approved}"
     );
 
     // The transcript buffer filled live.

@@ -1,6 +1,6 @@
 -- The Neovim plugin (editors/nvim) in a real headless Neovim: :Tether new starts a session,
--- its transcript buffer fills live, the agent's question is answered through vim.ui.select,
--- and :Tether apply puts the changes into the open buffer.
+-- its transcript buffer fills live, the agent's question is answered and its plan approved
+-- through vim.ui.select, and :Tether apply puts the changes into the open buffer.
 --
 -- Run by tests/e2e/neovim.rs (TETHER_BIN, TETHER_REPO, TETHER_FILE, TETHER_SETTINGS,
 -- TETHER_PLUGIN); prints its results as JSON on the last line.
