@@ -268,6 +268,29 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
         "{results:#}"
     );
 
+    // The turn showed as progress through Neovim's own $/progress handling: begun with the
+    // session's name, reported while the question waited, ended with the turn.
+    let progress = results["progress"].as_array().expect("progress");
+    let session_name = results["transcript_name"]
+        .as_str()
+        .and_then(|name| name.strip_prefix("tether://"))
+        .expect("the session's name");
+    assert!(
+        progress
+            .iter()
+            .any(|value| value["kind"] == "begin"
+                && value["title"] == format!("tether: {session_name}")),
+        "{progress:#?}"
+    );
+    assert!(
+        progress.iter().any(|value| value["kind"] == "report"),
+        "{progress:#?}"
+    );
+    assert!(
+        progress.iter().any(|value| value["kind"] == "end"),
+        "{progress:#?}"
+    );
+
     // :Tether apply put the fix into the open buffer.
     assert_eq!(results["file_lines"][5], "    return a - b", "{results:#}");
     assert_eq!(results["modified"], true);

@@ -43,6 +43,14 @@ local function main()
     vim.lsp.enable = nil
     results.started_by = 'vim.lsp.start'
   end
+  -- The turn's progress, as Neovim's own $/progress handling passes it on.
+  results.progress = {}
+  vim.api.nvim_create_autocmd('LspProgress', {
+    callback = function(event)
+      local value = event.data.params.value
+      table.insert(results.progress, { kind = value.kind, title = value.title, message = value.message })
+    end,
+  })
   local tether = require('tether')
   tether.setup({
     cmd = { assert(os.getenv('TETHER_BIN')), 'lsp' },
