@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::error_message;
 use crate::support::fake_model::Step;
-use crate::support::{FakeModel, Reply, TestEnv, agent_messages, git};
+use crate::support::{FakeModel, Reply, TestEnv, agent_messages, git, last_message};
 
 fn completed_items(events: &[Value], kind: &str) -> Vec<Value> {
     events
@@ -389,11 +389,7 @@ async fn a_question_waits_for_valid_answers_then_the_turn_goes_on() {
     assert_eq!(resolved["event"]["outcome"], "answered");
     assert_eq!(resolved["event"]["itemId"], question_id.as_str());
     client.wait_for_status(&id, "waiting").await;
-    let tool_result = model.requests()[1]["messages"]
-        .as_array()
-        .and_then(|messages| messages.last().cloned())
-        .expect("tool result");
-    let text = tool_result["content"].as_str().unwrap_or_default();
+    let text = last_message(&model.requests()[1]);
     assert!(
         text.contains("Which colour?\nAnswer: green") && text.contains("Answer: a, c"),
         "{text}"

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, LspClient, Reply, TestEnv};
+use crate::support::{FakeModel, LspClient, Reply, TestEnv, last_message};
 
 fn helix_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../editors/helix")
@@ -207,11 +207,7 @@ async fn the_guides_session_runs_with_what_helix_has() {
         let requests = model.requests();
         if requests.len() == 3 {
             let last = requests.last().expect("a request");
-            let said = last["messages"]
-                .as_array()
-                .and_then(|messages| messages.last())
-                .and_then(|message| message["content"].as_str())
-                .unwrap_or_default();
+            let said = last_message(last);
             assert!(said.ends_with("thanks"), "{said}");
             break;
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, Reply, TestEnv, git, isolated_command};
+use crate::support::{FakeModel, Reply, TestEnv, git, isolated_command, last_message};
 
 /// `TETHER_NVIM`, else the venv scripts/neovim.sh installs, else `nvim` on PATH.
 fn neovim() -> PathBuf {
@@ -231,28 +231,12 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
         first_prompt["content"],
         "fix subtract, and ask me which way first"
     );
-    let answered = model.requests()[1]["messages"]
-        .as_array()
-        .and_then(|messages| messages.last().cloned())
-        .expect("the answer");
-    assert!(
-        answered["content"]
-            .as_str()
-            .is_some_and(|text| text.contains("right")),
-        "{answered}"
-    );
+    let answered = last_message(&model.requests()[1]);
+    assert!(answered.contains("right"), "{answered}");
     // The plan came through vim.ui.select too, and its first choice approved it.
     assert!(asked.contains(&"Plan: Fix subtract"), "{asked:?}");
-    let approved = model.requests()[2]["messages"]
-        .as_array()
-        .and_then(|messages| messages.last().cloned())
-        .expect("the plan's decision");
-    assert!(
-        approved["content"]
-            .as_str()
-            .is_some_and(|text| text.contains("approved")),
-        "{approved}"
-    );
+    let approved = last_message(&model.requests()[2]);
+    assert!(approved.contains("approved"), "{approved}");
 
     // The transcript buffer filled live.
     assert!(

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{FakeModel, Reply, TestEnv, agent_messages};
+use crate::support::{FakeModel, Reply, TestEnv, agent_messages, last_message};
 
 async fn run_one(model: &FakeModel, env: &TestEnv) -> (crate::support::LspClient, String) {
     let mut client = env.server(model).await;
@@ -448,11 +448,7 @@ async fn secrets_never_reach_the_log_the_client_or_the_agents_commands() {
     assert!(!notifications.contains("corp-123456") && !notifications.contains("corp-424242"));
     assert!(notifications.contains("[redacted]"));
     // The command never saw the key at all: it is not in its environment.
-    let command_output = model.requests()[1]["messages"]
-        .as_array()
-        .and_then(|messages| messages.last().cloned())
-        .expect("tool result");
-    let output = command_output["content"].as_str().unwrap_or_default();
+    let output = last_message(&model.requests()[1]);
     assert!(
         output.contains("exit code 0") && !output.contains("TETHER_TEST_KEY="),
         "{output}"

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, LspClient, Reply, TestEnv, error_message};
+use crate::support::{FakeModel, LspClient, Reply, TestEnv, error_message, last_message};
 
 fn with_review(model: &FakeModel, auto: bool) -> Value {
     let mut settings = model.settings();
@@ -176,12 +176,7 @@ async fn an_unreadable_answer_is_retried_once_then_the_run_fails() {
     let review = completed_run(&client, &id, "review", 0).await;
     assert_eq!(review["status"], "completed", "{review}");
     let retry = model.requests().last().cloned().expect("the retry");
-    let said = retry["messages"]
-        .as_array()
-        .and_then(|messages| messages.last())
-        .and_then(|message| message["content"].as_str())
-        .unwrap_or_default()
-        .to_owned();
+    let said = last_message(&retry);
     assert!(said.contains("could not be read"), "{said}");
 
     // Garbage twice: failed, with a generic message.

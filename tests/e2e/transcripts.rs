@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, Reply, TestEnv, apply_text_edits, git};
+use crate::support::{FakeModel, Reply, TestEnv, apply_text_edits, git, last_message};
 
 /// Waits until the file at `path` satisfies `predicate`; returns its text.
 async fn wait_for_file(path: &Path, predicate: impl Fn(&str) -> bool) -> String {
@@ -161,13 +161,7 @@ async fn checked_boxes_saved_in_the_transcript_answer_the_question() {
         )
         .await;
     client.wait_for_status(&id, "waiting").await;
-    let result = model
-        .requests()
-        .last()
-        .and_then(|request| request["messages"].as_array().cloned())
-        .and_then(|messages| messages.last().cloned())
-        .expect("the tool result");
-    let content = result["content"].as_str().unwrap_or_default();
+    let content = last_message(model.requests().last().expect("a request"));
     assert!(
         content.contains("red") && content.contains("blue") && !content.contains("green"),
         "{content}"

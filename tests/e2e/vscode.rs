@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{FakeModel, Reply, TestEnv, git, isolated_command};
+use crate::support::{FakeModel, Reply, TestEnv, git, isolated_command, last_message};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -271,27 +271,19 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     // follow-up.
     let requests = model.requests();
     assert_eq!(requests.len(), 8, "every scripted reply was asked for");
-    let last_message = |index: usize| {
-        requests[index]["messages"]
-            .as_array()
-            .and_then(|messages| messages.last())
-            .and_then(|message| message["content"].as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let answers = last_message(1);
+    let answers = last_message(&requests[1]);
     for wanted in ["neither: use minus", "unit tests", "types", "keep it small"] {
         assert!(answers.contains(wanted), "{wanted:?} in {answers:?}");
     }
     assert!(!answers.contains("doctests"), "{answers:?}");
-    let rejection = last_message(2);
+    let rejection = last_message(&requests[2]);
     assert!(rejection.contains("smaller please"), "{rejection:?}");
-    let approval = last_message(3);
+    let approval = last_message(&requests[3]);
     assert!(approval.contains("approved"), "{approval:?}");
-    let edited = last_message(4);
+    let edited = last_message(&requests[4]);
     assert!(!edited.to_lowercase().contains("reject"), "{edited:?}");
     // The follow-up carries tether's note of what the user applied.
-    let follow_up = last_message(7);
+    let follow_up = last_message(&requests[7]);
     assert!(
         follow_up.starts_with("Applied to the workspace: 1 file")
             && follow_up.ends_with("thanks, that's all"),

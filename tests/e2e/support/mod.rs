@@ -92,6 +92,17 @@ impl TestEnv {
     }
 }
 
+/// The content of the last message of a request the model got: what the user, or a tool's
+/// result, said last ("" when there is none).
+pub fn last_message(request: &Value) -> String {
+    request["messages"]
+        .as_array()
+        .and_then(|messages| messages.last())
+        .and_then(|message| message["content"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The message of a JSON-RPC error (empty if it has none).
 pub fn error_message(error: &Value) -> &str {
     error["message"].as_str().unwrap_or_default()
