@@ -235,8 +235,7 @@ class SessionPanel {
   }
 
   private async diff(path: string): Promise<void> {
-    const { repo, worktree, name } = this.transcript.header;
-    await openFileDiff({ repo, worktree, name }, path, this.besidePanel());
+    await openFileDiff(this.transcript.header, path, this.besidePanel());
   }
 }
 
