@@ -5,6 +5,7 @@
 //! - [`store`] owns the durable, append-only event logs and the per-repository lock.
 //! - [`agent`] runs one turn of a session against a model provider.
 //! - [`provider`] speaks the model providers' wire formats.
+//! - [`sandbox`] confines the programs run for a session (commands, hooks).
 //! - [`workspace`] owns git: repository discovery, worktrees and branches.
 //! - [`config`] merges settings from files, the editor and the environment.
 //! - [`lsp`] is the only module that knows LSP; it translates to and from the domain.
@@ -16,6 +17,7 @@ pub mod hooks;
 pub mod lsp;
 pub mod provider;
 pub mod review;
+pub mod sandbox;
 pub mod session;
 pub mod store;
 pub mod workspace;

@@ -24,13 +24,10 @@ fn hook_runs(client: &LspClient, id: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_run_only_once_the_repository_is_trusted_and_get_the_session_on_stdin() {
     let env = TestEnv::new();
-    let input = env.home().join("hook-input.json");
+    // Hooks run in the session's sandbox: they may write its worktree and its temp dir.
     write_hooks(
         &env,
-        &format!(
-            "[[hooks.on_agent_finish]]\nname = \"record\"\ncommand = \"cat > '{}'\"\n",
-            input.display()
-        ),
+        "[[hooks.on_agent_finish]]\nname = \"record\"\ncommand = \"cat > \\\"$TMPDIR/hook-input.json\\\"\"\n",
     );
     let model = FakeModel::start().await;
     model.push(Reply::text(&["first"]));
@@ -38,6 +35,11 @@ async fn hooks_run_only_once_the_repository_is_trusted_and_get_the_session_on_st
     let (_, id) = client
         .create(json!({"prompt": "hello", "name": "hooked"}))
         .await;
+    let input = env
+        .home()
+        .join("state/tmp")
+        .join(&id)
+        .join("hook-input.json");
     let skipped = client
         .wait_for_event(&id, |event| event["item"]["type"] == "hook")
         .await;

@@ -10,8 +10,12 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub mod sandbox;
+mod beneath;
+mod command;
+mod files;
 pub mod tools;
+
+pub use crate::sandbox;
 
 use crate::provider::{
     ChatMessage, ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, ToolCallRequest,

@@ -1,24 +1,26 @@
-//! The agent's tools, all confined to the session's worktree.
+//! The agent's tools, all confined to the session's worktree: their definitions for the
+//! model, the dispatch, and the checks every path goes through.
 //!
-//! Every path a model names is resolved against the worktree and refused if it leaves it:
-//! an absolute path, `..` above the root, a symlink pointing out, or the worktree's `.git`.
-//! A refused call writes nothing and tells the model why.
+//! Every path a model names is refused if it leaves the worktree: an absolute path, `..`
+//! above the root, or the worktree's `.git` ([`resolve`], lexically); a symbolic link
+//! pointing out, at the moment of use ([`super::beneath`], atomically). Commands run in the
+//! sandbox ([`super::command`]). A refused call writes nothing and tells the model why.
 
 use std::path::{Component, Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use super::command::run_command;
+use super::files::{
+    delete_file, edit_file, list_directory, move_file, read_file, search, write_file,
+};
 use crate::provider::ToolDefinition;
+use crate::sandbox::Jail;
+use crate::workspace::SessionWorktree;
 
-/// At most this much of a file is returned by one read.
-const READ_LIMIT: usize = 200_000;
-/// At most this many search matches are returned.
-const SEARCH_LIMIT: usize = 200;
 /// At most this much of a command's output is kept (its head and its tail).
 const COMMAND_OUTPUT_LIMIT: usize = 30_000;
 
@@ -34,13 +36,12 @@ pub struct ToolContext {
     /// Scopes that need no permission (`session.allow`).
     pub allowed_scopes: Vec<String>,
     pub command_timeout: Duration,
-    /// The session's own temp dir (`TMPDIR` for commands), writable in the sandbox.
-    pub temp_dir: PathBuf,
-    pub sandbox: super::sandbox::SandboxMode,
-    /// Whether commands may use the network (TCP).
-    pub network: bool,
-    /// Environment variables commands must not see (API keys, `[secrets] env`).
-    pub hidden_env: Vec<String>,
+    /// The sandbox commands run in (with the session's temp dir, their `TMPDIR`).
+    pub jail: Jail,
+    /// The worktree with its pinned git directory.
+    pub git: SessionWorktree,
+    /// The session's private index, outside anything a command may write.
+    pub private_index: PathBuf,
 }
 
 /// A file a tool changed, with its line counts.
@@ -229,330 +230,6 @@ pub async fn run(
     outcome.unwrap_or_else(ToolOutcome::error)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(arguments: Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(arguments)
-        .map_err(|error| format!("invalid arguments: `{}`: {}", error.path(), error.inner()))
-}
-
-/// Resolves a model's path inside the worktree, or says why it may not be used.
-pub fn resolve(context: &ToolContext, path: &str) -> Result<PathBuf, String> {
-    let relative = Path::new(path);
-    if path.is_empty() {
-        return Err("the path is empty".to_owned());
-    }
-    if relative.is_absolute() {
-        return Err(format!(
-            "{path:?} is absolute; use a path relative to the repository root"
-        ));
-    }
-    let mut resolved = context.worktree.clone();
-    let mut depth = 0usize;
-    for component in relative.components() {
-        match component {
-            Component::Normal(part) => {
-                if depth == 0 && part == ".git" {
-                    return Err(format!(
-                        "{path:?} is inside .git, which tools may not touch"
-                    ));
-                }
-                resolved.push(part);
-                depth += 1;
-            }
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if depth == 0 {
-                    return Err(format!("{path:?} leaves the repository"));
-                }
-                resolved.pop();
-                depth -= 1;
-            }
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(format!("{path:?} leaves the repository"));
-            }
-        }
-    }
-    // Symlinks: the deepest part of the path that exists must still be inside.
-    let mut existing = resolved.as_path();
-    loop {
-        if existing.symlink_metadata().is_ok() {
-            let real = existing
-                .canonicalize()
-                .map_err(|_| format!("{path:?} points at something that does not exist"))?;
-            if !real.starts_with(&context.worktree) {
-                return Err(format!(
-                    "{path:?} leads outside the repository through a symbolic link"
-                ));
-            }
-            break;
-        }
-        match existing.parent() {
-            Some(parent) => existing = parent,
-            None => break,
-        }
-    }
-    Ok(resolved)
-}
-
-fn display(context: &ToolContext, path: &Path) -> String {
-    path.strip_prefix(&context.worktree)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .into_owned()
-}
-
-#[derive(Deserialize)]
-struct ReadArgs {
-    path: String,
-    start_line: Option<usize>,
-    end_line: Option<usize>,
-}
-
-fn read_file(context: &ToolContext, args: ReadArgs) -> Result<ToolOutcome, String> {
-    let path = resolve(context, &args.path)?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|error| format!("cannot read {}: {error}", args.path))?;
-    let start = args.start_line.unwrap_or(1).max(1);
-    let end = args.end_line.unwrap_or(usize::MAX);
-    let mut out = String::new();
-    for line in text
-        .lines()
-        .skip(start - 1)
-        .take(end.saturating_sub(start) + 1)
-    {
-        if out.len() + line.len() > READ_LIMIT {
-            out.push_str("\n[… cut: read a smaller range]");
-            break;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    Ok(ToolOutcome::ok(out))
-}
-
-#[derive(Deserialize)]
-struct ListArgs {
-    #[serde(default)]
-    path: Option<String>,
-}
-
-fn list_directory(context: &ToolContext, args: ListArgs) -> Result<ToolOutcome, String> {
-    let path = match args.path.as_deref() {
-        None | Some("") | Some(".") => context.worktree.clone(),
-        Some(path) => resolve(context, path)?,
-    };
-    let entries = std::fs::read_dir(&path)
-        .map_err(|error| format!("cannot list {}: {error}", display(context, &path)))?;
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter(|entry| entry.file_name() != ".git")
-        .map(|entry| {
-            let mut name = entry.file_name().to_string_lossy().into_owned();
-            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-                name.push('/');
-            }
-            name
-        })
-        .collect();
-    names.sort();
-    Ok(ToolOutcome::ok(names.join("\n")))
-}
-
-#[derive(Deserialize)]
-struct SearchArgs {
-    pattern: String,
-    #[serde(default)]
-    path: Option<String>,
-}
-
-fn search(context: &ToolContext, args: SearchArgs) -> Result<ToolOutcome, String> {
-    let regex = regex::Regex::new(&args.pattern)
-        .map_err(|error| format!("invalid regular expression: {error}"))?;
-    let root = match args.path.as_deref() {
-        None | Some("") | Some(".") => context.worktree.clone(),
-        Some(path) => resolve(context, path)?,
-    };
-    let mut matches = Vec::new();
-    let walker = ignore::WalkBuilder::new(&root)
-        .hidden(false)
-        .require_git(false)
-        .filter_entry(|entry| entry.file_name() != ".git")
-        .build();
-    'files: for entry in walker.flatten() {
-        if !entry.file_type().is_some_and(|kind| kind.is_file()) {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue; // binary or unreadable
-        };
-        for (number, line) in text.lines().enumerate() {
-            if regex.is_match(line) {
-                matches.push(format!(
-                    "{}:{}: {}",
-                    display(context, entry.path()),
-                    number + 1,
-                    line.trim_end()
-                ));
-                if matches.len() >= SEARCH_LIMIT {
-                    matches.push(format!(
-                        "[… more than {SEARCH_LIMIT} matches; narrow the search]"
-                    ));
-                    break 'files;
-                }
-            }
-        }
-    }
-    matches.sort();
-    if matches.is_empty() {
-        return Ok(ToolOutcome::ok("no matches"));
-    }
-    Ok(ToolOutcome::ok(matches.join("\n")))
-}
-
-/// Line counts of the change from `before` to `after`.
-fn count_change(context: &ToolContext, path: &Path, before: &str, after: &str) -> FileChange {
-    let diff = similar::TextDiff::from_lines(before, after);
-    let (mut additions, mut deletions) = (0, 0);
-    for change in diff.iter_all_changes() {
-        match change.tag() {
-            similar::ChangeTag::Insert => additions += 1,
-            similar::ChangeTag::Delete => deletions += 1,
-            similar::ChangeTag::Equal => {}
-        }
-    }
-    FileChange {
-        path: display(context, path),
-        additions,
-        deletions,
-    }
-}
-
-fn written(
-    context: &ToolContext,
-    path: &Path,
-    before: &str,
-    after: &str,
-    message: String,
-) -> ToolOutcome {
-    ToolOutcome {
-        file_changes: vec![count_change(context, path, before, after)],
-        ..ToolOutcome::ok(message)
-    }
-}
-
-#[derive(Deserialize)]
-struct EditArgs {
-    path: String,
-    old_string: String,
-    new_string: String,
-}
-
-fn edit_file(context: &ToolContext, args: EditArgs) -> Result<ToolOutcome, String> {
-    let path = resolve(context, &args.path)?;
-    let before = std::fs::read_to_string(&path)
-        .map_err(|error| format!("cannot read {}: {error}", args.path))?;
-    if args.old_string.is_empty() {
-        return Err("old_string is empty; use write_file to create a file".to_owned());
-    }
-    match before.matches(&args.old_string).count() {
-        0 => Err(format!(
-            "old_string was not found in {}; read the file and copy the text exactly",
-            args.path
-        )),
-        1 => {
-            let after = before.replacen(&args.old_string, &args.new_string, 1);
-            std::fs::write(&path, &after)
-                .map_err(|error| format!("cannot write {}: {error}", args.path))?;
-            Ok(written(
-                context,
-                &path,
-                &before,
-                &after,
-                format!("edited {}", args.path),
-            ))
-        }
-        count => Err(format!(
-            "old_string occurs {count} times in {}; include more context so it is unique",
-            args.path
-        )),
-    }
-}
-
-#[derive(Deserialize)]
-struct WriteArgs {
-    path: String,
-    content: String,
-}
-
-fn write_file(context: &ToolContext, args: WriteArgs) -> Result<ToolOutcome, String> {
-    let path = resolve(context, &args.path)?;
-    let before = std::fs::read_to_string(&path).unwrap_or_default();
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|error| format!("cannot create the folder of {}: {error}", args.path))?;
-    }
-    std::fs::write(&path, &args.content)
-        .map_err(|error| format!("cannot write {}: {error}", args.path))?;
-    Ok(written(
-        context,
-        &path,
-        &before,
-        &args.content,
-        format!("wrote {}", args.path),
-    ))
-}
-
-#[derive(Deserialize)]
-struct DeleteArgs {
-    path: String,
-}
-
-fn delete_file(context: &ToolContext, args: DeleteArgs) -> Result<ToolOutcome, String> {
-    let path = resolve(context, &args.path)?;
-    let before = std::fs::read_to_string(&path).unwrap_or_default();
-    std::fs::remove_file(&path).map_err(|error| format!("cannot delete {}: {error}", args.path))?;
-    Ok(written(
-        context,
-        &path,
-        &before,
-        "",
-        format!("deleted {}", args.path),
-    ))
-}
-
-#[derive(Deserialize)]
-struct MoveArgs {
-    from: String,
-    to: String,
-}
-
-fn move_file(context: &ToolContext, args: MoveArgs) -> Result<ToolOutcome, String> {
-    let from = resolve(context, &args.from)?;
-    let to = resolve(context, &args.to)?;
-    if to.exists() {
-        return Err(format!("{} already exists", args.to));
-    }
-    let content = std::fs::read_to_string(&from).unwrap_or_default();
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|error| format!("cannot create the folder of {}: {error}", args.to))?;
-    }
-    std::fs::rename(&from, &to)
-        .map_err(|error| format!("cannot move {} to {}: {error}", args.from, args.to))?;
-    Ok(ToolOutcome {
-        file_changes: vec![
-            count_change(context, &from, &content, ""),
-            count_change(context, &to, "", &content),
-        ],
-        ..ToolOutcome::ok(format!("moved {} to {}", args.from, args.to))
-    })
-}
-
-#[derive(Deserialize)]
-struct CommandArgs {
-    command: String,
-    timeout_secs: Option<u64>,
-}
-
 #[derive(Deserialize)]
 struct FinishArgs {
     summary: String,
@@ -560,189 +237,54 @@ struct FinishArgs {
     exit_signal: bool,
 }
 
-async fn run_command(
-    context: &ToolContext,
-    args: CommandArgs,
-    cancel: &CancellationToken,
-) -> Result<ToolOutcome, String> {
-    let timeout = args
-        .timeout_secs
-        .map(Duration::from_secs)
-        .unwrap_or(context.command_timeout)
-        .min(context.command_timeout);
-    std::fs::create_dir_all(&context.temp_dir)
-        .map_err(|error| format!("cannot create the session's temp dir: {error}"))?;
-    let before = snapshot_tree(context).await;
-    let prepared = super::sandbox::prepare(&super::sandbox::SandboxPolicy {
-        mode: context.sandbox,
-        writable: vec![context.worktree.clone(), context.temp_dir.clone()],
-        network: context.network,
-    })?;
-    let mut command = tokio::process::Command::new("sh");
-    let sandbox_note = match prepared {
-        super::sandbox::Prepared::Sandboxed(ruleset) => {
-            let mut ruleset = Some(ruleset);
-            // SAFETY: runs in the child between fork and exec: it only moves the ruleset
-            // out and makes the prctl and landlock syscalls, no allocation on success.
-            unsafe {
-                command.pre_exec(move || match ruleset.take() {
-                    Some(ruleset) => ruleset
-                        .restrict_self()
-                        .map(drop)
-                        .map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM)),
-                    None => Ok(()),
-                });
-            }
-            None
-        }
-        super::sandbox::Prepared::Unsandboxed(note) => note,
-    };
-    for name in &context.hidden_env {
-        command.env_remove(name);
-    }
-    command
-        .arg("-c")
-        .arg(&args.command)
-        .current_dir(&context.worktree)
-        .env("TMPDIR", &context.temp_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so that stop and timeouts kill everything it started.
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = command
-        .spawn()
-        .map_err(|error| format!("cannot start the command: {error}"))?;
-    let group = child.id();
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let collect = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let read_out = async {
-            if let Some(stream) = stdout.as_mut() {
-                let _ = stream.read_to_end(&mut out).await;
-            }
-        };
-        let read_err = async {
-            if let Some(stream) = stderr.as_mut() {
-                let _ = stream.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
-        let status = child.wait().await;
-        (status, out, err)
-    };
-    let kill_group = || {
-        if let Some(pid) = group {
-            // SAFETY: kill(2) with a negative pid signals that process group; no memory is
-            // touched. The group is the one this call created.
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGKILL);
-            }
-        }
-    };
-    let (status, out, err) = tokio::select! {
-        result = collect => result,
-        () = tokio::time::sleep(timeout) => {
-            kill_group();
-            return Err(format!("the command timed out after {} s and was killed", timeout.as_secs()));
-        }
-        () = cancel.cancelled() => {
-            kill_group();
-            return Err("the command was stopped".to_owned());
-        }
-    };
-    let code = status
-        .ok()
-        .and_then(|status| status.code())
-        .map_or_else(|| "killed".to_owned(), |code| code.to_string());
-    let mut output = String::from_utf8_lossy(&out).into_owned();
-    let err = String::from_utf8_lossy(&err);
-    if !err.is_empty() {
-        output.push_str(&err);
-    }
-    let mut output = cap(&output);
-    if let Some(note) = sandbox_note {
-        output.push_str(&format!("\n{note}"));
-    }
-    let file_changes = match (before, snapshot_tree(context).await) {
-        (Some(before), Some(after)) if before != after => {
-            changes_between(context, &before, &after).await
-        }
-        _ => Vec::new(),
-    };
-    Ok(ToolOutcome {
-        is_error: code != "0",
-        file_changes,
-        ..ToolOutcome::ok(format!("exit code {code}\n{output}"))
-    })
+fn parse<T: serde::de::DeserializeOwned>(arguments: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(arguments)
+        .map_err(|error| format!("invalid arguments: `{}`: {}", error.path(), error.inner()))
 }
 
-/// Runs git in the worktree with the session's own index file, so that the user's index
-/// is never touched; returns stdout, or `None` if git failed.
-async fn git_with_own_index(context: &ToolContext, args: &[&str]) -> Option<String> {
-    let output = tokio::process::Command::new("git")
-        .arg("-C")
-        .arg(&context.worktree)
-        .args(args)
-        .env("GIT_INDEX_FILE", context.temp_dir.join("tether-index"))
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-/// The worktree's files (honouring .gitignore) as a git tree id. The session's index file
-/// starts as a copy of the worktree's, so only changed files are hashed.
-async fn snapshot_tree(context: &ToolContext) -> Option<String> {
-    let index = context.temp_dir.join("tether-index");
-    if !index.exists() {
-        let real_index = tokio::process::Command::new("git")
-            .arg("-C")
-            .arg(&context.worktree)
-            .args(["rev-parse", "--path-format=absolute", "--git-path", "index"])
-            .output()
-            .await
-            .ok()?;
-        let real_index = String::from_utf8_lossy(&real_index.stdout)
-            .trim()
-            .to_owned();
-        let _ = std::fs::copy(real_index, &index);
+/// Checks a model's path lexically and returns it relative to the worktree, without `.`
+/// or `..`; or says why it may not be used. Symbolic links are checked when the path is
+/// opened ([`super::beneath`]), where no command can swap them in between.
+pub fn resolve(path: &str) -> Result<PathBuf, String> {
+    let relative = Path::new(path);
+    if path.is_empty() {
+        return Err("the path is empty".to_owned());
     }
-    git_with_own_index(context, &["add", "-A"]).await?;
-    git_with_own_index(context, &["write-tree"]).await
-}
-
-/// The files that differ between two trees, with their line counts.
-async fn changes_between(context: &ToolContext, before: &str, after: &str) -> Vec<FileChange> {
-    let Some(numstat) =
-        git_with_own_index(context, &["diff-tree", "-r", "--numstat", before, after]).await
-    else {
-        return Vec::new();
-    };
-    numstat
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.splitn(3, '\t');
-            let additions = fields.next()?.parse().unwrap_or(0); // "-" for binary files
-            let deletions = fields.next()?.parse().unwrap_or(0);
-            Some(FileChange {
-                path: fields.next()?.to_owned(),
-                additions,
-                deletions,
-            })
-        })
-        .collect()
+    if path.contains('\0') {
+        return Err(format!("{path:?} holds a NUL byte"));
+    }
+    if relative.is_absolute() {
+        return Err(format!(
+            "{path:?} is absolute; use a path relative to the repository root"
+        ));
+    }
+    let mut resolved = PathBuf::new();
+    for component in relative.components() {
+        match component {
+            Component::Normal(part) => {
+                if resolved.as_os_str().is_empty() && part == ".git" {
+                    return Err(format!(
+                        "{path:?} is inside .git, which tools may not touch"
+                    ));
+                }
+                resolved.push(part);
+            }
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !resolved.pop() {
+                    return Err(format!("{path:?} leaves the repository"));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("{path:?} leaves the repository"));
+            }
+        }
+    }
+    Ok(resolved)
 }
 
 /// Keeps the head and the tail of a long output.
-fn cap(text: &str) -> String {
+pub(super) fn cap(text: &str) -> String {
     if text.len() <= COMMAND_OUTPUT_LIMIT {
         return text.to_owned();
     }
@@ -768,37 +310,91 @@ mod tests {
             dir.path().join("wt").canonicalize().expect("canonical")
         });
         let context = ToolContext {
-            temp_dir: dir.path().join("tmp"),
+            git: SessionWorktree {
+                work_tree: worktree.clone(),
+                git_dir: dir.path().join("no-git"),
+            },
+            jail: Jail {
+                mode: crate::sandbox::SandboxMode::Auto,
+                worktree: worktree.clone(),
+                temp_dir: dir.path().join("tmp"),
+                network: true,
+                hidden_env: Vec::new(),
+                owner: "test".into(),
+                records: dir.path().join("records"),
+            },
+            private_index: dir.path().join("index"),
             worktree,
             read_only: false,
             ask_permission: false,
             allowed_scopes: Vec::new(),
             command_timeout: Duration::from_secs(10),
-            sandbox: crate::agent::sandbox::SandboxMode::Auto,
-            network: true,
-            hidden_env: Vec::new(),
         };
         (dir, context)
     }
 
-    #[test]
-    fn paths_that_leave_the_worktree_are_refused() {
+    #[tokio::test]
+    async fn paths_that_leave_the_worktree_are_refused() {
         let (dir, context) = context();
         std::fs::write(dir.path().join("outside.txt"), "secret").expect("write");
         std::os::unix::fs::symlink(dir.path(), context.worktree.join("escape")).expect("symlink");
+        std::os::unix::fs::symlink("/etc/passwd", context.worktree.join("absolute"))
+            .expect("symlink");
         for bad in [
             "/etc/passwd",
             "../outside.txt",
             "a/../../outside.txt",
-            "escape/outside.txt",
             ".git/config",
+            "a/../.git/config",
             "",
+            "a\0b",
         ] {
-            assert!(resolve(&context, bad).is_err(), "{bad:?} was allowed");
+            assert!(resolve(bad).is_err(), "{bad:?} was allowed");
         }
         for good in ["new.txt", "a/b/../c.txt", "./x"] {
-            assert!(resolve(&context, good).is_ok(), "{good:?} was refused");
+            assert!(resolve(good).is_ok(), "{good:?} was refused");
         }
+        assert_eq!(
+            resolve("a/b/../c.txt").expect("ok"),
+            PathBuf::from("a/c.txt")
+        );
+        // Links that lead out are refused where they are used, for every file tool.
+        let cancel = CancellationToken::new();
+        for (tool, arguments) in [
+            ("read_file", r#"{"path": "escape/outside.txt"}"#),
+            ("read_file", r#"{"path": "absolute"}"#),
+            (
+                "write_file",
+                r#"{"path": "escape/outside.txt", "content": "x"}"#,
+            ),
+            (
+                "write_file",
+                r#"{"path": "escape/new.txt", "content": "x"}"#,
+            ),
+            (
+                "edit_file",
+                r#"{"path": "escape/outside.txt", "old_string": "secret", "new_string": "x"}"#,
+            ),
+            ("delete_file", r#"{"path": "escape/outside.txt"}"#),
+            (
+                "move_file",
+                r#"{"from": "escape/outside.txt", "to": "stolen.txt"}"#,
+            ),
+            ("list_directory", r#"{"path": "escape"}"#),
+            ("search", r#"{"pattern": "secret", "path": "escape"}"#),
+        ] {
+            let outcome = run(&context, tool, arguments, &cancel).await;
+            assert!(
+                outcome.is_error || outcome.output == "no matches",
+                "{tool} {arguments}: {outcome:?}"
+            );
+            assert!(!outcome.output.contains("secret"), "{tool}: {outcome:?}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("outside.txt")).expect("read"),
+            "secret"
+        );
+        assert!(!dir.path().join("new.txt").exists());
     }
 
     #[tokio::test]

@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::sandbox::Jail;
 
 /// Consecutive failures (across sessions) after which a hook is switched off for a while.
 const BREAKER_FAILURES: u32 = 3;
@@ -228,12 +230,14 @@ pub struct HookRunner {
 }
 
 impl HookRunner {
-    /// Runs the event's hooks in order, in `worktree`.
+    /// Runs the event's hooks in order, in `worktree`, inside `jail`: a hook runs what the
+    /// agent wrote (tests, build scripts), so it is confined as the agent's commands are.
     pub async fn run(
         &self,
         config: &HooksConfig,
         repo: &Path,
         worktree: &Path,
+        jail: &Jail,
         input: &HookInput,
     ) -> Vec<HookRun> {
         let mut runs = Vec::new();
@@ -262,7 +266,7 @@ impl HookRunner {
                 ));
                 continue;
             }
-            let run = run_with_retries(hook, command, worktree, input).await;
+            let run = run_with_retries(hook, command, worktree, jail, input).await;
             self.record(&key, run.status);
             let stop = run.status != "success" && run.status != "blocked" && hook.stop_on_failure;
             runs.push(run);
@@ -349,11 +353,12 @@ async fn run_with_retries(
     hook: &HookConfig,
     command: &str,
     worktree: &Path,
+    jail: &Jail,
     input: &HookInput,
 ) -> HookRun {
     let mut attempt = 0;
     loop {
-        let run = run_once(hook, command, worktree, input).await;
+        let run = run_once(hook, command, worktree, jail, input).await;
         let failed = run.status == "failed" || run.status == "timeout";
         if !failed || attempt >= hook.max_retries {
             return run;
@@ -362,7 +367,13 @@ async fn run_with_retries(
     }
 }
 
-async fn run_once(hook: &HookConfig, command: &str, worktree: &Path, input: &HookInput) -> HookRun {
+async fn run_once(
+    hook: &HookConfig,
+    command: &str,
+    worktree: &Path,
+    jail: &Jail,
+    input: &HookInput,
+) -> HookRun {
     let started = Instant::now();
     let finish = |status: &'static str, exit_code: Option<i32>, stdout: &[u8], stderr: &[u8]| {
         let stdout = String::from_utf8_lossy(stdout);
@@ -404,58 +415,54 @@ async fn run_once(hook: &HookConfig, command: &str, worktree: &Path, input: &Hoo
             message_for_agent,
         }
     };
-    let spawned = tokio::process::Command::new("sh")
+    let mut child = std::process::Command::new("sh");
+    child
         .arg("-c")
         .arg(command)
         .current_dir(worktree)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0)
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(error) => {
-            return finish(
-                "failed",
-                None,
-                b"",
-                format!("cannot start sh: {error}").as_bytes(),
-            );
-        }
+        .stderr(Stdio::piped());
+    let mut spawned = match crate::sandbox::groups::spawn(jail, child) {
+        Ok(spawned) => spawned,
+        Err(error) => return finish("failed", None, b"", error.as_bytes()),
     };
-    if let Some(mut stdin) = child.stdin.take() {
+    if let Some(mut stdin) = spawned.stdin.take() {
         let json = serde_json::to_vec(input).unwrap_or_default();
         tokio::spawn(async move {
             let _ = stdin.write_all(&json).await;
         });
     }
-    let pid = child.id();
-    match tokio::time::timeout(
-        Duration::from_secs(hook.timeout_secs),
-        child.wait_with_output(),
-    )
-    .await
-    {
-        Ok(Ok(output)) => {
-            let code = output.status.code();
+    let mut stdout = spawned.stdout.take();
+    let mut stderr = spawned.stderr.take();
+    let collect = async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let read_out = async {
+            if let Some(stream) = stdout.as_mut() {
+                let _ = stream.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(stream) = stderr.as_mut() {
+                let _ = stream.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
+        (spawned.wait().await, out, err)
+    };
+    match tokio::time::timeout(Duration::from_secs(hook.timeout_secs), collect).await {
+        Ok((status, stdout, stderr)) => {
+            let code = status.and_then(|status| status.code());
             let status = match code {
                 Some(0) => "success",
                 Some(2) => "blocked",
                 _ => "failed",
             };
-            finish(status, code, &output.stdout, &output.stderr)
+            finish(status, code, &stdout, &stderr)
         }
-        Ok(Err(error)) => finish("failed", None, b"", error.to_string().as_bytes()),
         Err(_) => {
             // The whole process group: a hook's children die with it.
-            if let Some(pid) = pid {
-                // SAFETY: killpg on the group the child leads; no memory is touched.
-                unsafe {
-                    libc::killpg(pid as i32, libc::SIGKILL);
-                }
-            }
+            spawned.kill();
             finish(
                 "timeout",
                 None,
@@ -486,6 +493,19 @@ mod tests {
             name: name.to_owned(),
             command: Some(command.to_owned()),
             ..HookConfig::default()
+        }
+    }
+
+    /// The sandbox the tests' hooks run in: the temp dir is the worktree.
+    fn jail(dir: &std::path::Path) -> Jail {
+        Jail {
+            mode: crate::sandbox::SandboxMode::Auto,
+            worktree: dir.to_owned(),
+            temp_dir: dir.join(".tmp"),
+            network: true,
+            hidden_env: Vec::new(),
+            owner: "hook-tests".into(),
+            records: dir.join(".records"),
         }
     }
 
@@ -521,6 +541,7 @@ mod tests {
                 &config,
                 dir.path(),
                 dir.path(),
+                &jail(dir.path()),
                 &input(HookEvent::OnAgentFinish),
             )
             .await;
@@ -559,7 +580,13 @@ mod tests {
         let runner = HookRunner::default();
         let started = Instant::now();
         let runs = runner
-            .run(&config, dir.path(), dir.path(), &input(HookEvent::OnDone))
+            .run(
+                &config,
+                dir.path(),
+                dir.path(),
+                &jail(dir.path()),
+                &input(HookEvent::OnDone),
+            )
             .await;
         assert!(
             started.elapsed() < Duration::from_secs(10),
@@ -569,11 +596,23 @@ mod tests {
         assert_eq!(runs[1].status, "skipped");
         for _ in 1..BREAKER_FAILURES {
             runner
-                .run(&config, dir.path(), dir.path(), &input(HookEvent::OnDone))
+                .run(
+                    &config,
+                    dir.path(),
+                    dir.path(),
+                    &jail(dir.path()),
+                    &input(HookEvent::OnDone),
+                )
                 .await;
         }
         let runs = runner
-            .run(&config, dir.path(), dir.path(), &input(HookEvent::OnDone))
+            .run(
+                &config,
+                dir.path(),
+                dir.path(),
+                &jail(dir.path()),
+                &input(HookEvent::OnDone),
+            )
             .await;
         assert_eq!(runs[0].status, "disabled", "{runs:?}");
         // A changed configuration is a new hook: the breaker starts closed.
@@ -585,7 +624,13 @@ mod tests {
             ..HooksConfig::default()
         };
         let runs = runner
-            .run(&changed, dir.path(), dir.path(), &input(HookEvent::OnDone))
+            .run(
+                &changed,
+                dir.path(),
+                dir.path(),
+                &jail(dir.path()),
+                &input(HookEvent::OnDone),
+            )
             .await;
         assert_eq!(runs[0].status, "success");
     }

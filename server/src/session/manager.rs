@@ -536,6 +536,26 @@ impl SessionManager {
         }
     }
 
+    /// The sandbox a session's commands and hooks run in.
+    fn jail(
+        &self,
+        store: &RepoStore,
+        spec: &SessionSpec,
+        worktree: &Path,
+        temp_dir: &Path,
+        config: &crate::config::Config,
+    ) -> crate::sandbox::Jail {
+        crate::sandbox::Jail {
+            mode: config.session.sandbox,
+            worktree: worktree.to_owned(),
+            temp_dir: temp_dir.to_owned(),
+            network: config.session.network,
+            hidden_env: config.secret_variables(),
+            owner: Arc::from(spec.id.as_str()),
+            records: store.processes_dir(),
+        }
+    }
+
     /// The lock that serializes worktree changes in `repo`.
     fn worktree_lock(&self, repo: &Path) -> Arc<tokio::sync::Mutex<()>> {
         lock(&self.inner.worktree_locks)
@@ -567,6 +587,15 @@ impl SessionManager {
         let store = Arc::new(RepoStore::open(&self.inner.home, repo_root)?);
         if !store.is_writable() {
             tracing::warn!("{}", store.read_only_reason());
+        } else {
+            // The lock is ours, so whoever held it is gone: end what its commands left.
+            let ended = crate::sandbox::end_leftovers(&store.processes_dir());
+            if ended > 0 {
+                tracing::warn!(
+                    "{}: ended {ended} command group(s) a previous tether left running",
+                    repo_root.display()
+                );
+            }
         }
         for loaded in store.load_all()? {
             let id: Arc<str> = Arc::from(loaded.state.spec.id.as_str());
@@ -1159,7 +1188,10 @@ impl SessionManager {
         if let Some(parent) = index.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        let files = checkpoints(&spec, &index).diff(&spec.base_branch).await;
+        let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
+        let files = checkpoints(&spec, &worktree, &index)
+            .diff(&spec.base_branch)
+            .await;
         let _ = std::fs::remove_file(&index);
         Ok(files?)
     }
@@ -1182,7 +1214,8 @@ impl SessionManager {
         if let Some(parent) = index.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        let checkpoints = checkpoints(&spec, &index);
+        let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
+        let checkpoints = checkpoints(&spec, &worktree, &index);
         if !checkpoints.exists(name).await {
             return Err(SessionError::InvalidParams {
                 field: "checkpoint",
@@ -1604,8 +1637,9 @@ impl SessionManager {
             }
             inner.state.spec.clone()
         };
+        let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
         let git = workspace::operations::SessionGit {
-            worktree: &spec.worktree,
+            worktree: &worktree,
             repo: &spec.repo,
             branch: &spec.branch,
             base_branch: &spec.base_branch,
@@ -1614,6 +1648,7 @@ impl SessionManager {
             Refusal::Refused(message) => SessionError::GitRefused(message),
             Refusal::Git(error) => SessionError::Git(error),
         };
+        git.pathspecs(paths).map_err(refusal)?;
         let mut commit = None;
         {
             // Merging into the base touches the user's repository: one git writer at a time.
@@ -1779,7 +1814,9 @@ impl SessionManager {
         }
         workspace::Checkpoints::delete_all(&spec.repo, &handle.id).await?;
         handle.store.remove_log(&handle.id)?;
+        crate::sandbox::end_owner(&handle.id);
         let _ = std::fs::remove_dir_all(self.inner.home.join("tmp").join(&*handle.id));
+        let _ = std::fs::remove_dir_all(self.inner.home.join("private").join(&*handle.id));
         self.inner.sessions.remove(id);
         Ok(())
     }
@@ -2265,18 +2302,19 @@ async fn drive_inner(
     })?;
     lock(&handle.inner).redactor =
         redactor_for(&config).map_err(|error| DriveEnd::Failed(error.to_string()))?;
+    let git = workspace::SessionWorktree::pin(&spec.repo, &worktree)?;
+    let temp_dir = manager.inner.home.join("tmp").join(&spec.id);
     let settings = TurnSettings {
         tools: config.session.tools.then(|| ToolContext {
-            worktree,
             read_only: spec.mode == Mode::Chat
                 || config.session.permission_mode == PermissionMode::ReadOnly,
             ask_permission: config.session.permission_mode == PermissionMode::Ask,
             allowed_scopes: config.session.allow.clone(),
             command_timeout: Duration::from_secs(config.session.command_timeout_secs.max(1)),
-            temp_dir: manager.inner.home.join("tmp").join(&spec.id),
-            sandbox: config.session.sandbox,
-            network: config.session.network,
-            hidden_env: config.secret_variables(),
+            jail: manager.jail(&handle.store, &spec, &worktree, &temp_dir, &config),
+            git,
+            private_index: private_index(manager, &spec),
+            worktree,
         }),
         max_steps: config.session.max_turns,
         price: config.prices.get(&spec.model).copied(),
@@ -2358,6 +2396,16 @@ async fn drive_inner(
         }
         let outcome =
             agent::run_turn(provider.as_ref(), request, &settings, cancel, &mut sink).await;
+        // What the turn's commands left running ends with the turn.
+        crate::sandbox::end_owner(&handle.id);
+        if let Some(tools) = &settings.tools
+            && let Err(error) = tools.git.restore_gitlink()
+        {
+            tracing::warn!(
+                "session {}: cannot restore the worktree's .git: {error}",
+                handle.id
+            );
+        }
         lock(&handle.inner).emit(
             &handle.id,
             Event::TurnEnded {
@@ -2407,22 +2455,28 @@ async fn drive_inner(
 }
 
 /// The checkpoints of a session, kept through its private index.
-fn checkpoints<'a>(spec: &'a SessionSpec, index: &'a Path) -> workspace::Checkpoints<'a> {
+fn checkpoints<'a>(
+    spec: &'a SessionSpec,
+    worktree: &'a workspace::SessionWorktree,
+    index: &'a Path,
+) -> workspace::Checkpoints<'a> {
     workspace::Checkpoints {
-        worktree: &spec.worktree,
+        worktree,
         session_id: &spec.id,
         index,
     }
 }
 
-/// The session's private index file (shared with the tools' before/after comparison).
+/// The session's private index file (shared with the tools' before/after comparison). It is
+/// kept out of the temp dir, which the agent's commands may write: an index they could edit
+/// could hide their changes from diffs and reviews.
 fn private_index(manager: &SessionManager, spec: &SessionSpec) -> PathBuf {
     manager
         .inner
         .home
-        .join("tmp")
+        .join("private")
         .join(&spec.id)
-        .join("tether-index")
+        .join("index")
 }
 
 /// After a turn that changed files, records checkpoint `turn-<n>`; returns whether the turn
@@ -2444,7 +2498,11 @@ async fn record_turn_checkpoint(
         let _ = std::fs::create_dir_all(parent);
     }
     let name = format!("turn-{turn}");
-    match checkpoints(spec, &index).record(&name).await {
+    let recorded = match workspace::SessionWorktree::pin(&spec.repo, &spec.worktree) {
+        Ok(worktree) => checkpoints(spec, &worktree, &index).record(&name).await,
+        Err(error) => Err(error),
+    };
+    match recorded {
         Ok(commit) => {
             let result = lock(&handle.inner).emit(
                 &handle.id,

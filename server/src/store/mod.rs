@@ -177,6 +177,12 @@ impl RepoStore {
         )
     }
 
+    /// Where the process groups of running commands are recorded (see
+    /// [`crate::sandbox::end_leftovers`]).
+    pub fn processes_dir(&self) -> PathBuf {
+        self.dir.join("processes")
+    }
+
     pub fn log_path(&self, session_id: &str) -> PathBuf {
         self.dir
             .join("sessions")

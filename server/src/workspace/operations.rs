@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{GitError, git_as_user};
+use super::git::{self, GitPlace};
+use super::{GitError, SessionWorktree};
 
 /// What the user asks for (`op` in `tether/session/git`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -38,8 +39,8 @@ impl Operation {
 
 /// Where the operation runs.
 pub struct SessionGit<'a> {
-    /// The session's worktree (on its branch).
-    pub worktree: &'a Path,
+    /// The session's worktree (on its branch), with its pinned git directory.
+    pub worktree: &'a SessionWorktree,
     /// The user's repository (its main work tree).
     pub repo: &'a Path,
     pub branch: &'a str,
@@ -93,11 +94,13 @@ fn refused(message: impl Into<String>) -> Refusal {
 
 impl SessionGit<'_> {
     async fn git(&self, args: &[&str]) -> Result<String, GitError> {
-        git_as_user(self.worktree, args).await
+        git::as_user(self.worktree.place(), args).await
     }
 
-    /// The paths given, checked to stay inside the worktree; `None` means all.
-    fn pathspecs(&self, paths: Option<&[String]>) -> Result<Option<Vec<String>>, Refusal> {
+    /// The paths given, checked to name files inside the worktree (every operation checks
+    /// them, status included); `None` means all. Git takes them literally
+    /// (`GIT_LITERAL_PATHSPECS`), so no pathspec magic gets through either.
+    pub fn pathspecs(&self, paths: Option<&[String]>) -> Result<Option<Vec<String>>, Refusal> {
         let Some(paths) = paths else {
             return Ok(None);
         };
@@ -106,11 +109,17 @@ impl SessionGit<'_> {
         }
         for path in paths {
             let relative = PathBuf::from(path);
-            if relative.is_absolute()
-                || relative
-                    .components()
-                    .any(|part| matches!(part, std::path::Component::ParentDir))
-            {
+            let outside = path.is_empty()
+                || path.contains('\0')
+                || relative.is_absolute()
+                || relative.components().any(|part| match part {
+                    std::path::Component::ParentDir
+                    | std::path::Component::RootDir
+                    | std::path::Component::Prefix(_) => true,
+                    std::path::Component::Normal(name) => name == ".git",
+                    std::path::Component::CurDir => false,
+                });
+            if outside {
                 return Err(refused(format!(
                     "{path:?} is not a path inside the session's worktree"
                 )));
@@ -306,13 +315,17 @@ impl SessionGit<'_> {
             .ok_or_else(|| refused("pullBranch needs a `branch`"))?;
         self.require_origin().await?;
         self.git(&["fetch", "-q", "origin", branch]).await?;
-        self.merge_into(self.worktree, "FETCH_HEAD", &format!("origin/{branch}"))
-            .await
+        self.merge_into(
+            self.worktree.place(),
+            "FETCH_HEAD",
+            &format!("origin/{branch}"),
+        )
+        .await
     }
 
     /// Brings the base branch's new commits into the session branch.
     pub async fn pull_from_base(&self) -> Result<(), Refusal> {
-        self.merge_into(self.worktree, self.base_branch, self.base_branch)
+        self.merge_into(self.worktree.place(), self.base_branch, self.base_branch)
             .await
     }
 
@@ -320,12 +333,15 @@ impl SessionGit<'_> {
     /// base is checked out there (its work tree must be clean), else as a fast-forward of
     /// the base branch.
     pub async fn merge_to_base(&self) -> Result<(), Refusal> {
-        let checked_out = git_as_user(self.repo, &["symbolic-ref", "--quiet", "--short", "HEAD"])
-            .await
-            .unwrap_or_default();
+        let checked_out = git::as_user(
+            GitPlace::Repository(self.repo),
+            &["symbolic-ref", "--quiet", "--short", "HEAD"],
+        )
+        .await
+        .unwrap_or_default();
         if checked_out == self.base_branch {
-            let dirty = git_as_user(
-                self.repo,
+            let dirty = git::as_user(
+                GitPlace::Repository(self.repo),
                 &["status", "--porcelain", "--untracked-files=no"],
             )
             .await?;
@@ -336,10 +352,12 @@ impl SessionGit<'_> {
                     self.repo.display()
                 )));
             }
-            return self.merge_into(self.repo, self.branch, self.branch).await;
+            return self
+                .merge_into(GitPlace::Repository(self.repo), self.branch, self.branch)
+                .await;
         }
-        match git_as_user(
-            self.repo,
+        match git::as_user(
+            GitPlace::Repository(self.repo),
             &[
                 "fetch",
                 "-q",
@@ -359,14 +377,19 @@ impl SessionGit<'_> {
     }
 
     /// `git merge` in `dir`; a conflict is aborted and refused, so nothing changes.
-    async fn merge_into(&self, dir: &Path, target: &str, name: &str) -> Result<(), Refusal> {
-        match git_as_user(dir, &["merge", "--no-edit", "-q", target]).await {
+    async fn merge_into(
+        &self,
+        place: GitPlace<'_>,
+        target: &str,
+        name: &str,
+    ) -> Result<(), Refusal> {
+        match git::as_user(place, &["merge", "--no-edit", "-q", target]).await {
             Ok(_) => Ok(()),
             Err(GitError::Command { stderr, .. }) => {
-                let conflicted = git_as_user(dir, &["diff", "--name-only", "--diff-filter=U"])
+                let conflicted = git::as_user(place, &["diff", "--name-only", "--diff-filter=U"])
                     .await
                     .unwrap_or_default();
-                let _ = git_as_user(dir, &["merge", "--abort"]).await;
+                let _ = git::as_user(place, &["merge", "--abort"]).await;
                 Err(refused(if conflicted.is_empty() {
                     format!("merging {name} failed, nothing was changed: {stderr}")
                 } else {

@@ -1,0 +1,310 @@
+//! Sandboxed programs and the process groups they run in: starting one under its holder,
+//! knowing every group a session has running, ending them, and ending after a crash the ones
+//! a previous Tether left.
+//!
+//! Why this is safe from pid reuse: a group's id is its holder's pid, and the holder is
+//! Tether's child, reaped only by [`end_owner`] *after* it signalled the group. Until then
+//! the holder's pid (alive or a zombie) cannot be given to another process, so no signal
+//! meant for the group can reach a stranger. After a crash the holder is nobody's child;
+//! [`end_leftovers`] signals a recorded group only if a process with that pid still exists
+//! and started at the recorded time of this boot.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use super::{Jail, fork};
+
+/// A program started under its holder.
+pub struct Spawned {
+    /// The process group (the holder's pid).
+    pub pgid: i32,
+    pub stdin: Option<tokio::process::ChildStdin>,
+    pub stdout: Option<tokio::process::ChildStdout>,
+    pub stderr: Option<tokio::process::ChildStderr>,
+    /// The holder writes the program's wait status here.
+    status: Option<tokio::net::unix::pipe::Receiver>,
+    /// Why the program is less confined than asked, if it is.
+    pub note: Option<String>,
+}
+
+impl Spawned {
+    /// Waits until the program itself exits (what it left running may go on until its owner
+    /// ends); `None` if its holder was killed first.
+    pub async fn wait(&mut self) -> Option<ExitStatus> {
+        let status = self.status.as_mut()?;
+        let mut bytes = [0u8; 4];
+        let read = status.read_exact(&mut bytes).await;
+        self.status = None;
+        read.ok()
+            .map(|_| ExitStatus::from_raw(i32::from_ne_bytes(bytes)))
+    }
+
+    /// Kills the whole group at once (a timeout, a stop).
+    pub fn kill(&self) {
+        // The holder is registered and not reaped until its owner ends, so the group id
+        // still names this group.
+        signal_group(self.pgid);
+    }
+}
+
+/// A running group's holder, kept unreaped until its owner ends.
+struct Holder {
+    owner: Arc<str>,
+    child: std::process::Child,
+    record: Option<PathBuf>,
+}
+
+fn holders() -> &'static Mutex<Vec<Holder>> {
+    static HOLDERS: OnceLock<Mutex<Vec<Holder>>> = OnceLock::new();
+    HOLDERS.get_or_init(Mutex::default)
+}
+
+/// The read end of a pipe whose write end only Tether holds: each holder watches it and
+/// ends its group when it closes, that is when Tether exits or is killed.
+fn lifeline() -> std::io::Result<RawFd> {
+    static LIFELINE: OnceLock<Result<(OwnedFd, OwnedFd), i32>> = OnceLock::new();
+    match LIFELINE.get_or_init(|| new_pipe().map_err(|error| error.raw_os_error().unwrap_or(0))) {
+        Ok((read, _write)) => Ok(read.as_raw_fd()),
+        Err(code) => Err(std::io::Error::from_raw_os_error(*code)),
+    }
+}
+
+/// A pipe whose two ends close on `exec`.
+fn new_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Whether our child `pid` has exited (it is not reaped: WNOWAIT leaves it as it is).
+fn has_exited(pid: i32) -> bool {
+    // SAFETY: a zeroed siginfo_t is valid; waitid fills it for our own child only.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let state = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        state != 0 || info.si_pid() != 0
+    }
+}
+
+fn signal_group(pgid: i32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) on a negative pid signals that process group; no memory involved.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Starts `command` (its stdio already chosen) as `jail` says: its own process group under a
+/// holder, restricted by the sandbox, without the hidden variables. The group stays
+/// registered under the jail's owner until [`end_owner`].
+pub fn spawn(jail: &Jail, mut command: std::process::Command) -> Result<Spawned, String> {
+    // Before the ruleset: Landlock rules name folders that exist.
+    std::fs::create_dir_all(&jail.temp_dir)
+        .map_err(|error| format!("cannot create the session's temp dir: {error}"))?;
+    let mut restrictions = super::prepare(jail)?;
+    let note = restrictions.note.take();
+    for name in &jail.hidden_env {
+        command.env_remove(name);
+    }
+    command.env("TMPDIR", &jail.temp_dir);
+    let lifeline =
+        lifeline().map_err(|error| format!("cannot set up the command's lifeline: {error}"))?;
+    let (status_read, status_write) =
+        new_pipe().map_err(|error| format!("cannot set up the command's status pipe: {error}"))?;
+    let status_fd = status_write.as_raw_fd();
+    command.process_group(0);
+    // SAFETY: the closure runs in the forked child; `split_holder` and `restrict` make
+    // system calls only (see `fork`), and the restrictions were prepared before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            fork::split_holder(lifeline, status_fd)?;
+            fork::restrict(&mut restrictions)
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|error| format!("cannot start the command: {error}"))?;
+    // Only the holder may write the status, so that its end is the holder's end.
+    drop(status_write);
+    let pgid = child.id() as i32;
+    let record = record_group(&jail.records, &jail.owner, pgid);
+    let stdin = child
+        .stdin
+        .take()
+        .and_then(|pipe| tokio::process::ChildStdin::from_std(pipe).ok());
+    let stdout = child
+        .stdout
+        .take()
+        .and_then(|pipe| tokio::process::ChildStdout::from_std(pipe).ok());
+    let stderr = child
+        .stderr
+        .take()
+        .and_then(|pipe| tokio::process::ChildStderr::from_std(pipe).ok());
+    let status = tokio::net::unix::pipe::Receiver::from_owned_fd(status_read).ok();
+    holders()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(Holder {
+            owner: jail.owner.clone(),
+            child,
+            record,
+        });
+    Ok(Spawned {
+        pgid,
+        stdin,
+        stdout,
+        stderr,
+        status,
+        note,
+    })
+}
+
+/// Ends every group `owner` has running: kills each, then reaps its holder (off the calling
+/// thread) and forgets its record. Returns how many were still running.
+pub fn end_owner(owner: &str) -> usize {
+    end_matching(|holder| &*holder.owner == owner)
+}
+
+/// Ends every group this process started (shutdown).
+pub fn end_all() -> usize {
+    end_matching(|_| true)
+}
+
+fn end_matching(matches: impl Fn(&Holder) -> bool) -> usize {
+    let ended: Vec<Holder> = {
+        let mut holders = holders()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (ended, kept) = std::mem::take(&mut *holders)
+            .into_iter()
+            .partition(|holder| matches(holder));
+        *holders = kept;
+        ended
+    };
+    if ended.is_empty() {
+        return 0;
+    }
+    let mut running = 0;
+    for holder in &ended {
+        let pid = holder.child.id() as i32;
+        if !has_exited(pid) {
+            running += 1;
+        }
+        // Signal first, reap after: an unreaped holder keeps its pid, so the group id cannot
+        // name anyone else.
+        signal_group(pid);
+    }
+    let reap = move || {
+        for mut holder in ended {
+            let _ = holder.child.wait();
+            if let Some(record) = &holder.record {
+                let _ = std::fs::remove_file(record);
+            }
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(reap)),
+        Err(_) => reap(),
+    }
+    running
+}
+
+/// A running group, as recorded on disk while it runs.
+#[derive(Debug, Serialize, Deserialize)]
+struct GroupRecord {
+    pgid: i32,
+    /// The holder's start time, in clock ticks after boot (`/proc/<pid>/stat`, field 22).
+    start_ticks: u64,
+    boot_id: String,
+    owner: String,
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_owned())
+}
+
+/// When process `pid` started, in clock ticks after boot.
+fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count after the last ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn record_group(dir: &Path, owner: &str, pgid: i32) -> Option<PathBuf> {
+    let record = GroupRecord {
+        pgid,
+        start_ticks: start_ticks(pgid)?,
+        boot_id: boot_id()?,
+        owner: owner.to_owned(),
+    };
+    let path = dir.join(format!("{pgid}.json"));
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&record).map_err(std::io::Error::other)?,
+        )
+    });
+    match written {
+        Ok(()) => Some(path),
+        Err(error) => {
+            tracing::warn!(
+                "cannot record process group {pgid} in {}: {error}",
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
+/// Ends the groups recorded in `dir` that a previous Tether left running (it crashed, or was
+/// killed, before ending them), and forgets every record there. Call it only while holding
+/// the lock that makes this process the records' only writer. Returns the groups ended.
+pub fn end_leftovers(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let boot = boot_id();
+    let mut ended = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let record: Option<GroupRecord> = std::fs::File::open(&path).ok().and_then(|mut file| {
+            let mut text = String::new();
+            file.read_to_string(&mut text).ok()?;
+            serde_json::from_str(&text).ok()
+        });
+        if let Some(record) = record
+            && boot.as_deref() == Some(record.boot_id.as_str())
+            && start_ticks(record.pgid) == Some(record.start_ticks)
+        {
+            tracing::warn!(
+                "ending process group {} that session {} left running",
+                record.pgid,
+                record.owner
+            );
+            signal_group(record.pgid);
+            ended += 1;
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    ended
+}
