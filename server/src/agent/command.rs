@@ -137,7 +137,7 @@ async fn snapshot_tree(context: &ToolContext) -> Option<String> {
         }
         let _ = std::fs::copy(context.git.git_dir.join("index"), index);
     }
-    git_with_own_index(context, &["add", "-A"]).await?;
+    git::add_everything(context.git.place(), index).await.ok()?;
     git_with_own_index(context, &["write-tree"]).await
 }
 

@@ -191,12 +191,23 @@ unsafe fn hold(program: libc::pid_t, lifeline: RawFd, status: RawFd) -> ! {
     // SAFETY: signal dispositions, masks, descriptors and waits, on integers and stack
     // buffers only.
     unsafe {
-        // Tether's signal handlers mean nothing here.
-        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD] {
-            libc::signal(signal, libc::SIG_DFL);
+        // Only Tether (SIGKILL) ends the holder. Its group becomes orphaned when Tether
+        // dies, and if a member stopped itself the kernel then sends the group SIGHUP: the
+        // holder must live through that to kill the group. Terminal signals must not stop
+        // it, and a status nobody reads must not kill it (SIGPIPE).
+        for signal in [
+            libc::SIGHUP,
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGQUIT,
+            libc::SIGTSTP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            libc::SIGPIPE,
+        ] {
+            libc::signal(signal, libc::SIG_IGN);
         }
-        // A status nobody reads must not kill the holder.
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
         // Children's exits arrive through a descriptor, so one poll waits for them and for
         // the lifeline alike.
         let mut mask: libc::sigset_t = std::mem::zeroed();

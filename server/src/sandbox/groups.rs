@@ -124,6 +124,10 @@ pub fn spawn(jail: &Jail, mut command: std::process::Command) -> Result<Spawned,
         command.env_remove(name);
     }
     command.env("TMPDIR", &jail.temp_dir);
+    // A mark every process of the group inherits, so that a restarted Tether can tell the
+    // group's processes from strangers even when the holder is gone.
+    let mark = uuid::Uuid::now_v7().simple().to_string();
+    command.env(GROUP_MARK, &mark);
     let lifeline =
         lifeline().map_err(|error| format!("cannot set up the command's lifeline: {error}"))?;
     let (status_read, status_write) =
@@ -144,7 +148,7 @@ pub fn spawn(jail: &Jail, mut command: std::process::Command) -> Result<Spawned,
     // Only the holder may write the status, so that its end is the holder's end.
     drop(status_write);
     let pgid = child.id() as i32;
-    let record = record_group(&jail.records, &jail.owner, pgid);
+    let record = record_group(&jail.records, &jail.owner, pgid, &mark);
     let stdin = child
         .stdin
         .take()
@@ -226,6 +230,9 @@ fn end_matching(matches: impl Fn(&Holder) -> bool) -> usize {
     running
 }
 
+/// The environment variable that marks a group's processes (see [`GroupRecord::mark`]).
+const GROUP_MARK: &str = "TETHER_GROUP";
+
 /// A running group, as recorded on disk while it runs.
 #[derive(Debug, Serialize, Deserialize)]
 struct GroupRecord {
@@ -234,6 +241,8 @@ struct GroupRecord {
     start_ticks: u64,
     boot_id: String,
     owner: String,
+    /// The value of `TETHER_GROUP` in the group's processes.
+    mark: String,
 }
 
 fn boot_id() -> Option<String> {
@@ -245,17 +254,16 @@ fn boot_id() -> Option<String> {
 /// When process `pid` started, in clock ticks after boot.
 fn start_ticks(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count after the last ')'.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    group_and_start(&stat).map(|(_, start)| start)
 }
 
-fn record_group(dir: &Path, owner: &str, pgid: i32) -> Option<PathBuf> {
+fn record_group(dir: &Path, owner: &str, pgid: i32, mark: &str) -> Option<PathBuf> {
     let record = GroupRecord {
         pgid,
         start_ticks: start_ticks(pgid)?,
         boot_id: boot_id()?,
         owner: owner.to_owned(),
+        mark: mark.to_owned(),
     };
     let path = dir.join(format!("{pgid}.json"));
     let written = std::fs::create_dir_all(dir).and_then(|()| {
@@ -276,9 +284,49 @@ fn record_group(dir: &Path, owner: &str, pgid: i32) -> Option<PathBuf> {
     }
 }
 
+/// The process group and start time of process `pid` (`/proc/<pid>/stat`).
+fn group_and_start(stat: &str) -> Option<(i32, u64)> {
+    // The command name (field 2) may hold spaces and parentheses: count after the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// The processes of group `pgid` that carry `mark` in their environment: the group's own,
+/// whatever else came to use that number.
+fn marked_members(pgid: i32, mark: &str) -> Vec<i32> {
+    let wanted = format!("{GROUP_MARK}={mark}");
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let in_group = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| group_and_start(&stat))
+            .is_some_and(|(group, _)| group == pgid);
+        if !in_group {
+            continue;
+        }
+        let marked = std::fs::read(entry.path().join("environ")).is_ok_and(|environ| {
+            environ
+                .split(|&byte| byte == 0)
+                .any(|variable| variable == wanted.as_bytes())
+        });
+        if marked {
+            members.push(pid);
+        }
+    }
+    members
+}
+
 /// Ends the groups recorded in `dir` that a previous Tether left running (it crashed, or was
 /// killed, before ending them), and forgets every record there. Call it only while holding
 /// the lock that makes this process the records' only writer. Returns the groups ended.
+///
+/// A group whose holder still runs (same pid, same start time, same boot) is killed whole.
+/// One whose holder is gone (someone killed it) is ended process by process: those of its
+/// number that carry its mark, round after round until none is left (its processes cannot
+/// leave the group, and the number cannot be reused while any of them lives).
 pub fn end_leftovers(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -294,17 +342,151 @@ pub fn end_leftovers(dir: &Path) -> usize {
         });
         if let Some(record) = record
             && boot.as_deref() == Some(record.boot_id.as_str())
-            && start_ticks(record.pgid) == Some(record.start_ticks)
         {
-            tracing::warn!(
-                "ending process group {} that session {} left running",
-                record.pgid,
-                record.owner
-            );
-            signal_group(record.pgid);
-            ended += 1;
+            if start_ticks(record.pgid) == Some(record.start_ticks) {
+                tracing::warn!(
+                    "ending process group {} that session {} left running",
+                    record.pgid,
+                    record.owner
+                );
+                signal_group(record.pgid);
+                ended += 1;
+            } else {
+                let mut rounds = 0;
+                loop {
+                    let members = marked_members(record.pgid, &record.mark);
+                    if members.is_empty() || rounds == 100 {
+                        break;
+                    }
+                    if rounds == 0 {
+                        tracing::warn!(
+                            "ending {} process(es) that session {} left running without their holder",
+                            members.len(),
+                            record.owner
+                        );
+                        ended += 1;
+                    }
+                    for pid in members {
+                        // SAFETY: kill(2) on a pid that carries this group's mark.
+                        unsafe {
+                            libc::kill(pid, libc::SIGKILL);
+                        }
+                    }
+                    rounds += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
         }
         let _ = std::fs::remove_file(&path);
     }
     ended
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jail(dir: &Path, owner: &str) -> Jail {
+        Jail {
+            mode: super::super::SandboxMode::Off,
+            worktree: dir.to_owned(),
+            temp_dir: dir.join("tmp"),
+            network: true,
+            hidden_env: Vec::new(),
+            owner: owner.into(),
+            records: dir.join("records"),
+        }
+    }
+
+    /// Whether `pid` runs (a zombie has ended; only its parent has not looked yet).
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rfind(')')
+                .and_then(|at| stat[at + 1..].split_whitespace().next())
+                .is_some_and(|state| state != "Z")
+        })
+    }
+
+    #[tokio::test]
+    async fn leftovers_are_ended_from_their_records_and_strangers_are_spared() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jail = jail(dir.path(), "leftovers-test");
+        let mut command = std::process::Command::new("sh");
+        command
+            .args(["-c", "sleep 300 & echo $! > child; wait"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null());
+        let mut spawned = spawn(&jail, command).expect("spawn");
+        let record = dir
+            .path()
+            .join("records")
+            .join(format!("{}.json", spawned.pgid));
+        let child_file = dir.path().join("child");
+        for _ in 0..500 {
+            if std::fs::read_to_string(&child_file).is_ok_and(|text| text.ends_with('\n')) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let child: i32 = std::fs::read_to_string(&child_file)
+            .expect("child pid")
+            .trim()
+            .parse()
+            .expect("a pid");
+        assert!(record.exists(), "the running group is recorded");
+
+        // A stranger: alive, in a group of its own, not started by us, with a record that
+        // names its pid but another start time (as after pid reuse).
+        let mut stranger = std::process::Command::new("sleep")
+            .arg("300")
+            .process_group(0)
+            .spawn()
+            .expect("stranger");
+        let stranger_pid = stranger.id() as i32;
+        let forged = GroupRecord {
+            pgid: stranger_pid,
+            start_ticks: start_ticks(stranger_pid).expect("start") + 1,
+            boot_id: boot_id().expect("boot id"),
+            owner: "someone".into(),
+            mark: "not-its-mark".into(),
+        };
+        std::fs::write(
+            dir.path()
+                .join("records")
+                .join(format!("{stranger_pid}.json")),
+            serde_json::to_vec(&forged).expect("json"),
+        )
+        .expect("write");
+
+        // As a restarted Tether would: the group dies, the stranger lives, records go.
+        assert_eq!(end_leftovers(&dir.path().join("records")), 1);
+        let status = spawned.wait().await;
+        assert!(
+            status.is_none_or(|status| status.code().is_none()),
+            "the program was killed: {status:?}"
+        );
+        for _ in 0..500 {
+            if !alive(child) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            !alive(child),
+            "what the program left running was killed too"
+        );
+        assert!(
+            stranger.try_wait().expect("stranger").is_none(),
+            "a stranger was killed"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("records"))
+                .expect("records")
+                .count(),
+            0
+        );
+        let _ = stranger.kill();
+        let _ = stranger.wait();
+        end_owner("leftovers-test");
+    }
 }

@@ -47,7 +47,7 @@ impl Checkpoints<'_> {
     /// Records the worktree as checkpoint `name`; returns its commit id.
     pub async fn record(&self, name: &str) -> Result<String, GitError> {
         let index = Some(self.index);
-        git::tether(self.worktree.place(), &["add", "-A"], index).await?;
+        git::add_everything(self.worktree.place(), self.index).await?;
         let tree = git::tether(self.worktree.place(), &["write-tree"], index).await?;
         let parent = git::tether(self.worktree.place(), &["rev-parse", "HEAD"], None).await?;
         let message = format!("tether checkpoint {name}");
@@ -82,7 +82,7 @@ impl Checkpoints<'_> {
         .await?;
         // The private index first describes the worktree as it is, so that read-tree knows
         // which files to remove.
-        git::tether(self.worktree.place(), &["add", "-A"], index).await?;
+        git::add_everything(self.worktree.place(), self.index).await?;
         git::tether(
             self.worktree.place(),
             &["read-tree", "-u", "--reset", &commit],
@@ -96,7 +96,7 @@ impl Checkpoints<'_> {
     /// untracked ones included, with line counts and its patch.
     pub async fn diff(&self, base: &str) -> Result<Vec<FileDiff>, GitError> {
         let index = Some(self.index);
-        git::tether(self.worktree.place(), &["add", "-A"], index).await?;
+        git::add_everything(self.worktree.place(), self.index).await?;
         let tree = git::tether(self.worktree.place(), &["write-tree"], index).await?;
         // The session's own changes: against where it forked, so that commits made on the
         // base branch since are not shown as the session undoing them.

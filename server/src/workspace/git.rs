@@ -154,6 +154,20 @@ pub(crate) async fn as_user(place: GitPlace<'_>, args: &[&str]) -> Result<String
     run(place, args, None, Identity::User).await
 }
 
+/// Puts every file of the worktree in `index` (honouring .gitignore), for a snapshot. What git
+/// cannot add (a nested repository with no commit, which any command can make) is left out
+/// rather than failing the snapshot: the rest must still be seen, diffed and reviewed.
+pub(crate) async fn add_everything(place: GitPlace<'_>, index: &Path) -> Result<(), GitError> {
+    match tether(place, &["add", "-A", "--ignore-errors"], Some(index)).await {
+        Ok(_) => Ok(()),
+        Err(GitError::Command { stderr, .. }) => {
+            tracing::warn!("some files were left out of a snapshot: {stderr}");
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// The contents of the blobs `specs` name (`<tree-ish>:<path>`), in order, read through one
 /// `git cat-file --batch`.
 pub(crate) async fn read_blobs<'a>(

@@ -49,10 +49,18 @@ impl LspClient {
 
     /// Like [`LspClient::spawn`], with extra environment variables for the server alone.
     pub async fn spawn_with_env(home: &Path, extra_env: &[(&str, &str)]) -> LspClient {
+        Self::spawn_configured(home, |command| {
+            command.envs(extra_env.iter().copied());
+        })
+        .await
+    }
+
+    /// Like [`LspClient::spawn`], with the command changed first (another user, say).
+    pub async fn spawn_configured(home: &Path, configure: impl FnOnce(&mut Command)) -> LspClient {
         let stderr_path = home.join(format!("stderr-{}.log", uuid_like()));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
         let mut command = isolated_command(home);
-        command.envs(extra_env.iter().copied());
+        configure(&mut command);
         let mut child = command
             .arg("lsp")
             .stdin(Stdio::piped())

@@ -3,6 +3,7 @@
 
 pub mod fake_model;
 pub mod lsp_client;
+pub mod processes;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
