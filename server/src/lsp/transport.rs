@@ -39,7 +39,7 @@ const REPLY_QUEUE: usize = 32;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Input that was no frame and has been thrown away.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Skip {
     pub bytes: usize,
     pub reason: String,
@@ -158,10 +158,8 @@ impl Framer {
                     if !found {
                         return None;
                     }
-                    let State::Resync(skip) = std::mem::replace(&mut self.state, State::Header)
-                    else {
-                        unreachable!("matched as Resync just above");
-                    };
+                    let skip = std::mem::take(skip);
+                    self.state = State::Header;
                     return Some(Framed::Skipped(skip));
                 }
             }
