@@ -15,6 +15,7 @@ mod hooks;
 mod lifecycle;
 mod local_model;
 mod loops;
+mod malformed;
 mod neovim;
 mod provider;
 mod review;

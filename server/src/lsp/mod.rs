@@ -10,6 +10,7 @@ pub mod ext;
 mod handlers;
 mod progress;
 mod transcripts;
+mod transport;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,12 +36,17 @@ use documents::{Documents, SavedDocument};
 use ext::{SESSION_METHODS, SessionEventNotification, SessionEventParams, command_name};
 use handlers::apply::EditSupport;
 
-/// Serves LSP on stdin/stdout until the client says `exit`.
+/// Serves LSP on stdin/stdout until the client says `exit` or closes stdin. Tether frames
+/// the messages itself ([`transport`]) and hands tower-lsp-server only those it can decode:
+/// tower's own reader stops at the first one it cannot.
 pub async fn serve_stdio(manager: SessionManager) {
     let (service, socket) = build_service(manager);
-    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
-        .serve(service)
-        .await;
+    transport::serve(
+        transport::read_stdin(),
+        tokio::io::stdout(),
+        |input, output| Server::new(input, output, socket).serve(service),
+    )
+    .await;
 }
 
 /// The service, for serving over any transport (tests use in-process pipes).

@@ -22,6 +22,8 @@ pub struct LspClient {
     next_id: i64,
     pending: Pending,
     notifications: Arc<Mutex<Vec<Value>>>,
+    /// Responses that answered none of our requests (a null or unknown id), in arrival order.
+    unmatched: Arc<Mutex<Vec<Value>>>,
     notified: Arc<Notify>,
     /// The result sent back for `workspace/applyEdit` (other server requests get null).
     apply_edit_result: Arc<Mutex<Value>>,
@@ -73,6 +75,7 @@ impl LspClient {
         let stdout = child.stdout.take().expect("stdout");
         let pending: Pending = Arc::default();
         let notifications: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let unmatched: Arc<Mutex<Vec<Value>>> = Arc::default();
         let notified = Arc::new(Notify::new());
         let apply_edit_result = Arc::new(Mutex::new(json!({"applied": true})));
         {
@@ -80,6 +83,7 @@ impl LspClient {
             let stdin = stdin.clone();
             let pending = pending.clone();
             let notifications = notifications.clone();
+            let unmatched = unmatched.clone();
             let notified = notified.clone();
             tokio::spawn(async move {
                 let mut reader = BufReader::new(stdout);
@@ -105,8 +109,10 @@ impl LspClient {
                             notified.notify_waiters();
                         }
                         (false, Some(id)) => {
-                            let Some(id) = id.as_i64() else { continue };
-                            if let Some(sender) = pending.lock().expect("lock").remove(&id) {
+                            let sender = id
+                                .as_i64()
+                                .and_then(|id| pending.lock().expect("lock").remove(&id));
+                            if let Some(sender) = sender {
                                 let outcome = match message.get("error") {
                                     Some(error) => Err(error.clone()),
                                     None => {
@@ -114,9 +120,15 @@ impl LspClient {
                                     }
                                 };
                                 let _ = sender.send(outcome);
+                            } else {
+                                unmatched.lock().expect("lock").push(message);
+                                notified.notify_waiters();
                             }
                         }
-                        (false, None) => {}
+                        (false, None) => {
+                            unmatched.lock().expect("lock").push(message);
+                            notified.notify_waiters();
+                        }
                     }
                 }
                 notified.notify_waiters();
@@ -128,6 +140,7 @@ impl LspClient {
             next_id: 1,
             pending,
             notifications,
+            unmatched,
             notified,
             apply_edit_result,
             stderr_path,
@@ -260,6 +273,37 @@ impl LspClient {
         let mut stdin = self.stdin.lock().await;
         stdin.write_all(&bytes).await.expect("write to tether");
         stdin.flush().await.expect("flush");
+    }
+
+    /// Writes these bytes to the server's stdin as they are: no framing, no checks.
+    pub async fn send_raw(&self, bytes: &[u8]) {
+        let mut stdin = self.stdin.lock().await;
+        stdin.write_all(bytes).await.expect("write to tether");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// Every response so far that answered none of our requests (its id is null, not a
+    /// number or not one we are waiting for), in arrival order.
+    pub fn unmatched_responses(&self) -> Vec<Value> {
+        self.unmatched.lock().expect("lock").clone()
+    }
+
+    /// Waits until `count` unmatched responses have arrived; returns the `count`th (1-based).
+    pub async fn wait_for_unmatched(&self, count: usize) -> Value {
+        self.wait_until(
+            || {
+                count
+                    .checked_sub(1)
+                    .and_then(|index| self.unmatched_responses().get(index).cloned())
+            },
+            || {
+                format!(
+                    "unmatched response #{count} not seen; got {:#?}",
+                    self.unmatched_responses()
+                )
+            },
+        )
+        .await
     }
 
     /// Every `tether/session/event` notification so far (their params), in arrival order.
