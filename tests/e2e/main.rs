@@ -6,6 +6,7 @@ mod agent;
 mod apply;
 mod bad_input;
 mod cli;
+mod config;
 mod crash;
 mod findings;
 mod git_ops;
