@@ -804,6 +804,24 @@ mod tests {
     }
 
     #[test]
+    fn not_a_number_never_becomes_a_limit_or_a_price() {
+        // A NaN budget or price would compare with nothing, so it would never be reached.
+        // TOML's `nan` and `inf` have no JSON form: they arrive as null and set nothing.
+        let files = Files::new(
+            "[session]\nbudget_usd = 2.0\n",
+            "[session]\nbudget_usd = nan\nmax_turns = 3\n[prices.\"gpt-4o\"]\ninput = nan\noutput = inf\n",
+        );
+        let resolved = files.resolve(&ConfigSources::default()).expect("resolves");
+        assert_eq!(resolved.config.session.budget_usd, Some(2.0));
+        assert_eq!(resolved.config.session.max_turns, 3);
+        let price = resolved.config.prices["gpt-4o"];
+        assert_eq!((price.input, price.output), (2.5, 10.0));
+        // Were one to arrive, it would be looser than any limit.
+        assert!(!repository::at_most(&f64::NAN, &2.0));
+        assert!(!repository::at_most(&2.0, &f64::NAN));
+    }
+
+    #[test]
     fn a_repository_may_tighten_and_add() {
         let files = Files::new(
             r#"

@@ -118,6 +118,16 @@ fn quoted(name: &str) -> String {
     Value::String(name.to_owned()).to_string()
 }
 
+/// Whether `tried <= limit`. Never for NaN: a budget or a price that compares with nothing
+/// would never be reached, so it counts as looser than any limit (TOML's `nan` arrives as
+/// null today, since JSON has no NaN; this keeps the rule if that ever changes).
+pub(super) fn at_most<T: PartialOrd>(tried: &T, limit: &T) -> bool {
+    matches!(
+        tried.partial_cmp(limit),
+        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+    )
+}
+
 /// Reads a repository value as the type the key has; `None` when it is not one (the typed
 /// parse after the merge reports it, naming the key).
 fn typed<T: DeserializeOwned>(value: &Value) -> Option<T> {
@@ -141,8 +151,8 @@ pub(super) fn tighten(repo_layer: &mut Value, below: &super::Config) -> Vec<Conf
     warnings
 }
 
-/// Whether `tried` is looser than `yours` for one `[session]` key; `Some(yours, shown)`
-/// when it is.
+/// Whether `tried` would loosen `yours` for one `[session]` key: `Some(your value, shown)`
+/// when it would.
 fn looser_session_value(key: &str, tried: &Value, yours: &SessionSettings) -> Option<String> {
     // A limit the repository may lower and never raise; `None` below means no limit.
     fn raises<T: DeserializeOwned + PartialOrd + serde::Serialize>(
@@ -151,8 +161,7 @@ fn looser_session_value(key: &str, tried: &Value, yours: &SessionSettings) -> Op
     ) -> Option<String> {
         let yours = yours?;
         let tried: T = typed(tried)?;
-        (tried > yours)
-            .then(|| serde_json::to_value(&yours).map_or_else(|_| String::new(), |v| v.to_string()))
+        (!at_most(&tried, &yours)).then(|| serde_json::to_string(&yours).unwrap_or_default())
     }
     match key {
         "sandbox" => {
@@ -257,7 +266,7 @@ fn tighten_prices(
             let Some(tried) = price.get(field) else {
                 continue;
             };
-            if typed::<f64>(tried).is_some_and(|tried| tried < own_value) {
+            if typed::<f64>(tried).is_some_and(|tried| !at_most(&own_value, &tried)) {
                 warnings.push(ConfigWarning {
                     key: format!("prices.{}.{field}", quoted(model)),
                     tried: shown(tried),
