@@ -111,6 +111,13 @@ fn manager(command_line: serde_json::Value) -> anyhow::Result<SessionManager> {
 /// `tether run`: create a session, print its events until its turn is over.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let manager = manager(serde_json::Value::Null)?;
+    // What the repository's file tried and was refused. An error here (no repository, a
+    // broken file) is left for `create` to report.
+    if let Ok((repository, warnings)) = manager.config_warnings(&args.repo) {
+        for warning in warnings {
+            eprintln!("warning: {}: {warning}", repository.display());
+        }
+    }
     let mut events = manager.subscribe();
     let info = manager
         .create(CreateSession {

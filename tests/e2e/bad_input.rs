@@ -58,6 +58,23 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
         )
         .await;
     assert!(error_message(&error).contains("`name`"), "{error}");
+    // A root no file system can hold: a NUL byte, a megabyte of path.
+    for root in [
+        "/tmp/a\0b".to_owned(),
+        "file:///tmp/a%00b".to_owned(),
+        format!("/{}", "a".repeat(1 << 20)),
+        format!("file:///{}", "a".repeat(1 << 20)),
+    ] {
+        let error = client
+            .call_err(
+                "tether/session/create",
+                json!({"prompt": "x", "root": root}),
+            )
+            .await;
+        assert_eq!(error["code"], -32602, "{:.200}", error.to_string());
+        assert!(error_message(&error).contains("`root`"), "{error:.300}");
+        assert!(error_message(&error).len() < 300, "{error:.300}");
+    }
 
     // Unknown sessions.
     for method in [
@@ -75,6 +92,13 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
             "{method}: {error}"
         );
     }
+
+    // One session made, so that the folders a failed create could leave behind exist.
+    let (_, first) = client
+        .create(json!({"prompt": "the first", "name": "first"}))
+        .await;
+    client.wait_for_status(&first, "waiting").await;
+    assert_eq!(session_folders(&env), ["first"]);
 
     // A folder that is not a git repository, and a base branch that does not exist.
     let plain = env.home().join("not-a-repo");
@@ -111,11 +135,17 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
         error_message(&error).contains("no provider named \"nope\""),
         "{error}"
     );
-    // Nothing half-made: no session, no branch, no worktree folder.
+    // Nothing half-made: no other session, branch or worktree folder than the first one's.
     let listed = client.call("tether/session/list", json!({})).await;
-    assert_eq!(listed["sessions"], json!([]));
-    assert_eq!(env.branches(), ["main"]);
-    assert!(walk_is_empty(&env.home().join("state/worktrees")));
+    let names: Vec<&str> = listed["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|session| session["name"].as_str())
+        .collect();
+    assert_eq!(names, ["first"]);
+    assert_eq!(env.branches(), ["main", "tether/first"]);
+    assert_eq!(session_folders(&env), ["first"]);
 
     // A request that is not even JSON-RPC shaped, then a normal one.
     client.notify("tether/session/list", json!("garbage")).await;
@@ -137,14 +167,20 @@ async fn every_bad_request_gets_a_clear_error_and_the_server_lives_on() {
     client.shutdown().await;
 }
 
-fn walk_is_empty(dir: &std::path::Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .all(|entry| entry.path().is_dir() && walk_is_empty(&entry.path()))
-        })
-        .unwrap_or(true)
+/// The names of the worktree folders under `$TETHER_HOME/worktrees/<repository>/`, sorted.
+/// Anything else in there (a stray file, a second repository's folder) shows up too.
+fn session_folders(env: &TestEnv) -> Vec<String> {
+    let worktrees = env.home().join("state/worktrees");
+    let mut names = Vec::new();
+    for repository in std::fs::read_dir(&worktrees).expect("the worktrees folder exists") {
+        let repository = repository.expect("an entry");
+        for folder in std::fs::read_dir(repository.path()).expect("a repository's folder") {
+            let folder = folder.expect("an entry");
+            names.push(folder.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    names
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

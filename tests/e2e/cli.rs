@@ -157,7 +157,7 @@ async fn the_repository_config_file_overrides_the_users() {
     std::fs::create_dir_all(repo.join(".tether")).expect("mkdir");
     std::fs::write(
         repo.join(".tether/config.toml"),
-        "[providers.fake]\nmodel = \"from-repo-file\"\ntemperature = 0.25\nmax_tokens = 77\n",
+        "[providers.fake]\nmodel = \"from-repo-file\"\ntemperature = 0.25\nmax_tokens = 77\n\n[session]\nsandbox = \"off\"\n",
     )
     .expect("write");
     let output = tether(
@@ -170,6 +170,15 @@ async fn the_repository_config_file_overrides_the_users() {
     assert_eq!(request["model"], "from-repo-file");
     assert_eq!(request["temperature"], 0.25);
     assert_eq!(request["max_tokens"], 77);
+    // …but not loosen a safety setting: that is ignored, and said on stderr.
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains(
+            r#".tether/config.toml sets session.sandbox = "off", looser than your "auto"; ignored"#
+        ),
+        "{stderr}"
+    );
 
     // A broken file is an error that names the file, not a crash.
     std::fs::write(

@@ -18,6 +18,8 @@ async fn create_streams_a_reply_into_a_worktree_and_waits() {
     let (info, id) = client
         .create(json!({"prompt": "Say hello to the world"}))
         .await;
+    // Born pending, as the protocol says; `creating` and the rest arrive as events.
+    assert_eq!(info["status"], "pending");
     assert_eq!(info["name"], "say-hello-to-the-world");
     assert_eq!(info["branch"], "tether/say-hello-to-the-world");
     assert_eq!(info["baseBranch"], "main");

@@ -6,6 +6,7 @@ mod agent;
 mod apply;
 mod bad_input;
 mod cli;
+mod config;
 mod confinement;
 mod crash;
 mod findings;

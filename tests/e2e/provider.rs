@@ -105,6 +105,33 @@ async fn an_empty_200_body_is_a_clear_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_that_is_not_an_event_stream_says_what_it_was() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    // A server that ignored `stream: true` and echoes a key it was sent.
+    let long_tail = "x".repeat(1000);
+    model.push(Reply::Json(format!(
+        r#"{{"error": {{"message": "streaming is not supported for key sk-abcdefghijklmnopqrstuvwx", "detail": "{long_tail}"}}}}"#
+    )));
+    let (client, id) = run_one(&model, &env).await;
+    let failed = client.wait_for_status(&id, "failed").await;
+    let reason = failed["event"]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("answered 200 with application/json instead of an event stream"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(r#"{"error": {"message": "streaming is not supported"#),
+        "{reason}"
+    );
+    // Bounded, and passed through the redactor like any failure.
+    assert!(reason.len() < 600, "{} bytes: {reason}", reason.len());
+    assert!(!reason.contains("sk-abcdefghijklmnopqrstuvwx"), "{reason}");
+    assert!(reason.contains("[redacted]"), "{reason}");
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_key_comes_from_the_named_variable_and_is_never_written() {
     let env = TestEnv::new();
     let model = FakeModel::start().await;

@@ -13,13 +13,30 @@ import {
 
 import { EMPTY_SCHEME, SessionPanels, emptyDocuments, openFileDiff } from "./panel";
 import { type EventParams, type SessionInfo, SessionStore, describe } from "./sessions";
+import { type SettingsSource, serverSettings } from "./settings";
 
 let client: LanguageClient | undefined;
 const store = new SessionStore();
 
-/** The binary: the `tether.path` setting, else `tether` found on PATH. */
+/**
+ * Where the extension reads its settings. User-only settings (`"scope": "machine"`) are read
+ * from `inspect()`'s user value: VS Code already ignores workspace values of machine-scoped
+ * settings, and this makes sure a repository's `.vscode/settings.json` is never used for them.
+ */
+function settingsSource(): SettingsSource {
+  const config = vscode.workspace.getConfiguration("tether");
+  return {
+    anyScope: (key) => config.get<string>(key),
+    userOnly: (key) => {
+      const inspected = config.inspect<string>(key);
+      return inspected?.globalValue ?? inspected?.defaultValue;
+    },
+  };
+}
+
+/** The binary: the user's `tether.path` setting, else `tether` found on PATH. */
 function findBinary(): string | undefined {
-  const configured = vscode.workspace.getConfiguration("tether").get<string>("path");
+  const configured = settingsSource().userOnly("path");
   if (configured) {
     return configured;
   }
@@ -33,32 +50,6 @@ function findBinary(): string | undefined {
   }
 }
 
-/** The extension's settings as tether's initializationOptions. */
-function serverSettings(): Record<string, unknown> {
-  const config = vscode.workspace.getConfiguration("tether");
-  const settings: Record<string, unknown> = {};
-  const provider = config.get<string>("provider");
-  const model = config.get<string>("model");
-  const apiKeyEnv = config.get<string>("apiKeyEnv");
-  const permissionMode = config.get<string>("permissionMode");
-  if (provider) {
-    settings.default_provider = provider;
-    const providerSettings: Record<string, string> = {};
-    if (model) {
-      providerSettings.model = model;
-    }
-    if (apiKeyEnv) {
-      providerSettings.api_key_env = apiKeyEnv;
-    }
-    if (Object.keys(providerSettings).length > 0) {
-      settings.providers = { [provider]: providerSettings };
-    }
-  }
-  if (permissionMode) {
-    settings.session = { permission_mode: permissionMode };
-  }
-  return settings;
-}
 
 /** Opts in to tether's notifications (`capabilities.experimental.tether`). */
 const optIn: StaticFeature = {
@@ -192,7 +183,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const serverOptions: ServerOptions = { command: binary, args: ["lsp"] };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: "file" }],
-    initializationOptions: serverSettings(),
+    initializationOptions: serverSettings(settingsSource()),
   };
   client = new LanguageClient("tether", "Tether", serverOptions, clientOptions);
   client.registerFeature(optIn);
@@ -212,7 +203,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((change) => {
       if (change.affectsConfiguration("tether") && client) {
-        void client.sendNotification("workspace/didChangeConfiguration", { settings: serverSettings() });
+        void client.sendNotification("workspace/didChangeConfiguration", {
+          settings: serverSettings(settingsSource()),
+        });
       }
     }),
   );

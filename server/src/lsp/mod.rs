@@ -30,6 +30,7 @@ use tower_lsp_server::ls_types::{
 };
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
+use crate::config::EditorLayer;
 use crate::session::{SessionError, SessionManager};
 pub use documents::text_edits;
 use documents::{Documents, SavedDocument};
@@ -70,6 +71,7 @@ pub fn build_service(
             work_done_progress: AtomicBool::default(),
             roots: RwLock::default(),
             config_error: RwLock::default(),
+            warned_repositories: std::sync::Mutex::default(),
         }),
     });
     for &(method, short) in SESSION_METHODS {
@@ -111,6 +113,8 @@ struct ServerState {
     roots: RwLock<Vec<PathBuf>>,
     /// Settings that failed to load at `initialize`, reported once `initialized` arrives.
     config_error: RwLock<Option<String>>,
+    /// Repositories whose `.tether/config.toml` warnings were shown: once each is enough.
+    warned_repositories: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl Backend {
@@ -159,6 +163,43 @@ impl Backend {
         answer_or_report_panic(method, handlers::session::handle(self, method, params)).await
     }
 
+    /// Shows, once per repository, what the `.tether/config.toml` of the repository holding
+    /// `root` tried that was ignored (settings looser than the user's). Runs in its own task:
+    /// it reads files and sends to the client, so a handler never waits for it.
+    fn warn_about_repository_config(&self, root: PathBuf) {
+        let backend = self.clone();
+        tokio::spawn(async move {
+            let manager = backend.manager.clone();
+            let found = tokio::task::spawn_blocking(move || manager.config_warnings(&root)).await;
+            // No repository or a broken file: creating a session there says why.
+            let Ok(Ok((repository, warnings))) = found else {
+                return;
+            };
+            if warnings.is_empty()
+                || !backend
+                    .state
+                    .warned_repositories
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(repository.clone())
+            {
+                return;
+            }
+            let lines: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+            backend
+                .client
+                .show_message(
+                    MessageType::WARNING,
+                    format!(
+                        "tether: {} tried to loosen your safety settings:\n{}",
+                        repository.display(),
+                        lines.join("\n")
+                    ),
+                )
+                .await;
+        });
+    }
+
     /// Forwards the manager's events to the client, in order, for as long as it is connected.
     fn start_event_forwarding(&self) {
         let mut events = self.manager.subscribe();
@@ -185,6 +226,27 @@ impl Backend {
                 }
             }
         });
+    }
+}
+
+/// Tether's part of `workspace/didChangeConfiguration`'s `settings`: its `tether` key when it
+/// has one, else the whole object; null for none. Anything that is not an object is refused
+/// with a message naming what it was, so that garbage never replaces the settings.
+fn tether_settings(settings: Value) -> Result<Value, String> {
+    match settings {
+        Value::Object(mut settings) => match settings.remove("tether") {
+            None => Ok(Value::Object(settings)),
+            Some(tether @ (Value::Object(_) | Value::Null)) => Ok(tether),
+            Some(other) => Err(format!(
+                "`settings.tether` is {}, not an object of tether's settings",
+                crate::config::kind_of(&other)
+            )),
+        },
+        Value::Null => Ok(Value::Null),
+        other => Err(format!(
+            "`settings` is {}, not an object of tether's settings",
+            crate::config::kind_of(&other)
+        )),
     }
 }
 
@@ -310,8 +372,15 @@ impl LanguageServer for Backend {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = roots;
 
-        if let Some(options) = params.initialization_options
-            && let Err(error) = self.manager.set_editor_config(options)
+        let options = match params.initialization_options {
+            // Lua clients encode an empty table as `[]`: no settings, as `{}` would be.
+            Some(Value::Array(items)) if items.is_empty() => None,
+            other => other,
+        };
+        if let Some(options) = options
+            && let Err(error) = self
+                .manager
+                .set_editor_layer(EditorLayer::Initialization, options)
         {
             *self
                 .state
@@ -431,6 +500,9 @@ impl LanguageServer for Backend {
                 )
                 .await;
         }
+        for root in self.roots() {
+            self.warn_about_repository_config(root);
+        }
     }
 
     async fn shutdown(&self) -> jsonrpc::Result<()> {
@@ -439,17 +511,18 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
-        let settings = match params.settings {
-            Value::Object(mut map) if map.contains_key("tether") => {
-                map.remove("tether").unwrap_or(Value::Null)
-            }
-            other => other,
-        };
-        if let Err(error) = self.manager.set_editor_config(settings) {
+        let applied = tether_settings(params.settings).and_then(|settings| {
+            self.manager
+                .set_editor_layer(EditorLayer::Settings, settings)
+                .map_err(|error| error.to_string())
+        });
+        if let Err(error) = applied {
             self.client
                 .show_message(
                     MessageType::ERROR,
-                    format!("tether: the new settings were not applied: {error}"),
+                    format!(
+                        "tether: the new settings were not applied, the ones before stay: {error}"
+                    ),
                 )
                 .await;
         }
@@ -520,6 +593,30 @@ impl LanguageServer for Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_that_are_not_an_object_are_refused_naming_what_they_were() {
+        let settings = json!({"session": {"network": false}});
+        assert_eq!(
+            tether_settings(json!({"tether": settings.clone()})),
+            Ok(settings.clone())
+        );
+        assert_eq!(tether_settings(settings.clone()), Ok(settings));
+        assert_eq!(tether_settings(Value::Null), Ok(Value::Null));
+        assert_eq!(tether_settings(json!({"tether": null})), Ok(Value::Null));
+        assert_eq!(tether_settings(json!({})), Ok(json!({})));
+        for (settings, what) in [
+            (json!([]), "`settings` is an array"),
+            (json!(["x"]), "`settings` is an array"),
+            (json!("tether"), "`settings` is a string"),
+            (json!(7), "`settings` is a number"),
+            (json!({"tether": []}), "`settings.tether` is an array"),
+            (json!({"tether": false}), "`settings.tether` is a boolean"),
+        ] {
+            let error = tether_settings(settings.clone()).expect_err("refused");
+            assert!(error.starts_with(what), "{settings}: {error}");
+        }
+    }
 
     #[tokio::test]
     async fn a_panicking_handler_answers_with_an_internal_error() {

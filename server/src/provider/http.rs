@@ -15,6 +15,13 @@ use crate::config::ProviderConfig;
 /// At most this much of an error body goes into an error message.
 const ERROR_BODY_EXCERPT: usize = 500;
 
+/// At most this many characters of a body that is not an event stream go into the error.
+const NOT_A_STREAM_EXCERPT: usize = 300;
+
+/// The bytes kept of a body's start to show when it turns out not to be an event stream:
+/// enough for [`NOT_A_STREAM_EXCERPT`] characters of UTF-8.
+const KEPT_BODY_BYTES: usize = NOT_A_STREAM_EXCERPT * 4;
+
 /// One URL of one provider.
 pub struct Endpoint {
     pub provider: String,
@@ -197,16 +204,75 @@ pub struct SseReader {
     last_event: tokio::time::Instant,
     idle_timeout: Duration,
     url: String,
+    status: u16,
+    /// The response's `Content-Type`, if it had one.
+    content_type: Option<String>,
+    /// The body's first [`KEPT_BODY_BYTES`] bytes, to say what came when no event did.
+    body_start: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl SseReader {
     pub fn new(response: reqwest::Response, endpoint: &Endpoint) -> SseReader {
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        let status = response.status().as_u16();
+        let body_start = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = body_start.clone();
+        let bytes = response.bytes_stream().inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                let mut kept = kept
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let room = KEPT_BODY_BYTES.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+        });
         SseReader {
-            sse: Box::pin(response.bytes_stream().eventsource()),
+            sse: Box::pin(bytes.eventsource()),
             idle: Box::pin(tokio::time::sleep(endpoint.timeout)),
             last_event: tokio::time::Instant::now(),
             idle_timeout: endpoint.timeout,
             url: endpoint.url.clone(),
+            status,
+            content_type,
+            body_start,
+        }
+    }
+
+    /// The error for a body that ended without a single event: empty, or something other
+    /// than an event stream, in which case the error shows what it was.
+    fn no_events_error(&self) -> ProviderError {
+        let body = self
+            .body_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let is_event_stream = self.content_type.as_deref().is_some_and(|content_type| {
+            content_type.split(';').next().is_some_and(|media_type| {
+                media_type.trim().eq_ignore_ascii_case("text/event-stream")
+            })
+        });
+        if is_event_stream || (body.is_empty() && self.content_type.is_none()) {
+            return ProviderError::EmptyReply;
+        }
+        let text = String::from_utf8_lossy(&body);
+        let text = text.trim();
+        let mut excerpt: String = text.chars().take(NOT_A_STREAM_EXCERPT).collect();
+        if excerpt.len() < text.len() {
+            excerpt.push('…');
+        }
+        if excerpt.is_empty() {
+            excerpt = "(an empty body)".to_owned();
+        }
+        ProviderError::NotAStream {
+            url: self.url.clone(),
+            status: self.status,
+            content_type: self
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "no content type".to_owned()),
+            excerpt,
         }
     }
 
@@ -279,7 +345,7 @@ pub fn reply_stream<P: ReplyParser>(sse: SseReader, parser: P) -> EventStream {
                         state.parser.on_data(&event.data)
                     }
                     None if state.parser.on_end() => continue,
-                    None if !state.saw_data => Err(ProviderError::EmptyReply),
+                    None if !state.saw_data => Err(state.sse.no_events_error()),
                     None => Err(ProviderError::StreamCut),
                 };
                 if let Err(error) = outcome {

@@ -106,6 +106,18 @@ pub enum ProviderError {
     StreamCut,
     #[error("the model server returned an empty reply")]
     EmptyReply,
+    /// A successful answer that was not a stream of events: usually an error or a whole
+    /// reply as JSON from a server that ignored `stream: true`.
+    #[error(
+        "the model server at {url} answered {status} with {content_type} instead of an event stream: {excerpt}"
+    )]
+    NotAStream {
+        url: String,
+        status: u16,
+        content_type: String,
+        /// The start of the body.
+        excerpt: String,
+    },
     #[error(
         "environment variable {variable} (named by `api_key_env` of provider {provider:?}) is not set"
     )]

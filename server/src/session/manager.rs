@@ -27,7 +27,9 @@ use super::{
 };
 use crate::agent::tools::ToolContext;
 use crate::agent::{self, EventSink, PermissionCheck, TurnSettings, new_item_id};
-use crate::config::{ConfigError, ConfigSources, PermissionMode, ProviderKind};
+use crate::config::{
+    ConfigError, ConfigSources, ConfigWarning, EditorLayer, PermissionMode, ProviderKind,
+};
 use crate::hooks::HookEvent;
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ProviderError, build_provider};
 use crate::review;
@@ -504,16 +506,16 @@ impl SessionManager {
         self.inner.events.subscribe()
     }
 
-    /// Replaces the editor's layer of settings (`initializationOptions`, then each
-    /// `didChangeConfiguration`), and resizes the working cap.
-    pub fn set_editor_config(&self, editor: serde_json::Value) -> Result<(), SessionError> {
-        let mut sources = self
-            .inner
-            .sources
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        crate::config::merge(&mut sources.editor, editor);
+    /// Replaces one of the editor's layers of settings (`initializationOptions`, or the
+    /// latest `didChangeConfiguration`), and resizes the working cap. Settings that are not
+    /// an object, or that do not parse, are refused and the layers stay as they were.
+    pub fn set_editor_layer(
+        &self,
+        layer: EditorLayer,
+        settings: serde_json::Value,
+    ) -> Result<(), SessionError> {
+        let mut sources = self.sources();
+        sources.set_editor_layer(layer, settings)?;
         let config = sources.resolve(None)?;
         *self
             .inner
@@ -570,6 +572,19 @@ impl SessionManager {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The repository containing `path`, and what its `.tether/config.toml` tried that was
+    /// ignored (settings looser than the user's).
+    pub fn config_warnings(
+        &self,
+        path: &Path,
+    ) -> Result<(PathBuf, Vec<ConfigWarning>), SessionError> {
+        let repository = workspace::discover(path)?;
+        let resolved = self
+            .sources()
+            .resolve_with_warnings(Some(&repository.root))?;
+        Ok((repository.root, resolved.warnings))
     }
 
     /// Opens the store of the repository containing `path`, rebuilding its sessions from
@@ -667,7 +682,7 @@ impl SessionManager {
             }
             None => slug_from_prompt(&request.prompt),
         };
-        let handle = self
+        let info = self
             .new_session(NewSession {
                 root: request.root,
                 preferred_name,
@@ -684,10 +699,12 @@ impl SessionManager {
                 prompt: Some(request.prompt),
             })
             .await?;
-        Ok(handle.info())
+        Ok(info)
     }
 
-    async fn new_session(&self, new: NewSession) -> Result<Arc<SessionHandle>, SessionError> {
+    /// Records and starts a new session; returns its info as it was born (`pending`: its
+    /// task may have moved it on by the time the caller could read it again).
+    async fn new_session(&self, new: NewSession) -> Result<SessionInfo, SessionError> {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return Err(SessionError::ShuttingDown);
         }
@@ -696,7 +713,12 @@ impl SessionManager {
         if !store.is_writable() {
             return Err(SessionError::ReadOnly(store.read_only_reason()));
         }
-        let config = self.sources().resolve(Some(&repository.root))?;
+        let crate::config::Resolved {
+            config,
+            warnings: config_warnings,
+        } = self
+            .sources()
+            .resolve_with_warnings(Some(&repository.root))?;
         let provider = new
             .provider
             .clone()
@@ -782,6 +804,24 @@ impl SessionManager {
         let mut inner = lock(&handle.inner);
         inner.redactor = redactor_for(&config)?;
         inner.emit(&id, created.event, &self.inner.events)?;
+        // What the repository's file tried and was refused, in the session itself so that
+        // every client and the transcript show it (before the prompt: the agent gets it as
+        // a note with the prompt, so it knows why, say, it has no network).
+        for warning in config_warnings {
+            inner.emit(
+                &id,
+                Event::Item {
+                    phase: ItemPhase::Completed,
+                    item: Item::Message {
+                        id: new_item_id(),
+                        role: MessageRole::System,
+                        text: warning.to_string(),
+                        interrupted: false,
+                    },
+                },
+                &self.inner.events,
+            )?;
+        }
         if let Some(prompt) = new.prompt {
             inner.emit(
                 &id,
@@ -799,8 +839,9 @@ impl SessionManager {
         }
         self.inner.sessions.insert(id.to_string(), handle.clone());
         self.start_driver(&handle, &mut inner, true)?;
+        let info = info_of(&inner.state, false);
         drop(inner);
-        Ok(handle)
+        Ok(info)
     }
 
     /// Moves the session to `pending` (`fresh`: it was just created) and starts the task
@@ -1770,7 +1811,7 @@ impl SessionManager {
     pub async fn clone_session(&self, id: &str) -> Result<SessionInfo, SessionError> {
         let source = self.handle(id)?;
         let spec = lock(&source.inner).state.spec.clone();
-        let handle = self
+        let info = self
             .new_session(NewSession {
                 root: spec.repo.clone(),
                 preferred_name: format!("{}-clone", spec.name),
@@ -1787,7 +1828,7 @@ impl SessionManager {
                 prompt: None,
             })
             .await?;
-        Ok(handle.info())
+        Ok(info)
     }
 
     /// Deletes a session: stops it, removes its worktree and its `tether/` branch, then its

@@ -28,6 +28,9 @@ pub enum Reply {
     Status(u16, String),
     /// HTTP 200 with an empty body (what llama.cpp's server sends for streamed tool choice).
     Empty,
+    /// HTTP 200 with this JSON body instead of an event stream (a server that ignores
+    /// `stream: true`, or a proxy's error page).
+    Json(String),
     /// Content chunks as fast as the server can send them, for this long, then a normal end.
     #[allow(dead_code)] // used by benches/tether.rs, which shares this module
     Flood(Duration),
@@ -320,6 +323,14 @@ async fn write_reply(socket: &mut TcpStream, reply: Reply) -> std::io::Result<()
         Reply::Status(status, body) => {
             let head = format!(
                 "HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await?;
+            socket.write_all(body.as_bytes()).await
+        }
+        Reply::Json(body) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             socket.write_all(head.as_bytes()).await?;

@@ -351,6 +351,35 @@ impl LspClient {
         .await
     }
 
+    /// Waits until `count` messages with this method satisfy `predicate` (by their params);
+    /// returns them, in arrival order.
+    pub async fn wait_for_messages_matching(
+        &self,
+        method: &str,
+        count: usize,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let matching = || -> Vec<Value> {
+            self.messages(method)
+                .into_iter()
+                .filter(|message| predicate(&message["params"]))
+                .collect()
+        };
+        self.wait_until(
+            || {
+                let found = matching();
+                (found.len() >= count).then_some(found)
+            },
+            || {
+                format!(
+                    "fewer than {count} matching {method}; got {:#?}",
+                    self.messages(method)
+                )
+            },
+        )
+        .await
+    }
+
     /// Waits until `find` finds something (checked each time a message arrives), for at most
     /// [`WAIT`]; panics with `describe()` and the server's stderr after that.
     async fn wait_until<T>(

@@ -85,9 +85,11 @@ fn finding_actions(
     let Some(path) = params.text_document.uri.to_file_path() else {
         return;
     };
-    // Lines from 1, as findings count them.
-    let first = params.range.start.line + 1;
-    let last = params.range.end.line + 1;
+    // Lines from 1, as findings count them; a range may come end first, and the last line
+    // a client can name has no line after it.
+    let (start, end) = (params.range.start.line, params.range.end.line);
+    let first = start.min(end).saturating_add(1);
+    let last = start.max(end).saturating_add(1);
     for session in manager.open_findings() {
         for (_, finding) in &session.findings {
             let Some(file) = &finding.file else {

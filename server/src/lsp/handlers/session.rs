@@ -43,25 +43,57 @@ pub(super) fn to_value<T: serde::Serialize>(value: T) -> jsonrpc::Result<Value> 
     })
 }
 
+/// The longest path a `root` may name, in bytes (Linux's `PATH_MAX`).
+const MAX_ROOT_PATH_BYTES: usize = 4096;
+
 /// A `root` param: a `file://` URI or a path; default the first workspace folder.
 fn resolve_root(backend: &Backend, root: Option<String>) -> jsonrpc::Result<PathBuf> {
     match root {
-        Some(root) if root.starts_with("file:") => root
-            .parse::<Uri>()
-            .ok()
-            .and_then(|uri| uri.to_file_path().map(|path| path.into_owned()))
-            .ok_or_else(|| {
-                jsonrpc::Error::invalid_params(format!(
-                    "invalid `root`: {root:?} is not a file URI"
-                ))
-            }),
-        Some(root) => Ok(PathBuf::from(root)),
+        Some(root) => root_path(&root),
         None => backend.roots().into_iter().next().ok_or_else(|| {
             jsonrpc::Error::invalid_params(
                 "invalid `root`: no workspace folder is open, so name the repository with `root`",
             )
         }),
     }
+}
+
+/// The folder a given `root` names. A path no file system can hold (a NUL byte, longer than
+/// `PATH_MAX`) is the caller's mistake, so it is InvalidParams rather than a failure later.
+fn root_path(root: &str) -> jsonrpc::Result<PathBuf> {
+    let invalid = |why: &str| {
+        // The value itself may be huge: show its start only.
+        let shown: String = root.chars().take(80).collect();
+        let ellipsis = if shown.len() < root.len() { "…" } else { "" };
+        jsonrpc::Error::invalid_params(format!("invalid `root` {shown:?}{ellipsis}: {why}"))
+    };
+    // Percent-encoding triples a byte at most, so a longer URI cannot name a usable path;
+    // checked first so a megabyte of text is not parsed.
+    if root.len() > MAX_ROOT_PATH_BYTES * 3 {
+        return Err(invalid(&format!(
+            "it is {} bytes long; a path has at most {MAX_ROOT_PATH_BYTES}",
+            root.len()
+        )));
+    }
+    let path = if root.starts_with("file:") {
+        root.parse::<Uri>()
+            .ok()
+            .and_then(|uri| uri.to_file_path().map(|path| path.into_owned()))
+            .ok_or_else(|| invalid("it is not a file URI"))?
+    } else {
+        PathBuf::from(root)
+    };
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.contains(&0) {
+        return Err(invalid("a path cannot hold a NUL byte"));
+    }
+    if bytes.len() > MAX_ROOT_PATH_BYTES {
+        return Err(invalid(&format!(
+            "the path is {} bytes long; a path has at most {MAX_ROOT_PATH_BYTES}",
+            bytes.len()
+        )));
+    }
+    Ok(path)
 }
 
 fn not_ready() -> jsonrpc::Error {
@@ -88,14 +120,12 @@ async fn quote_selection(
         Some(buffer) => buffer.text.to_string(),
         None => std::fs::read_to_string(document).unwrap_or_default(),
     };
-    let first = range.start.line as usize;
-    // A selection ending at the start of a line does not take that line.
-    let last = if range.end.character == 0 && range.end.line > range.start.line {
-        range.end.line as usize - 1
-    } else {
-        range.end.line as usize
-    };
-    let lines: Vec<&str> = text.lines().skip(first).take(last + 1 - first).collect();
+    let (first, last) = selected_lines(range);
+    let lines: Vec<&str> = text
+        .lines()
+        .skip(first)
+        .take((last - first).saturating_add(1))
+        .collect();
     let relative = document.strip_prefix(root).unwrap_or(document);
     let language = relative
         .extension()
@@ -108,6 +138,25 @@ async fn quote_selection(
         last + 1,
         lines.join("\n")
     )
+}
+
+/// The first and last line (from 0, `first <= last`) a selection covers. A client may send
+/// the end before the start (a selection made backwards); it is the same selection.
+fn selected_lines(range: tower_lsp_server::ls_types::Range) -> (usize, usize) {
+    let (start, end) =
+        if (range.end.line, range.end.character) < (range.start.line, range.start.character) {
+            (range.end, range.start)
+        } else {
+            (range.start, range.end)
+        };
+    let first = start.line as usize;
+    // A selection ending at the start of a line does not take that line.
+    let last = if end.character == 0 && end.line > start.line {
+        end.line as usize - 1
+    } else {
+        end.line as usize
+    };
+    (first, last)
 }
 
 pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::Result<Value> {
@@ -129,6 +178,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
                 })
                 .await
                 .map_err(session_error)?;
+            backend.warn_about_repository_config(info.repo.clone());
             to_value(info)
         }
         "list" => {
@@ -403,5 +453,58 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
         other => Err(jsonrpc::Error::invalid_params(format!(
             "unknown method tether/session/{other}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower_lsp_server::ls_types::{Position, Range};
+
+    use super::*;
+
+    fn range(start: (u32, u32), end: (u32, u32)) -> Range {
+        Range {
+            start: Position::new(start.0, start.1),
+            end: Position::new(end.0, end.1),
+        }
+    }
+
+    #[test]
+    fn a_backwards_selection_quotes_the_same_lines_as_a_forwards_one() {
+        assert_eq!(selected_lines(range((2, 4), (5, 1))), (2, 5));
+        assert_eq!(selected_lines(range((5, 1), (2, 4))), (2, 5));
+        // Ending at the start of a line leaves that line out, either way round.
+        assert_eq!(selected_lines(range((2, 4), (5, 0))), (2, 4));
+        assert_eq!(selected_lines(range((5, 0), (2, 4))), (2, 4));
+        // Within one line, backwards.
+        assert_eq!(selected_lines(range((3, 9), (3, 2))), (3, 3));
+        // The widest a client can send does not overflow.
+        assert_eq!(
+            selected_lines(range((u32::MAX, 1), (0, 0))),
+            (0, u32::MAX as usize)
+        );
+    }
+
+    #[test]
+    fn a_root_no_file_system_can_hold_is_invalid_params() {
+        for root in [
+            "/tmp/a\0b".to_owned(),
+            "file:///tmp/a%00b".to_owned(),
+            format!("/{}", "a".repeat(1 << 20)),
+            format!("file:///{}", "a".repeat(5000)),
+        ] {
+            let error = root_path(&root).expect_err("refused");
+            assert_eq!(error.code, jsonrpc::ErrorCode::InvalidParams, "{root:.40}");
+            assert!(error.message.contains("`root`"), "{}", error.message);
+            assert!(error.message.len() < 300, "{}", error.message);
+        }
+        assert_eq!(
+            root_path("file:///tmp/repo").expect("a file URI"),
+            PathBuf::from("/tmp/repo")
+        );
+        assert_eq!(
+            root_path("/tmp/repo").expect("a path"),
+            PathBuf::from("/tmp/repo")
+        );
     }
 }
