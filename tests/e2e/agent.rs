@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 
 use crate::support::error_message;
 use crate::support::fake_model::Step;
+use crate::support::lsp_client::WAIT;
+use crate::support::processes::{eventually, group_members, recorded_groups};
 use crate::support::{FakeModel, Reply, TestEnv, agent_messages, git, last_message};
 
 fn completed_items(events: &[Value], kind: &str) -> Vec<Value> {
@@ -243,12 +245,15 @@ async fn paths_leaving_the_worktree_are_refused_and_nothing_is_written() {
     client.shutdown().await;
 }
 
-fn process_running(pattern: &str) -> bool {
-    std::process::Command::new("pgrep")
-        .args(["-f", pattern])
-        .output()
-        .map(|output| output.status.success())
-        .unwrap_or(false)
+/// Waits until tether records exactly one running command group; returns its id.
+async fn the_running_group(env: &TestEnv) -> i32 {
+    let state = env.home().join("state");
+    assert!(
+        eventually(WAIT, || recorded_groups(&state).len() == 1).await,
+        "one command group is recorded: {:?}",
+        recorded_groups(&state)
+    );
+    recorded_groups(&state)[0]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,20 +275,20 @@ async fn stop_during_a_long_command_kills_its_process_group_and_stays_resumable(
                 && event["phase"] == "started"
         })
         .await;
-    for _ in 0..100 {
-        if process_running("sleep 31.4159") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(process_running("sleep 31.4159"), "the command started");
+    let group = the_running_group(&env).await;
+    // Its holder, sh and both sleeps.
+    assert!(
+        eventually(WAIT, || group_members(group).len() >= 4).await,
+        "the command started: {:?}",
+        group_members(group)
+    );
 
     let stopped = client.call("tether/session/stop", json!({"id": id})).await;
     assert_eq!(stopped["status"], "stopped");
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(
-        !process_running("sleep 31.4159"),
-        "the command's whole group is gone"
+        eventually(WAIT, || group_members(group).is_empty()).await,
+        "the command's whole group is gone: {:?}",
+        group_members(group)
     );
     let calls = completed_items(&client.session_events(&id), "toolCall");
     assert_eq!(calls[0]["status"], "failed");
@@ -544,7 +549,7 @@ async fn a_plan_rejected_with_feedback_is_revised_then_approved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kernel_sandbox_keeps_commands_inside_the_worktree_and_off_the_network() {
     assert!(
-        tether::agent::sandbox::kernel_abi().is_some(),
+        tether::sandbox::kernel_abi().is_some(),
         "this test needs a kernel with Landlock (Linux 5.13+ with it enabled)"
     );
     let env = TestEnv::new();
@@ -609,6 +614,7 @@ async fn a_turn_that_runs_too_long_ends_with_timeout_and_stays_resumable() {
     settings["session"] = json!({"turn_timeout_secs": 1});
     let mut client = env.server_with(settings).await;
     let (_, id) = client.create(json!({"prompt": "take forever"})).await;
+    let group = the_running_group(&env).await;
     let stopped = client.wait_for_status(&id, "stopped").await;
     let reason = stopped["event"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("turn_timeout_secs (1 s)"), "{reason}");
@@ -617,8 +623,9 @@ async fn a_turn_that_runs_too_long_ends_with_timeout_and_stays_resumable() {
         .await;
     assert_eq!(turn_end["event"]["reason"], "timeout");
     assert!(
-        !process_running("sleep 27.1828"),
-        "the command died with the turn"
+        eventually(WAIT, || group_members(group).is_empty()).await,
+        "the command died with the turn: {:?}",
+        group_members(group)
     );
     client
         .call("tether/session/resume", json!({"id": id}))

@@ -155,13 +155,13 @@ async fn gitlink_attack(uid: Option<u32>) {
     let calls = completed_tool_calls(&client, &id);
     let said = outputs(&calls);
     assert!(said[0].contains("planted"), "{said:?}");
-    for output in [&said[0], &said[2], &said[3]] {
-        assert!(output.contains("Tether put it back"), "{said:?}");
-    }
     assert!(
         !marker.exists(),
         "Tether ran the command's git config: {said:?}"
     );
+    for output in [&said[0], &said[2], &said[3]] {
+        assert!(output.contains("Tether put it back"), "{said:?}");
+    }
     assert_gitlink_is_pinned(&worktree, &repo);
     // The shared repository stayed out of reach.
     assert_eq!(
