@@ -238,3 +238,39 @@ async fn settings_that_are_not_an_object_are_refused_and_the_layers_stay() {
     }
     client.shutdown().await;
 }
+
+/// A settings file that does not parse is the user's to fix, not a reason for the editor's
+/// server to die: it starts, answers, and says what is wrong (naming the file) where a
+/// session would need the settings; fixed, everything works without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_settings_file_is_reported_and_the_server_keeps_serving() {
+    let env = TestEnv::new();
+    write_user_config(&env, "[session\nmax_working = \"many\"\n");
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["fine"]));
+    let mut client = env.server(&model).await;
+    let listed = client.call("tether/session/list", json!({})).await;
+    assert_eq!(listed["sessions"], json!([]), "{listed}");
+    client
+        .wait_for_message_matching("window/showMessage", |message| {
+            message["params"]["type"] == 1
+                && message["params"]["message"]
+                    .as_str()
+                    .is_some_and(|text| text.contains("config.toml"))
+        })
+        .await;
+    let error = client
+        .call_err("tether/session/create", json!({"prompt": "hello"}))
+        .await;
+    assert_eq!(error["code"], -31005, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("config.toml")),
+        "{error}"
+    );
+    write_user_config(&env, "[session]\nmax_working = 2\n");
+    let (_, id) = client.create(json!({"prompt": "hello again"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    client.shutdown().await;
+}

@@ -252,6 +252,15 @@ pub struct TrustSettings {
     pub repositories: Vec<PathBuf>,
 }
 
+/// What an unpriced model on a keyed provider counts as under a budget (USD per million
+/// tokens): the dearest built-in price.
+pub const UNKNOWN_MODEL_PRICE: Price = Price {
+    input: 15.0,
+    output: 75.0,
+    cache_read: None,
+    cache_write: None,
+};
+
 /// Where `scripts/local-model.sh` serves the bundled local model by default.
 pub const LOCAL_MODEL_URL: &str = "http://127.0.0.1:8011/v1";
 
@@ -618,6 +627,21 @@ impl Config {
         names.sort();
         names.dedup();
         names
+    }
+
+    /// What `model` on `provider` costs. Under a budget, a model Tether has no price for on a
+    /// provider that sends a key is counted at [`UNKNOWN_MODEL_PRICE`] (the dearest built-in
+    /// one): otherwise naming an unpriced model (a repository may choose models) would make
+    /// every call free in the budget's eyes while the key pays. Keyless servers cost nothing.
+    pub fn price_of(&self, provider: &str, model: &str) -> Option<Price> {
+        if let Some(price) = self.prices.get(model) {
+            return Some(*price);
+        }
+        let sends_a_key = self
+            .providers
+            .get(provider)
+            .is_some_and(|provider| provider.api_key_env.is_some());
+        (sends_a_key && self.session.budget_usd.is_some()).then_some(UNKNOWN_MODEL_PRICE)
     }
 
     pub fn provider(&self, name: &str) -> Result<&ProviderConfig, ConfigError> {
@@ -1040,6 +1064,22 @@ mod tests {
         };
         // $3 input + $1.5 output + $0.3 cache reads
         assert!((price.cost(&usage) - 4.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn under_a_budget_an_unpriced_model_that_a_key_pays_for_is_not_free() {
+        let mut config = parse(builtin_defaults()).expect("parse");
+        assert_eq!(config.price_of("openai", "gpt-unheard-of"), None);
+        config.session.budget_usd = Some(1.0);
+        assert_eq!(
+            config.price_of("openai", "gpt-unheard-of"),
+            Some(UNKNOWN_MODEL_PRICE)
+        );
+        assert_eq!(config.price_of("local", "smollm2"), None, "keyless is free");
+        assert_eq!(
+            config.price_of("openai", "gpt-4o"),
+            config.prices.get("gpt-4o").copied()
+        );
     }
 
     #[test]

@@ -171,9 +171,21 @@ impl Backend {
         tokio::spawn(async move {
             let manager = backend.manager.clone();
             let found = tokio::task::spawn_blocking(move || manager.config_warnings(&root)).await;
-            // No repository or a broken file: creating a session there says why.
-            let Ok(Ok((repository, warnings))) = found else {
-                return;
+            let (repository, warnings) = match found {
+                Ok(Ok(found)) => found,
+                // A settings file that cannot be read: say so once; sessions say it again.
+                Ok(Err(error @ crate::session::SessionError::Config(_))) => {
+                    backend
+                        .client
+                        .show_message(
+                            MessageType::ERROR,
+                            format!("tether: the settings cannot be used: {error}"),
+                        )
+                        .await;
+                    return;
+                }
+                // No repository here: creating a session there says why.
+                _ => return,
             };
             if warnings.is_empty()
                 || !backend

@@ -483,7 +483,15 @@ impl SessionManager {
     /// A manager keeping its state under `home` (see [`store::state_home`]). Must be called
     /// inside a Tokio runtime: the session tasks run there.
     pub fn new(home: PathBuf, sources: ConfigSources) -> Result<SessionManager, SessionError> {
-        let max_working = sources.resolve(None)?.session.max_working.max(1);
+        // A broken settings file must not keep the editor's server from starting: every
+        // session operation reports it (naming the file) until it is fixed.
+        let max_working = match sources.resolve(None) {
+            Ok(config) => config.session.max_working.max(1),
+            Err(error) => {
+                tracing::error!("{error}");
+                crate::config::SessionSettings::default().max_working
+            }
+        };
         let (events, _) = broadcast::channel(16_384);
         Ok(SessionManager {
             inner: Arc::new(ManagerInner {
@@ -515,14 +523,22 @@ impl SessionManager {
         settings: serde_json::Value,
     ) -> Result<(), SessionError> {
         let mut sources = self.sources();
+        // Settings files that were already broken are not the new layer's fault: it is kept,
+        // and the files' error is reported where sessions need them.
+        let broken_before = sources.resolve(None).is_err();
         sources.set_editor_layer(layer, settings)?;
-        let config = sources.resolve(None)?;
+        let resolved = match sources.resolve(None) {
+            Err(error) if !broken_before => return Err(error.into()),
+            resolved => resolved,
+        };
         *self
             .inner
             .sources
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = sources;
-        self.resize_working_slots(config.session.max_working.max(1));
+        if let Ok(config) = resolved {
+            self.resize_working_slots(config.session.max_working.max(1));
+        }
         Ok(())
     }
 
@@ -1629,7 +1645,7 @@ impl SessionManager {
         let request = review::request(kind, &model, &task, &patch.join("\n"));
         let timeout = Duration::from_secs(config.review.timeout_secs.max(1));
         let outcome = review::run(provider.as_ref(), request, kind, timeout, cancel).await?;
-        Ok(Some((outcome, config.prices.get(&model).copied())))
+        Ok(Some((outcome, config.price_of(&provider_name, &model))))
     }
 
     /// The session's first user message: the task a review checks the diff against.
@@ -2358,7 +2374,7 @@ async fn drive_inner(
             worktree,
         }),
         max_steps: config.session.max_turns,
-        price: config.prices.get(&spec.model).copied(),
+        price: config.price_of(&spec.provider, &spec.model),
         budget_left_usd: None,
         turn_timeout: config.session.turn_timeout_secs.map(Duration::from_secs),
     };
