@@ -252,9 +252,9 @@ async fn a_broken_settings_file_is_reported_and_the_server_keeps_serving() {
     let listed = client.call("tether/session/list", json!({})).await;
     assert_eq!(listed["sessions"], json!([]), "{listed}");
     client
-        .wait_for_message_matching("window/showMessage", |message| {
-            message["params"]["type"] == 1
-                && message["params"]["message"]
+        .wait_for_message_matching("window/showMessage", |params| {
+            params["type"] == 1
+                && params["message"]
                     .as_str()
                     .is_some_and(|text| text.contains("config.toml"))
         })
