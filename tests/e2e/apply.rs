@@ -432,3 +432,56 @@ async fn a_refused_edit_loses_nothing_and_a_plain_client_gets_text_edits_only() 
     );
     client.shutdown().await;
 }
+
+/// The repository links a folder elsewhere; the session replaces the link by a real folder
+/// with a file in it. Carried to the user's workspace as it is, that file would land beyond
+/// the link, outside the repository: apply leaves it out and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_never_writes_through_a_link_out_of_the_users_workspace() {
+    let env = TestEnv::new();
+    let outside = env.home().join("linked-elsewhere");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::os::unix::fs::symlink(&outside, env.repo().join("docs")).expect("symlink");
+    git(&env.repo(), &["add", "."]);
+    git(&env.repo(), &["commit", "-q", "-m", "docs live elsewhere"]);
+    let model = FakeModel::start().await;
+    let mut client = server(&env, &model, capabilities(false, true)).await;
+    let (id, _) = session_with_changes(
+        &mut client,
+        &model,
+        &[
+            (
+                "run_command",
+                r#"{"command": "rm docs && mkdir docs && echo planted > docs/evil.txt"}"#,
+            ),
+            ("write_file", r#"{"path": "fine.txt", "content": "fine\n"}"#),
+        ],
+    )
+    .await;
+    let reply = client.call("tether/session/apply", json!({"id": id})).await;
+    let files = reply["files"].as_array().expect("files");
+    let evil = files
+        .iter()
+        .find(|file| file["path"] == "docs/evil.txt")
+        .expect("docs/evil.txt is in the diff");
+    assert!(
+        evil["skipped"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("symbolic link")),
+        "{reply}"
+    );
+    let request = client.wait_for_message("workspace/applyEdit").await;
+    apply_workspace_edit(&edit_of(&request), false);
+    assert!(
+        std::fs::read_dir(&outside)
+            .expect("outside")
+            .next()
+            .is_none(),
+        "apply wrote beyond the link"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.repo().join("fine.txt")).expect("fine.txt"),
+        "fine\n"
+    );
+    client.shutdown().await;
+}

@@ -122,6 +122,19 @@ pub async fn handle(backend: &Backend, params: Value) -> jsonrpc::Result<Value> 
             let Some(selected) = wanted.get(&file.path) else {
                 continue;
             };
+            if std::iter::once(&file.path)
+                .chain(&file.old_path)
+                .any(|relative| leads_outside(&root, relative))
+            {
+                outcomes.push(
+                    skipped(
+                        &file,
+                        "in your workspace it is reached through a symbolic link that leads outside the repository",
+                    )
+                    .0,
+                );
+                continue;
+            }
             let (mut outcome, file_operations) =
                 carry_file(&root, &file, selected.as_ref(), &user_copy, support, utf8);
             outcome.carried = !file_operations.is_empty();
@@ -224,6 +237,29 @@ fn skipped(
     let mut outcome = outcome(file);
     outcome.skipped = Some(reason.into());
     (outcome, Vec::new())
+}
+
+/// Whether `relative`, in the user's workspace at `root`, reaches outside it through a
+/// symbolic link (a folder the repository links elsewhere, or the file itself): an edit
+/// there would let the session's changes land outside the repository.
+fn leads_outside(root: &Path, relative: &str) -> bool {
+    let Ok(root) = root.canonicalize() else {
+        return true;
+    };
+    let path = root.join(relative);
+    // The deepest part of the path that exists decides where the rest would go.
+    let mut existing = path.as_path();
+    while std::fs::symlink_metadata(existing).is_err() {
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => return true,
+        }
+    }
+    match existing.canonicalize() {
+        Ok(real) => !real.starts_with(&root),
+        // A dangling link: where it points is not ours to create.
+        Err(_) => true,
+    }
 }
 
 fn uri_of(root: &Path, relative: &str) -> Option<Uri> {
