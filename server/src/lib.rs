@@ -11,6 +11,7 @@
 //! - [`lsp`] is the only module that knows LSP; it translates to and from the domain.
 
 pub mod agent;
+mod beneath;
 pub mod cli;
 pub mod config;
 pub mod hooks;

@@ -259,3 +259,82 @@ async fn a_selection_becomes_a_draft_and_the_saved_draft_a_session() {
     );
     client.shutdown().await;
 }
+
+/// A repository can commit links where transcripts go: the transcript file itself linked to a
+/// file of the user's, or the whole folder linked elsewhere. Tether writes transcripts, and
+/// removes those of deleted sessions, only inside the repository.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcripts_are_never_written_or_removed_through_a_repositorys_links() {
+    // The file itself, linked to a file of the user's.
+    let env = TestEnv::new();
+    let victim = env.home().join("bashrc");
+    std::fs::write(&victim, "# the user's own\n").expect("write");
+    std::fs::create_dir_all(env.repo().join(".tether/sessions")).expect("mkdir");
+    // Both the transcript and the name of its temporary file.
+    for name in ["linked.md", "linked.md.tmp"] {
+        std::os::unix::fs::symlink(&victim, env.repo().join(".tether/sessions").join(name))
+            .expect("symlink");
+    }
+    git(&env.repo(), &["add", "."]);
+    git(&env.repo(), &["commit", "-q", "-m", "a trap"]);
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["EXPORT EVIL=1"]));
+    let mut client = env.server(&model).await;
+    let (_, id) = client
+        .create(json!({"prompt": "hello", "name": "linked"}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    let path = env.repo().join(".tether/sessions/linked.md");
+    wait_for_file(&path, |text| text.contains("EXPORT EVIL=1")).await;
+    assert!(
+        !std::fs::symlink_metadata(&path)
+            .expect("transcript")
+            .file_type()
+            .is_symlink(),
+        "the link was replaced by the transcript, not written through"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "# the user's own\n"
+    );
+    client.shutdown().await;
+
+    // The folder, linked to a folder of the user's notes.
+    let env = TestEnv::new();
+    let notes = env.home().join("notes");
+    std::fs::create_dir_all(&notes).expect("mkdir");
+    std::fs::write(notes.join("plans.md"), "mine\n").expect("write");
+    std::fs::create_dir_all(env.repo().join(".tether")).expect("mkdir");
+    std::os::unix::fs::symlink(&notes, env.repo().join(".tether/sessions")).expect("symlink");
+    git(&env.repo(), &["add", "."]);
+    git(&env.repo(), &["commit", "-q", "-m", "another trap"]);
+    let mut client = env.server(&model).await;
+    let (_, id) = client
+        .create(json!({"prompt": "hello", "name": "foldered"}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    // A deleted session makes tether tidy the transcripts folder.
+    client
+        .call("tether/session/delete", json!({"id": id}))
+        .await;
+    let (_, id) = client
+        .create(json!({"prompt": "again", "name": "second"}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    client.shutdown().await;
+    let mut left: Vec<String> = std::fs::read_dir(&notes)
+        .expect("notes")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["plans.md"],
+        "tether wrote or removed files beyond the link"
+    );
+    assert_eq!(
+        std::fs::read_to_string(notes.join("plans.md")).expect("plans"),
+        "mine\n"
+    );
+}

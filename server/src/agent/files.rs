@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::beneath::{Beneath, FileError};
 use super::tools::{FileChange, ToolContext, ToolOutcome, resolve};
+use crate::beneath::{Beneath, FileError};
 
 /// At most this much of a file is returned by one read.
 const READ_LIMIT: usize = 200_000;

@@ -10,7 +10,6 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-mod beneath;
 mod command;
 mod files;
 pub mod tools;

@@ -18,6 +18,7 @@ use tower_lsp_server::ls_types::{
 };
 
 use super::documents::{Documents, SavedDocument};
+use crate::beneath::Beneath;
 use crate::session::transcript::{self, REPLY_HEADING};
 use crate::session::{
     CreateSession, Event, SessionError, SessionInfo, SessionManager, SessionStatus,
@@ -292,7 +293,8 @@ impl Transcripts {
         }
         let path = path.to_owned();
         let text = text.to_owned();
-        tokio::task::spawn_blocking(move || write_file(&path, &text))
+        let repo = repo.to_owned();
+        tokio::task::spawn_blocking(move || write_file(&repo, &path, &text))
             .await
             .map_err(|error| WriteError::Failed(error.to_string()))?
             .map_err(WriteError::Failed)
@@ -356,9 +358,14 @@ impl Transcripts {
         let sessions = self.manager.list(&Default::default());
         let roots: HashSet<PathBuf> = self.excluded.iter().cloned().collect();
         for root in roots {
-            let folder = root.join(TRANSCRIPT_DIR);
-            for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-                let path = entry.path();
+            // Beneath the repository: its `.tether/sessions` may be a link to elsewhere, whose
+            // Markdown files are not transcripts to remove.
+            let Ok(beneath) = Beneath::open(&root) else {
+                continue;
+            };
+            let folder = Path::new(TRANSCRIPT_DIR);
+            for (file, is_folder) in beneath.list(folder).into_iter().flatten() {
+                let path = folder.join(&file);
                 let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else {
                     continue;
                 };
@@ -366,10 +373,11 @@ impl Transcripts {
                     .iter()
                     .any(|info| info.name == name && info.repo == root);
                 if !known
+                    && !is_folder
                     && path.extension().is_some_and(|ext| ext == "md")
                     && !path.ends_with(DRAFT_FILE)
                 {
-                    let _ = std::fs::remove_file(&path);
+                    let _ = beneath.remove(&path);
                 }
             }
         }
@@ -470,20 +478,27 @@ impl Transcripts {
     }
 }
 
-/// Writes a transcript on disk (through a temporary file, so a reader never sees half).
-fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    if std::fs::read_to_string(path).is_ok_and(|current| current == text) {
+/// Writes a transcript on disk (through a temporary file, so a reader never sees half),
+/// beneath the repository: the folder comes with the repository, which may have made it, or
+/// the file, a link to somewhere else.
+fn write_file(repo: &Path, path: &Path, text: &str) -> Result<(), String> {
+    let relative = path
+        .strip_prefix(repo)
+        .map_err(|_| format!("{} is not inside {}", path.display(), repo.display()))?;
+    let beneath =
+        Beneath::open(repo).map_err(|error| format!("cannot open {}: {error}", repo.display()))?;
+    if beneath
+        .read(relative, 64 * 1024 * 1024)
+        .is_ok_and(|current| current == text.as_bytes())
+    {
         return Ok(());
     }
-    let folder = path
-        .parent()
-        .ok_or_else(|| format!("{} has no folder", path.display()))?;
-    std::fs::create_dir_all(folder)
-        .map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
-    let temporary = path.with_extension("md.tmp");
-    std::fs::write(&temporary, text)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|error| format!("cannot write {}: {error}", path.display()))
+    beneath.replace(relative, text.as_bytes()).map_err(|error| {
+        format!(
+            "cannot write {}",
+            error.describe(&path.display().to_string())
+        )
+    })
 }
 
 enum WriteError {

@@ -1,6 +1,7 @@
-//! Files beneath a worktree, each resolved and opened in one step, so that nothing the
-//! agent's commands do meanwhile (swapping a folder for a symbolic link, say) can lead a file
-//! tool outside the worktree.
+//! Files beneath a folder Tether does not trust the contents of (a session's worktree, the
+//! user's repository), each resolved and opened in one step, so that nothing there (a folder
+//! swapped for a symbolic link by a command, a link committed to the repository) can lead a
+//! read or a write outside it.
 //!
 //! Every open goes through `openat2(2)` from a descriptor of the worktree with
 //! `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`: the kernel refuses, atomically, any path whose
@@ -71,7 +72,7 @@ impl From<rustix::io::Errno> for FileError {
     }
 }
 
-/// A worktree, held open.
+/// A folder, held open.
 pub struct Beneath {
     root: OwnedFd,
 }
@@ -231,6 +232,29 @@ impl Beneath {
         file.seek(io::SeekFrom::Start(0)).map_err(FileError::Io)?;
         file.write_all(bytes).map_err(FileError::Io)?;
         Ok(before)
+    }
+
+    /// Replaces the file at `relative` with `bytes` atomically (a temporary file renamed over
+    /// it), making its folders; a symbolic link at either name is replaced, never followed.
+    pub fn replace(&self, relative: &Path, bytes: &[u8]) -> Result<(), FileError> {
+        self.make_parents(relative)?;
+        let (folder, name) = self.parent_of(relative)?;
+        let mut temporary = name.to_owned();
+        temporary.push(".tmp");
+        match rustix::fs::unlinkat(&folder, temporary.as_os_str(), AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+        let file = rustix::fs::openat(
+            &folder,
+            temporary.as_os_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        )?;
+        std::fs::File::from(file)
+            .write_all(bytes)
+            .map_err(FileError::Io)?;
+        rustix::fs::renameat(&folder, temporary.as_os_str(), &folder, name).map_err(FileError::from)
     }
 
     /// The folder holding `relative`, opened beneath the root, and the name in it.
