@@ -568,3 +568,48 @@ async fn commands_left_running_die_with_tether_and_a_restart_ends_what_survived(
     assert!(recorded_groups(&state).is_empty());
     client.shutdown().await;
 }
+
+/// A command may write a file of any size in its worktree; diffs (and so apply, hooks and
+/// reviews) show it without reading it into Tether's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_file_is_diffed_without_being_read() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[
+        (
+            "run_command",
+            &command("head -c 40000000 /dev/zero | tr '\\0' 'a' > huge.txt && echo made"),
+        ),
+        (
+            "write_file",
+            r#"{"path": "small.txt", "content": "small\n"}"#,
+        ),
+    ]));
+    model.push(Reply::text(&["done"]));
+    let mut client = server_as(&env, strict(&model), None).await;
+    let (_, id) = client.create(json!({"prompt": "write a lot"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    let diff = client.call("tether/session/diff", json!({"id": id})).await;
+    let files = diff["files"].as_array().expect("files");
+    let huge = files
+        .iter()
+        .find(|file| file["path"] == "huge.txt")
+        .expect("huge.txt is in the diff");
+    assert_eq!(huge["binary"], true, "{huge}");
+    assert!(
+        huge["patch"]
+            .as_str()
+            .is_some_and(|patch| patch.contains("too large to show") && patch.len() < 1000),
+        "{huge}"
+    );
+    let small = files
+        .iter()
+        .find(|file| file["path"] == "small.txt")
+        .expect("small.txt");
+    assert!(
+        small["patch"]
+            .as_str()
+            .is_some_and(|patch| patch.contains("+small"))
+    );
+    client.shutdown().await;
+}

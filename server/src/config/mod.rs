@@ -387,14 +387,14 @@ impl ConfigSources {
     ) -> Result<Resolved, ConfigError> {
         let mut merged = builtin_defaults();
         if let Some(user_file) = user_file {
-            let layer = read_toml_if_present(user_file)?;
+            let layer = read_toml_if_present(user_file, None)?;
             merge_layer(&mut merged, layer, &user_file.display().to_string())?;
         }
         let mut warnings = Vec::new();
         let mut repository_urls = Vec::new();
         if let Some(repo) = repo {
             let path = repo.join(REPOSITORY_FILE);
-            let mut repo_layer = read_toml_if_present(&path)?;
+            let mut repo_layer = read_toml_if_present(&path, Some(repo))?;
             if !repo_layer.is_null() {
                 check_repository_layer(&path, &repo_layer, &merged)?;
                 // What the repository is compared with: built-ins and the user's file.
@@ -538,10 +538,59 @@ fn user_config_path() -> Option<PathBuf> {
     Some(base.join("tether/config.toml"))
 }
 
-fn read_toml_if_present(path: &Path) -> Result<Value, ConfigError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Value::Null),
+/// The largest settings file read.
+const SETTINGS_FILE_LIMIT: u64 = 1024 * 1024;
+
+/// Reads a settings file: a regular file (a FIFO or `/dev/zero` would hang or exhaust the
+/// reader) of at most [`SETTINGS_FILE_LIMIT`]. A repository's file is read beneath the
+/// repository, so a link it commits cannot make Tether read a file of its choosing.
+fn read_settings_file(path: &Path, repository: Option<&Path>) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let bytes = match repository {
+        Some(root) => {
+            let relative = path.strip_prefix(root).map_err(std::io::Error::other)?;
+            let beneath = crate::beneath::Beneath::open(root)?;
+            match beneath.read(relative, SETTINGS_FILE_LIMIT) {
+                Ok(bytes) => bytes,
+                Err(crate::beneath::FileError::NotFound) => return Ok(None),
+                Err(error) => {
+                    return Err(std::io::Error::other(
+                        error.describe(&path.display().to_string()),
+                    ));
+                }
+            }
+        }
+        None => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = match std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+            {
+                Ok(file) => file,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(error) => return Err(error),
+            };
+            let metadata = file.metadata()?;
+            if !metadata.is_file() || metadata.len() > SETTINGS_FILE_LIMIT {
+                return Err(std::io::Error::other(format!(
+                    "not a regular file of at most {SETTINGS_FILE_LIMIT} bytes"
+                )));
+            }
+            let mut bytes = Vec::new();
+            file.take(SETTINGS_FILE_LIMIT).read_to_end(&mut bytes)?;
+            bytes
+        }
+    };
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| std::io::Error::other("not UTF-8"))
+}
+
+fn read_toml_if_present(path: &Path, repository: Option<&Path>) -> Result<Value, ConfigError> {
+    let text = match read_settings_file(path, repository) {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(Value::Null),
         Err(source) => {
             return Err(ConfigError::Read {
                 path: path.to_owned(),
@@ -732,6 +781,36 @@ mod tests {
                 Some(&self.dir.path().join("repo")),
             )
         }
+    }
+
+    #[test]
+    fn a_repository_file_that_is_a_device_a_fifo_or_a_link_out_is_refused_at_once() {
+        let files = Files::new("", "");
+        let repo_file = files.dir.path().join("repo/.tether/config.toml");
+        let outside = files.dir.path().join("outside.toml");
+        std::fs::write(&outside, "[session]\nsandbox = \"off\"\n").expect("write");
+        let fifo = files.dir.path().join("fifo");
+        let fifo_name = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).expect("path");
+        // SAFETY: mkfifo with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(fifo_name.as_ptr(), 0o600) }, 0);
+        for target in [Path::new("/dev/zero"), &fifo, &outside] {
+            std::fs::remove_file(&repo_file).expect("rm");
+            std::os::unix::fs::symlink(target, &repo_file).expect("symlink");
+            let error = files
+                .resolve(&ConfigSources::default())
+                .expect_err("refused");
+            assert!(
+                error.to_string().contains("config.toml"),
+                "{}: {error}",
+                target.display()
+            );
+        }
+        std::fs::remove_file(&repo_file).expect("rm");
+        std::fs::write(&repo_file, "x".repeat(2 * 1024 * 1024)).expect("write");
+        let error = files
+            .resolve(&ConfigSources::default())
+            .expect_err("too large");
+        assert!(error.to_string().contains("too large"), "{error}");
     }
 
     fn warning_texts(resolved: &Resolved) -> Vec<String> {

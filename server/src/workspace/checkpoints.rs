@@ -4,6 +4,9 @@
 use std::path::Path;
 
 use super::git::{self, GitPlace};
+
+/// Files larger than this are shown in a diff as binary, and never read into memory.
+const DIFF_FILE_LIMIT: u64 = 16 * 1024 * 1024;
 use super::{GitError, SessionWorktree, edits};
 
 /// One changed file of a session's diff.
@@ -144,6 +147,7 @@ impl Checkpoints<'_> {
         let blobs = git::read_blobs(
             self.worktree.place(),
             wanted.iter().flatten().map(String::as_str),
+            DIFF_FILE_LIMIT,
         )
         .await?;
         let mut blobs = blobs.into_iter();
@@ -151,14 +155,16 @@ impl Checkpoints<'_> {
         for ((status, old_path, path, additions, deletions), sides) in
             changes.into_iter().zip(wanted.chunks(2))
         {
-            let mut next_side = |wanted: &Option<String>| -> Option<Vec<u8>> {
+            let mut next_side = |wanted: &Option<String>| -> Option<git::Blob> {
                 wanted.as_ref().and_then(|_| blobs.next())
             };
             let base_bytes = next_side(&sides[0]);
             let new_bytes = next_side(&sides[1]);
-            let text = |bytes: &Option<Vec<u8>>| match bytes {
+            // Too large to show counts as binary: shown as such, never read.
+            let text = |bytes: &Option<git::Blob>| match bytes {
                 None => Some(String::new()),
-                Some(bytes) => String::from_utf8(bytes.clone()).ok(),
+                Some(git::Blob::Bytes(bytes)) => String::from_utf8(bytes.clone()).ok(),
+                Some(git::Blob::TooLarge(_)) => None,
             };
             let (base_text, new_text, binary) = match (text(&base_bytes), text(&new_bytes)) {
                 (Some(base_text), Some(new_text)) => (Some(base_text), Some(new_text), false),
@@ -180,7 +186,17 @@ impl Checkpoints<'_> {
                     base_text,
                     new_text,
                 ),
-                _ => format!("Binary files a/{old_name} and b/{path} differ\n"),
+                _ => match [&base_bytes, &new_bytes]
+                    .into_iter()
+                    .find_map(|side| match side {
+                        Some(git::Blob::TooLarge(size)) => Some(*size),
+                        _ => None,
+                    }) {
+                    Some(size) => format!(
+                        "Files a/{old_name} and b/{path} differ (a side of {size} bytes is too large to show)\n"
+                    ),
+                    None => format!("Binary files a/{old_name} and b/{path} differ\n"),
+                },
             };
             files.push(FileDiff {
                 base_text: base_text.filter(|_| base_bytes.is_some()),

@@ -168,26 +168,22 @@ pub(crate) async fn add_everything(place: GitPlace<'_>, index: &Path) -> Result<
     }
 }
 
-/// The contents of the blobs `specs` name (`<tree-ish>:<path>`), in order, read through one
-/// `git cat-file --batch`.
-pub(crate) async fn read_blobs<'a>(
-    place: GitPlace<'_>,
-    specs: impl Iterator<Item = &'a str>,
-) -> Result<Vec<Vec<u8>>, GitError> {
-    let mut input = String::new();
-    for spec in specs {
-        input.push_str(spec);
-        input.push('\n');
-    }
-    if input.is_empty() {
-        return Ok(Vec::new());
-    }
+/// A blob as [`read_blobs`] gives it.
+pub(crate) enum Blob {
+    Bytes(Vec<u8>),
+    /// Larger than the limit: not read (a command can write a file of any size, and a diff
+    /// must not take Tether's memory with it).
+    TooLarge(u64),
+}
+
+/// Runs one `git cat-file` batch over `input` (one spec per line); its stdout.
+async fn cat_file(place: GitPlace<'_>, mode: &str, input: String) -> Result<Vec<u8>, GitError> {
     let failed = |stderr: String| GitError::Command {
         repo: place.dir().to_owned(),
-        command: "cat-file --batch".to_owned(),
+        command: format!("cat-file {mode}"),
         stderr,
     };
-    let mut child = command(place, &["cat-file", "--batch"], None, Identity::Tether)
+    let mut child = command(place, &["cat-file", mode], None, Identity::Tether)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -207,8 +203,58 @@ pub(crate) async fn read_blobs<'a>(
     if !output.status.success() {
         return Err(failed(String::from_utf8_lossy(&output.stderr).into_owned()));
     }
-    let mut rest = output.stdout.as_slice();
-    let mut blobs = Vec::new();
+    Ok(output.stdout)
+}
+
+/// The blobs `specs` name (`<tree-ish>:<path>`), in order: those of at most `limit` bytes
+/// read whole, the others only sized.
+pub(crate) async fn read_blobs<'a>(
+    place: GitPlace<'_>,
+    specs: impl Iterator<Item = &'a str>,
+    limit: u64,
+) -> Result<Vec<Blob>, GitError> {
+    let specs: Vec<&str> = specs.collect();
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let failed = |stderr: String| GitError::Command {
+        repo: place.dir().to_owned(),
+        command: "cat-file --batch".to_owned(),
+        stderr,
+    };
+    let question = |specs: &[&str]| {
+        specs.iter().fold(String::new(), |mut input, spec| {
+            input.push_str(spec);
+            input.push('\n');
+            input
+        })
+    };
+    // Sizes first (`<id> blob <size>` per line), then the contents of the small ones.
+    let checked = cat_file(place, "--batch-check", question(&specs)).await?;
+    let mut sizes = Vec::new();
+    for line in String::from_utf8_lossy(&checked).lines() {
+        let mut fields = line.split(' ');
+        match (fields.nth(1), fields.next().map(str::parse::<u64>)) {
+            (Some("blob"), Some(Ok(size))) => sizes.push(size),
+            _ => return Err(failed(format!("unexpected answer {line:?}"))),
+        }
+    }
+    if sizes.len() != specs.len() {
+        return Err(failed("a truncated answer".to_owned()));
+    }
+    let small: Vec<&str> = specs
+        .iter()
+        .zip(&sizes)
+        .filter(|(_, size)| **size <= limit)
+        .map(|(spec, _)| *spec)
+        .collect();
+    let output = if small.is_empty() {
+        Vec::new()
+    } else {
+        cat_file(place, "--batch", question(&small)).await?
+    };
+    let mut rest = output.as_slice();
+    let mut contents = Vec::new();
     while !rest.is_empty() {
         let header_end = rest
             .iter()
@@ -223,8 +269,21 @@ pub(crate) async fn read_blobs<'a>(
         let body = rest
             .get(body_start..body_start + size)
             .ok_or_else(|| failed("a truncated blob".to_owned()))?;
-        blobs.push(body.to_vec());
+        contents.push(body.to_vec());
         rest = rest.get(body_start + size + 1..).unwrap_or_default();
     }
-    Ok(blobs)
+    let mut contents = contents.into_iter();
+    sizes
+        .into_iter()
+        .map(|size| {
+            if size > limit {
+                Ok(Blob::TooLarge(size))
+            } else {
+                contents
+                    .next()
+                    .map(Blob::Bytes)
+                    .ok_or_else(|| failed("a truncated answer".to_owned()))
+            }
+        })
+        .collect()
 }
