@@ -53,10 +53,83 @@ fn main() {
             bench_loop_in_process().await;
             bench_tool_orchestration().await;
         }
+        if wanted("sandbox") {
+            bench_sandboxed_launch().await;
+        }
     });
     if wanted("edit") {
         bench_workspace_edit();
     }
+}
+
+/// What confinement costs a command: `true` started and waited for, plainly and through the
+/// sandbox's launcher (holder, seccomp, Landlock, capabilities), 300 times each; median and
+/// p95 of each.
+async fn bench_sandboxed_launch() {
+    println!("sandboxed launch of `true` (300 runs each; median, p95)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runs = 300;
+    let summarize = |name: &str, mut times: Vec<Duration>| {
+        times.sort();
+        let median = times[times.len() / 2];
+        let p95 = times[times.len() * 95 / 100];
+        println!(
+            "  {name:<44} median {:>6.2} ms   p95 {:>6.2} ms",
+            median.as_secs_f64() * 1000.0,
+            p95.as_secs_f64() * 1000.0
+        );
+    };
+    let mut plain = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let status = tokio::process::Command::new("true")
+            .status()
+            .await
+            .expect("true");
+        assert!(status.success());
+        plain.push(started.elapsed());
+    }
+    summarize("plain (tokio::process)", plain);
+    for (name, mode, network) in [
+        (
+            "holder only (sandbox = off)",
+            tether::sandbox::SandboxMode::Off,
+            true,
+        ),
+        (
+            "sandboxed (auto, network on)",
+            tether::sandbox::SandboxMode::Auto,
+            true,
+        ),
+        (
+            "sandboxed (required, network off)",
+            tether::sandbox::SandboxMode::Required,
+            false,
+        ),
+    ] {
+        let jail = tether::sandbox::Jail {
+            mode,
+            worktree: dir.path().to_owned(),
+            temp_dir: dir.path().join("tmp"),
+            network,
+            hidden_env: vec!["OPENAI_API_KEY".into()],
+            owner: "bench".into(),
+            records: dir.path().join("records"),
+        };
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let mut command = std::process::Command::new("true");
+            command.stdout(std::process::Stdio::null());
+            let mut spawned = tether::sandbox::groups::spawn(&jail, command).expect("spawn");
+            let status = spawned.wait().await.expect("status");
+            assert!(status.success());
+            times.push(started.elapsed());
+            tether::sandbox::end_owner("bench");
+        }
+        summarize(name, times);
+    }
+    println!();
 }
 
 /// The WorkspaceEdit `apply` sends: computed (three-way, against the user's text) and

@@ -8,19 +8,9 @@ use crate::support::error_message;
 use crate::support::fake_model::Step;
 use crate::support::lsp_client::WAIT;
 use crate::support::processes::{eventually, group_members, recorded_groups};
-use crate::support::{FakeModel, Reply, TestEnv, agent_messages, git, last_message};
-
-fn completed_items(events: &[Value], kind: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|params| {
-            params["event"]["kind"] == "item"
-                && params["event"]["phase"] == "completed"
-                && params["event"]["item"]["type"] == kind
-        })
-        .map(|params| params["event"]["item"].clone())
-        .collect()
-}
+use crate::support::{
+    FakeModel, Reply, TestEnv, agent_messages, completed_items, git, last_message,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scripted_task_reads_searches_edits_runs_and_ends_with_the_expected_diff() {

@@ -8,22 +8,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::processes::{eventually, group_members, recorded_groups, size_of};
-use crate::support::{FakeModel, LspClient, Reply, TestEnv, git};
+use crate::support::{FakeModel, LspClient, Reply, TestEnv, completed_items, git, names_in};
 
 /// How long a process may take to die once it must.
 const DIE: Duration = Duration::from_secs(5);
 
 fn completed_tool_calls(client: &LspClient, id: &str) -> Vec<Value> {
-    client
-        .session_events(id)
-        .into_iter()
-        .filter(|params| {
-            params["event"]["kind"] == "item"
-                && params["event"]["phase"] == "completed"
-                && params["event"]["item"]["type"] == "toolCall"
-        })
-        .map(|params| params["event"]["item"].clone())
-        .collect()
+    completed_items(&client.session_events(id), "toolCall")
 }
 
 fn outputs(calls: &[Value]) -> Vec<String> {
@@ -297,14 +288,8 @@ async fn file_tools_never_follow_a_folder_swapped_for_a_link_mid_call() {
             "a tool listed outside: {output}"
         );
     }
-    let mut left: Vec<String> = std::fs::read_dir(&outside)
-        .expect("outside")
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
     assert_eq!(
-        left,
+        names_in(&outside),
         ["f.txt", "g.txt", "outside-only-marker.txt"],
         "a tool created or moved files outside"
     );

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, Reply, TestEnv, apply_text_edits, git, last_message};
+use crate::support::{FakeModel, Reply, TestEnv, apply_text_edits, git, last_message, names_in};
 
 /// Waits until the file at `path` satisfies `predicate`; returns its text.
 async fn wait_for_file(path: &Path, predicate: impl Fn(&str) -> bool) -> String {
@@ -322,14 +322,8 @@ async fn transcripts_are_never_written_or_removed_through_a_repositorys_links() 
         .await;
     client.wait_for_status(&id, "waiting").await;
     client.shutdown().await;
-    let mut left: Vec<String> = std::fs::read_dir(&notes)
-        .expect("notes")
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
     assert_eq!(
-        left,
+        names_in(&notes),
         ["plans.md"],
         "tether wrote or removed files beyond the link"
     );

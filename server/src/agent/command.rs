@@ -7,7 +7,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use super::tools::{FileChange, ToolContext, ToolOutcome, cap};
@@ -39,27 +38,8 @@ pub(super) async fn run_command(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut spawned = crate::sandbox::groups::spawn(&context.jail, command)?;
-    let mut stdout = spawned.stdout.take();
-    let mut stderr = spawned.stderr.take();
-    let collect = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let read_out = async {
-            if let Some(stream) = stdout.as_mut() {
-                let _ = stream.read_to_end(&mut out).await;
-            }
-        };
-        let read_err = async {
-            if let Some(stream) = stderr.as_mut() {
-                let _ = stream.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
-        let status = spawned.wait().await;
-        (status, out, err)
-    };
     let ended = tokio::select! {
-        result = collect => Ok(result),
+        result = spawned.output() => Ok(result),
         () = tokio::time::sleep(timeout) => {
             Err(format!("the command timed out after {} s and was killed", timeout.as_secs()))
         }

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::sandbox::Jail;
 
@@ -433,24 +433,7 @@ async fn run_once(
             let _ = stdin.write_all(&json).await;
         });
     }
-    let mut stdout = spawned.stdout.take();
-    let mut stderr = spawned.stderr.take();
-    let collect = async {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let read_out = async {
-            if let Some(stream) = stdout.as_mut() {
-                let _ = stream.read_to_end(&mut out).await;
-            }
-        };
-        let read_err = async {
-            if let Some(stream) = stderr.as_mut() {
-                let _ = stream.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
-        (spawned.wait().await, out, err)
-    };
-    match tokio::time::timeout(Duration::from_secs(hook.timeout_secs), collect).await {
+    match tokio::time::timeout(Duration::from_secs(hook.timeout_secs), spawned.output()).await {
         Ok((status, stdout, stderr)) => {
             let code = status.and_then(|status| status.code());
             let status = match code {

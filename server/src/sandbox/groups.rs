@@ -46,6 +46,25 @@ impl Spawned {
             .map(|_| ExitStatus::from_raw(i32::from_ne_bytes(bytes)))
     }
 
+    /// Reads the program's stdout and stderr (those piped) to their end, then waits for it:
+    /// its status (`None` if its holder was killed first) and what it wrote.
+    pub async fn output(&mut self) -> (Option<ExitStatus>, Vec<u8>, Vec<u8>) {
+        let (mut stdout, mut stderr) = (self.stdout.take(), self.stderr.take());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let read_out = async {
+            if let Some(stream) = stdout.as_mut() {
+                let _ = stream.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(stream) = stderr.as_mut() {
+                let _ = stream.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
+        (self.wait().await, out, err)
+    }
+
     /// Kills the whole group at once (a timeout, a stop).
     pub fn kill(&self) {
         // The holder is registered and not reaped until its owner ends, so the group id

@@ -123,6 +123,30 @@ pub fn streamed_text(events: &[Value], item_id: &str) -> String {
         .collect()
 }
 
+/// The completed items of one type (`toolCall`, `fileChange`…), from notifications.
+pub fn completed_items(events: &[Value], kind: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|params| {
+            params["event"]["kind"] == "item"
+                && params["event"]["phase"] == "completed"
+                && params["event"]["item"]["type"] == kind
+        })
+        .map(|params| params["event"]["item"].clone())
+        .collect()
+}
+
+/// The names of the entries of a folder, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read the folder")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The completed agent messages of a session, from notifications.
 pub fn agent_messages(events: &[Value]) -> Vec<Value> {
     events
