@@ -433,7 +433,8 @@ async fn stopped_growing(path: &Path) -> bool {
     .await
 }
 
-/// What a command leaves running ends with its turn, and with a stop.
+/// What a command leaves running ends with its turn, with a stop, and with the session's
+/// deletion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_command_leaves_running_ends_with_the_turn() {
     require_landlock();
@@ -477,6 +478,33 @@ async fn what_a_command_leaves_running_ends_with_the_turn() {
         assert!(
             eventually(DIE, || group_members(group).is_empty()).await,
             "group {group} still has members"
+        );
+    }
+
+    // And with the session's deletion, while its turn still runs.
+    model.push(Reply::tool_calls(&[
+        ("run_command", &command(BACKGROUND)),
+        ("run_command", &command("sleep 60")),
+    ]));
+    client
+        .call("tether/session/resume", json!({"id": id}))
+        .await;
+    let state = env.home().join("state");
+    assert!(
+        eventually(Duration::from_secs(10), || recorded_groups(&state).len()
+            == 2)
+        .await,
+        "both groups run: {:?}",
+        recorded_groups(&state)
+    );
+    let groups = recorded_groups(&state);
+    client
+        .call("tether/session/delete", json!({"id": id}))
+        .await;
+    for group in groups {
+        assert!(
+            eventually(DIE, || group_members(group).is_empty()).await,
+            "group {group} outlived the session's deletion"
         );
     }
     client.shutdown().await;
