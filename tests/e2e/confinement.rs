@@ -354,7 +354,7 @@ async fn no_network_means_no_udp_and_commands_make_no_device_nodes() {
 }
 
 /// A command may not signal Tether or any process outside its sandbox, nor read Tether's
-/// environment (where the keys are).
+/// environment (where the keys are), nor leave its process group, nor keep a capability.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_cannot_signal_tether_or_strangers_nor_read_tethers_environment() {
     require_landlock();
@@ -379,6 +379,16 @@ async fn commands_cannot_signal_tether_or_strangers_nor_read_tethers_environment
         ),
         ("run_command", &command("cat /proc/$PPID/environ")),
         ("run_command", &command("kill -9 $PPID; echo alive")),
+        (
+            "run_command",
+            &command(
+                "python3 -c 'import os; os.setsid()'; python3 -c 'import os; os.setpgid(0, 0)'",
+            ),
+        ),
+        (
+            "run_command",
+            &command("grep -E '^Cap(Eff|Prm|Bnd|Amb)' /proc/self/status"),
+        ),
     ]));
     model.push(Reply::text(&["tried"]));
     client.initialize(&env.repo(), strict(&model), true).await;
@@ -397,6 +407,17 @@ async fn commands_cannot_signal_tether_or_strangers_nor_read_tethers_environment
             "a command read tether's environment"
         );
         assert!(output.contains("Permission denied"), "{said:?}");
+    }
+    // Nor leave its process group (where the holder could not end it).
+    assert_eq!(said[5].matches("PermissionError").count(), 2, "{said:?}");
+    // And it has no capability, even when tether runs as root.
+    let capabilities: Vec<&str> = said[6]
+        .lines()
+        .filter(|line| line.starts_with("Cap"))
+        .collect();
+    assert_eq!(capabilities.len(), 4, "{said:?}");
+    for line in capabilities {
+        assert!(line.ends_with("0000000000000000"), "{line}");
     }
     // Nor its group's holder (which would leave the group untracked).
     assert!(
