@@ -19,9 +19,11 @@ let client: LanguageClient | undefined;
 const store = new SessionStore();
 
 /**
- * Where the extension reads its settings. User-only settings (`"scope": "machine"`) are read
- * from `inspect()`'s user value: VS Code already ignores workspace values of machine-scoped
- * settings, and this makes sure a repository's `.vscode/settings.json` is never used for them.
+ * Where the extension reads its settings. User-only settings (`"scope": "application"`) are
+ * read from `inspect()`'s user value: VS Code already ignores workspace values of
+ * application-scoped settings, and this makes sure a repository's `.vscode/settings.json` is
+ * never used for them. (Not `"machine"`: in a remote window, code-server's included, VS Code
+ * ignores the user's value of a machine-scoped setting, so `tether.path` would never be read.)
  */
 function settingsSource(): SettingsSource {
   const config = vscode.workspace.getConfiguration("tether");

@@ -13,7 +13,7 @@ export interface SettingsSource {
   userOnly(key: string): string | undefined;
 }
 
-/** The settings read with `userOnly`; package.json gives each `"scope": "machine"`. */
+/** The settings read with `userOnly`; package.json gives each `"scope": "application"`. */
 export const USER_ONLY_SETTINGS = ["path", "apiKeyEnv", "permissionMode"] as const;
 
 /** tether's settings (its config file's keys, as JSON) from the extension's. */

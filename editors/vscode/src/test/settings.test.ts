@@ -28,14 +28,14 @@ test("a repository's settings cannot name the key variable or the permission mod
   });
 });
 
-test("the user-only settings are machine-scoped in package.json", () => {
+test("the user-only settings are application-scoped in package.json", () => {
   const manifest = JSON.parse(readFileSync(join(__dirname, "../../package.json"), "utf8")) as {
     contributes: { configuration: { properties: Record<string, { scope?: string }> } };
   };
   const properties = manifest.contributes.configuration.properties;
   for (const key of USER_ONLY_SETTINGS) {
     assert.ok(
-      ["machine", "application"].includes(properties[`tether.${key}`]?.scope ?? ""),
+      properties[`tether.${key}`]?.scope === "application",
       `tether.${key} must not be settable by a workspace`,
     );
   }
