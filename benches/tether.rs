@@ -656,7 +656,6 @@ async fn bench_loop_in_process() {
     };
     let settings = tether::agent::TurnSettings {
         tools: Some(tether::agent::tools::ToolContext {
-            worktree: env.repo().canonicalize().expect("repo"),
             read_only: false,
             ask_permission: false,
             allowed_scopes: Vec::new(),

@@ -33,7 +33,7 @@ pub(super) async fn run_command(
     command
         .arg("-c")
         .arg(&args.command)
-        .current_dir(&context.worktree)
+        .current_dir(context.worktree())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -92,7 +92,7 @@ fn restore_gitlink(context: &ToolContext) -> Option<String> {
         Err(error) => {
             tracing::warn!(
                 "cannot restore the gitlink of {}: {error}",
-                context.worktree.display()
+                context.worktree().display()
             );
             Some(format!("[the worktree's .git could not be put back: {error}]"))
         }

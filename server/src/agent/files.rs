@@ -22,10 +22,10 @@ const SEARCH_LIMIT: usize = 200;
 const SEARCH_FILES_LIMIT: usize = 100_000;
 
 fn open_worktree(context: &ToolContext) -> Result<Beneath, String> {
-    Beneath::open(&context.worktree).map_err(|error| {
+    Beneath::open(context.worktree()).map_err(|error| {
         format!(
             "cannot open the worktree {}: {error}",
-            context.worktree.display()
+            context.worktree().display()
         )
     })
 }
@@ -137,7 +137,7 @@ pub(super) fn search(context: &ToolContext, args: SearchArgs) -> Result<ToolOutc
     };
     let beneath = open_worktree(context)?;
     let mut matches = Vec::new();
-    let walker = ignore::WalkBuilder::new(context.worktree.join(&start))
+    let walker = ignore::WalkBuilder::new(context.worktree().join(&start))
         .hidden(false)
         .require_git(false)
         .follow_links(false)
@@ -147,7 +147,7 @@ pub(super) fn search(context: &ToolContext, args: SearchArgs) -> Result<ToolOutc
         if !entry.file_type().is_some_and(|kind| kind.is_file()) {
             continue;
         }
-        let Ok(relative) = entry.path().strip_prefix(&context.worktree) else {
+        let Ok(relative) = entry.path().strip_prefix(context.worktree()) else {
             continue;
         };
         let Ok(bytes) = beneath.read(relative, SEARCH_FILE_LIMIT) else {

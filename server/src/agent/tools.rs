@@ -27,8 +27,6 @@ const COMMAND_OUTPUT_LIMIT: usize = 30_000;
 /// Where and how tools run.
 #[derive(Debug, Clone)]
 pub struct ToolContext {
-    /// The worktree, canonicalized.
-    pub worktree: PathBuf,
     /// Chat sessions and `read-only` mode: no writes, no commands.
     pub read_only: bool,
     /// `ask` mode: writes and commands need the user's permission.
@@ -38,10 +36,17 @@ pub struct ToolContext {
     pub command_timeout: Duration,
     /// The sandbox commands run in (with the session's temp dir, their `TMPDIR`).
     pub jail: Jail,
-    /// The worktree with its pinned git directory.
+    /// The worktree (canonicalized) with its pinned git directory.
     pub git: SessionWorktree,
     /// The session's private index, outside anything a command may write.
     pub private_index: PathBuf,
+}
+
+impl ToolContext {
+    /// The worktree, canonicalized.
+    pub fn worktree(&self) -> &Path {
+        &self.git.work_tree
+    }
 }
 
 /// A file a tool changed, with its line counts.
@@ -324,7 +329,6 @@ mod tests {
                 records: dir.path().join("records"),
             },
             private_index: dir.path().join("index"),
-            worktree,
             read_only: false,
             ask_permission: false,
             allowed_scopes: Vec::new(),
@@ -337,8 +341,8 @@ mod tests {
     async fn paths_that_leave_the_worktree_are_refused() {
         let (dir, context) = context();
         std::fs::write(dir.path().join("outside.txt"), "secret").expect("write");
-        std::os::unix::fs::symlink(dir.path(), context.worktree.join("escape")).expect("symlink");
-        std::os::unix::fs::symlink("/etc/passwd", context.worktree.join("absolute"))
+        std::os::unix::fs::symlink(dir.path(), context.worktree().join("escape")).expect("symlink");
+        std::os::unix::fs::symlink("/etc/passwd", context.worktree().join("absolute"))
             .expect("symlink");
         for bad in [
             "/etc/passwd",
@@ -400,7 +404,7 @@ mod tests {
     #[tokio::test]
     async fn edits_must_match_exactly_once() {
         let (_dir, context) = context();
-        std::fs::write(context.worktree.join("f.txt"), "a\nb\na\n").expect("write");
+        std::fs::write(context.worktree().join("f.txt"), "a\nb\na\n").expect("write");
         let cancel = CancellationToken::new();
         let ambiguous = run(
             &context,
@@ -441,7 +445,7 @@ mod tests {
             }]
         );
         assert_eq!(
-            std::fs::read_to_string(context.worktree.join("f.txt")).expect("read"),
+            std::fs::read_to_string(context.worktree().join("f.txt")).expect("read"),
             "a\nb\nc\na\n"
         );
         let malformed = run(
@@ -470,16 +474,16 @@ mod tests {
         )
         .await;
         assert!(refused.is_error && refused.output.contains("read-only"));
-        assert!(!context.worktree.join("x").exists());
+        assert!(!context.worktree().join("x").exists());
         let refused = run(&context, "run_command", r#"{"command":"touch y"}"#, &cancel).await;
         assert!(refused.is_error);
-        assert!(!context.worktree.join("y").exists());
+        assert!(!context.worktree().join("y").exists());
     }
 
     #[tokio::test]
     async fn move_and_delete_report_their_changes() {
         let (_dir, context) = context();
-        std::fs::write(context.worktree.join("a.txt"), "1\n2\n").expect("write");
+        std::fs::write(context.worktree().join("a.txt"), "1\n2\n").expect("write");
         let cancel = CancellationToken::new();
         let moved = run(
             &context,
@@ -506,7 +510,7 @@ mod tests {
         );
         let deleted = run(&context, "delete_file", r#"{"path": "sub/b.txt"}"#, &cancel).await;
         assert_eq!(deleted.file_changes[0].deletions, 2);
-        assert!(!context.worktree.join("sub/b.txt").exists());
+        assert!(!context.worktree().join("sub/b.txt").exists());
         let missing = run(&context, "delete_file", r#"{"path": "nope.txt"}"#, &cancel).await;
         assert!(
             missing.is_error && missing.output.contains("cannot delete"),

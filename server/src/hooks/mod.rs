@@ -230,13 +230,12 @@ pub struct HookRunner {
 }
 
 impl HookRunner {
-    /// Runs the event's hooks in order, in `worktree`, inside `jail`: a hook runs what the
-    /// agent wrote (tests, build scripts), so it is confined as the agent's commands are.
+    /// Runs the event's hooks in order, in the jail's worktree and inside it: a hook runs what
+    /// the agent wrote (tests, build scripts), so it is confined as the agent's commands are.
     pub async fn run(
         &self,
         config: &HooksConfig,
         repo: &Path,
-        worktree: &Path,
         jail: &Jail,
         input: &HookInput,
     ) -> Vec<HookRun> {
@@ -266,7 +265,7 @@ impl HookRunner {
                 ));
                 continue;
             }
-            let run = run_with_retries(hook, command, worktree, jail, input).await;
+            let run = run_with_retries(hook, command, jail, input).await;
             self.record(&key, run.status);
             let stop = run.status != "success" && run.status != "blocked" && hook.stop_on_failure;
             runs.push(run);
@@ -352,13 +351,12 @@ fn filtered_out(hook: &HookConfig, input: &HookInput) -> Option<String> {
 async fn run_with_retries(
     hook: &HookConfig,
     command: &str,
-    worktree: &Path,
     jail: &Jail,
     input: &HookInput,
 ) -> HookRun {
     let mut attempt = 0;
     loop {
-        let run = run_once(hook, command, worktree, jail, input).await;
+        let run = run_once(hook, command, jail, input).await;
         let failed = run.status == "failed" || run.status == "timeout";
         if !failed || attempt >= hook.max_retries {
             return run;
@@ -367,13 +365,7 @@ async fn run_with_retries(
     }
 }
 
-async fn run_once(
-    hook: &HookConfig,
-    command: &str,
-    worktree: &Path,
-    jail: &Jail,
-    input: &HookInput,
-) -> HookRun {
+async fn run_once(hook: &HookConfig, command: &str, jail: &Jail, input: &HookInput) -> HookRun {
     let started = Instant::now();
     let finish = |status: &'static str, exit_code: Option<i32>, stdout: &[u8], stderr: &[u8]| {
         let stdout = String::from_utf8_lossy(stdout);
@@ -419,7 +411,7 @@ async fn run_once(
     child
         .arg("-c")
         .arg(command)
-        .current_dir(worktree)
+        .current_dir(&jail.worktree)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -523,7 +515,6 @@ mod tests {
             .run(
                 &config,
                 dir.path(),
-                dir.path(),
                 &jail(dir.path()),
                 &input(HookEvent::OnAgentFinish),
             )
@@ -566,7 +557,6 @@ mod tests {
             .run(
                 &config,
                 dir.path(),
-                dir.path(),
                 &jail(dir.path()),
                 &input(HookEvent::OnDone),
             )
@@ -582,7 +572,6 @@ mod tests {
                 .run(
                     &config,
                     dir.path(),
-                    dir.path(),
                     &jail(dir.path()),
                     &input(HookEvent::OnDone),
                 )
@@ -591,7 +580,6 @@ mod tests {
         let runs = runner
             .run(
                 &config,
-                dir.path(),
                 dir.path(),
                 &jail(dir.path()),
                 &input(HookEvent::OnDone),
@@ -609,7 +597,6 @@ mod tests {
         let runs = runner
             .run(
                 &changed,
-                dir.path(),
                 dir.path(),
                 &jail(dir.path()),
                 &input(HookEvent::OnDone),

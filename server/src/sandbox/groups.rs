@@ -6,10 +6,10 @@
 //! Tether's child, reaped only by [`end_owner`] *after* it signalled the group. Until then
 //! the holder's pid (alive or a zombie) cannot be given to another process, so no signal
 //! meant for the group can reach a stranger. After a crash the holder is nobody's child;
-//! [`end_leftovers`] signals a recorded group only if a process with that pid still exists
-//! and started at the recorded time of this boot.
+//! [`end_leftovers`] signals a recorded group whole only if a process with that pid still
+//! exists and started at the recorded time of this boot, and otherwise only the processes of
+//! that group id that carry the group's mark.
 
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -354,11 +354,9 @@ pub fn end_leftovers(dir: &Path) -> usize {
     let mut ended = 0;
     for entry in entries.flatten() {
         let path = entry.path();
-        let record: Option<GroupRecord> = std::fs::File::open(&path).ok().and_then(|mut file| {
-            let mut text = String::new();
-            file.read_to_string(&mut text).ok()?;
-            serde_json::from_str(&text).ok()
-        });
+        let record: Option<GroupRecord> = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         if let Some(record) = record
             && boot.as_deref() == Some(record.boot_id.as_str())
         {

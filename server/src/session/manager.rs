@@ -554,19 +554,23 @@ impl SessionManager {
         }
     }
 
+    /// A session's own temp dir: its programs' `TMPDIR`, writable in the sandbox.
+    fn temp_dir(&self, session_id: &str) -> PathBuf {
+        self.inner.home.join("tmp").join(session_id)
+    }
+
     /// The sandbox a session's commands and hooks run in.
     fn jail(
         &self,
         store: &RepoStore,
         spec: &SessionSpec,
         worktree: &Path,
-        temp_dir: &Path,
         config: &crate::config::Config,
     ) -> crate::sandbox::Jail {
         crate::sandbox::Jail {
             mode: config.session.sandbox,
             worktree: worktree.to_owned(),
-            temp_dir: temp_dir.to_owned(),
+            temp_dir: self.temp_dir(&spec.id),
             network: config.session.network,
             hidden_env: config.secret_variables(),
             owner: Arc::from(spec.id.as_str()),
@@ -1872,7 +1876,7 @@ impl SessionManager {
         workspace::Checkpoints::delete_all(&spec.repo, &handle.id).await?;
         handle.store.remove_log(&handle.id)?;
         crate::sandbox::end_owner(&handle.id);
-        let _ = std::fs::remove_dir_all(self.inner.home.join("tmp").join(&*handle.id));
+        let _ = std::fs::remove_dir_all(self.temp_dir(&handle.id));
         let _ = std::fs::remove_dir_all(self.inner.home.join("private").join(&*handle.id));
         self.inner.sessions.remove(id);
         Ok(())
@@ -2360,7 +2364,6 @@ async fn drive_inner(
     lock(&handle.inner).redactor =
         redactor_for(&config).map_err(|error| DriveEnd::Failed(error.to_string()))?;
     let git = workspace::SessionWorktree::pin(&spec.repo, &worktree)?;
-    let temp_dir = manager.inner.home.join("tmp").join(&spec.id);
     let settings = TurnSettings {
         tools: config.session.tools.then(|| ToolContext {
             read_only: spec.mode == Mode::Chat
@@ -2368,10 +2371,9 @@ async fn drive_inner(
             ask_permission: config.session.permission_mode == PermissionMode::Ask,
             allowed_scopes: config.session.allow.clone(),
             command_timeout: Duration::from_secs(config.session.command_timeout_secs.max(1)),
-            jail: manager.jail(&handle.store, &spec, &worktree, &temp_dir, &config),
+            jail: manager.jail(&handle.store, &spec, &worktree, &config),
             git,
             private_index: private_index(manager, &spec),
-            worktree,
         }),
         max_steps: config.session.max_turns,
         price: config.price_of(&spec.provider, &spec.model),
@@ -2454,14 +2456,8 @@ async fn drive_inner(
         let outcome =
             agent::run_turn(provider.as_ref(), request, &settings, cancel, &mut sink).await;
         // What the turn's commands left running ends with the turn.
-        crate::sandbox::end_owner(&handle.id);
-        if let Some(tools) = &settings.tools
-            && let Err(error) = tools.git.restore_gitlink()
-        {
-            tracing::warn!(
-                "session {}: cannot restore the worktree's .git: {error}",
-                handle.id
-            );
+        if let Some(tools) = &settings.tools {
+            end_programs(&handle.id, &tools.git);
         }
         lock(&handle.inner).emit(
             &handle.id,
@@ -2508,6 +2504,15 @@ async fn drive_inner(
                 ));
             }
         }
+    }
+}
+
+/// Ends what a session's commands or hooks left running and puts back the worktree's `.git`
+/// if they changed it (Tether's git does not read it; the user's and the agent's do).
+fn end_programs(session_id: &str, worktree: &workspace::SessionWorktree) {
+    crate::sandbox::end_owner(session_id);
+    if let Err(error) = worktree.restore_gitlink() {
+        tracing::warn!("session {session_id}: cannot restore the worktree's .git: {error}");
     }
 }
 

@@ -81,22 +81,18 @@ impl SessionManager {
             changed_files,
             in_loop,
         };
-        let temp_dir = self.inner.home.join("tmp").join(&spec.id);
-        let jail = self.jail(&handle.store, &spec, &spec.worktree, &temp_dir, &config);
+        let jail = self.jail(&handle.store, &spec, &spec.worktree, &config);
         let runs = self
             .inner
             .hooks
-            .run(&config.hooks, &spec.repo, &spec.worktree, &jail, &input)
+            .run(&config.hooks, &spec.repo, &jail, &input)
             .await;
         // Hooks leave nothing running, and put back the gitlink if they changed it.
-        crate::sandbox::end_owner(&spec.id);
-        if let Ok(worktree) = crate::workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)
-            && let Err(error) = worktree.restore_gitlink()
-        {
-            tracing::warn!(
-                "session {}: cannot restore the worktree's .git: {error}",
-                spec.id
-            );
+        match crate::workspace::SessionWorktree::pin(&spec.repo, &spec.worktree) {
+            Ok(worktree) => super::end_programs(&spec.id, &worktree),
+            Err(_) => {
+                crate::sandbox::end_owner(&spec.id);
+            }
         }
         for run in &runs {
             self.record_hook(handle, event, run);
