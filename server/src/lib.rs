@@ -8,6 +8,7 @@
 //! - [`sandbox`] confines the programs run for a session (commands, hooks).
 //! - [`workspace`] owns git: repository discovery, worktrees and branches.
 //! - [`config`] merges settings from files, the editor and the environment.
+//! - [`vocab`] is the shared vocabulary (events, items, ids, state): a leaf every layer uses.
 //! - [`lsp`] is the only module that knows LSP; it translates to and from the domain.
 
 pub mod agent;
@@ -21,4 +22,5 @@ pub mod review;
 pub mod sandbox;
 pub mod session;
 pub mod store;
+pub mod vocab;
 pub mod workspace;

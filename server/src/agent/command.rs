@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::tools::{FileChange, ToolContext, ToolOutcome, cap};
+use super::context::{FileChange, ToolContext, ToolOutcome, cap};
 use crate::workspace::git;
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::tools::{FileChange, ToolContext, ToolOutcome, resolve};
+use super::context::{FileChange, ToolContext, ToolOutcome, resolve};
 use crate::beneath::{Beneath, FileError};
 
 /// At most this much of a file is returned by one read.

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod command;
+mod context;
 mod files;
 pub mod tools;
 
@@ -19,7 +20,7 @@ pub use crate::sandbox;
 use crate::provider::{
     ChatMessage, ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, ToolCallRequest,
 };
-use crate::session::{
+use crate::vocab::{
     Answer, Event, Item, ItemPhase, MessageRole, PlanDecision, PlanPhase, Question, QuestionKind,
     TokenUsage, ToolCallStatus, TurnEndReason,
 };
@@ -160,10 +161,7 @@ impl StreamingItem {
     }
 }
 
-/// A new item id: unique and sortable by creation time.
-pub fn new_item_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
+pub use crate::vocab::new_item_id;
 
 /// How a turn may use tools.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 //! [`repository`]), and never name key variables or redirect keys.
 
 mod files;
+pub mod hooks;
 mod repository;
 
 pub use repository::{ConfigWarning, IgnoredBecause, REPOSITORY_FILE};
@@ -150,7 +151,7 @@ pub struct Price {
 }
 
 impl Price {
-    pub fn cost(&self, usage: &crate::session::TokenUsage) -> f64 {
+    pub fn cost(&self, usage: &crate::vocab::TokenUsage) -> f64 {
         let per_token = |per_million: f64| per_million / 1_000_000.0;
         usage.input_tokens as f64 * per_token(self.input)
             + usage.output_tokens as f64 * per_token(self.output)
@@ -183,7 +184,7 @@ pub struct SessionSettings {
     /// The longest one turn may take before it ends with `timeout` (none by default).
     pub turn_timeout_secs: Option<u64>,
     /// The kernel sandbox for commands: `auto`, `required` or `off`.
-    pub sandbox: crate::agent::sandbox::SandboxMode,
+    pub sandbox: SandboxMode,
     /// Whether the agent's commands may use the network.
     pub network: bool,
 }
@@ -243,7 +244,7 @@ pub struct Config {
     pub secrets: SecretSettings,
     pub review: ReviewSettings,
     /// Lifecycle hooks; they run only in a trusted repository.
-    pub hooks: crate::hooks::HooksConfig,
+    pub hooks: hooks::HooksConfig,
     pub trust: TrustSettings,
 }
 
@@ -639,3 +640,16 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+/// What a session asks of the sandbox (`session.sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    /// Sandbox when the kernel can; otherwise run unsandboxed and say so.
+    #[default]
+    Auto,
+    /// Refuse to run commands where the kernel cannot sandbox them.
+    Required,
+    /// Never sandbox.
+    Off,
+}

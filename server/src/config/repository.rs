@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::{PermissionMode, Price, SecretSettings, SessionSettings};
-use crate::agent::sandbox::SandboxMode;
+use crate::config::SandboxMode;
 
 /// The repository's file, as warnings name it.
 pub const REPOSITORY_FILE: &str = ".tether/config.toml";

@@ -150,10 +150,7 @@ fn a_repository_cannot_loosen_the_users_safety_settings() {
     );
     let resolved = files.resolve(&ConfigSources::default()).expect("resolves");
     let session = &resolved.config.session;
-    assert_eq!(
-        session.sandbox,
-        crate::agent::sandbox::SandboxMode::Required
-    );
+    assert_eq!(session.sandbox, crate::config::SandboxMode::Required);
     assert!(!session.network);
     assert_eq!(session.permission_mode, PermissionMode::Ask);
     assert!(!session.tools);
@@ -246,10 +243,7 @@ fn a_repository_may_tighten_and_add() {
     let resolved = files.resolve(&ConfigSources::default()).expect("resolves");
     assert_eq!(resolved.warnings, [], "nothing loosened");
     let session = &resolved.config.session;
-    assert_eq!(
-        session.sandbox,
-        crate::agent::sandbox::SandboxMode::Required
-    );
+    assert_eq!(session.sandbox, crate::config::SandboxMode::Required);
     assert!(!session.network);
     assert_eq!(session.permission_mode, PermissionMode::ReadOnly);
     assert!(!session.tools);
@@ -277,7 +271,7 @@ fn without_a_user_file_the_built_in_defaults_are_what_a_repository_cannot_loosen
     let resolved = files.resolve(&ConfigSources::default()).expect("resolves");
     assert_eq!(
         resolved.config.session.sandbox,
-        crate::agent::sandbox::SandboxMode::Auto
+        crate::config::SandboxMode::Auto
     );
     assert_eq!(
         warning_texts(&resolved),
@@ -301,7 +295,7 @@ fn the_editor_still_overrides_the_repository() {
     let resolved = files.resolve(&sources).expect("resolves");
     assert_eq!(
         resolved.config.session.sandbox,
-        crate::agent::sandbox::SandboxMode::Off
+        crate::config::SandboxMode::Off
     );
     assert!(resolved.config.session.network);
     assert_eq!(
@@ -421,7 +415,7 @@ fn a_key_never_goes_to_a_url_the_repository_chose() {
 fn prices_count_cached_tokens_apart() {
     let config = parse(builtin_defaults()).expect("parse");
     let price = config.prices["claude-sonnet-4-5"];
-    let usage = crate::session::TokenUsage {
+    let usage = crate::vocab::TokenUsage {
         input_tokens: 1_000_000,
         output_tokens: 100_000,
         cache_read_tokens: 1_000_000,

@@ -12,7 +12,7 @@ use super::{
     ToolCallRequest,
 };
 use crate::config::ProviderConfig;
-use crate::session::TokenUsage;
+use crate::vocab::TokenUsage;
 
 const API_VERSION: &str = "2023-06-01";
 /// Anthropic requires `max_tokens`; this is used when the configuration sets none.

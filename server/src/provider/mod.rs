@@ -18,45 +18,8 @@ pub use anthropic::AnthropicProvider;
 pub use openai::OpenAiProvider;
 
 use crate::config::{ProviderConfig, ProviderKind};
-use crate::session::TokenUsage;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChatRole {
-    System,
-    User,
-    Assistant,
-    /// The result of a tool call, answering `tool_call_id`.
-    Tool,
-}
-
-/// A tool call as the model asked for it; `arguments` is the JSON text it sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolCallRequest {
-    pub id: String,
-    pub name: String,
-    pub arguments: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatMessage {
-    pub role: ChatRole,
-    pub content: String,
-    /// On an assistant message: the tools it called.
-    pub tool_calls: Vec<ToolCallRequest>,
-    /// On a tool message: the call it answers.
-    pub tool_call_id: Option<String>,
-}
-
-impl ChatMessage {
-    pub fn new(role: ChatRole, content: impl Into<String>) -> ChatMessage {
-        ChatMessage {
-            role,
-            content: content.into(),
-            tool_calls: Vec::new(),
-            tool_call_id: None,
-        }
-    }
-}
+use crate::vocab::TokenUsage;
+pub use crate::vocab::{ChatMessage, ChatRole, ToolCallRequest};
 
 /// A tool the model may call: its name, what it does, and its parameters' JSON schema.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::http::{Endpoint, ReplyParser, SseReader, reply_stream};
 use super::{ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, StreamFuture};
 use crate::config::ProviderConfig;
-use crate::session::TokenUsage;
+use crate::vocab::TokenUsage;
 
 #[derive(Debug)]
 pub struct OpenAiProvider {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ModelProvider, StreamEvent};
-use crate::session::{Finding, FindingSource, Severity, TokenUsage};
+use crate::vocab::{Finding, FindingSource, Severity, TokenUsage};
 
 /// At most this many findings are kept, the most severe first.
 pub const MAX_FINDINGS: usize = 20;

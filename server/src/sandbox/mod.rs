@@ -30,18 +30,7 @@ use std::sync::Arc;
 pub use groups::{Spawned, end_leftovers, end_owner};
 pub use landlock::kernel_abi;
 
-/// What a session asks of the sandbox (`session.sandbox`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SandboxMode {
-    /// Sandbox when the kernel can; otherwise run unsandboxed and say so.
-    #[default]
-    Auto,
-    /// Refuse to run commands where the kernel cannot sandbox them.
-    Required,
-    /// Never sandbox.
-    Off,
-}
+pub use crate::config::SandboxMode;
 
 /// Where and under which rules a session's programs run.
 #[derive(Debug, Clone)]

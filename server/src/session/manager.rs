@@ -16,12 +16,6 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::events::{
-    Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, MessageRole,
-    PlanDecision, PlanPhase, Question, QuestionKind, RunFacts, SessionSpec, SessionStatus,
-    TokenUsage, ToolCallStatus, TurnEndReason,
-};
-use super::state::{SessionState, check_transition};
 use super::{
     Mode, Redactor, format_timestamp, now_millis, slug_from_prompt, validate_session_name,
 };
@@ -34,6 +28,12 @@ use crate::hooks::HookEvent;
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ProviderError, build_provider};
 use crate::review;
 use crate::store::{self, EventLog, RepoStore, StoreError};
+use crate::vocab::{
+    Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, MessageRole,
+    PlanDecision, PlanPhase, Question, QuestionKind, RunFacts, SessionSpec, SessionStatus,
+    TokenUsage, ToolCallStatus, TurnEndReason,
+};
+use crate::vocab::{SessionState, check_transition};
 use crate::workspace::{self, GitError, SESSION_BRANCH_PREFIX};
 
 mod hooks;

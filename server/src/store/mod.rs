@@ -11,7 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::session::{Event, EventRecord, SessionState};
+use crate::vocab::{Event, EventRecord, SessionState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -463,7 +463,7 @@ pub fn fold(records: Vec<EventRecord>) -> Option<SessionState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{Mode, SessionSpec, SessionStatus};
+    use crate::vocab::{Mode, SessionSpec, SessionStatus};
 
     fn spec() -> SessionSpec {
         SessionSpec {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::provider::{ChatMessage, ChatRole, ToolCallRequest};
+use super::chat::{ChatMessage, ChatRole, ToolCallRequest};
 
 use super::events::{
     Activity, Event, EventRecord, Finding, FindingSource, Item, MessageRole, SessionSpec,

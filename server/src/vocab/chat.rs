@@ -1,0 +1,40 @@
+//! The conversation as the model sees it: messages, their roles, and the tool calls they
+//! carry. Kept in the session's state (rebuilt from its log) and sent by every provider.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatRole {
+    System,
+    User,
+    Assistant,
+    /// The result of a tool call, answering `tool_call_id`.
+    Tool,
+}
+
+/// A tool call as the model asked for it; `arguments` is the JSON text it sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallRequest {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: ChatRole,
+    pub content: String,
+    /// On an assistant message: the tools it called.
+    pub tool_calls: Vec<ToolCallRequest>,
+    /// On a tool message: the call it answers.
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn new(role: ChatRole, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
