@@ -627,13 +627,13 @@ impl tether::agent::EventSink for MemorySink {
     ) -> Result<tokio::sync::oneshot::Receiver<Vec<tether::session::Answer>>, String> {
         Err("no questions here".into())
     }
-    fn permission(
-        &mut self,
+    fn permission<'a>(
+        &'a mut self,
         _: &str,
         _: &serde_json::Value,
         _: &str,
-    ) -> Result<tether::agent::PermissionCheck, String> {
-        Ok(tether::agent::PermissionCheck::Allowed)
+    ) -> futures_util::future::BoxFuture<'a, Result<tether::agent::PermissionCheck, String>> {
+        Box::pin(async { Ok(tether::agent::PermissionCheck::Allowed) })
     }
     fn propose(
         &mut self,

@@ -55,12 +55,12 @@ pub trait EventSink: Send {
 
     /// Whether a tool call may run in `ask` mode: granted, denied, or asked (a `permission`
     /// item is emitted and the session shows `waiting_input` until the decision comes).
-    fn permission(
-        &mut self,
+    fn permission<'a>(
+        &'a mut self,
         tool: &str,
         input: &serde_json::Value,
         scope: &str,
-    ) -> Result<PermissionCheck, String>;
+    ) -> futures_util::future::BoxFuture<'a, Result<PermissionCheck, String>>;
 
     /// Proposes a plan: emits its started `plan` item and opens it for the user's decision in
     /// one step; the session shows `awaiting_plan_approval` until it comes.
@@ -435,7 +435,7 @@ async fn ask_permission(
     sink: &mut dyn EventSink,
 ) -> Result<Option<tools::ToolOutcome>, String> {
     let scope = tools::permission_scope(&call.name, input);
-    let (item_id, decision) = match sink.permission(&call.name, input, &scope)? {
+    let (item_id, decision) = match sink.permission(&call.name, input, &scope).await? {
         PermissionCheck::Allowed => return Ok(None),
         PermissionCheck::Denied => {
             return Ok(Some(tools::ToolOutcome::error(format!(

@@ -403,7 +403,7 @@ impl Transcripts {
         let open_questions = self.manager.pending_items(&info.id).unwrap_or_default();
         if let Some((question_id, answers)) =
             transcript::written_answers(&document.text, &open_questions)
-            && let Err(error) = self.manager.answer(&info.id, &question_id, answers)
+            && let Err(error) = self.manager.answer(&info.id, &question_id, answers).await
         {
             self.tell(format!(
                 "tether: the answers in {name}.md were not taken: {error}"
@@ -413,7 +413,7 @@ impl Transcripts {
         let (_, reply) = transcript::split_reply(&document.text);
         let reply = reply.trim();
         if !reply.is_empty() {
-            match self.send_reply(&info, reply) {
+            match self.send_reply(&info, reply).await {
                 Ok(()) => {
                     self.clear_reply.insert(document.path.clone());
                 }
@@ -428,13 +428,18 @@ impl Transcripts {
         Some(info.id)
     }
 
-    fn send_reply(&self, info: &SessionInfo, reply: &str) -> Result<(), SessionError> {
+    async fn send_reply(&self, info: &SessionInfo, reply: &str) -> Result<(), SessionError> {
         match info.status {
             SessionStatus::Stopped | SessionStatus::Failed => self
                 .manager
                 .resume(&info.id, Some(reply.to_owned()))
+                .await
                 .map(drop),
-            _ => self.manager.send(&info.id, reply.to_owned()).map(drop),
+            _ => self
+                .manager
+                .send(&info.id, reply.to_owned())
+                .await
+                .map(drop),
         }
     }
 

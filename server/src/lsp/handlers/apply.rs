@@ -502,7 +502,7 @@ fn send_edit(
                     text.push_str("\n\n");
                     text.push_str(&note);
                 }
-                if let Err(error) = manager.note(&id, text) {
+                if let Err(error) = manager.note(&id, text).await {
                     tracing::warn!("could not record the apply of {name}: {error}");
                 }
             }

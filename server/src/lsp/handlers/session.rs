@@ -206,6 +206,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             let params: SendParams = parse(method, params)?;
             let queued = manager
                 .send(&params.id, params.text)
+                .await
                 .map_err(session_error)?;
             Ok(json!({ "queued": queued }))
         }
@@ -218,6 +219,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             to_value(
                 manager
                     .resume(&params.id, params.text)
+                    .await
                     .map_err(session_error)?,
             )
         }
@@ -226,6 +228,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             to_value(
                 manager
                     .complete_after_hooks(&params.id)
+                    .await
                     .map_err(session_error)?,
             )
         }
@@ -251,6 +254,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             to_value(
                 manager
                     .answer(&params.id, &params.question_id, params.answers)
+                    .await
                     .map_err(session_error)?,
             )
         }
@@ -265,6 +269,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             to_value(
                 manager
                     .decide_plan(&params.id, &params.plan_id, decision)
+                    .await
                     .map_err(session_error)?,
             )
         }
@@ -345,6 +350,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             };
             let item_id = manager
                 .record_findings(&params.id, params.source, params.status, findings)
+                .await
                 .map_err(session_error)?;
             Ok(json!({ "itemId": item_id }))
         }
@@ -352,6 +358,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             let params: ReviewParams = parse(method, params)?;
             let item_id = manager
                 .start_review(&params.id, params.kind)
+                .await
                 .map_err(session_error)?;
             Ok(json!({ "itemId": item_id }))
         }
@@ -368,6 +375,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
                         model: params.model,
                     },
                 )
+                .await
                 .map_err(session_error)?;
             Ok(json!({ "started": true }))
         }
@@ -383,7 +391,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
         }
         "stopLoop" => {
             let params: IdParams = parse(method, params)?;
-            manager.stop_loop(&params.id).map_err(session_error)?;
+            manager.stop_loop(&params.id).await.map_err(session_error)?;
             Ok(json!({ "stopping": true }))
         }
         "git" => {
@@ -403,6 +411,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             let params: ReviewParams = parse(method, params)?;
             manager
                 .cancel_review(&params.id, params.kind)
+                .await
                 .map_err(session_error)?;
             Ok(json!({ "canceled": true }))
         }
@@ -410,6 +419,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             let params: FindingParams = parse(method, params)?;
             let queued = manager
                 .fix_finding(&params.id, &params.finding_id)
+                .await
                 .map_err(session_error)?;
             Ok(json!({ "queued": queued }))
         }
@@ -417,6 +427,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             let params: FindingParams = parse(method, params)?;
             manager
                 .dismiss_finding(&params.id, &params.finding_id)
+                .await
                 .map_err(session_error)?;
             Ok(json!({ "dismissed": true }))
         }
@@ -438,6 +449,7 @@ pub async fn handle(backend: &Backend, method: &str, params: Value) -> jsonrpc::
             to_value(
                 manager
                     .reset_context(&params.id, params.summary)
+                    .await
                     .map_err(session_error)?,
             )
         }

@@ -4,9 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{SessionError, SessionHandle, SessionManager, lock, new_item_id};
+use super::actor::SessionHandle;
+use super::{SessionError, SessionManager};
 use crate::hooks::{HookEvent, HookInput, HookRun};
-use crate::session::{Event, Item, ItemPhase, MessageRole, SessionStatus, transcript};
+use crate::session::transcript;
+use crate::vocab::{Item, ItemPhase, MessageRole, SessionStatus, new_item_id};
 
 /// How many times hooks may block one session's activation before their blocks are only
 /// recorded (so a hook that always exits 2 cannot loop the agent forever).
@@ -27,10 +29,8 @@ impl SessionManager {
         handle: &Arc<SessionHandle>,
         event: HookEvent,
     ) -> Vec<HookRun> {
-        let (spec, in_loop) = {
-            let inner = lock(&handle.inner);
-            (inner.state.spec.clone(), inner.active_loop.is_some())
-        };
+        let view = handle.view();
+        let (spec, in_loop) = (view.spec.clone(), view.in_loop);
         let Ok(config) = self.sources().resolve(Some(&spec.repo)) else {
             return Vec::new();
         };
@@ -89,7 +89,7 @@ impl SessionManager {
             .await;
         // Hooks leave nothing running, and put back the gitlink if they changed it.
         match crate::workspace::SessionWorktree::pin(&spec.repo, &spec.worktree) {
-            Ok(worktree) => super::end_programs(&spec.id, &worktree),
+            Ok(worktree) => super::git::end_programs(&spec.id, &worktree),
             Err(_) => {
                 crate::sandbox::end_owner(&spec.id);
             }
@@ -103,45 +103,47 @@ impl SessionManager {
     /// Tells the agent what the hooks said. With `may_block`, a blocking hook's complaint is
     /// a user message (so the agent answers it now), up to [`MAX_HOOK_BLOCKS`] times; every
     /// other message is a note the agent gets with its next message.
-    pub(super) fn tell_agent(
+    pub(super) async fn tell_agent(
         &self,
         handle: &SessionHandle,
-        runs: &[HookRun],
+        runs: Vec<HookRun>,
         may_block: bool,
     ) -> Result<(), SessionError> {
-        let mut inner = lock(&handle.inner);
-        // Notes first, so that they ride along with a blocking hook's message.
-        let (blocking, others): (Vec<&HookRun>, Vec<&HookRun>) =
-            runs.iter().partition(|run| run.status == "blocked");
-        for run in others.into_iter().chain(blocking) {
-            let Some(message) = &run.message_for_agent else {
-                continue;
-            };
-            let blocks =
-                may_block && run.status == "blocked" && inner.hook_blocks < MAX_HOOK_BLOCKS;
-            if blocks {
-                inner.hook_blocks += 1;
-            }
-            let role = if blocks {
-                MessageRole::User
-            } else {
-                MessageRole::System
-            };
-            inner.emit(
-                &handle.id,
-                Event::Item {
-                    phase: ItemPhase::Completed,
-                    item: Item::Message {
-                        id: new_item_id(),
-                        role,
-                        text: message.clone(),
-                        interrupted: false,
-                    },
-                },
-                &self.inner.events,
-            )?;
+        if runs.iter().all(|run| run.message_for_agent.is_none()) {
+            return Ok(());
         }
-        Ok(())
+        handle
+            .run(move |actor| {
+                // Notes first, so that they ride along with a blocking hook's message.
+                let (blocking, others): (Vec<HookRun>, Vec<HookRun>) =
+                    runs.into_iter().partition(|run| run.status == "blocked");
+                for run in others.into_iter().chain(blocking) {
+                    let Some(message) = run.message_for_agent else {
+                        continue;
+                    };
+                    let blocks =
+                        may_block && run.status == "blocked" && actor.hook_blocks < MAX_HOOK_BLOCKS;
+                    if blocks {
+                        actor.hook_blocks += 1;
+                    }
+                    let role = if blocks {
+                        MessageRole::User
+                    } else {
+                        MessageRole::System
+                    };
+                    actor.emit_item(
+                        ItemPhase::Completed,
+                        Item::Message {
+                            id: new_item_id(),
+                            role,
+                            text: message,
+                            interrupted: false,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     fn record_hook(&self, handle: &SessionHandle, event: HookEvent, run: &HookRun) {
@@ -154,37 +156,40 @@ impl SessionManager {
             duration_ms: run.duration_ms,
             output: run.output.clone(),
         };
-        if let Err(error) = self.emit_item(handle, ItemPhase::Completed, item) {
-            tracing::warn!("session {}: cannot record a hook run: {error}", handle.id);
-        }
+        handle.tell(move |actor| {
+            if let Err(error) = actor.emit_item(ItemPhase::Completed, item) {
+                tracing::warn!("session {}: cannot record a hook run: {error}", actor.id);
+            }
+        });
     }
 
     /// Completes a session after its `on_done` hooks: a hook that blocks (exit 2) keeps the
     /// session open and sends its complaint to the agent instead. Without `on_done` hooks it
     /// completes at once; with them it answers at once and completes when they pass.
-    pub fn complete_after_hooks(&self, id: &str) -> Result<super::SessionInfo, SessionError> {
+    pub async fn complete_after_hooks(&self, id: &str) -> Result<super::SessionInfo, SessionError> {
         let handle = self.writable_handle(id)?;
-        let has_hooks = {
-            let spec = lock(&handle.inner).state.spec.clone();
-            self.sources()
-                .resolve(Some(&spec.repo))
-                .is_ok_and(|config| !config.hooks.on_done.is_empty())
-        };
+        let view = handle.view();
+        let has_hooks = self
+            .sources()
+            .resolve(Some(&view.spec.repo))
+            .is_ok_and(|config| !config.hooks.on_done.is_empty());
         if !has_hooks {
-            return self.complete(id);
+            return self.complete(id).await;
         }
-        {
-            let inner = lock(&handle.inner);
-            if !matches!(
-                inner.state.status,
-                SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
-            ) {
-                return Err(inner.invalid("complete", "; stop it first"));
-            }
+        if !matches!(
+            view.info.status,
+            SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
+        ) {
+            return Err(SessionError::InvalidState {
+                name: view.spec.name.clone(),
+                status: view.info.status,
+                operation: "complete",
+                hint: "; stop it first",
+            });
         }
         let manager = self.clone();
         let session_id = id.to_owned();
-        let info = handle.info();
+        let info = view.info.clone();
         self.inner.runtime.spawn(async move {
             let runs = manager.run_hooks(&handle, HookEvent::OnDone).await;
             let blocked: Vec<String> = runs
@@ -192,26 +197,28 @@ impl SessionManager {
                 .filter(|run| run.status == "blocked")
                 .filter_map(|run| run.message_for_agent.clone())
                 .collect();
-            let may_block = {
-                let mut inner = lock(&handle.inner);
-                let may_block = inner.done_blocks < MAX_HOOK_BLOCKS;
-                if may_block && !blocked.is_empty() {
-                    inner.done_blocks += 1;
-                }
-                may_block
-            };
+            let any_blocked = !blocked.is_empty();
+            let may_block = handle
+                .run(move |actor| {
+                    let may_block = actor.done_blocks < MAX_HOOK_BLOCKS;
+                    if may_block && any_blocked {
+                        actor.done_blocks += 1;
+                    }
+                    Ok(may_block)
+                })
+                .await
+                .unwrap_or(false);
             let outcome = if blocked.is_empty() || !may_block {
-                manager.complete(&session_id).map(drop)
+                manager.complete(&session_id).await.map(drop)
             } else {
                 // Not done yet: the agent gets to fix what the hook found.
                 let text = format!(
                     "{}\nFix this, then say when you are done.",
                     blocked.join("\n\n")
                 );
-                let status = lock(&handle.inner).state.status;
-                match status {
-                    SessionStatus::Waiting => manager.send(&session_id, text).map(drop),
-                    _ => manager.resume(&session_id, Some(text)).map(drop),
+                match handle.view().info.status {
+                    SessionStatus::Waiting => manager.send(&session_id, text).await.map(drop),
+                    _ => manager.resume(&session_id, Some(text)).await.map(drop),
                 }
             };
             if let Err(error) = outcome {

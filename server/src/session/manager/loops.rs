@@ -10,8 +10,9 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::{SessionError, SessionHandle, SessionManager, lock, new_item_id};
-use crate::session::{Event, Item, ItemPhase, MessageRole, SessionStatus};
+use super::actor::SessionHandle;
+use super::{SessionError, SessionManager};
+use crate::vocab::{Event, Item, ItemPhase, MessageRole, SessionStatus, new_item_id};
 
 /// The line an agent ends its reply with to say the loop's task is done.
 pub const EXIT_SIGNAL: &str = "EXIT_SIGNAL: true";
@@ -38,7 +39,7 @@ struct IterationEnd {
 
 impl SessionManager {
     /// Starts a loop on a waiting session; answers at once. One loop per session.
-    pub fn start_loop(&self, id: &str, request: LoopRequest) -> Result<(), SessionError> {
+    pub async fn start_loop(&self, id: &str, request: LoopRequest) -> Result<(), SessionError> {
         if request.prompt.trim().is_empty() || request.prompt.chars().count() > MAX_PROMPT_CHARS {
             return Err(SessionError::InvalidParams {
                 field: "prompt",
@@ -52,41 +53,43 @@ impl SessionManager {
             });
         }
         let handle = self.writable_handle(id)?;
-        let cancel = {
-            let mut inner = lock(&handle.inner);
-            if inner.active_loop.is_some() {
-                return Err(inner.invalid("start a second loop on", "; one is running"));
-            }
-            if inner.state.status != SessionStatus::Waiting {
-                return Err(inner.invalid("start a loop on", "; wait for it to be waiting"));
-            }
-            let cancel = CancellationToken::new();
-            inner.active_loop = Some(cancel.clone());
-            inner.model_override = request.model.clone();
-            cancel
-        };
+        let model = request.model.clone();
+        let cancel = handle
+            .run(move |actor| {
+                if actor.active_loop.is_some() {
+                    return Err(actor.invalid("start a second loop on", "; one is running"));
+                }
+                if actor.state.status != SessionStatus::Waiting {
+                    return Err(actor.invalid("start a loop on", "; wait for it to be waiting"));
+                }
+                let cancel = CancellationToken::new();
+                actor.active_loop = Some(cancel.clone());
+                actor.model_override = model;
+                actor.publish();
+                Ok(cancel)
+            })
+            .await?;
         let manager = self.clone();
         self.inner.runtime.spawn(async move {
             if !manager.run_loop(&handle, request, &cancel).await {
-                let mut inner = lock(&handle.inner);
-                inner.active_loop = None;
-                inner.model_override = None;
+                handle.tell(end_loop);
             }
         });
         Ok(())
     }
 
     /// Stops a session's loop (and the turn it is in).
-    pub fn stop_loop(&self, id: &str) -> Result<(), SessionError> {
+    pub async fn stop_loop(&self, id: &str) -> Result<(), SessionError> {
         let handle = self.writable_handle(id)?;
-        let inner = lock(&handle.inner);
-        match &inner.active_loop {
-            Some(cancel) => {
-                cancel.cancel();
-                Ok(())
-            }
-            None => Err(inner.invalid("stop the loop of", "; no loop is running")),
-        }
+        handle
+            .run(|actor| match &actor.active_loop {
+                Some(cancel) => {
+                    cancel.cancel();
+                    Ok(())
+                }
+                None => Err(actor.invalid("stop the loop of", "; no loop is running")),
+            })
+            .await
     }
 
     /// Runs the loop; returns whether it already freed the session's loop slot.
@@ -106,8 +109,10 @@ impl SessionManager {
                 outcome: outcome.to_owned(),
                 stop_reason,
             };
-            if self
-                .emit_item(handle, ItemPhase::Started, item("running", None))
+            let started = item("running", None);
+            if handle
+                .run(move |actor| actor.emit_item(ItemPhase::Started, started))
+                .await
                 .is_err()
             {
                 return false;
@@ -128,15 +133,18 @@ impl SessionManager {
                 }
             });
             let last = stop.is_some();
-            if last {
-                // Free before the last item is announced: whoever sees it may start another.
-                let mut inner = lock(&handle.inner);
-                inner.active_loop = None;
-                inner.model_override = None;
-            }
-            if let Err(error) =
-                self.emit_item(handle, ItemPhase::Completed, item(end.outcome, stop))
-            {
+            let completed = item(end.outcome, stop);
+            let recorded = handle
+                .run(move |actor| {
+                    if last {
+                        // Free before the last item is announced: whoever sees it may start
+                        // another.
+                        end_loop(actor);
+                    }
+                    actor.emit_item(ItemPhase::Completed, completed)
+                })
+                .await;
+            if let Err(error) = recorded {
                 tracing::warn!("session {id}: {error}");
                 return last;
             }
@@ -162,7 +170,7 @@ impl SessionManager {
         };
         if iteration > 1
             && request.reset_context
-            && let Err(error) = self.reset_context(&id, None)
+            && let Err(error) = self.reset_context(&id, None).await
         {
             return ended("ended", format!("the context could not be reset: {error}"));
         }
@@ -177,7 +185,7 @@ impl SessionManager {
         }
         // Subscribed before sending, so the turn's events cannot be missed.
         let mut events = self.subscribe();
-        if let Err(error) = self.send(&id, text) {
+        if let Err(error) = self.send(&id, text).await {
             return ended(
                 "ended",
                 format!("the session cannot take the prompt: {error}"),
@@ -195,8 +203,7 @@ impl SessionManager {
                     Ok(announced) => announced,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Missed events: the session's state says where the turn is.
-                        let status = lock(&handle.inner).state.status;
-                        if status == SessionStatus::Waiting {
+                        if handle.view().info.status == SessionStatus::Waiting {
                             break;
                         }
                         continue;
@@ -246,4 +253,11 @@ impl SessionManager {
             stop: None,
         }
     }
+}
+
+/// Frees the session's loop slot and the model its turns used.
+fn end_loop(actor: &mut super::actor::SessionActor) {
+    actor.active_loop = None;
+    actor.model_override = None;
+    actor.publish();
 }

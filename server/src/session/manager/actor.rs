@@ -1,0 +1,382 @@
+//! A session as an actor: one task owns its state, its log file and the prompt it waits on.
+//! Everyone else holds a [`SessionHandle`]: they read the immutable [`SessionView`] the actor
+//! publishes after every event, or send it a command (a closure run on its state) and get
+//! the answer over a oneshot.
+//!
+//! Commands run one at a time, in the order they were sent, and never await: what used to be
+//! "under the session's lock" is now "in one actor step". [`SessionActor::emit`] gives an
+//! event its `seq`, writes it to the log, folds it into the state, publishes the new view and
+//! only then announces it, so the log always holds at least what any client was told and a
+//! subscriber that re-reads the view sees the event it was told about.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{AnnouncedEvent, SessionError, SessionInfo};
+use crate::session::Redactor;
+use crate::store::{EventLog, RepoStore, StoreError};
+use crate::vocab::{
+    Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, PlanDecision,
+    PlanPhase, Question, SessionSpec, SessionState, SessionStatus, check_transition,
+    format_timestamp, now_millis,
+};
+
+/// Work for a session's actor: run on its state, in order, without awaiting.
+type Command = Box<dyn FnOnce(&mut SessionActor) + Send>;
+
+/// What a session's task owns.
+pub(super) struct SessionActor {
+    pub id: Arc<str>,
+    pub state: SessionState,
+    /// Applied to every event before it is written.
+    pub redactor: Arc<Redactor>,
+    pub store: Arc<RepoStore>,
+    /// Open while the session is active; closed when it settles, so a thousand idle sessions
+    /// hold no file descriptors.
+    log: Option<EventLog>,
+    /// The task driving the session, while there is one.
+    pub driver: Option<Driver>,
+    /// The question, plan or permission the agent waits on.
+    pub pending: Pending,
+    /// The review and verification running now (one of each at most), to cancel them.
+    pub running_reviews: HashMap<FindingSource, CancellationToken>,
+    /// The loop running on the session, to stop it.
+    pub active_loop: Option<CancellationToken>,
+    /// The model a loop's turns use instead of the session's.
+    pub model_override: Option<String>,
+    /// How often hooks blocked this activation's turns (capped by `hooks::MAX_HOOK_BLOCKS`).
+    pub hook_blocks: u32,
+    /// How often `on_done` hooks kept this session from completing (same cap).
+    pub done_blocks: u32,
+    events: broadcast::Sender<AnnouncedEvent>,
+    view: watch::Sender<Arc<SessionView>>,
+}
+
+/// What the agent waits on from the user: at most one thing at a time.
+pub(super) enum Pending {
+    Nothing,
+    Question {
+        item_id: String,
+        questions: Vec<Question>,
+        reply: oneshot::Sender<Vec<Answer>>,
+    },
+    Plan {
+        item_id: String,
+        phases: Vec<PlanPhase>,
+        reply: oneshot::Sender<PlanDecision>,
+    },
+    Permission {
+        item: Item,
+        reply: oneshot::Sender<(String, Option<String>)>,
+    },
+}
+
+pub(super) struct Driver {
+    pub cancel: CancellationToken,
+    /// Why it is being stopped, for the `stopped` status event.
+    pub stop_reason: Option<String>,
+    /// Set when the session's events could not be recorded: the drive ends `failed`.
+    pub failure: Option<String>,
+    pub task: Option<JoinHandle<()>>,
+}
+
+/// A session as readers see it between two events: immutable, cheap to share.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub info: SessionInfo,
+    pub spec: Arc<SessionSpec>,
+    pub worktree_ready: bool,
+    /// The questions, plans and permissions it waits on, as started items.
+    pub open_questions: Arc<Vec<Item>>,
+    /// Findings that are not dismissed.
+    pub findings: Arc<Vec<(FindingSource, Finding)>>,
+    pub reviews_running: bool,
+    pub in_loop: bool,
+}
+
+impl SessionView {
+    fn of(actor: &SessionActor) -> SessionView {
+        SessionView::build(
+            &actor.state,
+            &actor.store,
+            !actor.running_reviews.is_empty(),
+            actor.active_loop.is_some(),
+        )
+    }
+
+    fn build(
+        state: &SessionState,
+        store: &RepoStore,
+        reviews_running: bool,
+        in_loop: bool,
+    ) -> SessionView {
+        SessionView {
+            info: info_of(state, !store.is_writable()),
+            spec: Arc::new(state.spec.clone()),
+            worktree_ready: state.worktree_ready,
+            open_questions: Arc::new(state.open_questions.values().cloned().collect()),
+            findings: Arc::new(state.findings.values().cloned().collect()),
+            reviews_running,
+            in_loop,
+        }
+    }
+}
+
+/// The manager's way to one session.
+pub(super) struct SessionHandle {
+    pub id: Arc<str>,
+    pub store: Arc<RepoStore>,
+    commands: mpsc::UnboundedSender<Command>,
+    view: watch::Receiver<Arc<SessionView>>,
+}
+
+impl SessionHandle {
+    /// The session as of its last event.
+    pub fn view(&self) -> Arc<SessionView> {
+        self.view.borrow().clone()
+    }
+
+    pub fn info(&self) -> SessionInfo {
+        self.view().info.clone()
+    }
+
+    /// Runs `work` on the session's state after every command sent before it; its answer.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut SessionActor) -> Result<T, SessionError> + Send + 'static,
+    ) -> Result<T, SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.tell(move |actor| {
+            let _ = reply.send(work(actor));
+        });
+        answer.await.map_err(|_| SessionError::ShuttingDown)?
+    }
+
+    /// Sends `work` without waiting for it; it runs after every command sent before it.
+    pub fn tell(&self, work: impl FnOnce(&mut SessionActor) + Send + 'static) {
+        if self.commands.send(Box::new(work)).is_err() {
+            tracing::error!(
+                "session {}: its task is gone; the command was dropped",
+                self.id
+            );
+        }
+    }
+}
+
+impl SessionActor {
+    pub fn new(
+        id: Arc<str>,
+        store: Arc<RepoStore>,
+        state: SessionState,
+        log: Option<EventLog>,
+        events: broadcast::Sender<AnnouncedEvent>,
+    ) -> SessionActor {
+        let view = watch::Sender::new(Arc::new(SessionView::build(&state, &store, false, false)));
+        SessionActor {
+            id,
+            state,
+            // Built-in patterns until the session's configuration adds its own.
+            redactor: Redactor::built_in(),
+            store,
+            log,
+            driver: None,
+            pending: Pending::Nothing,
+            running_reviews: HashMap::new(),
+            active_loop: None,
+            model_override: None,
+            hook_blocks: 0,
+            done_blocks: 0,
+            events,
+            view,
+        }
+    }
+
+    /// Starts the task that owns the session from now on; the handle reaches it.
+    pub fn spawn(self, runtime: &tokio::runtime::Handle) -> SessionHandle {
+        let (commands, mut inbox) = mpsc::unbounded_channel::<Command>();
+        let handle = SessionHandle {
+            id: self.id.clone(),
+            store: self.store.clone(),
+            commands,
+            view: self.view.subscribe(),
+        };
+        let mut actor = self;
+        runtime.spawn(async move {
+            while let Some(command) = inbox.recv().await {
+                let step = std::panic::AssertUnwindSafe(|| command(&mut actor));
+                if std::panic::catch_unwind(step).is_err() {
+                    // One bad command must not take the session with it.
+                    tracing::error!("session {}: a command panicked", actor.id);
+                }
+            }
+        });
+        handle
+    }
+
+    /// The session's info as of its last event.
+    pub fn info(&self) -> SessionInfo {
+        self.view.borrow().info.clone()
+    }
+
+    /// Publishes the view after a change that no event records (a review registered, a loop).
+    pub fn publish(&mut self) {
+        self.view.send_replace(Arc::new(SessionView::of(self)));
+    }
+
+    /// After a streamed delta only the counters move: the rest of the view is shared.
+    fn publish_counters(&mut self) {
+        let mut view = (**self.view.borrow()).clone();
+        view.info.last_seq = self.state.last_seq;
+        view.info.updated_at = format_timestamp(self.state.updated_at);
+        self.view.send_replace(Arc::new(view));
+    }
+
+    pub fn emit(&mut self, event: Event) -> Result<u64, StoreError> {
+        let record = EventRecord {
+            seq: self.state.last_seq + 1,
+            at: now_millis(),
+            event: self.redactor.redact(event),
+        };
+        if !self.store.is_writable() {
+            // Callers check writability first; a read-only session never emits.
+            return Ok(self.state.last_seq);
+        }
+        let log = match &mut self.log {
+            Some(log) => log,
+            None => self.log.insert(self.store.open_log(&self.state.spec.id)?),
+        };
+        log.append(&record)?;
+        self.state.apply(&record);
+        let only_counters = matches!(
+            record.event,
+            Event::Delta { .. }
+                | Event::Item {
+                    phase: ItemPhase::Started,
+                    item: Item::Message { .. } | Item::ToolCall { .. },
+                }
+        );
+        if only_counters {
+            self.publish_counters();
+        } else {
+            self.publish();
+        }
+        let _ = self.events.send(AnnouncedEvent {
+            session_id: self.id.clone(),
+            record: Arc::new(record),
+        });
+        Ok(self.state.last_seq)
+    }
+
+    /// Emits an event a turn sent; if it cannot be recorded, the turn is stopped and the
+    /// session ends `failed` saying why.
+    pub fn emit_for_turn(&mut self, event: Event) {
+        if let Err(error) = self.emit(event) {
+            tracing::error!("session {}: {error}", self.id);
+            if let Some(driver) = &mut self.driver {
+                driver.failure = Some(format!("cannot record the session's events: {error}"));
+                driver.cancel.cancel();
+            }
+        }
+    }
+
+    pub fn emit_item(&mut self, phase: ItemPhase, item: Item) -> Result<(), SessionError> {
+        self.emit(Event::Item { phase, item })?;
+        Ok(())
+    }
+
+    pub fn set_status(
+        &mut self,
+        status: SessionStatus,
+        activity: Option<Activity>,
+        reason: Option<String>,
+    ) -> Result<(), SessionError> {
+        let from = self.state.status;
+        if !check_transition(from, status) {
+            return Err(SessionError::InvalidState {
+                name: self.state.spec.name.clone(),
+                status: from,
+                operation: "move",
+                hint: "",
+            });
+        }
+        self.emit(Event::Status {
+            status,
+            activity,
+            reason,
+        })?;
+        if !status.is_active() {
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    /// Makes a settled session cheap to keep and quick to reload: fsyncs and closes its log
+    /// and writes the snapshot the next start-up reads instead of replaying the log.
+    pub fn settle(&mut self) -> Result<(), StoreError> {
+        if let Some(log) = self.log.take() {
+            log.sync()?;
+        }
+        if self.store.is_writable() {
+            self.store.write_snapshot(&self.state)?;
+        }
+        Ok(())
+    }
+
+    /// Records a settled question, plan or permission: its completed item, the `resolved`
+    /// event every client clears its prompt on, and the agent back at work.
+    pub fn settle_pending(&mut self, item: Item, outcome: &str) -> Result<(), SessionError> {
+        let item_id = item.id().to_owned();
+        self.emit_item(ItemPhase::Completed, item)?;
+        self.emit(Event::Resolved {
+            item_id,
+            outcome: outcome.to_owned(),
+        })?;
+        self.set_status(SessionStatus::Running, Some(Activity::Working), None)
+    }
+
+    /// Announces `item` (a question, plan or permission) and shows that the turn waits for
+    /// the user; the caller registers it as pending in the same step, so a client that sees
+    /// the item can always settle it.
+    pub fn open_for_user(&mut self, item: Item, activity: Activity) -> Result<(), SessionError> {
+        self.emit_item(ItemPhase::Started, item)?;
+        self.set_status(SessionStatus::Running, Some(activity), None)
+    }
+
+    pub fn invalid(&self, operation: &'static str, hint: &'static str) -> SessionError {
+        SessionError::InvalidState {
+            name: self.state.spec.name.clone(),
+            status: self.state.status,
+            operation,
+            hint,
+        }
+    }
+}
+
+fn info_of(state: &SessionState, read_only: bool) -> SessionInfo {
+    let spec = &state.spec;
+    SessionInfo {
+        id: spec.id.clone(),
+        name: spec.name.clone(),
+        title: spec.title.clone(),
+        mode: spec.mode,
+        status: state.status,
+        activity: state.activity,
+        status_reason: state.status_reason.clone(),
+        provider: spec.provider.clone(),
+        model: spec.model.clone(),
+        branch: spec.branch.clone(),
+        base_branch: spec.base_branch.clone(),
+        repo: spec.repo.clone(),
+        worktree: spec.worktree.clone(),
+        created_at: format_timestamp(spec.created_at),
+        updated_at: format_timestamp(state.updated_at),
+        usage: state.usage,
+        queued_messages: state.queued.len(),
+        last_seq: state.last_seq,
+        read_only,
+    }
+}

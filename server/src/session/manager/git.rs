@@ -1,0 +1,222 @@
+//! A session's worktree through git: its diff against the base, checkpoints and rewinds, and
+//! the git operations on its branch (status, stage, commit, push, merge…).
+
+use std::path::{Path, PathBuf};
+
+use super::actor::SessionHandle;
+use super::{SessionError, SessionManager};
+use crate::vocab::{Event, SessionSpec, SessionStatus, new_item_id};
+use crate::workspace;
+
+impl SessionManager {
+    /// The session's changes against its base branch, untracked files included.
+    pub async fn diff(&self, id: &str) -> Result<Vec<workspace::FileDiff>, SessionError> {
+        let view = self.view(id)?;
+        let spec = &view.spec;
+        if !view.worktree_ready || !spec.worktree.exists() {
+            return Ok(Vec::new());
+        }
+        // An index of its own, per diff: a diff may be asked for while a command uses the
+        // session's index, and while another diff (a review, a hook, apply) runs.
+        let index = self
+            .private_index(spec)
+            .with_file_name(format!("tether-diff-index-{}", new_item_id()));
+        if let Some(parent) = index.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
+        let files = checkpoints(spec, &worktree, &index)
+            .diff(&spec.base_branch)
+            .await;
+        let _ = std::fs::remove_file(&index);
+        Ok(files?)
+    }
+
+    /// Puts the worktree back to checkpoint `name` (`turn-<n>`, or the `before-rewind-<k>` a
+    /// rewind leaves, which undoes it). Returns the checkpoint that undoes this rewind.
+    pub async fn rewind(&self, id: &str, name: &str) -> Result<String, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let (spec, rewinds) = handle
+            .run(|actor| {
+                if !matches!(
+                    actor.state.status,
+                    SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
+                ) {
+                    return Err(actor.invalid("rewind", "; stop it first"));
+                }
+                Ok((actor.state.spec.clone(), actor.state.rewinds))
+            })
+            .await?;
+        let index = self.private_index(&spec);
+        if let Some(parent) = index.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
+        let checkpoints = checkpoints(&spec, &worktree, &index);
+        if !checkpoints.exists(name).await {
+            return Err(SessionError::InvalidParams {
+                field: "checkpoint",
+                message: format!("session {:?} has no checkpoint {name:?}", spec.name),
+            });
+        }
+        let undo = format!("before-rewind-{}", rewinds + 1);
+        let commit = checkpoints.record(&undo).await?;
+        checkpoints.restore(name).await?;
+        let name = name.to_owned();
+        let recorded_undo = undo.clone();
+        handle
+            .run(move |actor| {
+                actor.emit(Event::Checkpoint {
+                    name: recorded_undo.clone(),
+                    commit,
+                })?;
+                actor.emit(Event::Rewound {
+                    name,
+                    undo: recorded_undo,
+                })?;
+                Ok(())
+            })
+            .await?;
+        Ok(undo)
+    }
+
+    /// Runs a git operation on the session's branch (status any time; the others only while
+    /// the agent is not working). Answers with the status after it, and the commit made.
+    pub async fn git(
+        &self,
+        id: &str,
+        operation: workspace::operations::Operation,
+        paths: Option<&[String]>,
+        message: Option<&str>,
+        branch: Option<&str>,
+    ) -> Result<serde_json::Value, SessionError> {
+        use workspace::operations::{Operation, Refusal};
+        let handle = if operation.writes() {
+            self.writable_handle(id)?
+        } else {
+            self.handle(id)?
+        };
+        let view = handle.view();
+        if operation.writes() && view.info.status.is_active() {
+            return Err(SessionError::InvalidState {
+                name: view.spec.name.clone(),
+                status: view.info.status,
+                operation: "run a git operation on",
+                hint: "; wait for the turn to end or stop the session",
+            });
+        }
+        if !view.worktree_ready || !view.spec.worktree.exists() {
+            return Err(SessionError::InvalidState {
+                name: view.spec.name.clone(),
+                status: view.info.status,
+                operation: "run a git operation on",
+                hint: "; it has no worktree",
+            });
+        }
+        let spec = &view.spec;
+        let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
+        let git = workspace::operations::SessionGit {
+            worktree: &worktree,
+            repo: &spec.repo,
+            branch: &spec.branch,
+            base_branch: &spec.base_branch,
+        };
+        let refusal = |refusal: Refusal| match refusal {
+            Refusal::Refused(message) => SessionError::GitRefused(message),
+            Refusal::Git(error) => SessionError::Git(error),
+        };
+        git.pathspecs(paths).map_err(refusal)?;
+        let mut commit = None;
+        {
+            // Merging into the base touches the user's repository: one git writer at a time.
+            let worktree_lock = self.worktree_lock(&spec.repo);
+            let _serialized = worktree_lock.lock().await;
+            match operation {
+                Operation::Status => {}
+                Operation::Stage => git.stage(paths).await.map_err(refusal)?,
+                Operation::Unstage => git.unstage(paths).await.map_err(refusal)?,
+                Operation::Discard => git.discard(paths).await.map_err(refusal)?,
+                Operation::Commit => commit = Some(git.commit(message).await.map_err(refusal)?),
+                Operation::Push => git.push().await.map_err(refusal)?,
+                Operation::Pull => git.pull().await.map_err(refusal)?,
+                Operation::PullBranch => git.pull_branch(branch).await.map_err(refusal)?,
+                Operation::MergeToBase => git.merge_to_base().await.map_err(refusal)?,
+                Operation::PullFromBase => git.pull_from_base().await.map_err(refusal)?,
+            }
+        }
+        let status = git.status().await.map_err(refusal)?;
+        let mut answer = serde_json::json!({ "status": status });
+        if let Some(commit) = commit {
+            answer["commit"] = serde_json::Value::String(commit);
+        }
+        Ok(answer)
+    }
+
+    /// The session's private index file (shared with the tools' before/after comparison). It
+    /// is kept out of the temp dir, which the agent's commands may write: an index they could
+    /// edit could hide their changes from diffs and reviews.
+    pub(super) fn private_index(&self, spec: &SessionSpec) -> PathBuf {
+        self.inner.home.join("private").join(&spec.id).join("index")
+    }
+
+    /// After a turn that changed files, records checkpoint `turn-<n>`; returns whether the
+    /// turn changed files. A failure is logged, not fatal: the turn's work is in the worktree
+    /// either way.
+    pub(super) async fn record_turn_checkpoint(
+        &self,
+        handle: &SessionHandle,
+        spec: &SessionSpec,
+    ) -> Result<bool, SessionError> {
+        let (changed, turn) = handle
+            .run(|actor| Ok((actor.state.changed_since_checkpoint, actor.state.turns)))
+            .await?;
+        if !changed {
+            return Ok(false);
+        }
+        let index = self.private_index(spec);
+        if let Some(parent) = index.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let name = format!("turn-{turn}");
+        let recorded = match workspace::SessionWorktree::pin(&spec.repo, &spec.worktree) {
+            Ok(worktree) => checkpoints(spec, &worktree, &index).record(&name).await,
+            Err(error) => Err(error),
+        };
+        match recorded {
+            Ok(commit) => {
+                handle.tell(move |actor| {
+                    if let Err(error) = actor.emit(Event::Checkpoint { name, commit }) {
+                        tracing::warn!("session {}: {error}", actor.id);
+                    }
+                });
+            }
+            Err(error) => tracing::warn!(
+                "session {}: cannot record checkpoint {name}: {error}",
+                handle.id
+            ),
+        }
+        Ok(true)
+    }
+}
+
+/// Ends what a session's commands or hooks left running and puts back the worktree's `.git`
+/// if they changed it (Tether's git does not read it; the user's and the agent's do).
+pub(super) fn end_programs(session_id: &str, worktree: &workspace::SessionWorktree) {
+    crate::sandbox::end_owner(session_id);
+    if let Err(error) = worktree.restore_gitlink() {
+        tracing::warn!("session {session_id}: cannot restore the worktree's .git: {error}");
+    }
+}
+
+/// The checkpoints of a session, kept through its private index.
+fn checkpoints<'a>(
+    spec: &'a SessionSpec,
+    worktree: &'a workspace::SessionWorktree,
+    index: &'a Path,
+) -> workspace::Checkpoints<'a> {
+    workspace::Checkpoints {
+        worktree,
+        session_id: &spec.id,
+        index,
+    }
+}

@@ -1,0 +1,487 @@
+//! A session's life: create, send, stop, resume, complete, clone, delete, and the notes and
+//! context resets between. Each change is one step of the session's actor.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::actor::{Driver, SessionActor, SessionHandle};
+use super::driver::{drive, redactor_for};
+use super::{CreateSession, STOP_GRACE, SessionError, SessionInfo, SessionManager};
+use crate::config::ProviderKind;
+use crate::hooks::HookEvent;
+use crate::provider::build_provider;
+use crate::session::{slug_from_prompt, validate_session_name};
+use crate::store;
+use crate::vocab::{
+    Event, EventRecord, Item, ItemPhase, MessageRole, Mode, SessionSpec, SessionState,
+    SessionStatus, new_item_id, now_millis,
+};
+use crate::workspace::{self, SESSION_BRANCH_PREFIX};
+use tokio_util::sync::CancellationToken;
+
+/// What a new session is made from: a request, or the session it clones.
+pub(super) struct NewSession {
+    pub root: PathBuf,
+    pub preferred_name: String,
+    pub exact_name: bool,
+    pub title: String,
+    pub mode: Mode,
+    pub base_branch: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub toggles: BTreeMap<String, bool>,
+    pub cloned_from: Option<String>,
+    pub prompt: Option<String>,
+}
+
+impl SessionActor {
+    /// Moves the session to `pending` (`fresh`: it was just created) and starts the task
+    /// that drives it.
+    pub fn start_driver(
+        &mut self,
+        manager: &SessionManager,
+        handle: Arc<SessionHandle>,
+        fresh: bool,
+    ) -> Result<(), SessionError> {
+        if fresh {
+            // A new session is born pending; its first status event says so explicitly.
+            self.emit(Event::Status {
+                status: SessionStatus::Pending,
+                activity: None,
+                reason: None,
+            })?;
+        } else {
+            self.set_status(SessionStatus::Pending, None, None)?;
+        }
+        let cancel = CancellationToken::new();
+        let task = manager
+            .inner
+            .runtime
+            .spawn(drive(manager.clone(), handle, cancel.clone()));
+        self.driver = Some(Driver {
+            cancel,
+            stop_reason: None,
+            failure: None,
+            task: Some(task),
+        });
+        Ok(())
+    }
+}
+
+impl SessionManager {
+    /// Creates a session and starts it; answers at once (the turn streams as events).
+    pub async fn create(&self, request: CreateSession) -> Result<SessionInfo, SessionError> {
+        if request.prompt.trim().is_empty() {
+            return Err(SessionError::InvalidParams {
+                field: "prompt",
+                message: "a session needs a prompt".to_owned(),
+            });
+        }
+        let title = request
+            .prompt
+            .lines()
+            .find(|line| !line.trim().is_empty())
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .take(80)
+            .collect();
+        let preferred_name = match &request.name {
+            Some(name) => {
+                validate_session_name(name).map_err(|message| SessionError::InvalidParams {
+                    field: "name",
+                    message,
+                })?;
+                name.clone()
+            }
+            None => slug_from_prompt(&request.prompt),
+        };
+        self.new_session(NewSession {
+            root: request.root,
+            preferred_name,
+            exact_name: request.name.is_some(),
+            title,
+            mode: request.mode,
+            base_branch: request.base_branch,
+            provider: request.provider,
+            model: request.model,
+            temperature: None,
+            max_tokens: None,
+            toggles: request.toggles,
+            cloned_from: None,
+            prompt: Some(request.prompt),
+        })
+        .await
+    }
+
+    /// Records and starts a new session; returns its info as it was born (`pending`: its
+    /// task may have moved it on by the time the caller could read it again).
+    async fn new_session(&self, new: NewSession) -> Result<SessionInfo, SessionError> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(SessionError::ShuttingDown);
+        }
+        let repository = workspace::discover(&new.root)?;
+        let store = self.open_store(&repository.root)?;
+        if !store.is_writable() {
+            return Err(SessionError::ReadOnly(store.read_only_reason()));
+        }
+        let crate::config::Resolved {
+            config,
+            warnings: config_warnings,
+        } = self
+            .sources()
+            .resolve_with_warnings(Some(&repository.root))?;
+        let provider = new
+            .provider
+            .clone()
+            .unwrap_or_else(|| config.default_provider_name());
+        let provider_config = config.provider(&provider)?;
+        if provider_config.kind == ProviderKind::Acp {
+            // Fail now, not after a worktree was made.
+            build_provider(&provider, provider_config)?;
+        }
+        let model = new
+            .model
+            .clone()
+            .or_else(|| provider_config.model.clone())
+            .ok_or_else(|| SessionError::InvalidParams {
+                field: "model",
+                message: format!("provider {provider:?} sets no default model; name one"),
+            })?;
+        let base_branch = repository.resolve_base_branch(new.base_branch.as_deref())?;
+        let worktrees = config
+            .session
+            .worktree_dir
+            .clone()
+            .unwrap_or_else(store::default_worktrees_home)
+            .join(store::repo_key(&repository.root));
+
+        // Names are unique per repository: no other session, branch or folder may have it.
+        let taken = |name: &str| -> Result<bool, SessionError> {
+            let in_use = self.inner.sessions.iter().any(|entry| {
+                let view = entry.value().view();
+                view.spec.repo == repository.root && view.spec.name == name
+            });
+            Ok(in_use
+                || repository.branch_exists(&format!("{SESSION_BRANCH_PREFIX}{name}"))?
+                || worktrees.join(name).exists())
+        };
+        let mut name = new.preferred_name.clone();
+        let mut suffix = 2;
+        while taken(&name)? {
+            if new.exact_name {
+                return Err(SessionError::InvalidParams {
+                    field: "name",
+                    message: format!(
+                        "a session, branch or folder named {name:?} already exists in {}",
+                        repository.root.display()
+                    ),
+                });
+            }
+            name = format!("{}-{suffix}", new.preferred_name);
+            suffix += 1;
+        }
+
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let spec = SessionSpec {
+            id: id.clone(),
+            branch: format!("{SESSION_BRANCH_PREFIX}{name}"),
+            worktree: worktrees.join(&name),
+            name,
+            title: new.title,
+            mode: new.mode,
+            repo: repository.root.clone(),
+            base_branch,
+            provider,
+            model,
+            temperature: new.temperature.or(provider_config.temperature),
+            max_tokens: new.max_tokens.or(provider_config.max_tokens),
+            toggles: new.toggles,
+            created_at: now_millis(),
+            cloned_from: new.cloned_from,
+        };
+        let log = store.create_log(&id)?;
+        let id: Arc<str> = Arc::from(id.as_str());
+        let created = EventRecord {
+            seq: 0,
+            at: spec.created_at,
+            event: Event::Created {
+                session: Box::new(spec.clone()),
+            },
+        };
+        let mut state = SessionState::new(spec.clone(), &created);
+        // Seq 1 is the `created` event itself.
+        state.last_seq = 0;
+        let mut actor = SessionActor::new(
+            id.clone(),
+            store,
+            state,
+            Some(log),
+            self.inner.events.clone(),
+        );
+        actor.redactor = redactor_for(&config)?;
+        actor.emit(created.event)?;
+        // What the repository's file tried and was refused, in the session itself so that
+        // every client and the transcript show it (before the prompt: the agent gets it as
+        // a note with the prompt, so it knows why, say, it has no network).
+        for warning in config_warnings {
+            actor.emit_item(
+                ItemPhase::Completed,
+                Item::Message {
+                    id: new_item_id(),
+                    role: MessageRole::System,
+                    text: warning.to_string(),
+                    interrupted: false,
+                },
+            )?;
+        }
+        if let Some(prompt) = new.prompt {
+            actor.emit_item(
+                ItemPhase::Completed,
+                Item::Message {
+                    id: new_item_id(),
+                    role: MessageRole::User,
+                    text: prompt,
+                    interrupted: false,
+                },
+            )?;
+        }
+        let handle = Arc::new(actor.spawn(&self.inner.runtime));
+        self.inner.sessions.insert(id.to_string(), handle.clone());
+        let manager = self.clone();
+        let driven = handle.clone();
+        handle
+            .run(move |actor| {
+                actor.start_driver(&manager, driven, true)?;
+                Ok(actor.info())
+            })
+            .await
+    }
+
+    /// Sends a follow-up. Returns whether it was queued behind a turn in progress (`true`)
+    /// or starts a turn now (`false`).
+    pub async fn send(&self, id: &str, text: String) -> Result<bool, SessionError> {
+        if text.trim().is_empty() {
+            return Err(SessionError::InvalidParams {
+                field: "text",
+                message: "the message is empty".to_owned(),
+            });
+        }
+        let handle = self.writable_handle(id)?;
+        let manager = self.clone();
+        let driven = handle.clone();
+        handle
+            .run(move |actor| {
+                let queued = match actor.state.status {
+                    SessionStatus::Pending | SessionStatus::Creating | SessionStatus::Running => {
+                        true
+                    }
+                    SessionStatus::Waiting => false,
+                    SessionStatus::Stopped | SessionStatus::Failed => {
+                        return Err(
+                            actor.invalid("send to", "; resume it (with this text) instead")
+                        );
+                    }
+                    SessionStatus::Completed => {
+                        return Err(actor.invalid("send to", "; clone it to continue the work"));
+                    }
+                };
+                actor.emit(Event::FollowUpQueued {
+                    item_id: new_item_id(),
+                    text,
+                })?;
+                if !queued {
+                    actor.start_driver(&manager, driven, false)?;
+                }
+                Ok(queued)
+            })
+            .await
+    }
+
+    /// Stops a session gracefully; it stays resumable. Returns once the stop is recorded.
+    pub async fn stop(&self, id: &str) -> Result<SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let task = handle
+            .run(|actor| match actor.state.status {
+                SessionStatus::Waiting => {
+                    actor.set_status(
+                        SessionStatus::Stopped,
+                        None,
+                        Some("stopped by the user".to_owned()),
+                    )?;
+                    Ok(None)
+                }
+                status if status.is_active() => Ok(actor.driver.as_mut().and_then(|driver| {
+                    driver.stop_reason = Some("stopped by the user".to_owned());
+                    driver.cancel.cancel();
+                    driver.task.take()
+                })),
+                _ => Err(actor.invalid("stop", "; it is not working")),
+            })
+            .await?;
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(STOP_GRACE, task).await;
+        }
+        let manager = self.clone();
+        let stopped = handle.clone();
+        self.inner.runtime.spawn(async move {
+            let runs = manager.run_hooks(&stopped, HookEvent::OnCancel).await;
+            if let Err(error) = manager.tell_agent(&stopped, runs, false).await {
+                tracing::warn!("session {}: {error}", stopped.id);
+            }
+        });
+        Ok(handle.info())
+    }
+
+    /// Starts a stopped or failed session again, with an optional new message.
+    pub async fn resume(
+        &self,
+        id: &str,
+        text: Option<String>,
+    ) -> Result<SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let manager = self.clone();
+        let driven = handle.clone();
+        handle
+            .run(move |actor| {
+                if !matches!(
+                    actor.state.status,
+                    SessionStatus::Stopped | SessionStatus::Failed
+                ) {
+                    let hint = if actor.state.status == SessionStatus::Waiting {
+                        "; send it a message instead"
+                    } else {
+                        ""
+                    };
+                    return Err(actor.invalid("resume", hint));
+                }
+                if let Some(text) = text.filter(|text| !text.trim().is_empty()) {
+                    actor.emit(Event::FollowUpQueued {
+                        item_id: new_item_id(),
+                        text,
+                    })?;
+                }
+                actor.start_driver(&manager, driven, false)?;
+                Ok(actor.info())
+            })
+            .await
+    }
+
+    /// Marks a session done.
+    pub async fn complete(&self, id: &str) -> Result<SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        handle
+            .run(|actor| {
+                if !matches!(
+                    actor.state.status,
+                    SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
+                ) {
+                    return Err(actor.invalid("complete", "; stop it first"));
+                }
+                actor.set_status(SessionStatus::Completed, None, None)?;
+                Ok(actor.info())
+            })
+            .await
+    }
+
+    /// Clears the model's conversation (the transcript stays), keeping `summary` if given.
+    pub async fn reset_context(
+        &self,
+        id: &str,
+        summary: Option<String>,
+    ) -> Result<SessionInfo, SessionError> {
+        let handle = self.writable_handle(id)?;
+        handle
+            .run(|actor| {
+                if !matches!(
+                    actor.state.status,
+                    SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
+                ) {
+                    return Err(actor.invalid("reset the context of", "; stop it first"));
+                }
+                let summary = summary.filter(|summary| !summary.trim().is_empty());
+                actor.emit(Event::ContextReset { summary })?;
+                Ok(actor.info())
+            })
+            .await
+    }
+
+    /// Records a note from tether (what the user applied or rejected, say): shown in the
+    /// session's history and given to the agent with the next message it gets.
+    pub async fn note(&self, id: &str, text: String) -> Result<(), SessionError> {
+        let handle = self.writable_handle(id)?;
+        handle
+            .run(|actor| {
+                actor.emit_item(
+                    ItemPhase::Completed,
+                    Item::Message {
+                        id: new_item_id(),
+                        role: MessageRole::System,
+                        text,
+                        interrupted: false,
+                    },
+                )
+            })
+            .await
+    }
+
+    /// A new session with the same configuration and no history.
+    pub async fn clone_session(&self, id: &str) -> Result<SessionInfo, SessionError> {
+        let spec = self.view(id)?.spec.clone();
+        self.new_session(NewSession {
+            root: spec.repo.clone(),
+            preferred_name: format!("{}-clone", spec.name),
+            exact_name: false,
+            title: spec.title.clone(),
+            mode: spec.mode,
+            base_branch: Some(spec.base_branch.clone()),
+            provider: Some(spec.provider.clone()),
+            model: Some(spec.model.clone()),
+            temperature: spec.temperature,
+            max_tokens: spec.max_tokens,
+            toggles: spec.toggles.clone(),
+            cloned_from: Some(spec.id.clone()),
+            prompt: None,
+        })
+        .await
+    }
+
+    /// Deletes a session: stops it, removes its worktree and its `tether/` branch, then its
+    /// log. If git cannot remove the worktree, the session is kept and the error says why.
+    pub async fn delete(&self, id: &str) -> Result<(), SessionError> {
+        let handle = self.writable_handle(id)?;
+        if handle.view().info.status.is_active() {
+            self.stop(id).await?;
+        }
+        handle
+            .run(|actor| {
+                for cancel in actor.running_reviews.values() {
+                    cancel.cancel();
+                }
+                Ok(())
+            })
+            .await?;
+        let spec = handle.view().spec.clone();
+        let repository = workspace::Repository {
+            root: spec.repo.clone(),
+        };
+        {
+            let worktree_lock = self.worktree_lock(&spec.repo);
+            let _serialized = worktree_lock.lock().await;
+            repository
+                .remove_worktree(&spec.worktree, &spec.branch)
+                .await?;
+        }
+        workspace::Checkpoints::delete_all(&spec.repo, &handle.id).await?;
+        handle.store.remove_log(&handle.id)?;
+        crate::sandbox::end_owner(&handle.id);
+        let _ = std::fs::remove_dir_all(self.temp_dir(&handle.id));
+        let _ = std::fs::remove_dir_all(self.inner.home.join("private").join(&*handle.id));
+        self.inner.sessions.remove(id);
+        Ok(())
+    }
+}

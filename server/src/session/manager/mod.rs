@@ -1,0 +1,519 @@
+//! The session manager: the one way in for the LSP layer and `tether run` alike. It keeps a
+//! [`SessionHandle`] per session; each session is an actor ([`actor`]) that owns its state and
+//! its log. Reads answer from the view the actor publishes; changes are commands to it.
+//!
+//! The files, one job each: [`lifecycle`] (create, send, stop, resume, complete, clone,
+//! delete), [`driver`] (the task that runs a session's turns), [`prompts`] (questions, plans,
+//! permissions), [`reviews`] (reviews, verifications, findings), [`git`] (diff, rewind, git
+//! operations, checkpoints), [`recovery`] (what a crash left open), [`hooks`], [`loops`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Semaphore, broadcast};
+
+use crate::config::{ConfigError, ConfigSources, ConfigWarning, EditorLayer};
+use crate::provider::ProviderError;
+use crate::store::{RepoStore, StoreError};
+use crate::vocab::{
+    Activity, EventRecord, Finding, FindingSource, Item, Mode, SessionStatus, TokenUsage,
+};
+use crate::workspace::{self, GitError};
+
+mod actor;
+mod driver;
+mod git;
+mod hooks;
+mod lifecycle;
+mod loops;
+mod prompts;
+mod recovery;
+mod reviews;
+
+pub use actor::SessionView;
+use actor::{SessionActor, SessionHandle};
+pub use loops::{EXIT_SIGNAL, LoopRequest};
+
+/// How long `stop` and shutdown wait for a session's task to notice and record the stop.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("unknown session {0:?}")]
+    UnknownSession(String),
+    #[error("cannot {operation} session {name:?}: it is {status}{hint}")]
+    InvalidState {
+        name: String,
+        status: SessionStatus,
+        operation: &'static str,
+        hint: &'static str,
+    },
+    #[error("invalid `{field}`: {message}")]
+    InvalidParams {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    ReadOnly(String),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("tether is shutting down; the session was not changed")]
+    ShuttingDown,
+    /// A git operation that cannot proceed; the repository is as it was.
+    #[error("{0}")]
+    GitRefused(String),
+}
+
+/// What `tether/session/create` (and `tether run`) asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateSession {
+    pub prompt: String,
+    pub mode: Mode,
+    pub name: Option<String>,
+    /// Any path inside the repository.
+    pub root: PathBuf,
+    pub base_branch: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub toggles: BTreeMap<String, bool>,
+}
+
+/// A session as lists and pickers show it (SessionInfo in docs/protocol.md).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub id: String,
+    pub name: String,
+    pub title: String,
+    pub mode: Mode,
+    pub status: SessionStatus,
+    pub activity: Option<Activity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub provider: String,
+    pub model: String,
+    pub branch: String,
+    pub base_branch: String,
+    pub repo: PathBuf,
+    pub worktree: PathBuf,
+    pub created_at: String,
+    pub updated_at: String,
+    pub usage: TokenUsage,
+    pub queued_messages: usize,
+    pub last_seq: u64,
+    pub read_only: bool,
+}
+
+/// A session's info with the events after a given `seq`, consistent with each other.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSnapshot {
+    pub session: SessionInfo,
+    pub events: Vec<EventRecord>,
+}
+
+/// One session's open findings.
+#[derive(Debug, Clone)]
+pub struct SessionFindings {
+    pub session_id: String,
+    pub name: String,
+    pub repo: PathBuf,
+    pub findings: Vec<(FindingSource, Finding)>,
+}
+
+/// An event as announced to subscribers (the LSP layer, `tether run`).
+#[derive(Debug, Clone)]
+pub struct AnnouncedEvent {
+    pub session_id: Arc<str>,
+    pub record: Arc<EventRecord>,
+}
+
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<ManagerInner>,
+}
+
+struct ManagerInner {
+    home: PathBuf,
+    /// Where session tasks run: the runtime the manager was made in. The LSP edge may serve
+    /// on a thread of its own, so that requests never queue behind streaming sessions.
+    runtime: tokio::runtime::Handle,
+    sources: RwLock<ConfigSources>,
+    repos: Mutex<HashMap<PathBuf, Arc<RepoStore>>>,
+    sessions: dashmap::DashMap<String, Arc<SessionHandle>>,
+    events: broadcast::Sender<AnnouncedEvent>,
+    working_slots: Arc<Semaphore>,
+    max_working: Mutex<usize>,
+    /// One per repository: `git worktree add/remove` are not safe to run concurrently in one
+    /// repository (one reads the other's half-made `.git/worktrees/<name>`).
+    worktree_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    shutting_down: AtomicBool,
+    /// Runs lifecycle hooks; keeps their circuit breakers across sessions.
+    hooks: crate::hooks::HookRunner,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock must not wedge every later request.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Filters for `list`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<SessionStatus>,
+    pub mode: Option<Mode>,
+    /// Matched, case-insensitively, against the name and the title.
+    pub query: Option<String>,
+}
+
+impl SessionManager {
+    /// A manager keeping its state under `home` (see [`crate::store::state_home`]). Must be
+    /// called inside a Tokio runtime: the session tasks run there.
+    pub fn new(home: PathBuf, sources: ConfigSources) -> Result<SessionManager, SessionError> {
+        // A broken settings file must not keep the editor's server from starting: every
+        // session operation reports it (naming the file) until it is fixed.
+        let max_working = match sources.resolve(None) {
+            Ok(config) => config.session.max_working.max(1),
+            Err(error) => {
+                tracing::error!("{error}");
+                crate::config::SessionSettings::default().max_working
+            }
+        };
+        let (events, _) = broadcast::channel(16_384);
+        Ok(SessionManager {
+            inner: Arc::new(ManagerInner {
+                home,
+                runtime: tokio::runtime::Handle::current(),
+                sources: RwLock::new(sources),
+                repos: Mutex::new(HashMap::new()),
+                sessions: dashmap::DashMap::new(),
+                events,
+                working_slots: Arc::new(Semaphore::new(max_working)),
+                max_working: Mutex::new(max_working),
+                worktree_locks: Mutex::new(HashMap::new()),
+                shutting_down: AtomicBool::new(false),
+                hooks: Default::default(),
+            }),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<AnnouncedEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Replaces one of the editor's layers of settings (`initializationOptions`, or the
+    /// latest `didChangeConfiguration`), and resizes the working cap. Settings that are not
+    /// an object, or that do not parse, are refused and the layers stay as they were.
+    pub fn set_editor_layer(
+        &self,
+        layer: EditorLayer,
+        settings: serde_json::Value,
+    ) -> Result<(), SessionError> {
+        let mut sources = self.sources();
+        // Settings files that were already broken are not the new layer's fault: it is kept,
+        // and the files' error is reported where sessions need them.
+        let broken_before = sources.resolve(None).is_err();
+        sources.set_editor_layer(layer, settings)?;
+        let resolved = match sources.resolve(None) {
+            Err(error) if !broken_before => return Err(error.into()),
+            resolved => resolved,
+        };
+        *self
+            .inner
+            .sources
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sources;
+        if let Ok(config) = resolved {
+            self.resize_working_slots(config.session.max_working.max(1));
+        }
+        Ok(())
+    }
+
+    fn resize_working_slots(&self, wanted: usize) {
+        let mut current = lock(&self.inner.max_working);
+        if wanted > *current {
+            self.inner.working_slots.add_permits(wanted - *current);
+            *current = wanted;
+        } else if wanted < *current {
+            // Only free slots can be taken back; busy ones shrink as they free up.
+            let removed = self.inner.working_slots.forget_permits(*current - wanted);
+            *current -= removed;
+        }
+    }
+
+    /// A session's own temp dir: its programs' `TMPDIR`, writable in the sandbox.
+    fn temp_dir(&self, session_id: &str) -> PathBuf {
+        self.inner.home.join("tmp").join(session_id)
+    }
+
+    /// The sandbox a session's commands and hooks run in.
+    fn jail(
+        &self,
+        store: &RepoStore,
+        spec: &crate::vocab::SessionSpec,
+        worktree: &Path,
+        config: &crate::config::Config,
+    ) -> crate::sandbox::Jail {
+        crate::sandbox::Jail {
+            mode: config.session.sandbox,
+            worktree: worktree.to_owned(),
+            temp_dir: self.temp_dir(&spec.id),
+            network: config.session.network,
+            hidden_env: config.secret_variables(),
+            owner: Arc::from(spec.id.as_str()),
+            records: store.processes_dir(),
+        }
+    }
+
+    /// The lock that serializes worktree changes in `repo`.
+    fn worktree_lock(&self, repo: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.inner.worktree_locks)
+            .entry(repo.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    fn sources(&self) -> ConfigSources {
+        self.inner
+            .sources
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The repository containing `path`, and what its `.tether/config.toml` tried that was
+    /// ignored (settings looser than the user's).
+    pub fn config_warnings(
+        &self,
+        path: &Path,
+    ) -> Result<(PathBuf, Vec<ConfigWarning>), SessionError> {
+        let repository = workspace::discover(path)?;
+        let resolved = self
+            .sources()
+            .resolve_with_warnings(Some(&repository.root))?;
+        Ok((repository.root, resolved.warnings))
+    }
+
+    /// Opens the store of the repository containing `path`, rebuilding its sessions from
+    /// their logs the first time. Sessions a crash interrupted come back `stopped`.
+    pub fn open_repository(&self, path: &Path) -> Result<Arc<RepoStore>, SessionError> {
+        let repository = workspace::discover(path)?;
+        self.open_store(&repository.root)
+    }
+
+    fn open_store(&self, repo_root: &Path) -> Result<Arc<RepoStore>, SessionError> {
+        let mut repos = lock(&self.inner.repos);
+        if let Some(store) = repos.get(repo_root) {
+            return Ok(store.clone());
+        }
+        let store = Arc::new(RepoStore::open(&self.inner.home, repo_root)?);
+        if !store.is_writable() {
+            tracing::warn!("{}", store.read_only_reason());
+        } else {
+            // The lock is ours, so whoever held it is gone: end what its commands left.
+            let ended = crate::sandbox::end_leftovers(&store.processes_dir());
+            if ended > 0 {
+                tracing::warn!(
+                    "{}: ended {ended} command group(s) a previous tether left running",
+                    repo_root.display()
+                );
+            }
+        }
+        for loaded in store.load_all()? {
+            let id: Arc<str> = Arc::from(loaded.state.spec.id.as_str());
+            let mut actor = SessionActor::new(
+                id.clone(),
+                store.clone(),
+                loaded.state,
+                None,
+                self.inner.events.clone(),
+            );
+            if store.is_writable() {
+                actor.recover()?;
+            }
+            let handle = actor.spawn(&self.inner.runtime);
+            self.inner.sessions.insert(id.to_string(), Arc::new(handle));
+        }
+        repos.insert(repo_root.to_owned(), store.clone());
+        Ok(store)
+    }
+
+    fn handle(&self, id: &str) -> Result<Arc<SessionHandle>, SessionError> {
+        self.inner
+            .sessions
+            .get(id)
+            .map(|entry| entry.value().clone())
+            .ok_or_else(|| SessionError::UnknownSession(id.to_owned()))
+    }
+
+    fn writable_handle(&self, id: &str) -> Result<Arc<SessionHandle>, SessionError> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(SessionError::ShuttingDown);
+        }
+        let handle = self.handle(id)?;
+        if !handle.store.is_writable() {
+            return Err(SessionError::ReadOnly(handle.store.read_only_reason()));
+        }
+        Ok(handle)
+    }
+
+    pub fn list(&self, filter: &ListFilter) -> Vec<SessionInfo> {
+        let query = filter.query.as_ref().map(|query| query.to_lowercase());
+        let mut sessions: Vec<SessionInfo> = self
+            .inner
+            .sessions
+            .iter()
+            .map(|entry| entry.value().view())
+            .filter(|view| {
+                filter
+                    .status
+                    .is_none_or(|status| view.info.status == status)
+            })
+            .filter(|view| filter.mode.is_none_or(|mode| view.info.mode == mode))
+            .filter(|view| {
+                query.as_ref().is_none_or(|query| {
+                    view.info.name.to_lowercase().contains(query)
+                        || view.info.title.to_lowercase().contains(query)
+                })
+            })
+            .map(|view| view.info.clone())
+            .collect();
+        sessions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        sessions
+    }
+
+    /// A session as of its last event.
+    pub fn view(&self, id: &str) -> Result<Arc<SessionView>, SessionError> {
+        Ok(self.handle(id)?.view())
+    }
+
+    /// The questions, plans and permissions a session waits on, as started items.
+    pub fn pending_items(&self, id: &str) -> Result<Vec<Item>, SessionError> {
+        Ok(self.view(id)?.open_questions.to_vec())
+    }
+
+    pub fn info(&self, id: &str) -> Result<SessionInfo, SessionError> {
+        Ok(self.handle(id)?.info())
+    }
+
+    /// The session and its events after `since`, read from the log.
+    pub fn get(&self, id: &str, since: u64) -> Result<SessionSnapshot, SessionError> {
+        let handle = self.handle(id)?;
+        let session = handle.info();
+        let events = handle
+            .store
+            .read_events(&handle.id, since)?
+            .into_iter()
+            .filter(|record| record.seq <= session.last_seq)
+            .collect();
+        Ok(SessionSnapshot { session, events })
+    }
+
+    /// Every event of a session, for exports.
+    pub fn all_events(&self, id: &str) -> Result<(SessionInfo, Vec<EventRecord>), SessionError> {
+        let snapshot = self.get(id, 0)?;
+        Ok((snapshot.session, snapshot.events))
+    }
+
+    /// The findings of every session that are not dismissed.
+    pub fn open_findings(&self) -> Vec<SessionFindings> {
+        self.inner
+            .sessions
+            .iter()
+            .filter_map(|entry| {
+                let view = entry.value().view();
+                (!view.findings.is_empty()).then(|| SessionFindings {
+                    session_id: view.spec.id.clone(),
+                    name: view.spec.name.clone(),
+                    repo: view.spec.repo.clone(),
+                    findings: view.findings.to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// The findings of one session that are not dismissed.
+    pub fn session_findings(
+        &self,
+        id: &str,
+    ) -> Result<Vec<(FindingSource, Finding)>, SessionError> {
+        Ok(self.view(id)?.findings.to_vec())
+    }
+
+    /// The open finding `finding_id` of a session.
+    pub fn finding(
+        &self,
+        id: &str,
+        finding_id: &str,
+    ) -> Result<(FindingSource, Finding), SessionError> {
+        let view = self.view(id)?;
+        view.findings
+            .iter()
+            .find(|(_, finding)| finding.id == finding_id)
+            .cloned()
+            .ok_or_else(|| SessionError::InvalidParams {
+                field: "findingId",
+                message: format!(
+                    "{finding_id:?} is not an open finding of {} (dismissed, or superseded by a newer review)",
+                    view.spec.name
+                ),
+            })
+    }
+
+    /// Whether a review or verification of the session is running or waiting to.
+    pub fn reviews_running(&self, id: &str) -> bool {
+        self.view(id).is_ok_and(|view| view.reviews_running)
+    }
+
+    /// Stops every working session (they stay resumable) and flushes every log.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let handles: Vec<Arc<SessionHandle>> = self
+            .inner
+            .sessions
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect();
+        let mut tasks = Vec::new();
+        for handle in &handles {
+            let task = handle
+                .run(|actor| {
+                    Ok(actor.driver.as_mut().and_then(|driver| {
+                        driver.stop_reason =
+                            Some("tether shut down; resume the session to continue".to_owned());
+                        driver.cancel.cancel();
+                        driver.task.take()
+                    }))
+                })
+                .await;
+            if let Ok(Some(task)) = task {
+                tasks.push(task);
+            }
+        }
+        let _ = tokio::time::timeout(STOP_GRACE, futures_util::future::join_all(tasks)).await;
+        for handle in &handles {
+            let settled = handle
+                .run(|actor| {
+                    if actor.store.is_writable() {
+                        actor.settle()?;
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(error) = settled {
+                tracing::warn!("{error}");
+            }
+        }
+    }
+}
