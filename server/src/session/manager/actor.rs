@@ -380,3 +380,175 @@ fn info_of(state: &SessionState, read_only: bool) -> SessionInfo {
         read_only,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::{Mode, new_item_id};
+
+    fn spec() -> SessionSpec {
+        SessionSpec {
+            id: "actor-test".into(),
+            name: "demo".into(),
+            title: "Demo".into(),
+            mode: Mode::Develop,
+            repo: "/repo".into(),
+            base_branch: "main".into(),
+            branch: "tether/demo".into(),
+            worktree: "/wt/demo".into(),
+            provider: "local".into(),
+            model: "m".into(),
+            temperature: None,
+            max_tokens: None,
+            toggles: Default::default(),
+            created_at: 1,
+            cloned_from: None,
+        }
+    }
+
+    /// A running actor for a fresh session, its events' channel, and the folder it logs in.
+    fn started() -> (
+        SessionHandle,
+        broadcast::Receiver<AnnouncedEvent>,
+        tempfile::TempDir,
+    ) {
+        let home = tempfile::tempdir().expect("tempdir");
+        let store =
+            Arc::new(RepoStore::open(home.path(), Path::new("/repo")).expect("open the store"));
+        let log = store.create_log("actor-test").expect("create the log");
+        let created = EventRecord {
+            seq: 0,
+            at: 1,
+            event: Event::Created {
+                session: Box::new(spec()),
+            },
+        };
+        let mut state = SessionState::new(spec(), &created);
+        state.last_seq = 0;
+        let (events, receiver) = broadcast::channel(1024);
+        let mut actor = SessionActor::new("actor-test".into(), store, state, Some(log), events);
+        actor.emit(created.event).expect("emit created");
+        (
+            actor.spawn(&tokio::runtime::Handle::current()),
+            receiver,
+            home,
+        )
+    }
+
+    fn delta(text: &str) -> Event {
+        Event::Delta {
+            item_id: "m1".into(),
+            text: text.into(),
+        }
+    }
+
+    use std::path::Path;
+
+    #[tokio::test]
+    async fn commands_run_in_the_order_they_were_sent() {
+        let (handle, _events, _home) = started();
+        for n in 0..100 {
+            handle.tell(move |actor| actor.emit_for_turn(delta(&n.to_string())));
+        }
+        // A command sent after the hundred sees all of them, and the log holds them in order.
+        let last_seq = handle
+            .run(|actor| Ok(actor.state.last_seq))
+            .await
+            .expect("the actor answers");
+        assert_eq!(last_seq, 101);
+        let texts: Vec<String> = handle
+            .store
+            .read_events("actor-test", 1)
+            .expect("read the log")
+            .into_iter()
+            .map(|record| match record.event {
+                Event::Delta { text, .. } => text,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        let sent: Vec<String> = (0..100).map(|n: i32| n.to_string()).collect();
+        assert_eq!(texts, sent);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_told_of_an_event_reads_a_view_that_holds_it() {
+        let (handle, mut events, _home) = started();
+        let _ = events.recv().await.expect("created");
+        for n in 0..20 {
+            handle.tell(move |actor| actor.emit_for_turn(delta(&n.to_string())));
+            handle.tell(|actor| {
+                let _ = actor.set_status(SessionStatus::Running, Some(Activity::Working), None);
+            });
+        }
+        for _ in 0..40 {
+            let announced = events.recv().await.expect("an event");
+            let view = handle.view();
+            assert!(
+                view.info.last_seq >= announced.record.seq,
+                "told of seq {} but the view is at {}",
+                announced.record.seq,
+                view.info.last_seq
+            );
+            if let Event::Status { status, .. } = announced.record.event {
+                // The view changes only after the next event, which has not been sent yet
+                // when the status is the latest.
+                if view.info.last_seq == announced.record.seq {
+                    assert_eq!(view.info.status, status);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prompt_is_announced_and_registered_in_one_step() {
+        let (handle, mut events, _home) = started();
+        let _ = events.recv().await.expect("created");
+        handle
+            .run(|actor| actor.set_status(SessionStatus::Running, Some(Activity::Working), None))
+            .await
+            .expect("running");
+        let (reply, _answers) = oneshot::channel();
+        let question = Question {
+            id: "q".into(),
+            prompt: "Which?".into(),
+            kind: crate::vocab::QuestionKind::Text,
+            options: Vec::new(),
+        };
+        let item_id = new_item_id();
+        let opened = item_id.clone();
+        handle.tell(move |actor| {
+            actor
+                .open_question(opened, vec![question], reply)
+                .expect("open the question");
+        });
+        // Whoever sees the started item finds it open, in the view and in the actor.
+        loop {
+            let announced = events.recv().await.expect("an event");
+            if let Event::Item {
+                phase: ItemPhase::Started,
+                item: Item::Question { id, .. },
+            } = &announced.record.event
+            {
+                assert_eq!(id, &item_id);
+                break;
+            }
+        }
+        let pending = handle
+            .run(move |actor| Ok(matches!(&actor.pending, Pending::Question { item_id: open, .. } if *open == item_id)))
+            .await
+            .expect("the actor answers");
+        assert!(pending, "the question is pending once announced");
+        assert_eq!(handle.view().open_questions.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_command_leaves_the_session_working() {
+        let (handle, _events, _home) = started();
+        handle.tell(|_| panic!("a bad command"));
+        let last_seq = handle
+            .run(|actor| Ok(actor.state.last_seq))
+            .await
+            .expect("the actor still answers");
+        assert_eq!(last_seq, 1);
+    }
+}
