@@ -222,7 +222,7 @@ async fn one_review_at_a_time_and_a_running_one_can_be_canceled() {
         )
         .await;
     let review = completed_run(&client, &id, "review", 0).await;
-    assert_eq!(review["status"], "canceled", "{review}");
+    assert_eq!(review["status"], "cancelled", "{review}");
     let error = client
         .call_err("tether/session/cancelReview", json!({"id": id}))
         .await;

@@ -21,8 +21,8 @@ use crate::provider::{
     ChatMessage, ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, ToolCallRequest,
 };
 use crate::vocab::{
-    Answer, Event, Item, ItemPhase, MessageRole, PlanDecision, PlanPhase, Question, QuestionKind,
-    TokenUsage, ToolCallStatus, TurnEndReason,
+    Answer, Event, Item, ItemPhase, MessageRole, PermissionDecision, PlanDecision, PlanPhase,
+    Question, QuestionKind, Resolution, TokenUsage, ToolCallStatus, TurnEndReason,
 };
 
 /// Streamed text is sent at most about once per frame, so a fast model cannot flood the
@@ -78,7 +78,7 @@ pub enum PermissionCheck {
     /// Asked: the decision (and optional feedback) comes through the receiver.
     Ask {
         item_id: String,
-        decision: tokio::sync::oneshot::Receiver<(String, Option<String>)>,
+        decision: tokio::sync::oneshot::Receiver<(PermissionDecision, Option<String>)>,
     },
 }
 
@@ -407,7 +407,7 @@ async fn ask_user(
                 phase: ItemPhase::Completed,
                 item: Item::Question { id: id.clone(), questions, answers: None },
             })?;
-            sink.emit(Event::Resolved { item_id: id, outcome: "cancelled".to_owned() })?;
+            sink.emit(Event::Resolved { item_id: id, outcome: Resolution::Cancelled })?;
             Ok(tools::ToolOutcome::error("the session was stopped before the user answered"))
         }
         answers = answers => match answers {
@@ -447,11 +447,11 @@ async fn ask_permission(
     tokio::select! {
         biased;
         () = cancel.cancelled() => {
-            sink.emit(Event::Resolved { item_id, outcome: "cancelled".to_owned() })?;
+            sink.emit(Event::Resolved { item_id, outcome: Resolution::Cancelled })?;
             Ok(Some(tools::ToolOutcome::error("the session was stopped before permission was given")))
         }
         decision = decision => match decision {
-            Ok((decision, _)) if decision.starts_with("allow") => Ok(None),
+            Ok((decision, _)) if decision.allows() => Ok(None),
             Ok((_, feedback)) => Ok(Some(tools::ToolOutcome::error(format!(
                 "The user rejected this {} call{}",
                 call.name,
@@ -492,7 +492,7 @@ async fn propose_plan(
                 phase: ItemPhase::Completed,
                 item: Item::Plan { id: id.clone(), phases, decision: None },
             })?;
-            sink.emit(Event::Resolved { item_id: id, outcome: "cancelled".to_owned() })?;
+            sink.emit(Event::Resolved { item_id: id, outcome: Resolution::Cancelled })?;
             Ok(tools::ToolOutcome::error("the session was stopped before the plan was decided"))
         }
         decision = decision => match decision {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::vocab::HookEvent;
+
 /// `[hooks]`: named tasks and the hooks of each event.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -75,29 +77,6 @@ pub enum FailedOutput {
     Truncated,
     Full,
     Command,
-}
-
-/// The session events hooks run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HookEvent {
-    OnInit,
-    OnStart,
-    OnAgentFinish,
-    OnDone,
-    OnCancel,
-}
-
-impl HookEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookEvent::OnInit => "on_init",
-            HookEvent::OnStart => "on_start",
-            HookEvent::OnAgentFinish => "on_agent_finish",
-            HookEvent::OnDone => "on_done",
-            HookEvent::OnCancel => "on_cancel",
-        }
-    }
 }
 
 impl HooksConfig {

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::sandbox::Jail;
+pub use crate::vocab::HookStatus;
 
 /// Consecutive failures (across sessions) after which a hook is switched off for a while.
 const BREAKER_FAILURES: u32 = 3;
@@ -44,7 +45,7 @@ pub struct HookRun {
     pub name: String,
     /// `success`, `blocked`, `failed`, `timeout`, `skipped` (filters) or `disabled` (the
     /// circuit breaker).
-    pub status: &'static str,
+    pub status: HookStatus,
     pub exit_code: Option<i32>,
     pub duration_ms: u64,
     /// An excerpt of stdout and stderr.
@@ -82,7 +83,7 @@ impl HookRunner {
                 continue;
             };
             if let Some(reason) = filtered_out(hook, input) {
-                runs.push(skipped(hook, "skipped", reason));
+                runs.push(skipped(hook, HookStatus::Skipped, reason));
                 continue;
             }
             let key = format!(
@@ -94,7 +95,7 @@ impl HookRunner {
             if self.is_open(&key) {
                 runs.push(skipped(
                     hook,
-                    "disabled",
+                    HookStatus::Disabled,
                     format!(
                         "it failed {BREAKER_FAILURES} times in a row; it is off for {} minutes, or until its configuration changes",
                         BREAKER_COOL_OFF.as_secs() / 60
@@ -104,7 +105,8 @@ impl HookRunner {
             }
             let run = run_with_retries(hook, command, jail, input).await;
             self.record(&key, run.status);
-            let stop = run.status != "success" && run.status != "blocked" && hook.stop_on_failure;
+            let stop = !matches!(run.status, HookStatus::Success | HookStatus::Blocked)
+                && hook.stop_on_failure;
             runs.push(run);
             if stop {
                 break;
@@ -133,13 +135,13 @@ impl HookRunner {
         }
     }
 
-    fn record(&self, key: &str, status: &str) {
+    fn record(&self, key: &str, status: HookStatus) {
         let mut breakers = self
             .breakers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let breaker = breakers.entry(key.to_owned()).or_default();
-        if status == "failed" || status == "timeout" {
+        if status.is_failure() {
             breaker.consecutive_failures += 1;
             if breaker.consecutive_failures >= BREAKER_FAILURES {
                 breaker.open_until = Some(Instant::now() + BREAKER_COOL_OFF);
@@ -150,7 +152,7 @@ impl HookRunner {
     }
 }
 
-fn skipped(hook: &HookConfig, status: &'static str, reason: String) -> HookRun {
+fn skipped(hook: &HookConfig, status: HookStatus, reason: String) -> HookRun {
     HookRun {
         name: hook.name.clone(),
         status,
@@ -194,7 +196,7 @@ async fn run_with_retries(
     let mut attempt = 0;
     loop {
         let run = run_once(hook, command, jail, input).await;
-        let failed = run.status == "failed" || run.status == "timeout";
+        let failed = run.status.is_failure();
         if !failed || attempt >= hook.max_retries {
             return run;
         }
@@ -204,18 +206,18 @@ async fn run_with_retries(
 
 async fn run_once(hook: &HookConfig, command: &str, jail: &Jail, input: &HookInput) -> HookRun {
     let started = Instant::now();
-    let finish = |status: &'static str, exit_code: Option<i32>, stdout: &[u8], stderr: &[u8]| {
+    let finish = |status: HookStatus, exit_code: Option<i32>, stdout: &[u8], stderr: &[u8]| {
         let stdout = String::from_utf8_lossy(stdout);
         let stderr = String::from_utf8_lossy(stderr);
         let output = excerpt(&format!("{stdout}{stderr}"));
         let message_for_agent = match status {
-            "blocked" => Some(format!(
+            HookStatus::Blocked => Some(format!(
                 "The {} hook `{}` blocked: {}",
                 input.event.as_str(),
                 hook.name,
                 stderr.trim()
             )),
-            "failed" | "timeout" => match hook.failed_output {
+            HookStatus::Failed | HookStatus::Timeout => match hook.failed_output {
                 FailedOutput::None => None,
                 FailedOutput::Command => Some(format!(
                     "The {} hook `{}` failed running `{command}`.",
@@ -254,7 +256,7 @@ async fn run_once(hook: &HookConfig, command: &str, jail: &Jail, input: &HookInp
         .stderr(Stdio::piped());
     let mut spawned = match crate::sandbox::groups::spawn(jail, child) {
         Ok(spawned) => spawned,
-        Err(error) => return finish("failed", None, b"", error.as_bytes()),
+        Err(error) => return finish(HookStatus::Failed, None, b"", error.as_bytes()),
     };
     if let Some(mut stdin) = spawned.stdin.take() {
         let json = serde_json::to_vec(input).unwrap_or_default();
@@ -266,9 +268,9 @@ async fn run_once(hook: &HookConfig, command: &str, jail: &Jail, input: &HookInp
         Ok((status, stdout, stderr)) => {
             let code = status.and_then(|status| status.code());
             let status = match code {
-                Some(0) => "success",
-                Some(2) => "blocked",
-                _ => "failed",
+                Some(0) => HookStatus::Success,
+                Some(2) => HookStatus::Blocked,
+                _ => HookStatus::Failed,
             };
             finish(status, code, &stdout, &stderr)
         }
@@ -276,7 +278,7 @@ async fn run_once(hook: &HookConfig, command: &str, jail: &Jail, input: &HookInp
             // The whole process group: a hook's children die with it.
             spawned.kill();
             finish(
-                "timeout",
+                HookStatus::Timeout,
                 None,
                 b"",
                 format!("timed out after {} s", hook.timeout_secs).as_bytes(),
@@ -356,7 +358,7 @@ mod tests {
                 &input(HookEvent::OnAgentFinish),
             )
             .await;
-        let statuses: Vec<&str> = runs.iter().map(|run| run.status).collect();
+        let statuses: Vec<&str> = runs.iter().map(|run| run.status.as_str()).collect();
         assert_eq!(statuses, ["success", "blocked", "failed"]);
         assert_eq!(runs[1].exit_code, Some(2));
         assert!(
@@ -402,8 +404,8 @@ mod tests {
             started.elapsed() < Duration::from_secs(10),
             "the sleep was killed"
         );
-        assert_eq!(runs[0].status, "timeout");
-        assert_eq!(runs[1].status, "skipped");
+        assert_eq!(runs[0].status, HookStatus::Timeout);
+        assert_eq!(runs[1].status, HookStatus::Skipped);
         for _ in 1..BREAKER_FAILURES {
             runner
                 .run(
@@ -422,7 +424,7 @@ mod tests {
                 &input(HookEvent::OnDone),
             )
             .await;
-        assert_eq!(runs[0].status, "disabled", "{runs:?}");
+        assert_eq!(runs[0].status, HookStatus::Disabled, "{runs:?}");
         // A changed configuration is a new hook: the breaker starts closed.
         let changed = HooksConfig {
             on_done: vec![HookConfig {
@@ -439,7 +441,7 @@ mod tests {
                 &input(HookEvent::OnDone),
             )
             .await;
-        assert_eq!(runs[0].status, "success");
+        assert_eq!(runs[0].status, HookStatus::Success);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn start(client: Client, manager: SessionManager, refresh: Arc<Notify>) {
                             Event::Item { item, .. } => {
                                 matches!(item, Item::Review { .. } | Item::Verification { .. })
                             }
-                            Event::Resolved { outcome, .. } => outcome == "dismissed",
+                            Event::Resolved { outcome, .. } => *outcome == crate::vocab::Resolution::Dismissed,
                             _ => false,
                         };
                         if !changes_findings {

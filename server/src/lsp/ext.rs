@@ -144,7 +144,7 @@ pub struct FindingsParams {
     #[serde(default = "review")]
     pub source: FindingSource,
     #[serde(default = "done")]
-    pub status: String,
+    pub status: crate::vocab::RunStatus,
     /// Findings to record; without them, the request reads the open findings.
     #[serde(default)]
     pub findings: Option<Vec<Finding>>,
@@ -204,8 +204,8 @@ fn review() -> FindingSource {
     FindingSource::Review
 }
 
-fn done() -> String {
-    "completed".to_owned()
+fn done() -> crate::vocab::RunStatus {
+    crate::vocab::RunStatus::Completed
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::Mode;
+use super::outcomes::{
+    HookEvent, HookStatus, LoopOutcome, PermissionDecision, Resolution, RunStatus,
+};
 
 /// Lifecycle of a session: `pending → creating → running → {waiting, completed, stopped,
 /// failed}`. See [`super::check_transition`] for the legal moves.
@@ -194,9 +197,9 @@ pub enum Item {
         tool: String,
         input: serde_json::Value,
         scope: String,
-        decisions: Vec<String>,
+        decisions: Vec<PermissionDecision>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        decision: Option<String>,
+        decision: Option<PermissionDecision>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         feedback: Option<String>,
     },
@@ -213,8 +216,7 @@ pub enum Item {
     #[serde(rename_all = "camelCase")]
     Review {
         id: String,
-        /// `running`, then `completed`, `failed`, `canceled` or `skipped`.
-        status: String,
+        status: RunStatus,
         #[serde(default)]
         findings: Vec<Finding>,
         #[serde(flatten)]
@@ -228,7 +230,7 @@ pub enum Item {
         id: String,
         iteration: u32,
         max_iterations: u32,
-        outcome: String,
+        outcome: LoopOutcome,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stop_reason: Option<String>,
     },
@@ -236,10 +238,9 @@ pub enum Item {
     #[serde(rename_all = "camelCase")]
     Hook {
         id: String,
-        event: String,
+        event: HookEvent,
         name: String,
-        /// `success`, `blocked`, `failed`, `timeout`, `skipped` or `disabled`.
-        status: String,
+        status: HookStatus,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
         duration_ms: u64,
@@ -250,8 +251,7 @@ pub enum Item {
     #[serde(rename_all = "camelCase")]
     Verification {
         id: String,
-        /// `running`, then `completed`, `failed`, `canceled` or `skipped`.
-        status: String,
+        status: RunStatus,
         #[serde(default)]
         findings: Vec<Finding>,
         #[serde(flatten)]
@@ -441,7 +441,7 @@ pub enum Event {
     #[serde(rename_all = "camelCase")]
     Resolved {
         item_id: String,
-        outcome: String,
+        outcome: Resolution,
     },
     /// A follow-up that waits for the current turn to end; delivered as a user message item
     /// with the same id.

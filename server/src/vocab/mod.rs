@@ -12,6 +12,7 @@
 
 mod chat;
 mod events;
+mod outcomes;
 mod state;
 
 pub use chat::{ChatMessage, ChatRole, ToolCallRequest};
@@ -20,6 +21,7 @@ pub use events::{
     PlanDecision, PlanPhase, Question, QuestionKind, RunFacts, SessionSpec, SessionStatus,
     Severity, TokenUsage, ToolCallStatus, TurnEndReason,
 };
+pub use outcomes::{HookEvent, HookStatus, LoopOutcome, PermissionDecision, Resolution, RunStatus};
 pub use state::{SessionState, check_transition};
 
 use serde::{Deserialize, Serialize};

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::chat::{ChatMessage, ChatRole, ToolCallRequest};
+use super::outcomes::{PermissionDecision, RunStatus};
 
 use super::events::{
     Activity, Event, EventRecord, Finding, FindingSource, Item, MessageRole, SessionSpec,
@@ -196,23 +197,23 @@ impl SessionState {
             ..
         } = item
         {
-            match decision.as_str() {
-                "allow_always_session" | "allow_always_project" => {
+            match decision {
+                PermissionDecision::AllowAlwaysSession | PermissionDecision::AllowAlwaysProject => {
                     self.allowed_scopes.insert(scope.clone());
                 }
-                "reject_always" => {
+                PermissionDecision::RejectAlways => {
                     self.denied_scopes.insert(scope.clone());
                 }
-                _ => {}
+                PermissionDecision::AllowOnce | PermissionDecision::RejectOnce => {}
             }
         }
         let reported = match item {
             Item::Review {
                 status, findings, ..
-            } if status == "completed" => Some((FindingSource::Review, findings)),
+            } if *status == RunStatus::Completed => Some((FindingSource::Review, findings)),
             Item::Verification {
                 status, findings, ..
-            } if status == "completed" => Some((FindingSource::Verification, findings)),
+            } if *status == RunStatus::Completed => Some((FindingSource::Verification, findings)),
             _ => None,
         };
         if let Some((source, findings)) = reported {

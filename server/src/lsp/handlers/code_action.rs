@@ -135,11 +135,18 @@ fn pending_actions(session: &SessionInfo, item: &Item, actions: &mut Vec<CodeAct
         Item::Permission {
             id, tool, scope, ..
         } => {
+            use crate::vocab::PermissionDecision;
             for (label, decision) in [
-                ("Allow once", "allow_once"),
-                ("Allow always (this session)", "allow_always_session"),
-                ("Allow always (this project)", "allow_always_project"),
-                ("Deny", "reject_once"),
+                ("Allow once", PermissionDecision::AllowOnce),
+                (
+                    "Allow always (this session)",
+                    PermissionDecision::AllowAlwaysSession,
+                ),
+                (
+                    "Allow always (this project)",
+                    PermissionDecision::AllowAlwaysProject,
+                ),
+                ("Deny", PermissionDecision::RejectOnce),
             ] {
                 actions.push(action(
                     format!("tether: {name}: {label}: {tool} ({scope})"),

@@ -20,9 +20,9 @@ use super::{AnnouncedEvent, SessionError, SessionInfo};
 use crate::session::Redactor;
 use crate::store::{EventLog, RepoStore, StoreError};
 use crate::vocab::{
-    Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, PlanDecision,
-    PlanPhase, Question, SessionSpec, SessionState, SessionStatus, check_transition,
-    format_timestamp, now_millis,
+    Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase,
+    PermissionDecision, PlanDecision, PlanPhase, Question, Resolution, SessionSpec, SessionState,
+    SessionStatus, check_transition, format_timestamp, now_millis,
 };
 
 /// Work for a session's actor: run on its state, in order, without awaiting.
@@ -71,7 +71,7 @@ pub(super) enum Pending {
     },
     Permission {
         item: Item,
-        reply: oneshot::Sender<(String, Option<String>)>,
+        reply: oneshot::Sender<(PermissionDecision, Option<String>)>,
     },
 }
 
@@ -328,13 +328,10 @@ impl SessionActor {
 
     /// Records a settled question, plan or permission: its completed item, the `resolved`
     /// event every client clears its prompt on, and the agent back at work.
-    pub fn settle_pending(&mut self, item: Item, outcome: &str) -> Result<(), SessionError> {
+    pub fn settle_pending(&mut self, item: Item, outcome: Resolution) -> Result<(), SessionError> {
         let item_id = item.id().to_owned();
         self.emit_item(ItemPhase::Completed, item)?;
-        self.emit(Event::Resolved {
-            item_id,
-            outcome: outcome.to_owned(),
-        })?;
+        self.emit(Event::Resolved { item_id, outcome })?;
         self.set_status(SessionStatus::Running, Some(Activity::Working), None)
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::actor::SessionHandle;
 use super::{SessionError, SessionManager};
-use crate::hooks::{HookEvent, HookInput, HookRun};
+use crate::hooks::{HookEvent, HookInput, HookRun, HookStatus};
 use crate::session::transcript;
 use crate::vocab::{Item, ItemPhase, MessageRole, SessionStatus, new_item_id};
 
@@ -52,7 +52,7 @@ impl SessionManager {
                     event,
                     &HookRun {
                         name: hook.name.clone(),
-                        status: "skipped",
+                        status: HookStatus::Skipped,
                         exit_code: None,
                         duration_ms: 0,
                         output: "not run: this repository's hooks are not trusted; run the command tether.trust, or list the repository under [trust] repositories in your own settings".to_owned(),
@@ -115,14 +115,16 @@ impl SessionManager {
         handle
             .run(move |actor| {
                 // Notes first, so that they ride along with a blocking hook's message.
-                let (blocking, others): (Vec<HookRun>, Vec<HookRun>) =
-                    runs.into_iter().partition(|run| run.status == "blocked");
+                let (blocking, others): (Vec<HookRun>, Vec<HookRun>) = runs
+                    .into_iter()
+                    .partition(|run| run.status == HookStatus::Blocked);
                 for run in others.into_iter().chain(blocking) {
                     let Some(message) = run.message_for_agent else {
                         continue;
                     };
-                    let blocks =
-                        may_block && run.status == "blocked" && actor.hook_blocks < MAX_HOOK_BLOCKS;
+                    let blocks = may_block
+                        && run.status == HookStatus::Blocked
+                        && actor.hook_blocks < MAX_HOOK_BLOCKS;
                     if blocks {
                         actor.hook_blocks += 1;
                     }
@@ -149,9 +151,9 @@ impl SessionManager {
     fn record_hook(&self, handle: &SessionHandle, event: HookEvent, run: &HookRun) {
         let item = Item::Hook {
             id: new_item_id(),
-            event: event.as_str().to_owned(),
+            event,
             name: run.name.clone(),
-            status: run.status.to_owned(),
+            status: run.status,
             exit_code: run.exit_code,
             duration_ms: run.duration_ms,
             output: run.output.clone(),
@@ -194,7 +196,7 @@ impl SessionManager {
             let runs = manager.run_hooks(&handle, HookEvent::OnDone).await;
             let blocked: Vec<String> = runs
                 .iter()
-                .filter(|run| run.status == "blocked")
+                .filter(|run| run.status == HookStatus::Blocked)
                 .filter_map(|run| run.message_for_agent.clone())
                 .collect();
             let any_blocked = !blocked.is_empty();

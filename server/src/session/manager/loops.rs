@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::actor::SessionHandle;
 use super::{SessionError, SessionManager};
-use crate::vocab::{Event, Item, ItemPhase, MessageRole, SessionStatus, new_item_id};
+use crate::vocab::{Event, Item, ItemPhase, LoopOutcome, MessageRole, SessionStatus, new_item_id};
 
 /// The line an agent ends its reply with to say the loop's task is done.
 pub const EXIT_SIGNAL: &str = "EXIT_SIGNAL: true";
@@ -32,7 +32,7 @@ pub struct LoopRequest {
 
 /// How one iteration went.
 struct IterationEnd {
-    outcome: &'static str,
+    outcome: LoopOutcome,
     /// Set when the loop must stop whatever the outcome.
     stop: Option<String>,
 }
@@ -102,14 +102,14 @@ impl SessionManager {
         let id = handle.id.to_string();
         for iteration in 1..=request.max_iterations {
             let item_id = new_item_id();
-            let item = |outcome: &str, stop_reason: Option<String>| Item::LoopIteration {
+            let item = |outcome: LoopOutcome, stop_reason: Option<String>| Item::LoopIteration {
                 id: item_id.clone(),
                 iteration,
                 max_iterations: request.max_iterations,
-                outcome: outcome.to_owned(),
+                outcome,
                 stop_reason,
             };
-            let started = item("running", None);
+            let started = item(LoopOutcome::Running, None);
             if handle
                 .run(move |actor| actor.emit_item(ItemPhase::Started, started))
                 .await
@@ -119,9 +119,9 @@ impl SessionManager {
             }
             let end = self.iteration(handle, &request, iteration, cancel).await;
             let stop = end.stop.or_else(|| {
-                if end.outcome == "exit_signal" {
+                if end.outcome == LoopOutcome::ExitSignal {
                     Some(format!("the agent said {EXIT_SIGNAL}"))
-                } else if end.outcome == "no_changes" && iteration > 1 {
+                } else if end.outcome == LoopOutcome::NoChanges && iteration > 1 {
                     Some("the iteration changed no files".to_owned())
                 } else if iteration == request.max_iterations {
                     Some(format!(
@@ -164,7 +164,7 @@ impl SessionManager {
         cancel: &CancellationToken,
     ) -> IterationEnd {
         let id = handle.id.to_string();
-        let ended = |outcome: &'static str, reason: String| IterationEnd {
+        let ended = |outcome: LoopOutcome, reason: String| IterationEnd {
             outcome,
             stop: Some(reason),
         };
@@ -172,7 +172,10 @@ impl SessionManager {
             && request.reset_context
             && let Err(error) = self.reset_context(&id, None).await
         {
-            return ended("ended", format!("the context could not be reset: {error}"));
+            return ended(
+                LoopOutcome::Ended,
+                format!("the context could not be reset: {error}"),
+            );
         }
         let mut text = format!(
             "[Loop iteration {iteration} of {}]\n\n{}",
@@ -187,7 +190,7 @@ impl SessionManager {
         let mut events = self.subscribe();
         if let Err(error) = self.send(&id, text).await {
             return ended(
-                "ended",
+                LoopOutcome::Ended,
                 format!("the session cannot take the prompt: {error}"),
             );
         }
@@ -197,7 +200,7 @@ impl SessionManager {
             let announced = tokio::select! {
                 () = cancel.cancelled() => {
                     let _ = self.stop(&id).await;
-                    return ended("stopped", "stopped by the user".to_owned());
+                    return ended(LoopOutcome::Stopped, "stopped by the user".to_owned());
                 }
                 received = events.recv() => match received {
                     Ok(announced) => announced,
@@ -209,7 +212,7 @@ impl SessionManager {
                         continue;
                     }
                     Err(broadcast::error::RecvError::Closed) => {
-                        return ended("ended", "tether is shutting down".to_owned());
+                        return ended(LoopOutcome::Ended, "tether is shutting down".to_owned());
                     }
                 },
             };
@@ -230,7 +233,7 @@ impl SessionManager {
                 Event::Status { status, .. } => match status {
                     SessionStatus::Waiting => break,
                     SessionStatus::Stopped | SessionStatus::Failed | SessionStatus::Completed => {
-                        return ended("ended", format!("the session is {status}"));
+                        return ended(LoopOutcome::Ended, format!("the session is {status}"));
                     }
                     _ => {}
                 },
@@ -242,11 +245,11 @@ impl SessionManager {
                 .lines()
                 .any(|line| line.trim().trim_matches('`') == EXIT_SIGNAL)
         {
-            "exit_signal"
+            LoopOutcome::ExitSignal
         } else if changed {
-            "changed"
+            LoopOutcome::Changed
         } else {
-            "no_changes"
+            LoopOutcome::NoChanges
         };
         IterationEnd {
             outcome,

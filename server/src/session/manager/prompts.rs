@@ -7,17 +7,9 @@ use super::actor::{Pending, SessionActor};
 use super::{SessionError, SessionInfo, SessionManager};
 use crate::agent::PermissionCheck;
 use crate::vocab::{
-    Activity, Answer, Item, PlanDecision, PlanPhase, Question, QuestionKind, new_item_id,
+    Activity, Answer, Item, PermissionDecision, PlanDecision, PlanPhase, Question, QuestionKind,
+    Resolution, new_item_id,
 };
-
-/// The decisions a permission request offers.
-const PERMISSION_DECISIONS: &[&str] = &[
-    "allow_once",
-    "allow_always_session",
-    "allow_always_project",
-    "reject_once",
-    "reject_always",
-];
 
 impl SessionActor {
     /// Opens a question the turn waits on; `reply` gets the answers.
@@ -83,10 +75,7 @@ impl SessionActor {
             tool,
             input,
             scope,
-            decisions: PERMISSION_DECISIONS
-                .iter()
-                .map(|decision| (*decision).to_owned())
-                .collect(),
+            decisions: PermissionDecision::ALL.to_vec(),
             decision: None,
             feedback: None,
         };
@@ -102,15 +91,19 @@ impl SessionActor {
     fn decide_permission(&mut self, answers: Vec<Answer>) -> Result<SessionInfo, SessionError> {
         let mut answers = answers.into_iter();
         let decision = match answers.next() {
-            Some(Answer::Text(decision)) if PERMISSION_DECISIONS.contains(&decision.as_str()) => {
+            Some(Answer::Text(word)) if let Some(decision) = PermissionDecision::parse(&word) => {
                 decision
             }
             _ => {
+                let words: Vec<&str> = PermissionDecision::ALL
+                    .iter()
+                    .map(|decision| decision.as_str())
+                    .collect();
                 return Err(SessionError::InvalidParams {
                     field: "answers",
                     message: format!(
                         "a permission takes one of {} (then, optionally, feedback for the agent)",
-                        PERMISSION_DECISIONS.join(", ")
+                        words.join(", ")
                     ),
                 });
             }
@@ -135,7 +128,7 @@ impl SessionActor {
         else {
             return Err(self.invalid("answer", ""));
         };
-        if decision == "allow_always_project" {
+        if decision == PermissionDecision::AllowAlwaysProject {
             self.store.add_project_grant(&scope)?;
         }
         self.settle_pending(
@@ -145,10 +138,10 @@ impl SessionActor {
                 input,
                 scope,
                 decisions,
-                decision: Some(decision.clone()),
+                decision: Some(decision),
                 feedback: feedback.clone(),
             },
-            &decision,
+            Resolution::Decided(decision),
         )?;
         let _ = reply.send((decision, feedback));
         Ok(self.info())
@@ -187,7 +180,7 @@ impl SessionActor {
                         questions,
                         answers: Some(answers.clone()),
                     },
-                    "answered",
+                    Resolution::Answered,
                 )?;
                 // The turn may have been stopped in the meantime; then nobody listens.
                 let _ = reply.send(answers);
@@ -230,9 +223,9 @@ impl SessionActor {
             }
         };
         let outcome = if decision.approved {
-            "approved"
+            Resolution::Approved
         } else {
-            "rejected"
+            Resolution::Rejected
         };
         self.settle_pending(
             Item::Plan {

@@ -6,7 +6,8 @@ use super::SessionError;
 use super::actor::SessionActor;
 use super::reviews::review_item;
 use crate::vocab::{
-    Event, FindingSource, Item, ItemPhase, RunFacts, SessionStatus, ToolCallStatus,
+    Event, FindingSource, Item, ItemPhase, Resolution, RunFacts, RunStatus, SessionStatus,
+    ToolCallStatus,
 };
 
 impl SessionActor {
@@ -42,7 +43,7 @@ impl SessionActor {
             };
             self.emit_item(
                 ItemPhase::Completed,
-                review_item(kind, item_id, "failed", Vec::new(), facts),
+                review_item(kind, item_id, RunStatus::Failed, Vec::new(), facts),
             )?;
         }
         Ok(())
@@ -68,7 +69,7 @@ impl SessionActor {
             self.emit_item(ItemPhase::Completed, item)?;
             self.emit(Event::Resolved {
                 item_id,
-                outcome: "cancelled".to_owned(),
+                outcome: Resolution::Cancelled,
             })?;
         }
         let open_tool_calls = std::mem::take(&mut self.state.open_tool_calls);

@@ -13,7 +13,8 @@ use super::{SessionError, SessionManager};
 use crate::provider::build_provider;
 use crate::review;
 use crate::vocab::{
-    Event, Finding, FindingSource, Item, ItemPhase, MessageRole, Mode, RunFacts, new_item_id,
+    Event, Finding, FindingSource, Item, ItemPhase, MessageRole, Mode, Resolution, RunFacts,
+    RunStatus, new_item_id,
 };
 
 /// At most this many findings per review or verification (DESIGN.md).
@@ -26,11 +27,10 @@ pub(super) type ReviewRun = (FindingSource, String, CancellationToken);
 pub(super) fn review_item(
     kind: FindingSource,
     id: String,
-    status: &str,
+    status: RunStatus,
     findings: Vec<Finding>,
     run: RunFacts,
 ) -> Item {
-    let status = status.to_owned();
     match kind {
         FindingSource::Review => Item::Review {
             id,
@@ -52,7 +52,7 @@ impl SessionActor {
     pub fn begin_review(
         &mut self,
         kind: FindingSource,
-        status: &str,
+        status: RunStatus,
     ) -> Result<(String, CancellationToken), SessionError> {
         if self.running_reviews.contains_key(&kind) {
             return Err(self.invalid(
@@ -86,9 +86,9 @@ impl SessionActor {
         let mut registered = Vec::new();
         for &kind in kinds {
             let status = if registered.is_empty() {
-                "running"
+                RunStatus::Running
             } else {
-                "pending"
+                RunStatus::Pending
             };
             match self.begin_review(kind, status) {
                 Ok((item_id, cancel)) => registered.push((kind, item_id, cancel)),
@@ -106,7 +106,7 @@ impl SessionManager {
         &self,
         id: &str,
         source: FindingSource,
-        status: String,
+        status: RunStatus,
         findings: Vec<Finding>,
     ) -> Result<String, SessionError> {
         if findings.len() > MAX_FINDINGS {
@@ -134,7 +134,7 @@ impl SessionManager {
                 let item = review_item(
                     source,
                     item_id.clone(),
-                    &status,
+                    status,
                     findings,
                     RunFacts::default(),
                 );
@@ -153,7 +153,7 @@ impl SessionManager {
     ) -> Result<String, SessionError> {
         let handle = self.writable_handle(id)?;
         let (item_id, cancel) = handle
-            .run(move |actor| actor.begin_review(kind, "running"))
+            .run(move |actor| actor.begin_review(kind, RunStatus::Running))
             .await?;
         let manager = self.clone();
         let run_id = item_id.clone();
@@ -226,7 +226,7 @@ impl SessionManager {
         let outcome = self.review_outcome(handle, kind, &cancel).await;
         let duration_ms = Some(started.elapsed().as_millis() as u64);
         let (status, findings, facts, usage) = match outcome {
-            Ok(None) => ("skipped", Vec::new(), RunFacts::default(), None),
+            Ok(None) => (RunStatus::Skipped, Vec::new(), RunFacts::default(), None),
             Ok(Some((outcome, price))) => {
                 let mut usage = outcome.usage;
                 usage.cost_usd = price.map_or(0.0, |price| price.cost(&usage));
@@ -234,16 +234,16 @@ impl SessionManager {
                     cost_usd: Some(usage.cost_usd),
                     ..RunFacts::default()
                 };
-                ("completed", outcome.findings, facts, Some(usage))
+                (RunStatus::Completed, outcome.findings, facts, Some(usage))
             }
             Err(failure) => {
                 let (status, error) = match failure {
-                    review::Failure::Canceled => ("canceled", None),
+                    review::Failure::Canceled => (RunStatus::Cancelled, None),
                     review::Failure::TimedOut => (
-                        "failed",
+                        RunStatus::Failed,
                         Some("the run took longer than review.timeout_secs".to_owned()),
                     ),
-                    review::Failure::Failed(error) => ("failed", Some(error)),
+                    review::Failure::Failed(error) => (RunStatus::Failed, Some(error)),
                 };
                 let facts = RunFacts {
                     error,
@@ -349,7 +349,7 @@ impl SessionManager {
             .run(move |actor| {
                 actor.emit(Event::Resolved {
                     item_id: finding_id,
-                    outcome: "dismissed".to_owned(),
+                    outcome: Resolution::Dismissed,
                 })?;
                 Ok(())
             })
