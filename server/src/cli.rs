@@ -155,10 +155,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut awaiting_reviews = false;
     let final_status = loop {
         let announced = tokio::select! {
-            received = events.recv() => match received {
-                Ok(announced) => announced,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => bail!("the session manager stopped"),
+            received = events.next() => match received {
+                Some(announced) => announced,
+                None => bail!("the session manager stopped"),
             },
             _ = tokio::signal::ctrl_c(), if !interrupted => {
                 interrupted = true;

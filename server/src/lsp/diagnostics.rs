@@ -22,8 +22,8 @@ pub fn start(client: Client, manager: SessionManager, refresh: Arc<Notify>) {
         publish(&client, &manager, &mut published).await;
         loop {
             tokio::select! {
-                received = events.recv() => match received {
-                    Ok(announced) => {
+                received = events.next() => match received {
+                    Some(announced) => {
                         let changes_findings = match &announced.record.event {
                             Event::Item { item, .. } => {
                                 matches!(item, Item::Review { .. } | Item::Verification { .. })
@@ -35,9 +35,7 @@ pub fn start(client: Client, manager: SessionManager, refresh: Arc<Notify>) {
                             continue;
                         }
                     }
-                    // Missed events may have held findings: publish them all again.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    None => break,
                 },
                 () = refresh.notified() => {}
             }

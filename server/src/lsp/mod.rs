@@ -217,25 +217,17 @@ impl Backend {
         let mut events = self.manager.subscribe();
         let client = self.client.clone();
         tokio::spawn(async move {
-            loop {
-                match events.recv().await {
-                    Ok(announced) => {
-                        let params = SessionEventParams {
-                            session_id: announced.session_id.to_string(),
-                            seq: announced.record.seq,
-                            at: announced.record.at,
-                            event: announced.record.event.clone(),
-                        };
-                        client
-                            .send_notification::<SessionEventNotification>(params)
-                            .await;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        // The client sees the gap in `seq` and catches up with `get {since}`.
-                        tracing::warn!("the client fell {missed} events behind");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
+            // Gap-free: what the channel dropped is re-read from the logs first.
+            while let Some(announced) = events.next().await {
+                let params = SessionEventParams {
+                    session_id: announced.session_id.to_string(),
+                    seq: announced.record.seq,
+                    at: announced.record.at,
+                    event: announced.record.event.clone(),
+                };
+                client
+                    .send_notification::<SessionEventNotification>(params)
+                    .await;
             }
         });
     }

@@ -39,10 +39,8 @@ pub fn start(client: Client, manager: SessionManager) {
         // "loop 2/10" for sessions in a loop: put before what the turn does.
         let mut loop_labels: HashMap<String, String> = HashMap::new();
         loop {
-            let announced = match events.recv().await {
-                Ok(announced) => announced,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            let Some(announced) = events.next().await else {
+                break;
             };
             let session_id = announced.session_id.to_string();
             match &announced.record.event {

@@ -144,8 +144,8 @@ impl Transcripts {
                 }
             };
             tokio::select! {
-                received = events.recv() => match received {
-                    Ok(announced) => {
+                received = events.next() => match received {
+                    Some(announced) => {
                         dirty.insert(announced.session_id.to_string());
                         // Streamed text shows up a little later than everything else.
                         let delay = if matches!(announced.record.event, Event::Delta { .. }) {
@@ -156,13 +156,7 @@ impl Transcripts {
                         let at = tokio::time::Instant::now() + delay;
                         deadline = Some(deadline.map_or(at, |deadline| deadline.min(at)));
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        for info in self.manager.list(&Default::default()) {
-                            dirty.insert(info.id);
-                        }
-                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + RENDER_DELAY);
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    None => break,
                 },
                 request = requests.recv() => match request {
                     Some(request) => self.answer(request).await,

@@ -17,7 +17,7 @@ pub use crate::vocab::{
 };
 pub use manager::{
     AnnouncedEvent, CreateSession, EXIT_SIGNAL, ListFilter, LoopRequest, SessionError,
-    SessionFindings, SessionInfo, SessionManager, SessionSnapshot,
+    SessionFindings, SessionInfo, SessionManager, SessionSnapshot, SessionView, Subscription,
 };
 pub use names::{slug_from_prompt, validate_session_name};
 pub use redact::{REDACTED, Redactor};

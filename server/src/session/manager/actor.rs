@@ -54,6 +54,8 @@ pub(super) struct SessionActor {
     pub done_blocks: u32,
     events: broadcast::Sender<AnnouncedEvent>,
     view: watch::Sender<Arc<SessionView>>,
+    /// The last `seq` its log held when this process took it up (0 for a new session).
+    loaded_seq: u64,
 }
 
 /// What the agent waits on from the user: at most one thing at a time.
@@ -130,6 +132,9 @@ impl SessionView {
 pub(super) struct SessionHandle {
     pub id: Arc<str>,
     pub store: Arc<RepoStore>,
+    /// The last `seq` its log held when this process took it up: every later event was
+    /// announced here (see [`super::fanout`]).
+    pub loaded_seq: u64,
     commands: mpsc::UnboundedSender<Command>,
     view: watch::Receiver<Arc<SessionView>>,
 }
@@ -177,6 +182,7 @@ impl SessionActor {
     ) -> SessionActor {
         let view = watch::Sender::new(Arc::new(SessionView::build(&state, &store, false, false)));
         SessionActor {
+            loaded_seq: state.last_seq,
             id,
             state,
             // Built-in patterns until the session's configuration adds its own.
@@ -201,6 +207,7 @@ impl SessionActor {
         let handle = SessionHandle {
             id: self.id.clone(),
             store: self.store.clone(),
+            loaded_seq: self.loaded_seq,
             commands,
             view: self.view.subscribe(),
         };

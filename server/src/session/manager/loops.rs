@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::actor::SessionHandle;
@@ -202,16 +201,9 @@ impl SessionManager {
                     let _ = self.stop(&id).await;
                     return ended(LoopOutcome::Stopped, "stopped by the user".to_owned());
                 }
-                received = events.recv() => match received {
-                    Ok(announced) => announced,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Missed events: the session's state says where the turn is.
-                        if handle.view().info.status == SessionStatus::Waiting {
-                            break;
-                        }
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
+                received = events.next() => match received {
+                    Some(announced) => announced,
+                    None => {
                         return ended(LoopOutcome::Ended, "tether is shutting down".to_owned());
                     }
                 },

@@ -26,6 +26,7 @@ use crate::workspace::{self, GitError};
 
 mod actor;
 mod driver;
+mod fanout;
 mod git;
 mod hooks;
 mod lifecycle;
@@ -36,6 +37,7 @@ mod reviews;
 
 pub use actor::SessionView;
 use actor::{SessionActor, SessionHandle};
+pub use fanout::Subscription;
 pub use loops::{EXIT_SIGNAL, LoopRequest};
 
 /// How long `stop` and shutdown wait for a session's task to notice and record the stop.
@@ -181,6 +183,15 @@ impl SessionManager {
     /// A manager keeping its state under `home` (see [`crate::store::state_home`]). Must be
     /// called inside a Tokio runtime: the session tasks run there.
     pub fn new(home: PathBuf, sources: ConfigSources) -> Result<SessionManager, SessionError> {
+        SessionManager::with_event_capacity(home, sources, 16_384)
+    }
+
+    /// A manager whose event channel holds `capacity` events for a subscriber that lags.
+    fn with_event_capacity(
+        home: PathBuf,
+        sources: ConfigSources,
+        capacity: usize,
+    ) -> Result<SessionManager, SessionError> {
         // A broken settings file must not keep the editor's server from starting: every
         // session operation reports it (naming the file) until it is fixed.
         let max_working = match sources.resolve(None) {
@@ -190,7 +201,7 @@ impl SessionManager {
                 crate::config::SessionSettings::default().max_working
             }
         };
-        let (events, _) = broadcast::channel(16_384);
+        let (events, _) = broadcast::channel(capacity);
         Ok(SessionManager {
             inner: Arc::new(ManagerInner {
                 home,
@@ -206,10 +217,6 @@ impl SessionManager {
                 hooks: Default::default(),
             }),
         })
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<AnnouncedEvent> {
-        self.inner.events.subscribe()
     }
 
     /// Replaces one of the editor's layers of settings (`initializationOptions`, or the

@@ -1,0 +1,268 @@
+//! The one way to follow sessions' events: a [`Subscription`] hands out every event of every
+//! session, in `seq` order per session, without gaps. The broadcast channel under it may drop
+//! events for a subscriber that falls behind; the subscription then re-reads what it missed
+//! from the logs (the sessions' durable state) before handing out anything newer. So every
+//! subscriber (the editor's notifications, diagnostics, progress, transcripts, loops, `tether
+//! run`) handles a lag the same way, and none can miss, say, the `waiting` that closes a
+//! progress spinner.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use super::{AnnouncedEvent, SessionManager};
+
+/// Every session's events, in order, without gaps. [`Subscription::next`] is cancel-safe.
+pub struct Subscription {
+    manager: SessionManager,
+    receiver: broadcast::Receiver<AnnouncedEvent>,
+    /// The last `seq` handed out (or current at subscription) per session.
+    seen: HashMap<Arc<str>, u64>,
+    /// Events re-read from a log, or held back until the gap before them is filled.
+    backlog: VecDeque<AnnouncedEvent>,
+    /// An event that arrived after a gap: handed out once the gap is filled.
+    held: Option<AnnouncedEvent>,
+    /// The channel dropped events: every session is checked before going on.
+    lagged: bool,
+}
+
+impl SessionManager {
+    /// Follows every session's events from now on.
+    pub fn subscribe(&self) -> Subscription {
+        let receiver = self.inner.events.subscribe();
+        // After subscribing: whatever is newer than this arrives through the channel.
+        let seen = self
+            .inner
+            .sessions
+            .iter()
+            .map(|entry| (entry.value().id.clone(), entry.value().view().info.last_seq))
+            .collect();
+        Subscription {
+            manager: self.clone(),
+            receiver,
+            seen,
+            backlog: VecDeque::new(),
+            held: None,
+            lagged: false,
+        }
+    }
+}
+
+impl Subscription {
+    /// The next event; `None` once the manager is gone.
+    pub async fn next(&mut self) -> Option<AnnouncedEvent> {
+        loop {
+            if self.lagged {
+                self.catch_up().await;
+                self.lagged = false;
+            }
+            if let Some(held) = &self.held {
+                let (id, seq) = (held.session_id.clone(), held.record.seq);
+                let last = self.last_seq(&id);
+                if seq > last + 1 {
+                    self.fill(&id, last, seq - 1).await;
+                }
+                if let Some(held) = self.held.take() {
+                    self.backlog.push_back(held);
+                }
+            }
+            while let Some(event) = self.backlog.pop_front() {
+                if self.is_new(&event) {
+                    return Some(event);
+                }
+            }
+            match self.receiver.recv().await {
+                Ok(event) => {
+                    self.meet(&event);
+                    let last = self.last_seq(&event.session_id);
+                    if event.record.seq > last + 1 {
+                        self.held = Some(event);
+                    } else if self.is_new(&event) {
+                        return Some(event);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!("a subscriber fell {missed} events behind; re-reading logs");
+                    self.lagged = true;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// A session first heard of after subscribing: loaded or created since. What it logged
+    /// before this process took it up was never announced, so it is not a gap.
+    fn meet(&mut self, event: &AnnouncedEvent) {
+        if self.seen.contains_key(&event.session_id) {
+            return;
+        }
+        let baseline = match self.manager.inner.sessions.get(&*event.session_id) {
+            Some(handle) => handle.loaded_seq.min(event.record.seq.saturating_sub(1)),
+            // Not listed yet (it is being loaded or created): take it from here.
+            None => event.record.seq.saturating_sub(1),
+        };
+        self.seen.insert(event.session_id.clone(), baseline);
+    }
+
+    fn last_seq(&self, session_id: &Arc<str>) -> u64 {
+        self.seen.get(session_id).copied().unwrap_or(0)
+    }
+
+    /// Records `event` as handed out, unless it was already.
+    fn is_new(&mut self, event: &AnnouncedEvent) -> bool {
+        let last = self.seen.entry(event.session_id.clone()).or_insert(0);
+        if event.record.seq <= *last {
+            return false;
+        }
+        *last = event.record.seq;
+        true
+    }
+
+    /// Queues what every session logged beyond what was handed out.
+    async fn catch_up(&mut self) {
+        let behind: Vec<(Arc<str>, u64, u64)> = self
+            .manager
+            .inner
+            .sessions
+            .iter()
+            .filter_map(|entry| {
+                let id = entry.value().id.clone();
+                let newest = entry.value().view().info.last_seq;
+                let last = match self.seen.get(&id) {
+                    Some(last) => *last,
+                    None => entry.value().loaded_seq,
+                };
+                (newest > last).then_some((id, last, newest))
+            })
+            .collect();
+        for (id, last, newest) in behind {
+            self.fill(&id, last, newest).await;
+        }
+    }
+
+    /// Queues a session's logged events after `since`, up to `until`.
+    async fn fill(&mut self, session_id: &Arc<str>, since: u64, until: u64) {
+        let manager = self.manager.clone();
+        let id = session_id.to_string();
+        let read = tokio::task::spawn_blocking(move || manager.get(&id, since)).await;
+        match read {
+            Ok(Ok(snapshot)) => {
+                self.backlog.extend(
+                    snapshot
+                        .events
+                        .into_iter()
+                        .filter(|record| record.seq <= until)
+                        .map(|record| AnnouncedEvent {
+                            session_id: session_id.clone(),
+                            record: Arc::new(record),
+                        }),
+                );
+            }
+            // Deleted meanwhile, or its log cannot be read: go on with what comes.
+            Ok(Err(error)) => tracing::debug!("session {session_id}: {error}"),
+            Err(error) => tracing::warn!("session {session_id}: reading its log failed: {error}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::session::manager::actor::SessionActor;
+    use crate::store::RepoStore;
+    use crate::vocab::{Event, EventRecord, Mode, SessionSpec, SessionState};
+
+    /// A manager whose channel holds four events, with one session in it.
+    fn manager_with_a_session(
+        home: &Path,
+    ) -> (SessionManager, Arc<super::super::actor::SessionHandle>) {
+        let manager = SessionManager::with_event_capacity(home.to_owned(), Default::default(), 4)
+            .expect("manager");
+        let spec = SessionSpec {
+            id: "fanout".into(),
+            name: "fanout".into(),
+            title: "t".into(),
+            mode: Mode::Develop,
+            repo: "/repo".into(),
+            base_branch: "main".into(),
+            branch: "tether/fanout".into(),
+            worktree: "/wt".into(),
+            provider: "p".into(),
+            model: "m".into(),
+            temperature: None,
+            max_tokens: None,
+            toggles: Default::default(),
+            created_at: 1,
+            cloned_from: None,
+        };
+        let store = Arc::new(RepoStore::open(home, Path::new("/repo")).expect("store"));
+        let log = store.create_log("fanout").expect("log");
+        let created = EventRecord {
+            seq: 0,
+            at: 1,
+            event: Event::Created {
+                session: Box::new(spec.clone()),
+            },
+        };
+        let mut state = SessionState::new(spec, &created);
+        state.last_seq = 0;
+        let mut actor = SessionActor::new(
+            "fanout".into(),
+            store,
+            state,
+            Some(log),
+            manager.inner.events.clone(),
+        );
+        actor.emit(created.event).expect("created");
+        let handle = Arc::new(actor.spawn(&manager.inner.runtime));
+        manager
+            .inner
+            .sessions
+            .insert("fanout".to_owned(), handle.clone());
+        (manager, handle)
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_gets_every_event_in_order_from_the_log() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let (manager, handle) = manager_with_a_session(home.path());
+        let mut subscription = manager.subscribe();
+        for n in 0..50 {
+            handle.tell(move |actor| {
+                actor.emit_for_turn(Event::Delta {
+                    item_id: "m".into(),
+                    text: n.to_string(),
+                })
+            });
+        }
+        // All fifty are logged (and forty-six dropped from the four-event channel) before
+        // the subscriber reads anything.
+        handle
+            .run(|actor| Ok(actor.state.last_seq))
+            .await
+            .expect("the actor answers");
+        let mut texts = Vec::new();
+        let mut seqs = Vec::new();
+        while seqs.len() < 50 {
+            let event = subscription.next().await.expect("an event");
+            seqs.push(event.record.seq);
+            if let Event::Delta { text, .. } = &event.record.event {
+                texts.push(text.clone());
+            }
+        }
+        assert_eq!(seqs, (2..=51).collect::<Vec<u64>>());
+        assert_eq!(texts, (0..50).map(|n| n.to_string()).collect::<Vec<_>>());
+        // And the next live event follows, once.
+        handle.tell(|actor| {
+            actor.emit_for_turn(Event::Delta {
+                item_id: "m".into(),
+                text: "live".into(),
+            })
+        });
+        let event = subscription.next().await.expect("the live event");
+        assert_eq!(event.record.seq, 52);
+    }
+}
