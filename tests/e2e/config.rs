@@ -274,3 +274,61 @@ async fn a_broken_settings_file_is_reported_and_the_server_keeps_serving() {
     client.wait_for_status(&id, "waiting").await;
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_broken_mid_session_are_reported_not_a_silent_no_hooks_no_reviews() {
+    let env = TestEnv::new();
+    write_repository_config(&env, "[session]\nmax_turns = 20\n");
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "run_command",
+        r#"{"command": "sleep 2 && echo changed > made.txt"}"#,
+    )]));
+    model.push(Reply::text(&["done"]));
+    model.set_fallback(Reply::text(&["```json\n{\"findings\": []}\n```"]));
+    let mut settings = model.settings();
+    settings["review"] = json!({"auto": true});
+    let mut client = LspClient::spawn(env.home()).await;
+    client.initialize(&env.repo(), settings, true).await;
+    let (_, id) = client.create(json!({"prompt": "make a file"})).await;
+    client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "item" && event["item"]["tool"] == "run_command"
+        })
+        .await;
+    // A typo lands in the repository's settings while the command runs.
+    write_repository_config(&env, "[session\nmax_turns = 20\n");
+    let waiting = client.wait_for_status(&id, "waiting").await;
+    let reason = waiting["event"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("did not run") && reason.contains("config.toml"),
+        "{waiting}"
+    );
+    let notes = message_texts(&client, &id, "system");
+    assert!(
+        notes
+            .iter()
+            .any(|note| note.contains("verification and review did not run")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|note| note.contains("hooks did not run")),
+        "{notes:?}"
+    );
+    client
+        .wait_for_message_matching("window/showMessage", |params| {
+            params["type"] == 2
+                && params["message"]
+                    .as_str()
+                    .is_some_and(|text| text.contains("did not run"))
+        })
+        .await;
+    let info = client.call("tether/session/list", json!({})).await;
+    assert!(
+        info["sessions"][0]["statusReason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("config.toml")),
+        "{info}"
+    );
+    client.shutdown().await;
+}

@@ -8,10 +8,12 @@
 //! the one untrusted source: it may only tighten the safety settings below it (see
 //! [`repository`]), and never name key variables or redirect keys.
 
+mod cache;
 mod files;
 pub mod hooks;
 mod repository;
 
+pub use cache::ConfigCache;
 pub use repository::{ConfigWarning, IgnoredBecause, REPOSITORY_FILE};
 
 use std::collections::BTreeMap;

@@ -8,6 +8,7 @@ mod diagnostics;
 mod documents;
 pub mod ext;
 mod handlers;
+mod notices;
 mod progress;
 mod transcripts;
 mod transport;
@@ -487,6 +488,7 @@ impl LanguageServer for Backend {
                 );
             });
         }
+        notices::start(self.client.clone(), self.manager.clone());
         if self.state.work_done_progress.load(Ordering::SeqCst) {
             progress::start(self.client.clone(), self.manager.clone());
         }

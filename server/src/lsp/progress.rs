@@ -1,6 +1,5 @@
 //! `$/progress` for working turns: one work-done token per turn, titled with the session's
-//! name, its message saying what the agent is doing now; and `window/showMessage` when a
-//! session fails.
+//! name, its message saying what the agent is doing now.
 //!
 //! It runs as its own task with its own event subscription, because creating a token is a
 //! request to the client: awaiting it here never holds up a handler or the event stream.
@@ -11,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tower_lsp_server::Client;
 use tower_lsp_server::ls_types::request::WorkDoneProgressCreate;
-use tower_lsp_server::ls_types::{MessageType, NumberOrString, WorkDoneProgressCreateParams};
+use tower_lsp_server::ls_types::{NumberOrString, WorkDoneProgressCreateParams};
 
 use crate::session::{Activity, Event, Item, ItemPhase, SessionManager, SessionStatus};
 
@@ -105,24 +104,9 @@ pub fn start(client: Client, manager: SessionManager) {
                             .await;
                     }
                 }
-                Event::Status { status, reason, .. } => {
+                Event::Status { status, .. } => {
                     if let Some(progress) = ongoing.remove(&session_id) {
                         progress.finish_with_message(status.as_str()).await;
-                    }
-                    if *status == SessionStatus::Failed {
-                        let name = manager
-                            .info(&session_id)
-                            .map(|info| info.name)
-                            .unwrap_or(session_id);
-                        client
-                            .show_message(
-                                MessageType::ERROR,
-                                format!(
-                                    "tether: session {name} failed: {}",
-                                    reason.as_deref().unwrap_or("unknown reason")
-                                ),
-                            )
-                            .await;
                     }
                 }
                 _ => {}

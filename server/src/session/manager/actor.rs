@@ -52,6 +52,9 @@ pub(super) struct SessionActor {
     pub hook_blocks: u32,
     /// How often `on_done` hooks kept this session from completing (same cap).
     pub done_blocks: u32,
+    /// Why hooks or reviews could not run (the settings do not parse): the reason the
+    /// session gives when it next waits.
+    pub settings_problem: Option<String>,
     events: broadcast::Sender<AnnouncedEvent>,
     view: watch::Sender<Arc<SessionView>>,
     /// The last `seq` its log held when this process took it up (0 for a new session).
@@ -196,6 +199,7 @@ impl SessionActor {
             model_override: None,
             hook_blocks: 0,
             done_blocks: 0,
+            settings_problem: None,
             events,
             view,
         }
@@ -348,6 +352,21 @@ impl SessionActor {
     pub fn open_for_user(&mut self, item: Item, activity: Activity) -> Result<(), SessionError> {
         self.emit_item(ItemPhase::Started, item)?;
         self.set_status(SessionStatus::Running, Some(activity), None)
+    }
+
+    /// Says in the session that settings kept something from running: a `system` message
+    /// now, and the reason the session gives when it next waits.
+    pub fn report_settings_problem(&mut self, problem: String) {
+        let note = Item::Message {
+            id: crate::vocab::new_item_id(),
+            role: crate::vocab::MessageRole::System,
+            text: problem.clone(),
+            interrupted: false,
+        };
+        if let Err(error) = self.emit_item(ItemPhase::Completed, note) {
+            tracing::warn!("session {}: {error}", self.id);
+        }
+        self.settings_problem = Some(problem);
     }
 
     pub fn invalid(&self, operation: &'static str, hint: &'static str) -> SessionError {

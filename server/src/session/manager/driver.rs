@@ -122,7 +122,8 @@ impl SessionActor {
             return Ok(Step::Turn(request));
         }
         let runs = self.register_reviews(reviews);
-        self.set_status(SessionStatus::Waiting, None, None)?;
+        let reason = self.settings_problem.take();
+        self.set_status(SessionStatus::Waiting, None, reason)?;
         self.driver = None;
         Ok(Step::Idle(runs))
     }
@@ -148,9 +149,10 @@ async fn drive_turns(
         .await?;
     run_start_hooks(manager, handle, !view.worktree_ready).await?;
 
-    let config = manager.sources().resolve(Some(&spec.repo))?;
+    let resolved = manager.config(&spec.repo)?;
+    let config = &resolved.config;
     let provider = build_provider(&spec.provider, config.provider(&spec.provider)?)?;
-    let settings = turn_settings(manager, handle, &spec, &config).await?;
+    let settings = turn_settings(manager, handle, &spec, config).await?;
     let budget = config.session.budget_usd;
     load_history(handle).await?;
     // Whether a turn of this activation changed files: verification and review follow.

@@ -31,9 +31,18 @@ impl SessionManager {
     ) -> Vec<HookRun> {
         let view = handle.view();
         let (spec, in_loop) = (view.spec.clone(), view.in_loop);
-        let Ok(config) = self.sources().resolve(Some(&spec.repo)) else {
-            return Vec::new();
+        let resolved = match self.config(&spec.repo) {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                handle.tell(move |actor| {
+                    actor.report_settings_problem(format!(
+                        "the {event} hooks did not run: the settings cannot be used: {error}"
+                    ));
+                });
+                return Vec::new();
+            }
         };
+        let config = &resolved.config;
         let hooks = config.hooks.for_event(event);
         if hooks.is_empty() {
             return Vec::new();
@@ -81,7 +90,7 @@ impl SessionManager {
             changed_files,
             in_loop,
         };
-        let jail = self.jail(&handle.store, &spec, &spec.worktree, &config);
+        let jail = self.jail(&handle.store, &spec, &spec.worktree, config);
         let runs = self
             .inner
             .hooks
@@ -172,9 +181,8 @@ impl SessionManager {
         let handle = self.writable_handle(id)?;
         let view = handle.view();
         let has_hooks = self
-            .sources()
-            .resolve(Some(&view.spec.repo))
-            .is_ok_and(|config| !config.hooks.on_done.is_empty());
+            .config(&view.spec.repo)
+            .is_ok_and(|resolved| !resolved.config.hooks.on_done.is_empty());
         if !has_hooks {
             return self.complete(id).await;
         }

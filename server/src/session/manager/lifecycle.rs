@@ -129,12 +129,8 @@ impl SessionManager {
         if !store.is_writable() {
             return Err(SessionError::ReadOnly(store.read_only_reason()));
         }
-        let crate::config::Resolved {
-            config,
-            warnings: config_warnings,
-        } = self
-            .sources()
-            .resolve_with_warnings(Some(&repository.root))?;
+        let resolved = self.config(&repository.root)?;
+        let (config, config_warnings) = (&resolved.config, &resolved.warnings);
         let provider = new
             .provider
             .clone()

@@ -10,13 +10,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{Semaphore, broadcast};
 
-use crate::config::{ConfigError, ConfigSources, ConfigWarning, EditorLayer};
+use crate::config::{ConfigCache, ConfigError, ConfigSources, ConfigWarning, EditorLayer};
 use crate::provider::ProviderError;
 use crate::store::{RepoStore, StoreError};
 use crate::vocab::{
@@ -149,7 +149,8 @@ struct ManagerInner {
     /// Where session tasks run: the runtime the manager was made in. The LSP edge may serve
     /// on a thread of its own, so that requests never queue behind streaming sessions.
     runtime: tokio::runtime::Handle,
-    sources: RwLock<ConfigSources>,
+    /// Settings, parsed once per change.
+    config: ConfigCache,
     repos: Mutex<HashMap<PathBuf, Arc<RepoStore>>>,
     sessions: dashmap::DashMap<String, Arc<SessionHandle>>,
     events: broadcast::Sender<AnnouncedEvent>,
@@ -206,7 +207,7 @@ impl SessionManager {
             inner: Arc::new(ManagerInner {
                 home,
                 runtime: tokio::runtime::Handle::current(),
-                sources: RwLock::new(sources),
+                config: ConfigCache::new(sources),
                 repos: Mutex::new(HashMap::new()),
                 sessions: dashmap::DashMap::new(),
                 events,
@@ -227,22 +228,8 @@ impl SessionManager {
         layer: EditorLayer,
         settings: serde_json::Value,
     ) -> Result<(), SessionError> {
-        let mut sources = self.sources();
-        // Settings files that were already broken are not the new layer's fault: it is kept,
-        // and the files' error is reported where sessions need them.
-        let broken_before = sources.resolve(None).is_err();
-        sources.set_editor_layer(layer, settings)?;
-        let resolved = match sources.resolve(None) {
-            Err(error) if !broken_before => return Err(error.into()),
-            resolved => resolved,
-        };
-        *self
-            .inner
-            .sources
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = sources;
-        if let Ok(config) = resolved {
-            self.resize_working_slots(config.session.max_working.max(1));
+        if let Some(resolved) = self.inner.config.set_editor_layer(layer, settings)? {
+            self.resize_working_slots(resolved.config.session.max_working.max(1));
         }
         Ok(())
     }
@@ -291,12 +278,9 @@ impl SessionManager {
             .clone()
     }
 
-    fn sources(&self) -> ConfigSources {
-        self.inner
-            .sources
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    /// The settings for sessions of `repo`, parsed again only when they changed.
+    fn config(&self, repo: &Path) -> Result<Arc<crate::config::Resolved>, ConfigError> {
+        self.inner.config.resolve(Some(repo))
     }
 
     /// The repository containing `path`, and what its `.tether/config.toml` tried that was
@@ -306,10 +290,8 @@ impl SessionManager {
         path: &Path,
     ) -> Result<(PathBuf, Vec<ConfigWarning>), SessionError> {
         let repository = workspace::discover(path)?;
-        let resolved = self
-            .sources()
-            .resolve_with_warnings(Some(&repository.root))?;
-        Ok((repository.root, resolved.warnings))
+        let resolved = self.config(&repository.root)?;
+        Ok((repository.root, resolved.warnings.clone()))
     }
 
     /// Opens the store of the repository containing `path`, rebuilding its sessions from

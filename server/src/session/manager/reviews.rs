@@ -184,9 +184,18 @@ impl SessionManager {
     /// review, unless settings or the session's toggles turn them off.
     pub(super) fn automatic_reviews(&self, handle: &SessionHandle) -> Vec<FindingSource> {
         let spec = handle.view().spec.clone();
-        let Ok(config) = self.sources().resolve(Some(&spec.repo)) else {
-            return Vec::new();
+        let resolved = match self.config(&spec.repo) {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                handle.tell(move |actor| {
+                    actor.report_settings_problem(format!(
+                        "automatic verification and review did not run: the settings cannot be used: {error}"
+                    ));
+                });
+                return Vec::new();
+            }
         };
+        let config = &resolved.config;
         if !config.review.auto || spec.mode != Mode::Develop {
             return Vec::new();
         }
@@ -295,10 +304,8 @@ impl SessionManager {
         let task = self
             .first_prompt(&spec.id)
             .unwrap_or_else(|| spec.title.clone());
-        let config = self
-            .sources()
-            .resolve(Some(&spec.repo))
-            .map_err(|error| failed(&error))?;
+        let resolved = self.config(&spec.repo).map_err(|error| failed(&error))?;
+        let config = &resolved.config;
         let provider_name = config
             .review
             .provider
