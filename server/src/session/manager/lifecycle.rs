@@ -219,7 +219,7 @@ impl SessionManager {
             Some(log),
             self.inner.events.clone(),
         );
-        actor.redactor = redactor_for(&config)?;
+        actor.redactor = redactor_for(config)?;
         actor.emit(created.event)?;
         // What the repository's file tried and was refused, in the session itself so that
         // every client and the transcript show it (before the prompt: the agent gets it as
