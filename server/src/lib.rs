@@ -8,9 +8,11 @@
 //! - [`sandbox`] confines the programs run for a session (commands, hooks).
 //! - [`workspace`] owns git: repository discovery, worktrees and branches.
 //! - [`config`] merges settings from files, the editor and the environment.
+//! - [`api`] is the session protocol as one typed method table (serde only, no LSP).
 //! - [`lsp`] is the only module that knows LSP; it translates to and from the domain.
 
 pub mod agent;
+pub mod api;
 mod beneath;
 pub mod cli;
 pub mod config;
