@@ -587,4 +587,6 @@ async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, body: &[u8]) -> std:
 }
 
 #[cfg(test)]
+mod router_tests;
+#[cfg(test)]
 mod tests;
