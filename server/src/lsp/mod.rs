@@ -11,6 +11,7 @@ mod dispatch;
 mod documents;
 pub mod ext;
 mod handlers;
+mod lifecycle;
 mod progress;
 mod routing;
 mod transcripts;
@@ -23,18 +24,15 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Value, json};
 use tower_lsp_server::jsonrpc::{self, ErrorCode};
 use tower_lsp_server::ls_types::{
-    CodeActionParams, CodeActionProviderCapability, CodeActionResponse,
-    DidChangeConfigurationParams, DidChangeTextDocumentParams, DidCloseTextDocumentParams,
-    DidOpenTextDocumentParams, DidSaveTextDocumentParams, ExecuteCommandOptions,
-    ExecuteCommandParams, InitializeParams, InitializeResult, InitializedParams, MessageType,
-    PositionEncodingKind, ResourceOperationKind, SaveOptions, ServerCapabilities, ServerInfo,
-    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
-    TextDocumentSyncSaveOptions, WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
+    CodeActionParams, CodeActionResponse, DidChangeConfigurationParams,
+    DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams,
+    DidSaveTextDocumentParams, ExecuteCommandParams, InitializeParams, InitializeResult,
+    InitializedParams, MessageType, PositionEncodingKind, ResourceOperationKind, ServerInfo,
 };
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
 use crate::api::SessionEventParams;
-use crate::api::{self, METHODS, MethodInfo};
+use crate::api::{METHODS, MethodInfo};
 use crate::config::EditorLayer;
 use crate::session::{SessionError, SessionManager};
 use dispatch::Scheduler;
@@ -42,6 +40,7 @@ pub use documents::text_edits;
 use documents::{Documents, SavedDocument};
 use ext::SessionEventNotification;
 use handlers::apply::EditSupport;
+pub(crate) use lifecycle::Lifecycle;
 
 /// Serves LSP on stdin/stdout until the client says `exit` or closes stdin. Tether frames
 /// the messages itself ([`transport`]), routes its own requests and the text notifications
@@ -88,6 +87,7 @@ fn build(
             scheduler: Scheduler::new(work),
             state: Arc::new(ServerState {
                 lifecycle: AtomicU8::new(Lifecycle::Uninitialized as u8),
+                initialized: AtomicBool::default(),
                 edit_support: RwLock::default(),
                 sessions_loaded: tokio::sync::watch::Sender::new(false),
                 opted_in: AtomicBool::default(),
@@ -131,19 +131,11 @@ pub struct Backend {
     state: Arc<ServerState>,
 }
 
-/// Where the connection is in LSP's lifecycle, as far as the router needs to know: it takes
-/// messages only while the server is initialized and not shut down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Lifecycle {
-    Uninitialized = 0,
-    Initialized = 1,
-    ShutDown = 2,
-}
-
 struct ServerState {
     /// A [`Lifecycle`]: set at the end of `initialize`, and when `shutdown` is read.
     lifecycle: AtomicU8,
+    /// `initialized` was handled (it starts tasks that must run once).
+    initialized: AtomicBool,
     /// What the client's `workspace/applyEdit` can take.
     edit_support: RwLock<EditSupport>,
     /// Becomes true once the sessions of every workspace repository are rebuilt from their
@@ -162,20 +154,6 @@ struct ServerState {
 }
 
 impl Backend {
-    pub(crate) fn lifecycle(&self) -> Lifecycle {
-        match self.state.lifecycle.load(Ordering::SeqCst) {
-            0 => Lifecycle::Uninitialized,
-            1 => Lifecycle::Initialized,
-            _ => Lifecycle::ShutDown,
-        }
-    }
-
-    pub(crate) fn set_lifecycle(&self, lifecycle: Lifecycle) {
-        self.state
-            .lifecycle
-            .store(lifecycle as u8, Ordering::SeqCst);
-    }
-
     /// Asks the transcript task; `None` before `initialized`.
     fn transcripts(&self, request: transcripts::Request) -> bool {
         self.transcripts
@@ -284,27 +262,6 @@ impl Backend {
                 }
             }
         });
-    }
-}
-
-/// Tether's part of `workspace/didChangeConfiguration`'s `settings`: its `tether` key when it
-/// has one, else the whole object; null for none. Anything that is not an object is refused
-/// with a message naming what it was, so that garbage never replaces the settings.
-fn tether_settings(settings: Value) -> Result<Value, String> {
-    match settings {
-        Value::Object(mut settings) => match settings.remove("tether") {
-            None => Ok(Value::Object(settings)),
-            Some(tether @ (Value::Object(_) | Value::Null)) => Ok(tether),
-            Some(other) => Err(format!(
-                "`settings.tether` is {}, not an object of tether's settings",
-                crate::config::kind_of(&other)
-            )),
-        },
-        Value::Null => Ok(Value::Null),
-        other => Err(format!(
-            "`settings` is {}, not an object of tether's settings",
-            crate::config::kind_of(&other)
-        )),
     }
 }
 
@@ -439,45 +396,8 @@ impl LanguageServer for Backend {
             state.sessions_loaded.send_replace(true);
         });
 
-        let commands = METHODS.iter().map(MethodInfo::command).collect();
         let result = InitializeResult {
-            capabilities: ServerCapabilities {
-                position_encoding: Some(if utf8 {
-                    PositionEncodingKind::UTF8
-                } else {
-                    PositionEncodingKind::UTF16
-                }),
-                text_document_sync: Some(TextDocumentSyncCapability::Options(
-                    TextDocumentSyncOptions {
-                        open_close: Some(true),
-                        change: Some(TextDocumentSyncKind::INCREMENTAL),
-                        save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions {
-                            include_text: Some(true),
-                        })),
-                        ..Default::default()
-                    },
-                )),
-                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
-                execute_command_provider: Some(ExecuteCommandOptions {
-                    commands,
-                    ..Default::default()
-                }),
-                workspace: Some(WorkspaceServerCapabilities {
-                    workspace_folders: Some(WorkspaceFoldersServerCapabilities {
-                        supported: Some(true),
-                        change_notifications: None,
-                    }),
-                    file_operations: None,
-                }),
-                experimental: Some(json!({
-                    "tether": {
-                        "protocolVersion": 1,
-                        "methods": METHODS.iter().map(|method| method.name).collect::<Vec<_>>(),
-                        "notifications": [api::SESSION_EVENT],
-                    }
-                })),
-                ..Default::default()
-            },
+            capabilities: lifecycle::server_capabilities(utf8),
             server_info: Some(ServerInfo {
                 name: "tether".to_owned(),
                 version: Some(env!("CARGO_PKG_VERSION").to_owned()),
@@ -493,55 +413,7 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: InitializedParams) {
-        let saved = self
-            .saved_documents
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(saved) = saved {
-            let sender = transcripts::start(
-                self.client.clone(),
-                self.manager.clone(),
-                self.documents.clone(),
-                saved,
-                self.state.sessions_loaded.subscribe(),
-            );
-            let _ = self.transcripts.set(sender);
-        }
-        if self.state.opted_in.load(Ordering::SeqCst) {
-            self.start_event_forwarding();
-        }
-        {
-            let backend = self.clone();
-            tokio::spawn(async move {
-                backend.sessions_ready().await;
-                diagnostics::start(
-                    backend.client.clone(),
-                    backend.manager.clone(),
-                    backend.diagnostics_refresh.clone(),
-                );
-            });
-        }
-        if self.state.work_done_progress.load(Ordering::SeqCst) {
-            progress::start(self.client.clone(), self.manager.clone());
-        }
-        let config_error = self
-            .state
-            .config_error
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(error) = config_error {
-            self.client
-                .show_message(
-                    MessageType::ERROR,
-                    format!("tether: the editor's settings were ignored: {error}"),
-                )
-                .await;
-        }
-        for root in self.roots() {
-            self.warn_about_repository_config(root);
-        }
+        self.on_initialized();
     }
 
     async fn shutdown(&self) -> jsonrpc::Result<()> {
@@ -551,21 +423,7 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
-        let applied = tether_settings(params.settings).and_then(|settings| {
-            self.manager
-                .set_editor_layer(EditorLayer::Settings, settings)
-                .map_err(|error| error.to_string())
-        });
-        if let Err(error) = applied {
-            self.client
-                .show_message(
-                    MessageType::ERROR,
-                    format!(
-                        "tether: the new settings were not applied, the ones before stay: {error}"
-                    ),
-                )
-                .await;
-        }
+        self.on_configuration(params.settings);
     }
 
     // The text notifications reach these only when the router leaves them to tower (before
@@ -624,34 +482,5 @@ impl LanguageServer for Backend {
             .next()
             .unwrap_or_else(|| json!({}));
         dispatch::dispatch(self, method, argument).await.map(Some)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_that_are_not_an_object_are_refused_naming_what_they_were() {
-        let settings = json!({"session": {"network": false}});
-        assert_eq!(
-            tether_settings(json!({"tether": settings.clone()})),
-            Ok(settings.clone())
-        );
-        assert_eq!(tether_settings(settings.clone()), Ok(settings));
-        assert_eq!(tether_settings(Value::Null), Ok(Value::Null));
-        assert_eq!(tether_settings(json!({"tether": null})), Ok(Value::Null));
-        assert_eq!(tether_settings(json!({})), Ok(json!({})));
-        for (settings, what) in [
-            (json!([]), "`settings` is an array"),
-            (json!(["x"]), "`settings` is an array"),
-            (json!("tether"), "`settings` is a string"),
-            (json!(7), "`settings` is a number"),
-            (json!({"tether": []}), "`settings.tether` is an array"),
-            (json!({"tether": false}), "`settings.tether` is a boolean"),
-        ] {
-            let error = tether_settings(settings.clone()).expect_err("refused");
-            assert!(error.starts_with(what), "{settings}: {error}");
-        }
     }
 }

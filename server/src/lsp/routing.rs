@@ -5,7 +5,9 @@
 //!   to [`dispatch`](super::dispatch), one task per request, answered through the
 //!   transport's writer: any number may be in flight, and none waits for another;
 //! - `textDocument/didOpen|didChange|didSave|didClose` go straight to the documents task, in
-//!   the order they arrived, so a request after a `didChange` always sees it.
+//!   the order they arrived, so a request after a `didChange` always sees it;
+//! - `initialized` and `workspace/didChangeConfiguration` are handled as they are read, so a
+//!   request after them finds the transcripts task started and the new settings in force.
 //!
 //! Everything else (`initialize`, `shutdown`, `exit`, code actions, configuration, responses
 //! to the server's own requests) goes to tower, and so does everything before `initialize`
@@ -17,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower_lsp_server::jsonrpc::Request;
 use tower_lsp_server::ls_types::{
-    DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams,
-    DidSaveTextDocumentParams, ExecuteCommandParams,
+    DidChangeConfigurationParams, DidChangeTextDocumentParams, DidCloseTextDocumentParams,
+    DidOpenTextDocumentParams, DidSaveTextDocumentParams, ExecuteCommandParams,
 };
 
 use super::transport::{Replies, Route, Router};
@@ -48,6 +50,14 @@ impl Router for TetherRouter {
                 Route::Tower
             }
             ("workspace/executeCommand", true) => self.command(message, replies),
+            ("initialized", false) => {
+                self.backend.on_initialized();
+                Route::Taken
+            }
+            ("workspace/didChangeConfiguration", false) => self
+                .document::<DidChangeConfigurationParams>(message, |backend, params| {
+                    backend.on_configuration(params.settings);
+                }),
             ("textDocument/didOpen", false) => {
                 self.document::<DidOpenTextDocumentParams>(message, |backend, params| {
                     if let Some(path) = path_of_uri(&params.text_document.uri) {
@@ -133,8 +143,9 @@ impl TetherRouter {
         Route::Taken
     }
 
-    /// A text notification, applied now: the documents task queues it behind every one
-    /// before it. Params tower could not read either are left for tower to log.
+    /// A notification, applied now, before anything read after it (a text change is queued
+    /// behind every one before it). Params tower could not read either are left for tower
+    /// to log.
     fn document<P: DeserializeOwned>(
         &self,
         message: Request,
