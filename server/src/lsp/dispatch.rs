@@ -1,7 +1,8 @@
 //! Runs each `tether/session/*` request where its method says ([`api::Schedule`]): snapshot
 //! reads inline on the LSP thread, async work as a task on the session runtime, git and disk
 //! work on that runtime's blocking pool. The LSP thread only parses params, starts the work
-//! and writes the answer, serialized once, here at the edge.
+//! and writes the answer. Handlers return typed results; they become JSON once, here at the
+//! edge.
 //!
 //! The handlers are one [`Handler`] impl per method type (in `handlers/`); [`dispatch`] is
 //! made from `api::for_each_method!`, so a method of the table without a handler does not
@@ -98,9 +99,11 @@ pub(crate) async fn dispatch(
 async fn run<M: Handler>(backend: &Backend, params: Value) -> jsonrpc::Result<Value> {
     let params = api::parse_params::<M>(params)
         .map_err(|invalid| jsonrpc::Error::invalid_params(invalid.0))?;
-    let work = M::handle(backend.clone(), params);
-    let result = backend.scheduler.run(M::SCHEDULE, M::NAME, work).await?;
-    to_value(result)
+    let handler = M::handle(backend.clone(), params);
+    // Written as JSON where the work ran: a large answer (a long log) is encoded off the
+    // LSP thread too.
+    let work = async move { to_value(handler.await?) };
+    backend.scheduler.run(M::SCHEDULE, M::NAME, work).await
 }
 
 pub(crate) fn to_value<T: serde::Serialize>(value: T) -> jsonrpc::Result<Value> {
