@@ -9,9 +9,11 @@
 //! - [`workspace`] owns git: repository discovery, worktrees and branches.
 //! - [`config`] merges settings from files, the editor and the environment.
 //! - [`vocab`] is the shared vocabulary (events, items, ids, state): a leaf every layer uses.
+//! - [`api`] is the session protocol as one typed method table (serde only, no LSP).
 //! - [`lsp`] is the only module that knows LSP; it translates to and from the domain.
 
 pub mod agent;
+pub mod api;
 mod beneath;
 pub mod cli;
 pub mod config;

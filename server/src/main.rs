@@ -7,7 +7,9 @@ use tether::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 /// Serves LSP on a thread of its own (the main one), while sessions stream on the worker
-/// runtime: a request is never queued behind busy session tasks.
+/// runtime: a request is never queued behind busy session tasks. Requests that touch git or
+/// the disk run on the worker runtime too (its blocking pool), which is not waited for on
+/// the way out.
 fn serve_lsp(sessions_runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     let manager = {
         let _inside = sessions_runtime.enter();
@@ -16,7 +18,10 @@ fn serve_lsp(sessions_runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitC
     let lsp_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    lsp_runtime.block_on(tether::lsp::serve_stdio(manager));
+    lsp_runtime.block_on(tether::lsp::serve_stdio(
+        manager,
+        sessions_runtime.handle().clone(),
+    ));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,6 +20,7 @@ mod malformed;
 mod neovim;
 mod provider;
 mod review;
+mod scheduling;
 mod surfaces;
 mod transcripts;
 mod vscode;

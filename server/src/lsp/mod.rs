@@ -2,86 +2,116 @@
 //! [`SessionManager`] and the manager's events into `tether/session/event` notifications.
 //!
 //! Handlers never await a request to the client and never wait for a turn: they answer at
-//! once and the work's outcome arrives as events.
+//! once and the work's outcome arrives as events. Tether's own requests do not go through
+//! tower-lsp-server's four request slots: [`routing`] takes them off the input and
+//! [`dispatch`] runs each where its method's declared schedule says.
 
 mod diagnostics;
+mod dispatch;
 mod documents;
 pub mod ext;
 mod handlers;
+mod lifecycle;
 mod notices;
 mod progress;
+mod routing;
 mod transcripts;
 mod transport;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
-use futures_util::FutureExt;
 use serde_json::{Value, json};
 use tower_lsp_server::jsonrpc::{self, ErrorCode};
 use tower_lsp_server::ls_types::{
-    CodeActionParams, CodeActionProviderCapability, CodeActionResponse,
-    DidChangeConfigurationParams, DidChangeTextDocumentParams, DidCloseTextDocumentParams,
-    DidOpenTextDocumentParams, DidSaveTextDocumentParams, ExecuteCommandOptions,
-    ExecuteCommandParams, InitializeParams, InitializeResult, InitializedParams, MessageType,
-    PositionEncodingKind, ResourceOperationKind, SaveOptions, ServerCapabilities, ServerInfo,
-    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
-    TextDocumentSyncSaveOptions, WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
+    CodeActionParams, CodeActionResponse, DidChangeConfigurationParams,
+    DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams,
+    DidSaveTextDocumentParams, ExecuteCommandParams, InitializeParams, InitializeResult,
+    InitializedParams, MessageType, PositionEncodingKind, ResourceOperationKind, ServerInfo,
 };
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
+use crate::api::SessionEventParams;
+use crate::api::{METHODS, MethodInfo};
 use crate::config::EditorLayer;
 use crate::session::{SessionError, SessionManager};
+use dispatch::Scheduler;
 pub use documents::text_edits;
 use documents::{Documents, SavedDocument};
-use ext::{SESSION_METHODS, SessionEventNotification, SessionEventParams, command_name};
+use ext::SessionEventNotification;
 use handlers::apply::EditSupport;
+pub(crate) use lifecycle::Lifecycle;
 
 /// Serves LSP on stdin/stdout until the client says `exit` or closes stdin. Tether frames
-/// the messages itself ([`transport`]) and hands tower-lsp-server only those it can decode:
-/// tower's own reader stops at the first one it cannot.
-pub async fn serve_stdio(manager: SessionManager) {
-    let (service, socket) = build_service(manager);
+/// the messages itself ([`transport`]), routes its own requests and the text notifications
+/// past tower-lsp-server ([`routing`]), and hands tower only the rest, and only what it can
+/// decode: tower's own reader stops at the first message it cannot. Slow requests run on
+/// `work`, the session runtime.
+pub async fn serve_stdio(manager: SessionManager, work: tokio::runtime::Handle) {
+    let (service, socket, backend) = build(manager, work);
     transport::serve(
         transport::read_stdin(),
         tokio::io::stdout(),
+        routing::TetherRouter::new(backend),
         |input, output| Server::new(input, output, socket).serve(service),
     )
     .await;
 }
 
-/// The service, for serving over any transport (tests use in-process pipes).
+/// The service, for serving over any transport (tests use in-process pipes). Without the
+/// router in front, every request goes through tower's four slots.
 pub fn build_service(
     manager: SessionManager,
+    work: tokio::runtime::Handle,
 ) -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
+    let (service, socket, _) = build(manager, work);
+    (service, socket)
+}
+
+fn build(
+    manager: SessionManager,
+    work: tokio::runtime::Handle,
+) -> (LspService<Backend>, tower_lsp_server::ClientSocket, Backend) {
     let (saved_sender, saved_documents) = tokio::sync::mpsc::unbounded_channel();
     let documents = Documents::start(saved_sender);
     let saved_documents = std::sync::Mutex::new(Some(saved_documents));
-    let mut builder = LspService::build(|client| Backend {
-        client,
-        manager,
-        documents,
-        saved_documents: Arc::new(saved_documents),
-        diagnostics_refresh: Arc::default(),
-        transcripts: Arc::default(),
-        state: Arc::new(ServerState {
-            edit_support: RwLock::default(),
-            sessions_loaded: tokio::sync::watch::Sender::new(false),
-            opted_in: AtomicBool::default(),
-            work_done_progress: AtomicBool::default(),
-            roots: RwLock::default(),
-            config_error: RwLock::default(),
-            warned_repositories: std::sync::Mutex::default(),
-        }),
+    let mut served = None;
+    let mut builder = LspService::build(|client| {
+        let backend = Backend {
+            client,
+            manager,
+            documents,
+            saved_documents: Arc::new(saved_documents),
+            diagnostics_refresh: Arc::default(),
+            transcripts: Arc::default(),
+            scheduler: Scheduler::new(work),
+            state: Arc::new(ServerState {
+                lifecycle: AtomicU8::new(Lifecycle::Uninitialized as u8),
+                initialized: AtomicBool::default(),
+                edit_support: RwLock::default(),
+                sessions_loaded: tokio::sync::watch::Sender::new(false),
+                opted_in: AtomicBool::default(),
+                work_done_progress: AtomicBool::default(),
+                roots: RwLock::default(),
+                config_error: RwLock::default(),
+                warned_repositories: std::sync::Mutex::default(),
+            }),
+        };
+        served = Some(backend.clone());
+        backend
     });
-    for &(method, short) in SESSION_METHODS {
-        builder = builder.custom_method(method, move |backend: &Backend, params: Value| {
+    // Registered with tower too: before `initialize` and after `shutdown` the router leaves
+    // them to tower, which answers as the spec says; without the router they run from here.
+    for method in METHODS {
+        builder = builder.custom_method(method.name, move |backend: &Backend, params: Value| {
             let backend = backend.clone();
-            async move { backend.dispatch(short, params).await }
+            async move { dispatch::dispatch(&backend, method, params).await }
         });
     }
-    builder.finish()
+    let (service, socket) = builder.finish();
+    let backend = served.expect("LspService::build makes the server before it returns");
+    (service, socket, backend)
 }
 
 #[derive(Clone)]
@@ -97,10 +127,16 @@ pub struct Backend {
     diagnostics_refresh: Arc<tokio::sync::Notify>,
     /// The task that keeps transcript documents; set at `initialized`.
     transcripts: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<transcripts::Request>>>,
+    /// Where requests run, by their method's schedule.
+    scheduler: Scheduler,
     state: Arc<ServerState>,
 }
 
 struct ServerState {
+    /// A [`Lifecycle`]: set at the end of `initialize`, and when `shutdown` is read.
+    lifecycle: AtomicU8,
+    /// `initialized` was handled (it starts tasks that must run once).
+    initialized: AtomicBool,
     /// What the client's `workspace/applyEdit` can take.
     edit_support: RwLock<EditSupport>,
     /// Becomes true once the sessions of every workspace repository are rebuilt from their
@@ -150,18 +186,6 @@ impl Backend {
             .subscribe()
             .wait_for(|loaded| *loaded)
             .await;
-    }
-
-    /// Runs one custom request (or its command twin), turning a panic into an error reply so
-    /// that one bad request never takes the server down.
-    async fn dispatch(&self, method: &str, params: Value) -> jsonrpc::Result<Value> {
-        self.sessions_ready().await;
-        // Lua clients encode an empty table as `[]`: no params, as `{}` would be.
-        let params = match params {
-            Value::Array(items) if items.is_empty() => Value::Object(Default::default()),
-            other => other,
-        };
-        answer_or_report_panic(method, handlers::session::handle(self, method, params)).await
     }
 
     /// Shows, once per repository, what the `.tether/config.toml` of the repository holding
@@ -231,49 +255,6 @@ impl Backend {
                     .await;
             }
         });
-    }
-}
-
-/// Tether's part of `workspace/didChangeConfiguration`'s `settings`: its `tether` key when it
-/// has one, else the whole object; null for none. Anything that is not an object is refused
-/// with a message naming what it was, so that garbage never replaces the settings.
-fn tether_settings(settings: Value) -> Result<Value, String> {
-    match settings {
-        Value::Object(mut settings) => match settings.remove("tether") {
-            None => Ok(Value::Object(settings)),
-            Some(tether @ (Value::Object(_) | Value::Null)) => Ok(tether),
-            Some(other) => Err(format!(
-                "`settings.tether` is {}, not an object of tether's settings",
-                crate::config::kind_of(&other)
-            )),
-        },
-        Value::Null => Ok(Value::Null),
-        other => Err(format!(
-            "`settings` is {}, not an object of tether's settings",
-            crate::config::kind_of(&other)
-        )),
-    }
-}
-
-/// Runs a handler; a panic inside it becomes an internal-error reply to that one request.
-async fn answer_or_report_panic(
-    method: &str,
-    handler: impl std::future::Future<Output = jsonrpc::Result<Value>>,
-) -> jsonrpc::Result<Value> {
-    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
-        Ok(result) => result,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|text| (*text).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            tracing::error!("handler for {method} panicked: {message}");
-            Err(rpc_error(
-                ext::error_code::INTERNAL,
-                format!("internal error in tether/session/{method}: {message}"),
-            ))
-        }
     }
 }
 
@@ -408,132 +389,38 @@ impl LanguageServer for Backend {
             state.sessions_loaded.send_replace(true);
         });
 
-        let commands = SESSION_METHODS
-            .iter()
-            .map(|(_, short)| command_name(short))
-            .collect();
-        Ok(InitializeResult {
-            capabilities: ServerCapabilities {
-                position_encoding: Some(if utf8 {
-                    PositionEncodingKind::UTF8
-                } else {
-                    PositionEncodingKind::UTF16
-                }),
-                text_document_sync: Some(TextDocumentSyncCapability::Options(
-                    TextDocumentSyncOptions {
-                        open_close: Some(true),
-                        change: Some(TextDocumentSyncKind::INCREMENTAL),
-                        save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions {
-                            include_text: Some(true),
-                        })),
-                        ..Default::default()
-                    },
-                )),
-                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
-                execute_command_provider: Some(ExecuteCommandOptions {
-                    commands,
-                    ..Default::default()
-                }),
-                workspace: Some(WorkspaceServerCapabilities {
-                    workspace_folders: Some(WorkspaceFoldersServerCapabilities {
-                        supported: Some(true),
-                        change_notifications: None,
-                    }),
-                    file_operations: None,
-                }),
-                experimental: Some(json!({
-                    "tether": {
-                        "protocolVersion": 1,
-                        "methods": SESSION_METHODS.iter().map(|(method, _)| method).collect::<Vec<_>>(),
-                        "notifications": [ext::SESSION_EVENT_METHOD],
-                    }
-                })),
-                ..Default::default()
-            },
+        let result = InitializeResult {
+            capabilities: lifecycle::server_capabilities(utf8),
             server_info: Some(ServerInfo {
                 name: "tether".to_owned(),
                 version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             }),
             ..Default::default()
-        })
+        };
+        // From the moment the answer goes out, the client may send anything: the router
+        // takes Tether's requests and the text notifications from here on.
+        if self.lifecycle() == Lifecycle::Uninitialized {
+            self.set_lifecycle(Lifecycle::Initialized);
+        }
+        Ok(result)
     }
 
     async fn initialized(&self, _: InitializedParams) {
-        let saved = self
-            .saved_documents
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(saved) = saved {
-            let sender = transcripts::start(
-                self.client.clone(),
-                self.manager.clone(),
-                self.documents.clone(),
-                saved,
-                self.state.sessions_loaded.subscribe(),
-            );
-            let _ = self.transcripts.set(sender);
-        }
-        if self.state.opted_in.load(Ordering::SeqCst) {
-            self.start_event_forwarding();
-        }
-        {
-            let backend = self.clone();
-            tokio::spawn(async move {
-                backend.sessions_ready().await;
-                diagnostics::start(
-                    backend.client.clone(),
-                    backend.manager.clone(),
-                    backend.diagnostics_refresh.clone(),
-                );
-            });
-        }
-        notices::start(self.client.clone(), self.manager.clone());
-        if self.state.work_done_progress.load(Ordering::SeqCst) {
-            progress::start(self.client.clone(), self.manager.clone());
-        }
-        let config_error = self
-            .state
-            .config_error
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(error) = config_error {
-            self.client
-                .show_message(
-                    MessageType::ERROR,
-                    format!("tether: the editor's settings were ignored: {error}"),
-                )
-                .await;
-        }
-        for root in self.roots() {
-            self.warn_about_repository_config(root);
-        }
+        self.on_initialized();
     }
 
     async fn shutdown(&self) -> jsonrpc::Result<()> {
+        self.set_lifecycle(Lifecycle::ShutDown);
         self.manager.shutdown().await;
         Ok(())
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
-        let applied = tether_settings(params.settings).and_then(|settings| {
-            self.manager
-                .set_editor_layer(EditorLayer::Settings, settings)
-                .map_err(|error| error.to_string())
-        });
-        if let Err(error) = applied {
-            self.client
-                .show_message(
-                    MessageType::ERROR,
-                    format!(
-                        "tether: the new settings were not applied, the ones before stay: {error}"
-                    ),
-                )
-                .await;
-        }
+        self.on_configuration(params.settings);
     }
 
+    // The text notifications reach these only when the router leaves them to tower (before
+    // `initialize` is answered, when tower drops them anyway); see `routing.rs`.
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
         if let Some(path) = path_of_uri(&params.text_document.uri) {
             self.documents.open(
@@ -575,81 +462,18 @@ impl LanguageServer for Backend {
         &self,
         params: ExecuteCommandParams,
     ) -> jsonrpc::Result<Option<Value>> {
-        let Some(short) = params.command.strip_prefix("tether.") else {
+        // Known commands are routed past tower (`routing.rs`); this is the rest.
+        let Some(method) = MethodInfo::for_command(&params.command) else {
             return Err(jsonrpc::Error::invalid_params(format!(
                 "unknown command {:?}",
                 params.command
             )));
         };
-        if !SESSION_METHODS.iter().any(|(_, name)| *name == short) {
-            return Err(jsonrpc::Error::invalid_params(format!(
-                "unknown command {:?}",
-                params.command
-            )));
-        }
         let argument = params
             .arguments
             .into_iter()
             .next()
             .unwrap_or_else(|| json!({}));
-        self.dispatch(short, argument).await.map(Some)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_that_are_not_an_object_are_refused_naming_what_they_were() {
-        let settings = json!({"session": {"network": false}});
-        assert_eq!(
-            tether_settings(json!({"tether": settings.clone()})),
-            Ok(settings.clone())
-        );
-        assert_eq!(tether_settings(settings.clone()), Ok(settings));
-        assert_eq!(tether_settings(Value::Null), Ok(Value::Null));
-        assert_eq!(tether_settings(json!({"tether": null})), Ok(Value::Null));
-        assert_eq!(tether_settings(json!({})), Ok(json!({})));
-        for (settings, what) in [
-            (json!([]), "`settings` is an array"),
-            (json!(["x"]), "`settings` is an array"),
-            (json!("tether"), "`settings` is a string"),
-            (json!(7), "`settings` is a number"),
-            (json!({"tether": []}), "`settings.tether` is an array"),
-            (json!({"tether": false}), "`settings.tether` is a boolean"),
-        ] {
-            let error = tether_settings(settings.clone()).expect_err("refused");
-            assert!(error.starts_with(what), "{settings}: {error}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_panicking_handler_answers_with_an_internal_error() {
-        let answer = answer_or_report_panic("list", async {
-            let items: Vec<u8> = Vec::new();
-            #[allow(clippy::indexing_slicing)]
-            let first = items[3];
-            Ok(json!(first))
-        })
-        .await;
-        let error = answer.expect_err("a panic is an error reply");
-        assert_eq!(
-            error.code,
-            ErrorCode::ServerError(ext::error_code::INTERNAL)
-        );
-        assert!(
-            error.message.contains("tether/session/list"),
-            "{}",
-            error.message
-        );
-        assert!(
-            error.message.contains("index out of bounds"),
-            "{}",
-            error.message
-        );
-
-        let answer = answer_or_report_panic("list", async { Ok(json!({"fine": true})) }).await;
-        assert_eq!(answer.expect("passes through"), json!({"fine": true}));
+        dispatch::dispatch(self, method, argument).await.map(Some)
     }
 }

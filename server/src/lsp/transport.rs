@@ -9,6 +9,13 @@
 //! allowed; requests for `$/` methods, which tower leaves unanswered, get -32601 here. One
 //! writer puts tower's output and these replies on stdout, a whole frame at a time.
 //!
+//! Before a valid request or notification goes to tower, a [`Router`] sees it, in arrival
+//! order, and may take it instead (`lsp/routing.rs` takes Tether's own requests and the text
+//! notifications): tower-lsp-server runs at most four requests at once and does not keep
+//! notification order, so what must never wait behind a slow request, or must stay in order,
+//! does not go through it. A taken request is answered through [`Replies`], by the same
+//! writer, from a task of its own.
+//!
 //! It reads only a message's envelope (`jsonrpc`, `id`, `method`, the shape of `params`); it
 //! never changes a message, and never touches sessions, handlers or LSP types.
 
@@ -17,8 +24,11 @@ mod message;
 use std::io::Read;
 
 use bytes::{Buf, Bytes, BytesMut};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+use tower_lsp_server::jsonrpc::{self, Id, Request, Response};
 
 use message::{Verdict, check_message};
 
@@ -347,18 +357,75 @@ pub fn read_stdin() -> mpsc::Receiver<Bytes> {
     receiver
 }
 
+/// Where a valid request or notification goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To tower-lsp-server, byte for byte.
+    Tower,
+    /// The router took it (and answers it through [`Replies`] if it is a request).
+    Taken,
+}
+
+/// Sees every valid request and notification before tower does, in arrival order, on the
+/// reading task: it must decide at once and never block (spawn the work, answer later).
+pub trait Router {
+    fn route(&mut self, message: Request, replies: &Replies) -> Route;
+}
+
+/// Answers to taken requests, written by the one writer, each whole.
+#[derive(Clone)]
+pub struct Replies {
+    sender: mpsc::Sender<Bytes>,
+    /// The answering tasks: at the end of input their answers are still written (an
+    /// editor that closes stdin may still read stdout); `exit` does not wait for them.
+    tasks: TaskTracker,
+}
+
+impl Replies {
+    /// Answers request `id` with what `answer` gives, from a task of its own on the current
+    /// runtime. Cancelling it (`$/cancelRequest`) is not supported: it answers when done.
+    pub fn answer<F>(&self, id: Id, answer: F)
+    where
+        F: Future<Output = jsonrpc::Result<Value>> + Send + 'static,
+    {
+        let sender = self.sender.clone();
+        self.tasks.spawn(async move {
+            let response = Response::from_parts(id, answer.await);
+            match serde_json::to_vec(&response) {
+                Ok(reply) => {
+                    // Err: the writer is gone, and so is the client.
+                    let _ = sender.send(Bytes::from(reply)).await;
+                }
+                Err(error) => tracing::error!("cannot encode a reply: {error}"),
+            }
+        });
+    }
+
+    /// Waits until every answer started so far is queued for the writer.
+    async fn finish(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
 /// Serves `input` through `server` (given the two ends of tower's stdin and stdout) to
-/// `output`, until the input ends and the server has answered, or the server stops (`exit`).
-pub async fn serve<O, F, Fut>(input: mpsc::Receiver<Bytes>, output: O, server: F)
+/// `output`, until the input ends and every request has been answered, or the server stops
+/// (`exit`). `router` sees each valid request and notification first.
+pub async fn serve<O, R, F, Fut>(input: mpsc::Receiver<Bytes>, output: O, router: R, server: F)
 where
     O: AsyncWrite + Unpin,
+    R: Router,
     F: FnOnce(DuplexStream, DuplexStream) -> Fut,
     Fut: Future<Output = ()>,
 {
     let (to_server, server_input) = tokio::io::duplex(PIPE_CAPACITY);
     let (server_output, from_server) = tokio::io::duplex(PIPE_CAPACITY);
     let (replies, queued_replies) = mpsc::channel(REPLY_QUEUE);
-    let reader = read_input(input, to_server, replies);
+    let replies = Replies {
+        sender: replies,
+        tasks: TaskTracker::new(),
+    };
+    let reader = read_input(input, to_server, router, replies);
     let server_and_writer = async {
         tokio::join!(
             server(server_input, server_output),
@@ -376,11 +443,14 @@ where
     }
 }
 
-/// Frames the input, forwards valid messages to tower in order and queues error replies.
-async fn read_input(
+/// Frames the input, routes valid messages (to the router or to tower, in order) and queues
+/// error replies. At the end of input it waits for the router's answers before it lets tower
+/// see the end, so that the writer, which ends with tower's output, writes them all.
+async fn read_input<R: Router>(
     mut input: mpsc::Receiver<Bytes>,
     mut to_server: DuplexStream,
-    replies: mpsc::Sender<Bytes>,
+    mut router: R,
+    replies: Replies,
 ) {
     let mut framer = Framer::default();
     while let Some(chunk) = input.recv().await {
@@ -394,7 +464,14 @@ async fn read_input(
                 }
             };
             match check_message(&body) {
-                Verdict::Forward => {
+                Verdict::Forward(message) => {
+                    let route = match message {
+                        Some(message) => router.route(message, &replies),
+                        None => Route::Tower,
+                    };
+                    if route == Route::Taken {
+                        continue;
+                    }
                     if let Err(error) = write_frame(&mut to_server, &body).await {
                         tracing::debug!("the server stopped reading: {error}");
                         return;
@@ -406,7 +483,7 @@ async fn read_input(
                     tracing::warn!(?code, %id, "answered a malformed message: {reason}");
                     match serde_json::to_vec(&response) {
                         Ok(reply) => {
-                            if replies.send(Bytes::from(reply)).await.is_err() {
+                            if replies.sender.send(Bytes::from(reply)).await.is_err() {
                                 return;
                             }
                         }
@@ -426,6 +503,7 @@ async fn read_input(
     if let Some(skip) = framer.finish() {
         log_skip(&skip);
     }
+    replies.finish().await;
 }
 
 fn log_skip(skip: &Skip) {
@@ -508,5 +586,7 @@ async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, body: &[u8]) -> std:
     writer.write_all(body).await
 }
 
+#[cfg(test)]
+mod router_tests;
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ pub use crate::vocab::{
     format_timestamp, now_millis,
 };
 pub use manager::{
-    AnnouncedEvent, CreateSession, EXIT_SIGNAL, ListFilter, LoopRequest, SessionError,
+    AnnouncedEvent, CreateSession, EXIT_SIGNAL, GitOutcome, ListFilter, LoopRequest, SessionError,
     SessionFindings, SessionInfo, SessionManager, SessionSnapshot, SessionView, Subscription,
 };
 pub use names::{slug_from_prompt, validate_session_name};

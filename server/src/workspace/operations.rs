@@ -15,7 +15,7 @@ use super::git::{self, GitPlace};
 use super::{GitError, SessionWorktree};
 
 /// What the user asks for (`op` in `tether/session/git`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Operation {
     Status,

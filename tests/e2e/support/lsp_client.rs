@@ -218,13 +218,32 @@ impl LspClient {
     }
 
     pub async fn request(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        let pending = self.start_request(method, params).await;
+        self.wait_for_reply(pending).await
+    }
+
+    /// Sends a request without waiting for its answer; [`LspClient::wait_for_reply`] waits.
+    pub async fn start_request(&mut self, method: &str, params: Value) -> PendingReply {
         let id = self.next_id;
         self.next_id += 1;
         let (sender, receiver) = oneshot::channel();
         self.pending.lock().expect("lock").insert(id, sender);
         self.write(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
             .await;
-        match tokio::time::timeout(WAIT, receiver).await {
+        PendingReply {
+            method: method.to_owned(),
+            receiver,
+            answer: None,
+        }
+    }
+
+    /// The answer to a request [`LspClient::start_request`] sent, within [`WAIT`].
+    pub async fn wait_for_reply(&self, mut pending: PendingReply) -> Result<Value, Value> {
+        if let Some(answer) = pending.answer.take() {
+            return answer;
+        }
+        let method = &pending.method;
+        match tokio::time::timeout(WAIT, pending.receiver).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => panic!(
                 "the server closed before answering {method}; stderr: {}",
@@ -482,6 +501,25 @@ impl LspClient {
 
     pub fn pid(&self) -> u32 {
         self.child.id().unwrap_or(0)
+    }
+}
+
+/// A request on its way: its answer, once it came, is kept for [`LspClient::wait_for_reply`].
+pub struct PendingReply {
+    method: String,
+    receiver: oneshot::Receiver<Result<Value, Value>>,
+    answer: Option<Result<Value, Value>>,
+}
+
+impl PendingReply {
+    /// Whether the server has answered it yet (without waiting).
+    pub fn is_answered(&mut self) -> bool {
+        if self.answer.is_none()
+            && let Ok(answer) = self.receiver.try_recv()
+        {
+            self.answer = Some(answer);
+        }
+        self.answer.is_some()
     }
 }
 

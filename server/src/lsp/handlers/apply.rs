@@ -7,12 +7,10 @@
 //! client); its answer is recorded in the session, and the hunks the user left out are told
 //! to the agent.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::{
     CreateFile, CreateFileOptions, DeleteFile, DocumentChangeOperation, DocumentChanges,
@@ -20,28 +18,18 @@ use tower_lsp_server::ls_types::{
     TextDocumentEdit, TextEdit, Uri, WorkspaceEdit,
 };
 
-use super::super::{Backend, session_error};
+use super::super::dispatch::Handler;
+use super::super::{Backend, rpc_error, session_error};
+use crate::api::{self, ApplyParams, methods};
 use crate::workspace::FileDiff;
 use crate::workspace::edits::{self, Hunk};
 
 /// How long the client may take to answer `workspace/applyEdit` (it may ask the user).
 const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ApplyParams {
-    pub id: String,
-    /// Only these files (paths relative to the repository); default all.
-    #[serde(default)]
-    pub files: Option<Vec<String>>,
-    /// For these files, only these hunks (numbered from 0 as in the diff's patch).
-    #[serde(default)]
-    pub hunks: Option<BTreeMap<String, BTreeSet<usize>>>,
-}
-
-/// What became of one file.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// What became of one file: what the client is told ([`api::ApplyFileOutcome`]) and what
+/// the agent is told.
+#[derive(Debug)]
 pub struct FileOutcome {
     pub path: String,
     pub status: &'static str,
@@ -52,14 +40,33 @@ pub struct FileOutcome {
     /// Hunks the user did not select.
     pub rejected: Vec<usize>,
     /// Why the whole file was left out, if it was.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     /// The rejected hunks with their lines, for the note to the agent.
-    #[serde(skip)]
     rejected_hunks: Vec<Hunk>,
     /// Something of this file is in the edit (hunks, or a file operation alone).
-    #[serde(skip)]
     carried: bool,
+}
+
+impl FileOutcome {
+    fn to_wire(&self) -> jsonrpc::Result<api::ApplyFileOutcome> {
+        let status = api::FileChange::from_name(self.status).ok_or_else(|| {
+            rpc_error(
+                api::error_code::INTERNAL,
+                format!(
+                    "{}: the diff names a change {:?} that the protocol does not know",
+                    self.path, self.status
+                ),
+            )
+        })?;
+        Ok(api::ApplyFileOutcome {
+            path: self.path.clone(),
+            status,
+            applied: self.applied.clone(),
+            conflicts: self.conflicts.clone(),
+            rejected: self.rejected.clone(),
+            skipped: self.skipped.clone(),
+        })
+    }
 }
 
 /// What the client can take.
@@ -80,8 +87,13 @@ struct UserCopy {
     out_of_sync: bool,
 }
 
-pub async fn handle(backend: &Backend, params: Value) -> jsonrpc::Result<Value> {
-    let params: ApplyParams = super::session::parse("apply", params)?;
+impl Handler for methods::Apply {
+    async fn handle(backend: Backend, params: ApplyParams) -> jsonrpc::Result<api::ApplyResult> {
+        apply(&backend, params).await
+    }
+}
+
+async fn apply(backend: &Backend, params: ApplyParams) -> jsonrpc::Result<api::ApplyResult> {
     let manager = &backend.manager;
     let info = manager.info(&params.id).map_err(session_error)?;
     let diff = manager.diff(&params.id).await.map_err(session_error)?;
@@ -145,8 +157,8 @@ pub async fn handle(backend: &Backend, params: Value) -> jsonrpc::Result<Value> 
     })
     .await;
     let (operations, outcomes) = carried.map_err(|error| {
-        super::super::rpc_error(
-            super::super::ext::error_code::INTERNAL,
+        rpc_error(
+            api::error_code::INTERNAL,
             format!("computing the edit failed: {error}"),
         )
     })?;
@@ -175,11 +187,14 @@ pub async fn handle(backend: &Backend, params: Value) -> jsonrpc::Result<Value> 
         let message = format!("tether: nothing to apply from {}: {summary}", info.name);
         tokio::spawn(async move { client.show_message(MessageType::WARNING, message).await });
     }
-    super::session::to_value(serde_json::json!({
-        "sent": sent,
-        "files": outcomes,
-        "summary": summary,
-    }))
+    Ok(api::ApplyResult {
+        sent,
+        files: outcomes
+            .iter()
+            .map(FileOutcome::to_wire)
+            .collect::<jsonrpc::Result<_>>()?,
+        summary,
+    })
 }
 
 /// The files to carry, each with its selected hunks (`None`: all).

@@ -3,25 +3,42 @@
 //! session waits on, fix or dismiss the finding under the cursor, start a session about the
 //! selection, and for every session apply, stop, or open its transcript.
 
-use serde_json::json;
 use tower_lsp_server::ls_types::{
     CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, Command,
 };
 
-use crate::lsp::ext::command_name;
-use crate::session::{Activity, Item, QuestionKind, SessionInfo, SessionManager, SessionStatus};
+use crate::api::{self, Method, MethodInfo, methods};
+use crate::session::{
+    Activity, Answer, Item, QuestionKind, SessionInfo, SessionManager, SessionStatus,
+};
 
-fn action(title: String, command: &str, argument: serde_json::Value) -> CodeActionOrCommand {
+/// An action that runs `M`'s command with `params`, typed as the request takes them.
+fn action<M: Method>(title: String, params: &M::Params) -> CodeActionOrCommand {
+    // Params are plain structs with string keys: writing them as JSON cannot fail.
+    let argument = serde_json::to_value(params).unwrap_or_default();
     CodeActionOrCommand::CodeAction(CodeAction {
         title: title.clone(),
         kind: Some(CodeActionKind::EMPTY),
         command: Some(Command {
             title,
-            command: command_name(command),
+            command: MethodInfo::of::<M>().command(),
             arguments: Some(vec![argument]),
         }),
         ..Default::default()
     })
+}
+
+fn id_params(session: &SessionInfo) -> api::IdParams {
+    api::IdParams {
+        id: session.id.clone(),
+    }
+}
+
+fn position(position: tower_lsp_server::ls_types::Position) -> api::Position {
+    api::Position {
+        line: position.line,
+        character: position.character,
+    }
 }
 
 /// The actions at `params`' place, then those for every session of the workspace.
@@ -30,16 +47,21 @@ pub fn actions(manager: &SessionManager, params: &CodeActionParams) -> Vec<CodeA
     finding_actions(manager, params, &mut actions);
     let range = params.range;
     if range.start != range.end {
-        actions.push(action(
+        actions.push(action::<methods::NewSession>(
             "tether: Start a session about this selection".to_owned(),
-            "newSession",
-            json!({"uri": params.text_document.uri, "range": range}),
+            &api::NewSessionParams {
+                root: None,
+                uri: Some(params.text_document.uri.to_string()),
+                range: Some(api::Range {
+                    start: position(range.start),
+                    end: position(range.end),
+                }),
+            },
         ));
     }
-    actions.push(action(
+    actions.push(action::<methods::NewSession>(
         "tether: New session…".to_owned(),
-        "newSession",
-        json!({}),
+        &api::NewSessionParams::default(),
     ));
     for session in manager.list(&Default::default()) {
         if session.status == SessionStatus::Running
@@ -53,24 +75,25 @@ pub fn actions(manager: &SessionManager, params: &CodeActionParams) -> Vec<CodeA
             }
         }
         if session.status.is_active() {
-            actions.push(action(
+            actions.push(action::<methods::Stop>(
                 format!("tether: Stop {}", session.name),
-                "stop",
-                json!({"id": session.id}),
+                &id_params(&session),
             ));
         }
         // Not while it works: half a turn's changes are not worth applying.
         if !session.status.is_active() && !session.read_only {
-            actions.push(action(
+            actions.push(action::<methods::Apply>(
                 format!("tether: Apply changes of {}", session.name),
-                "apply",
-                json!({"id": session.id}),
+                &api::ApplyParams {
+                    id: session.id.clone(),
+                    files: None,
+                    hunks: None,
+                },
             ));
         }
-        actions.push(action(
+        actions.push(action::<methods::OpenTranscript>(
             format!("tether: Open transcript of {}", session.name),
-            "openTranscript",
-            json!({"id": session.id}),
+            &id_params(&session),
         ));
     }
     actions
@@ -99,19 +122,20 @@ fn finding_actions(
             if session.repo.join(file) != *path || finding.start_line > last || end_line < first {
                 continue;
             }
-            let argument = json!({"id": session.session_id, "findingId": finding.id});
-            actions.push(action(
+            let argument = api::FindingParams {
+                id: session.session_id.clone(),
+                finding_id: finding.id.clone(),
+            };
+            actions.push(action::<methods::FixFinding>(
                 format!(
                     "tether: {}: Ask the session to fix this: {}",
                     session.name, finding.title
                 ),
-                "fixFinding",
-                argument.clone(),
+                &argument,
             ));
-            actions.push(action(
+            actions.push(action::<methods::DismissFinding>(
                 format!("tether: {}: Dismiss: {}", session.name, finding.title),
-                "dismissFinding",
-                argument,
+                &argument,
             ));
         }
     }
@@ -121,16 +145,17 @@ fn pending_actions(session: &SessionInfo, item: &Item, actions: &mut Vec<CodeAct
     let name = &session.name;
     match item {
         Item::Plan { id, .. } => {
-            actions.push(action(
-                format!("tether: {name}: Approve plan"),
-                "decidePlan",
-                json!({"id": session.id, "planId": id, "approve": true}),
-            ));
-            actions.push(action(
-                format!("tether: {name}: Reject plan…"),
-                "decidePlan",
-                json!({"id": session.id, "planId": id, "approve": false}),
-            ));
+            for (label, approve) in [("Approve plan", true), ("Reject plan…", false)] {
+                actions.push(action::<methods::DecidePlan>(
+                    format!("tether: {name}: {label}"),
+                    &api::DecidePlanParams {
+                        id: session.id.clone(),
+                        plan_id: id.clone(),
+                        approve,
+                        feedback: None,
+                    },
+                ));
+            }
         }
         Item::Permission {
             id, tool, scope, ..
@@ -148,10 +173,9 @@ fn pending_actions(session: &SessionInfo, item: &Item, actions: &mut Vec<CodeAct
                 ),
                 ("Deny", PermissionDecision::RejectOnce),
             ] {
-                actions.push(action(
+                actions.push(action::<methods::Answer>(
                     format!("tether: {name}: {label}: {tool} ({scope})"),
-                    "answer",
-                    json!({"id": session.id, "questionId": id, "answers": [decision]}),
+                    &answer(session, id, decision.as_str()),
                 ));
             }
         }
@@ -161,14 +185,22 @@ fn pending_actions(session: &SessionInfo, item: &Item, actions: &mut Vec<CodeAct
             let question = &questions[0];
             if question.kind == QuestionKind::Single {
                 for option in &question.options {
-                    actions.push(action(
+                    actions.push(action::<methods::Answer>(
                         format!("tether: {name}: Answer: {option}"),
-                        "answer",
-                        json!({"id": session.id, "questionId": id, "answers": [option]}),
+                        &answer(session, id, option),
                     ));
                 }
             }
         }
         _ => {}
+    }
+}
+
+/// The one answer `text` to the question or permission `question_id`.
+fn answer(session: &SessionInfo, question_id: &str, text: &str) -> api::AnswerParams {
+    api::AnswerParams {
+        id: session.id.clone(),
+        question_id: question_id.to_owned(),
+        answers: vec![Answer::Text(text.to_owned())],
     }
 }

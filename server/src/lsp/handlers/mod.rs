@@ -1,5 +1,8 @@
-//! One file per group of handlers.
+//! One file per group of handlers: each `impl Handler for methods::X` is the work of one
+//! request of the method table (`crate::api`).
 
 pub mod apply;
 pub mod code_action;
+pub mod review;
 pub mod session;
+pub mod transcript;

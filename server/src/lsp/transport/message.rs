@@ -3,7 +3,8 @@
 //! JSON-RPC 2.0 as LSP uses it, then against tower's own public `Request` / `Response` types,
 //! so that what is let through always decodes in tower's codec.
 //!
-//! It decides only; it never changes a message, and never reads `params` beyond their shape.
+//! It decides only; it never changes a message, and never reads `params` beyond their shape
+//! (the router, which gets the decoded request, may).
 
 use std::borrow::Cow;
 
@@ -14,8 +15,9 @@ use tower_lsp_server::jsonrpc::{self, ErrorCode, Id, Request, Response};
 /// What to do with one frame's body.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Pass it to tower as it is.
-    Forward,
+    /// A valid message: pass it on as it is. A request or notification comes decoded, for
+    /// the router to look at; a response does not (it always goes to tower).
+    Forward(Option<Request>),
     /// Answer it with this error; the string says why, for the log.
     Reply(Response, String),
     /// A malformed notification or response: no reply is allowed, so log why and skip it.
@@ -73,12 +75,12 @@ pub fn check_message(body: &[u8]) -> Verdict {
     let decoded = serde_json::from_str::<TowerMessage>(text);
     match (kind, decoded) {
         (Kind::Request(id), Ok(TowerMessage::Request(request))) if request.id() == Some(&id) => {
-            Verdict::Forward
+            Verdict::Forward(Some(request))
         }
         (Kind::Notification, Ok(TowerMessage::Request(request))) if request.id().is_none() => {
-            Verdict::Forward
+            Verdict::Forward(Some(request))
         }
-        (Kind::Response, Ok(TowerMessage::Response(_))) => Verdict::Forward,
+        (Kind::Response, Ok(TowerMessage::Response(_))) => Verdict::Forward(None),
         (Kind::Request(id), _) => reply(
             ErrorCode::InvalidRequest,
             id,

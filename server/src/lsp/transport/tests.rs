@@ -263,7 +263,7 @@ fn valid_messages_are_forwarded() {
         &deep_but_allowed,
     ] {
         assert!(
-            matches!(check_message(body.as_bytes()), Verdict::Forward),
+            matches!(check_message(body.as_bytes()), Verdict::Forward(_)),
             "{body}"
         );
     }
@@ -446,7 +446,7 @@ async fn valid_messages_pass_byte_for_byte_and_errors_precede_later_output() {
     ]
     .concat();
     let mut output = Vec::new();
-    serve(byte_at_a_time(input), &mut output, echo).await;
+    serve(byte_at_a_time(input), &mut output, TowerOnly, echo).await;
 
     assert!(output_bodies(&output).contains(&Bytes::from(odd_but_valid)));
     let summary = summarize(&output);
@@ -462,6 +462,15 @@ async fn valid_messages_pass_byte_for_byte_and_errors_precede_later_output() {
     assert!(position("echo \"b\"") < position("echo \"d\""));
     assert!(position("error -32700 id null") < position("echo \"b\""));
     assert!(position("error -32601 id 3") < position("echo \"d\""));
+}
+
+/// The router that takes nothing: everything goes to tower.
+pub(super) struct TowerOnly;
+
+impl Router for TowerOnly {
+    fn route(&mut self, _: Request, _: &Replies) -> Route {
+        Route::Tower
+    }
 }
 
 struct Minimal;
@@ -508,7 +517,7 @@ async fn tower_lives_through_garbage_and_stops_on_exit_with_input_open() {
     let (sender, receiver) = mpsc::channel(64);
     let (mut client_end, server_end) = tokio::io::duplex(1 << 20);
     let serving = tokio::spawn(async move {
-        serve(receiver, server_end, |input, output| {
+        serve(receiver, server_end, TowerOnly, |input, output| {
             Server::new(input, output, socket).serve(service)
         })
         .await;

@@ -8,6 +8,13 @@ use super::{SessionError, SessionManager};
 use crate::vocab::{Event, SessionSpec, SessionStatus, new_item_id};
 use crate::workspace;
 
+/// What a git operation leaves: the status after it, and the commit it made.
+#[derive(Debug, Clone)]
+pub struct GitOutcome {
+    pub status: workspace::operations::Status,
+    pub commit: Option<String>,
+}
+
 impl SessionManager {
     /// The session's changes against its base branch, untracked files included.
     pub async fn diff(&self, id: &str) -> Result<Vec<workspace::FileDiff>, SessionError> {
@@ -82,6 +89,8 @@ impl SessionManager {
 
     /// Runs a git operation on the session's branch (status any time; the others only while
     /// the agent is not working). Answers with the status after it, and the commit made.
+    /// Only a merge into the base waits for the repository's lock: a push or pull holds no
+    /// lock while it talks to the remote.
     pub async fn git(
         &self,
         id: &str,
@@ -89,7 +98,7 @@ impl SessionManager {
         paths: Option<&[String]>,
         message: Option<&str>,
         branch: Option<&str>,
-    ) -> Result<serde_json::Value, SessionError> {
+    ) -> Result<GitOutcome, SessionError> {
         use workspace::operations::{Operation, Refusal};
         let handle = if operation.writes() {
             self.writable_handle(id)?
@@ -128,9 +137,14 @@ impl SessionManager {
         git.pathspecs(paths).map_err(refusal)?;
         let mut commit = None;
         {
-            // Merging into the base touches the user's repository: one git writer at a time.
+            // Merging into the base touches the user's repository: one writer there at a time
+            // (worktrees are added and removed under the same lock). Everything else changes
+            // only this session's branch and worktree, where git's own locks suffice.
             let worktree_lock = self.worktree_lock(&spec.repo);
-            let _serialized = worktree_lock.lock().await;
+            let _serialized = match operation {
+                Operation::MergeToBase => Some(worktree_lock.lock().await),
+                _ => None,
+            };
             match operation {
                 Operation::Status => {}
                 Operation::Stage => git.stage(paths).await.map_err(refusal)?,
@@ -145,11 +159,7 @@ impl SessionManager {
             }
         }
         let status = git.status().await.map_err(refusal)?;
-        let mut answer = serde_json::json!({ "status": status });
-        if let Some(commit) = commit {
-            answer["commit"] = serde_json::Value::String(commit);
-        }
-        Ok(answer)
+        Ok(GitOutcome { status, commit })
     }
 
     /// The session's private index file (shared with the tools' before/after comparison). It

@@ -38,6 +38,7 @@ mod reviews;
 pub use actor::SessionView;
 use actor::{SessionActor, SessionHandle};
 pub use fanout::Subscription;
+pub use git::GitOutcome;
 pub use loops::{EXIT_SIGNAL, LoopRequest};
 
 /// How long `stop` and shutdown wait for a session's task to notice and record the stop.

@@ -1,0 +1,83 @@
+//! One type per method: `methods::List` is `tether/session/list`, with its params, result,
+//! schedule and side. The names are the protocol's short names, so some (`Send`, `Clone`)
+//! shadow the prelude here: use them qualified, `api::methods::Send`.
+
+use super::params::*;
+use super::types::SessionInfo;
+use super::{Method, MethodInfo, Schedule, Side};
+
+/// Declares each method once: its type, its `Method` impl, its entry in [`METHODS`], and the
+/// `for_each_method!` macro the dispatcher is made from. `$d` is a `$`, passed in so that the
+/// macro this one defines can have metavariables of its own.
+macro_rules! methods {
+    ($d:tt $(
+        $(#[$doc:meta])*
+        $method:ident = $short:literal: $params:ty => $result:ty,
+            $schedule:ident, $side:ident $(, optional = $optional:literal)?;
+    )*) => {
+        $(
+            $(#[$doc])*
+            pub enum $method {}
+
+            impl Method for $method {
+                const NAME: &'static str = concat!("tether/session/", $short);
+                const SHORT: &'static str = $short;
+                const SCHEDULE: Schedule = Schedule::$schedule;
+                const SIDE: Side = Side::$side;
+                $(const PARAMS_OPTIONAL: bool = $optional;)?
+                type Params = $params;
+                type Result = $result;
+            }
+        )*
+
+        /// Every custom request, in the order clients are told them.
+        pub const METHODS: &[MethodInfo] = &[$(MethodInfo::of::<$method>()),*];
+
+        /// `for_each_method!(callback)` expands to `callback!(Create, List, …)`: every method
+        /// type of [`METHODS`], in its order.
+        macro_rules! for_each_method {
+            ($d callback:ident) => { $d callback!($($method),*) };
+        }
+        pub(crate) use for_each_method;
+    };
+}
+
+methods! { $
+    /// Creates a session and starts it; answers at once.
+    Create = "create": CreateParams => SessionInfo, Blocking, Host;
+    /// The sessions, oldest first.
+    List = "list": ListParams => ListResult, Snapshot, Host, optional = true;
+    /// A session and its events after `since`, read from its log.
+    Get = "get": GetParams => GetResult, Blocking, Host;
+    /// A follow-up message.
+    Send = "send": SendParams => QueuedResult, Blocking, Host;
+    /// Stops a session; answers once `stopped` is recorded (or the grace period ends).
+    Stop = "stop": IdParams => SessionInfo, Runtime, Host;
+    Resume = "resume": ResumeParams => SessionInfo, Blocking, Host;
+    Complete = "complete": IdParams => SessionInfo, Blocking, Host;
+    Clone = "clone": IdParams => SessionInfo, Blocking, Host;
+    /// Stops a session and removes its worktree, branch and log.
+    Delete = "delete": IdParams => DeleteResult, Blocking, Host;
+    Export = "export": ExportParams => ExportResult, Blocking, Host;
+    ResetContext = "resetContext": ResetContextParams => SessionInfo, Blocking, Host;
+    Answer = "answer": AnswerParams => SessionInfo, Blocking, Host;
+    DecidePlan = "decidePlan": DecidePlanParams => SessionInfo, Blocking, Host;
+    Rewind = "rewind": RewindParams => RewindResult, Blocking, Host;
+    Diff = "diff": IdParams => DiffResult, Blocking, Host;
+    /// The session's changes as one `workspace/applyEdit` to the editor that asked.
+    Apply = "apply": ApplyParams => ApplyResult, Blocking, Front;
+    Findings = "findings": FindingsParams => FindingsResult, Blocking, Host;
+    Review = "review": ReviewParams => ItemResult, Blocking, Host;
+    CancelReview = "cancelReview": ReviewParams => CancelledResult, Blocking, Host;
+    /// A git operation on the session's branch (push and pull reach the network).
+    Git = "git": GitParams => GitResult, Blocking, Host;
+    Loop = "loop": LoopParams => LoopResult, Blocking, Host;
+    StopLoop = "stopLoop": IdParams => StopLoopResult, Blocking, Host;
+    Trust = "trust": TrustParams => TrustResult, Blocking, Host, optional = true;
+    FixFinding = "fixFinding": FindingParams => QueuedResult, Blocking, Host;
+    DismissFinding = "dismissFinding": FindingParams => DismissResult, Blocking, Host;
+    /// Opens the draft a new session is written in, in the editor that asked.
+    NewSession = "newSession": NewSessionParams => UriResult, Runtime, Front, optional = true;
+    /// Renders a session's transcript now and opens it in the editor that asked.
+    OpenTranscript = "openTranscript": IdParams => UriResult, Runtime, Front;
+}

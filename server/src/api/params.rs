@@ -1,0 +1,407 @@
+//! The methods' params and results as they are on the wire (docs/protocol.md, "Requests").
+//! Params keep the struct names clients' error messages have always shown (`expected struct
+//! IdParams`); results are typed, serialized once where the reply is written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{ApplyFileOutcome, FileDiff, GitStatus, SessionInfo};
+use crate::session::{Answer, EventRecord, Finding, FindingSource, Mode, SessionStatus};
+use crate::vocab::RunStatus;
+use crate::workspace::operations::Operation;
+
+fn yes() -> bool {
+    true
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+fn review() -> FindingSource {
+    FindingSource::Review
+}
+
+fn completed() -> RunStatus {
+    RunStatus::Completed
+}
+
+/// Params of the many methods that name only a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdParams {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateParams {
+    pub prompt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A workspace folder URI (or path); default: the first workspace folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub toggles: BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<SessionStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Case-insensitive, in the name or the title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResult {
+    pub sessions: Vec<SessionInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetParams {
+    pub id: String,
+    /// Events with a greater `seq` are returned; default 0 (all).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub since: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetResult {
+    pub session: SessionInfo,
+    pub events: Vec<EventRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendParams {
+    pub id: String,
+    pub text: String,
+}
+
+/// `send` and `fixFinding`: whether the message waits for the turn in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedResult {
+    pub queued: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeParams {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteResult {
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    #[default]
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportParams {
+    pub id: String,
+    #[serde(default)]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportResult {
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetContextParams {
+    pub id: String,
+    /// Kept as the start of the new conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnswerParams {
+    pub id: String,
+    pub question_id: String,
+    /// One per question, in order: a string, or a list of strings for a multi-select.
+    pub answers: Vec<Answer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecidePlanParams {
+    pub id: String,
+    pub plan_id: String,
+    pub approve: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewindParams {
+    pub id: String,
+    /// `turn-<n>`, or a `before-rewind-<k>` to undo a rewind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// Short for `checkpoint: "turn-<n>"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u64>,
+}
+
+impl RewindParams {
+    /// The checkpoint named, by `checkpoint` or by `turn`; `None` unless exactly one is given.
+    pub fn checkpoint(&self) -> Option<String> {
+        match (&self.checkpoint, self.turn) {
+            (Some(checkpoint), None) => Some(checkpoint.clone()),
+            (None, Some(turn)) => Some(format!("turn-{turn}")),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewindResult {
+    /// The checkpoint that undoes this rewind.
+    pub undo: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffResult {
+    pub files: Vec<FileDiff>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplyParams {
+    pub id: String,
+    /// Only these files (paths relative to the repository); default all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<String>>,
+    /// For these files, only these hunks (numbered from 0 as in the diff's patch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hunks: Option<BTreeMap<String, BTreeSet<usize>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResult {
+    /// Whether a `workspace/applyEdit` went to the editor.
+    pub sent: bool,
+    pub files: Vec<ApplyFileOutcome>,
+    /// One line a person reads.
+    pub summary: String,
+}
+
+/// Records a review's or verification's findings (from an external reviewer, a test), or
+/// without `findings`, reads the open ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FindingsParams {
+    pub id: String,
+    #[serde(default = "review")]
+    pub source: FindingSource,
+    /// The recorded item's status (`completed` by default).
+    #[serde(default = "completed")]
+    pub status: RunStatus,
+    /// Findings to record; without them, the request reads the open findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<Finding>>,
+}
+
+/// An open finding with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourcedFinding {
+    #[serde(flatten)]
+    pub finding: Finding,
+    pub source: FindingSource,
+}
+
+/// What `findings` answers: the open findings when it read them, the item when it recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FindingsResult {
+    Open { findings: Vec<SourcedFinding> },
+    Recorded(ItemResult),
+}
+
+/// Runs (or cancels) a verification or a review now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReviewParams {
+    pub id: String,
+    #[serde(default = "review")]
+    pub kind: FindingSource,
+}
+
+/// The id of the item a request made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemResult {
+    pub item_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelledResult {
+    pub cancelled: bool,
+}
+
+/// A git operation on the session's branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitParams {
+    pub id: String,
+    pub op: Operation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+}
+
+/// The status after a git operation, and the commit it made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitResult {
+    pub status: GitStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// Runs the same prompt in iterations (see docs/protocol.md, "Loops").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoopParams {
+    pub id: String,
+    pub prompt: String,
+    pub max_iterations: u32,
+    #[serde(default = "yes")]
+    pub stop_on_exit_signal: bool,
+    #[serde(default = "yes")]
+    pub reset_context: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoopResult {
+    pub started: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopLoopResult {
+    pub stopping: bool,
+}
+
+/// Trusts a repository's hooks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrustParams {
+    /// A workspace folder URI (or path); default: the first workspace folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustResult {
+    /// The folder whose hooks may run from now on.
+    pub trusted: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingParams {
+    pub id: String,
+    pub finding_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DismissResult {
+    pub dismissed: bool,
+}
+
+/// A position in a document: LSP's, in the encoding the editor and the server agreed on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Position {
+    pub line: u32,
+    pub character: u32,
+}
+
+/// A range in a document, as LSP writes one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Range {
+    pub start: Position,
+    pub end: Position,
+}
+
+/// Opens the draft a new session is written in, quoting `range` of `uri` when given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewSessionParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// A document URI, as the editor names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<Range>,
+}
+
+/// A document the server asked the editor to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UriResult {
+    pub uri: String,
+}
+
+/// `tether/session/event`: `{sessionId, seq, at, event}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionEventParams {
+    pub session_id: String,
+    pub seq: u64,
+    pub at: u64,
+    pub event: crate::session::Event,
+}
