@@ -17,7 +17,9 @@ pub mod api;
 mod beneath;
 pub mod cli;
 pub mod config;
+
 pub mod hooks;
+pub mod host;
 pub mod lsp;
 pub mod provider;
 pub mod review;

@@ -268,24 +268,7 @@ pub(crate) fn rpc_error(code: i64, message: String) -> jsonrpc::Error {
 
 /// Maps a domain error to the JSON-RPC error a client sees (codes in docs/protocol.md).
 pub(crate) fn session_error(error: SessionError) -> jsonrpc::Error {
-    use ext::error_code::*;
-    let code = match &error {
-        SessionError::UnknownSession(_) => UNKNOWN_SESSION,
-        SessionError::InvalidState { .. } => INVALID_STATE,
-        SessionError::InvalidParams { .. } => {
-            return jsonrpc::Error {
-                code: ErrorCode::InvalidParams,
-                message: error.to_string().into(),
-                data: None,
-            };
-        }
-        SessionError::ReadOnly(_) => READ_ONLY,
-        SessionError::Git(_) | SessionError::GitRefused(_) => REPOSITORY,
-        SessionError::Config(_) | SessionError::Provider(_) => CONFIGURATION,
-        SessionError::Store(_) => INTERNAL,
-        SessionError::ShuttingDown => SHUTTING_DOWN,
-    };
-    rpc_error(code, error.to_string())
+    handlers::session::host_error(crate::host::HostError::from(error))
 }
 
 fn path_of_uri(uri: &tower_lsp_server::ls_types::Uri) -> Option<PathBuf> {

@@ -3,6 +3,5 @@
 
 pub mod apply;
 pub mod code_action;
-pub mod review;
 pub mod session;
 pub mod transcript;

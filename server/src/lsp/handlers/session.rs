@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::Uri;
 
+use super::super::Backend;
 use super::super::dispatch::Handler;
 use super::super::transcripts::Request;
-use super::super::{Backend, rpc_error, session_error};
-use crate::api::{self, methods};
-use crate::session::{CreateSession, ListFilter, export};
+use crate::api::{self, Method, methods};
+use crate::host::{HostError, HostMethod};
 
 /// The longest path a `root` may name, in bytes (Linux's `PATH_MAX`).
 const MAX_ROOT_PATH_BYTES: usize = 4096;
@@ -65,280 +65,105 @@ fn root_path(root: &str) -> jsonrpc::Result<PathBuf> {
     Ok(path)
 }
 
-/// A domain answer the protocol has no word for: the domain and the protocol disagree.
-fn internal(error: impl std::fmt::Display) -> jsonrpc::Error {
-    rpc_error(api::error_code::INTERNAL, error.to_string())
+/// Runs a host method: in process against the session manager.
+pub(super) async fn on_host<M: HostMethod>(
+    backend: &Backend,
+    params: M::Params,
+) -> jsonrpc::Result<M::Result> {
+    M::run(backend.manager.clone(), params)
+        .await
+        .map_err(host_error)
+}
+
+/// The JSON-RPC error for a host's answer, with the code the host chose.
+pub(crate) fn host_error(error: HostError) -> jsonrpc::Error {
+    jsonrpc::Error {
+        code: jsonrpc::ErrorCode::from(error.code),
+        message: error.message.into(),
+        data: None,
+    }
+}
+
+/// Host methods that need nothing of the editor: the params go as they came.
+macro_rules! on_host {
+    ($($method:ident),*) => {$(
+        impl Handler for methods::$method {
+            async fn handle(
+                backend: Backend,
+                params: <Self as Method>::Params,
+            ) -> jsonrpc::Result<<Self as Method>::Result> {
+                on_host::<Self>(&backend, params).await
+            }
+        }
+    )*};
+}
+
+on_host!(
+    List,
+    Get,
+    Send,
+    Stop,
+    Resume,
+    Complete,
+    Clone,
+    Export,
+    ResetContext,
+    Answer,
+    DecidePlan,
+    Rewind,
+    Diff,
+    Git,
+    Loop,
+    StopLoop,
+    Findings,
+    Review,
+    CancelReview,
+    FixFinding,
+    DismissFinding
+);
+
+/// A `root` the host can use: the one given, as a path, or the first workspace folder.
+fn root_for_host(backend: &Backend, root: Option<String>) -> jsonrpc::Result<Option<String>> {
+    let root = resolve_root(backend, root)?;
+    root.to_str()
+        .map(|root| Some(root.to_owned()))
+        .ok_or_else(|| {
+            jsonrpc::Error::invalid_params(format!(
+                "invalid `root` {}: tether needs paths in UTF-8",
+                root.display()
+            ))
+        })
 }
 
 impl Handler for methods::Create {
     async fn handle(
         backend: Backend,
-        params: api::CreateParams,
+        mut params: api::CreateParams,
     ) -> jsonrpc::Result<api::SessionInfo> {
-        let root = resolve_root(&backend, params.root)?;
-        let info = backend
-            .manager
-            .create(CreateSession {
-                prompt: params.prompt,
-                mode: params.mode.unwrap_or_default(),
-                name: params.name,
-                root,
-                base_branch: params.base_branch,
-                provider: params.provider,
-                model: params.model,
-                toggles: params.toggles,
-            })
-            .await
-            .map_err(session_error)?;
+        params.root = root_for_host(&backend, params.root)?;
+        let info = on_host::<Self>(&backend, params).await?;
         backend.warn_about_repository_config(info.repo.clone());
-        Ok(info.into())
-    }
-}
-
-impl Handler for methods::List {
-    async fn handle(backend: Backend, params: api::ListParams) -> jsonrpc::Result<api::ListResult> {
-        let sessions = backend.manager.list(&ListFilter {
-            status: params.status,
-            mode: params.mode,
-            query: params.query,
-        });
-        Ok(api::ListResult {
-            sessions: sessions.into_iter().map(api::SessionInfo::from).collect(),
-        })
-    }
-}
-
-impl Handler for methods::Get {
-    async fn handle(backend: Backend, params: api::GetParams) -> jsonrpc::Result<api::GetResult> {
-        let snapshot = backend
-            .manager
-            .get(&params.id, params.since)
-            .map_err(session_error)?;
-        Ok(api::GetResult {
-            session: snapshot.session.into(),
-            events: snapshot.events,
-        })
-    }
-}
-
-impl Handler for methods::Send {
-    async fn handle(
-        backend: Backend,
-        params: api::SendParams,
-    ) -> jsonrpc::Result<api::QueuedResult> {
-        let queued = backend
-            .manager
-            .send(&params.id, params.text)
-            .await
-            .map_err(session_error)?;
-        Ok(api::QueuedResult { queued })
-    }
-}
-
-impl Handler for methods::Stop {
-    async fn handle(backend: Backend, params: api::IdParams) -> jsonrpc::Result<api::SessionInfo> {
-        let info = backend.manager.stop(&params.id).await;
-        Ok(info.map_err(session_error)?.into())
-    }
-}
-
-impl Handler for methods::Resume {
-    async fn handle(
-        backend: Backend,
-        params: api::ResumeParams,
-    ) -> jsonrpc::Result<api::SessionInfo> {
-        let info = backend.manager.resume(&params.id, params.text).await;
-        Ok(info.map_err(session_error)?.into())
-    }
-}
-
-impl Handler for methods::Complete {
-    async fn handle(backend: Backend, params: api::IdParams) -> jsonrpc::Result<api::SessionInfo> {
-        let info = backend.manager.complete_after_hooks(&params.id).await;
-        Ok(info.map_err(session_error)?.into())
-    }
-}
-
-impl Handler for methods::Clone {
-    async fn handle(backend: Backend, params: api::IdParams) -> jsonrpc::Result<api::SessionInfo> {
-        let info = backend.manager.clone_session(&params.id).await;
-        Ok(info.map_err(session_error)?.into())
+        Ok(info)
     }
 }
 
 impl Handler for methods::Delete {
     async fn handle(backend: Backend, params: api::IdParams) -> jsonrpc::Result<api::DeleteResult> {
-        backend
-            .manager
-            .delete(&params.id)
-            .await
-            .map_err(session_error)?;
+        let deleted = on_host::<Self>(&backend, params).await?;
         // Its findings and its transcript go with it.
         backend.diagnostics_refresh.notify_one();
         backend.transcripts(Request::Reconcile);
-        Ok(api::DeleteResult { deleted: true })
-    }
-}
-
-impl Handler for methods::Export {
-    async fn handle(
-        backend: Backend,
-        params: api::ExportParams,
-    ) -> jsonrpc::Result<api::ExportResult> {
-        let (info, events) = backend
-            .manager
-            .all_events(&params.id)
-            .map_err(session_error)?;
-        let content = match params.format {
-            api::ExportFormat::Markdown => export::to_markdown(&info, &events),
-            api::ExportFormat::Json => export::to_json(&info, &events),
-        };
-        Ok(api::ExportResult { content })
-    }
-}
-
-impl Handler for methods::ResetContext {
-    async fn handle(
-        backend: Backend,
-        params: api::ResetContextParams,
-    ) -> jsonrpc::Result<api::SessionInfo> {
-        let info = backend
-            .manager
-            .reset_context(&params.id, params.summary)
-            .await;
-        Ok(info.map_err(session_error)?.into())
-    }
-}
-
-impl Handler for methods::Answer {
-    async fn handle(
-        backend: Backend,
-        params: api::AnswerParams,
-    ) -> jsonrpc::Result<api::SessionInfo> {
-        let info = backend
-            .manager
-            .answer(&params.id, &params.question_id, params.answers)
-            .await;
-        Ok(info.map_err(session_error)?.into())
-    }
-}
-
-impl Handler for methods::DecidePlan {
-    async fn handle(
-        backend: Backend,
-        params: api::DecidePlanParams,
-    ) -> jsonrpc::Result<api::SessionInfo> {
-        let decision = crate::session::PlanDecision {
-            approved: params.approve,
-            feedback: params
-                .feedback
-                .filter(|feedback| !feedback.trim().is_empty()),
-        };
-        let info = backend
-            .manager
-            .decide_plan(&params.id, &params.plan_id, decision)
-            .await;
-        Ok(info.map_err(session_error)?.into())
-    }
-}
-
-impl Handler for methods::Rewind {
-    async fn handle(
-        backend: Backend,
-        params: api::RewindParams,
-    ) -> jsonrpc::Result<api::RewindResult> {
-        let checkpoint = params.checkpoint().ok_or_else(|| {
-            jsonrpc::Error::invalid_params(
-                "invalid params for tether/session/rewind: give one of `checkpoint` or `turn`",
-            )
-        })?;
-        let undo = backend
-            .manager
-            .rewind(&params.id, &checkpoint)
-            .await
-            .map_err(session_error)?;
-        Ok(api::RewindResult { undo })
-    }
-}
-
-impl Handler for methods::Diff {
-    async fn handle(backend: Backend, params: api::IdParams) -> jsonrpc::Result<api::DiffResult> {
-        let files = backend
-            .manager
-            .diff(&params.id)
-            .await
-            .map_err(session_error)?;
-        let files = files
-            .into_iter()
-            .map(api::FileDiff::try_from)
-            .collect::<Result<_, _>>()
-            .map_err(internal)?;
-        Ok(api::DiffResult { files })
-    }
-}
-
-impl Handler for methods::Git {
-    async fn handle(backend: Backend, params: api::GitParams) -> jsonrpc::Result<api::GitResult> {
-        let outcome = backend
-            .manager
-            .git(
-                &params.id,
-                params.op,
-                params.paths.as_deref(),
-                params.message.as_deref(),
-                params.branch.as_deref(),
-            )
-            .await
-            .map_err(session_error)?;
-        Ok(api::GitResult {
-            status: outcome.status.into(),
-            commit: outcome.commit,
-        })
-    }
-}
-
-impl Handler for methods::Loop {
-    async fn handle(backend: Backend, params: api::LoopParams) -> jsonrpc::Result<api::LoopResult> {
-        backend
-            .manager
-            .start_loop(
-                &params.id,
-                crate::session::LoopRequest {
-                    prompt: params.prompt,
-                    max_iterations: params.max_iterations,
-                    stop_on_exit_signal: params.stop_on_exit_signal,
-                    reset_context: params.reset_context,
-                    model: params.model,
-                },
-            )
-            .await
-            .map_err(session_error)?;
-        Ok(api::LoopResult { started: true })
-    }
-}
-
-impl Handler for methods::StopLoop {
-    async fn handle(
-        backend: Backend,
-        params: api::IdParams,
-    ) -> jsonrpc::Result<api::StopLoopResult> {
-        backend
-            .manager
-            .stop_loop(&params.id)
-            .await
-            .map_err(session_error)?;
-        Ok(api::StopLoopResult { stopping: true })
+        Ok(deleted)
     }
 }
 
 impl Handler for methods::Trust {
     async fn handle(
         backend: Backend,
-        params: api::TrustParams,
+        mut params: api::TrustParams,
     ) -> jsonrpc::Result<api::TrustResult> {
-        let root = resolve_root(&backend, params.root)?;
-        backend.manager.trust_hooks(&root).map_err(session_error)?;
-        Ok(api::TrustResult { trusted: root })
+        params.root = root_for_host(&backend, params.root)?;
+        on_host::<Self>(&backend, params).await
     }
 }
 
