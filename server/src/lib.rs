@@ -17,6 +17,7 @@ pub mod api;
 mod beneath;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 
 pub mod hooks;
 pub mod host;

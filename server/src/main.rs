@@ -37,12 +37,18 @@ fn lower_thread_priority() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Logs go to stderr: stdout is the LSP channel. `TETHER_LOG` sets the filter.
+    // Logs go to stderr: stdout is the LSP channel; the daemon's stderr is its log file, so
+    // it says a little more by default. `TETHER_LOG` sets the filter.
+    let default_filter = match cli.command {
+        Some(Command::Daemon { command: None }) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_env_filter(
-            EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_env("TETHER_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -60,6 +66,16 @@ fn main() -> ExitCode {
         Command::Lsp => serve_lsp(&runtime),
         Command::Run(args) => runtime.block_on(tether::cli::run(args)),
         Command::Sessions(command) => runtime.block_on(tether::cli::sessions(command)),
+        Command::Daemon { command } => {
+            use tether::daemon::commands::{self, DaemonCommand};
+            runtime.block_on(async {
+                match command.unwrap_or(DaemonCommand::Run) {
+                    DaemonCommand::Run => commands::run().await,
+                    DaemonCommand::Status { json } => commands::status(json).await,
+                    DaemonCommand::Stop => commands::stop().await,
+                }
+            })
+        }
     };
     // Don't wait for stray blocking tasks (a git process, a slow read) on the way out.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

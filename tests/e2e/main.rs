@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod confinement;
 mod crash;
+mod daemon;
 mod findings;
 mod git_ops;
 mod helix;

@@ -248,6 +248,24 @@ pub struct Config {
     /// Lifecycle hooks; they run only in a trusted repository.
     pub hooks: hooks::HooksConfig,
     pub trust: TrustSettings,
+    pub daemon: DaemonSettings,
+}
+
+/// `[daemon]`: the session host, read from your own settings (and the editor's) only: the
+/// daemon serves every repository, so no repository's file is asked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonSettings {
+    /// Minutes after the last front left, with no session working, before the daemon exits.
+    pub idle_exit_mins: f64,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            idle_exit_mins: 30.0,
+        }
+    }
 }
 
 /// `[trust]`, from the user's own settings only (a repository cannot trust itself).

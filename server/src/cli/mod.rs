@@ -5,14 +5,16 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::json;
 
+mod run;
+
+pub use run::run;
+
+use crate::api::{self, Method};
 use crate::config::ConfigSources;
-use crate::session::{
-    CreateSession, Event, ItemPhase, MessageRole, Mode, SessionManager, SessionStatus, export,
-};
+use crate::session::{Event, ItemPhase, MessageRole, SessionManager, export};
 use crate::store;
 
 #[derive(Debug, Parser)]
@@ -35,6 +37,11 @@ pub enum Command {
     /// Inspect the sessions stored for a repository.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// The session host: serve (default), or ask the running one for its status, or stop it.
+    Daemon {
+        #[command(subcommand)]
+        command: Option<crate::daemon::commands::DaemonCommand>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,120 +115,7 @@ fn manager(command_line: serde_json::Value) -> anyhow::Result<SessionManager> {
     SessionManager::new(store::state_home(), sources).context("cannot load the configuration")
 }
 
-/// `tether run`: create a session, print its events until its turn is over.
-pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let manager = manager(serde_json::Value::Null)?;
-    // What the repository's file tried and was refused. An error here (no repository, a
-    // broken file) is left for `create` to report.
-    if let Ok((repository, warnings)) = manager.config_warnings(&args.repo) {
-        for warning in warnings {
-            eprintln!("warning: {}: {warning}", repository.display());
-        }
-    }
-    let mut events = manager.subscribe();
-    let info = manager
-        .create(CreateSession {
-            prompt: args.prompt,
-            mode: match args.mode {
-                ModeArg::Develop => Mode::Develop,
-                ModeArg::Chat => Mode::Chat,
-            },
-            name: args.name,
-            root: args.repo,
-            base_branch: args.base_branch,
-            provider: args.provider,
-            model: args.model,
-            toggles: Default::default(),
-        })
-        .await
-        .context("cannot start the session")?;
-    let mut out = std::io::stdout().lock();
-    if !args.json {
-        writeln!(
-            out,
-            "session {} ({}) on branch {} from {}, model {}/{}\nworktree: {}",
-            info.name,
-            info.id,
-            info.branch,
-            info.base_branch,
-            info.provider,
-            info.model,
-            info.worktree.display()
-        )?;
-    }
-    drop(out);
-
-    let mut interrupted = false;
-    let mut awaiting_reviews = false;
-    let final_status = loop {
-        let announced = tokio::select! {
-            received = events.next() => match received {
-                Some(announced) => announced,
-                None => bail!("the session manager stopped"),
-            },
-            _ = tokio::signal::ctrl_c(), if !interrupted => {
-                interrupted = true;
-                eprintln!("\nstopping the session (it stays resumable)…");
-                manager.stop(&info.id).await?;
-                continue;
-            }
-        };
-        if *announced.session_id != *info.id {
-            continue;
-        }
-        let record = &announced.record;
-        let mut out = std::io::stdout().lock();
-        if args.json {
-            let line = json!({"sessionId": &*announced.session_id, "seq": record.seq, "at": record.at, "event": record.event});
-            writeln!(out, "{line}")?;
-        } else {
-            print_event(&mut out, &record.event)?;
-        }
-        out.flush()?;
-        // After the turn, the automatic verification and review finish before we exit.
-        if awaiting_reviews && !manager.reviews_running(&info.id) {
-            break SessionStatus::Waiting;
-        }
-        if let Event::Status {
-            status: SessionStatus::Waiting,
-            ..
-        } = &record.event
-            && manager.reviews_running(&info.id)
-        {
-            awaiting_reviews = true;
-            continue;
-        }
-        if let Event::Status { status, reason, .. } = &record.event
-            && matches!(
-                status,
-                SessionStatus::Waiting
-                    | SessionStatus::Completed
-                    | SessionStatus::Stopped
-                    | SessionStatus::Failed
-            )
-        {
-            if *status == SessionStatus::Failed {
-                let reason = reason.as_deref().unwrap_or("unknown reason");
-                eprintln!("\nsession failed: {reason}");
-                if reason.contains(&crate::config::local_model_url()) {
-                    eprintln!(
-                        "hint: start the local model with `scripts/local-model.sh start`, or set OPENAI_API_KEY"
-                    );
-                }
-            }
-            break *status;
-        }
-    };
-    manager.shutdown().await;
-    Ok(match final_status {
-        SessionStatus::Failed => ExitCode::FAILURE,
-        SessionStatus::Stopped if interrupted => ExitCode::from(130),
-        SessionStatus::Stopped => ExitCode::FAILURE,
-        _ => ExitCode::SUCCESS,
-    })
-}
-
-fn print_event(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
+pub(crate) fn print_event(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
     match event {
         Event::Status {
             status, activity, ..
@@ -302,18 +196,16 @@ fn print_event(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
     }
 }
 
-/// `tether sessions …`
+/// `tether sessions …`: through the daemon when one runs (its sessions are live there), else
+/// from the logs in this process.
 pub async fn sessions(command: SessionsCommand) -> anyhow::Result<ExitCode> {
-    let manager = manager(serde_json::Value::Null)?;
     let repo = match &command {
         SessionsCommand::List { repo, .. }
         | SessionsCommand::Show { repo, .. }
         | SessionsCommand::Export { repo, .. } => repo.clone(),
     };
-    manager
-        .open_repository(&repo)
-        .with_context(|| format!("cannot open the sessions of {}", repo.display()))?;
-    let all = manager.list(&Default::default());
+    let source = Sessions::open(&repo).await?;
+    let all = source.list().await?;
     let find = |key: &str| {
         all.iter()
             .find(|info| info.id == key || info.name == key)
@@ -343,18 +235,104 @@ pub async fn sessions(command: SessionsCommand) -> anyhow::Result<ExitCode> {
         }
         SessionsCommand::Show { id, .. } => {
             let info = find(id)?;
-            let (info, events) = manager.all_events(&info.id)?;
-            write!(out, "{}", export::to_markdown(&info, &events))?;
+            write!(
+                out,
+                "{}",
+                source.export(&info.id, api::ExportFormat::Markdown).await?
+            )?;
         }
         SessionsCommand::Export { id, format, .. } => {
             let info = find(id)?;
-            let (info, events) = manager.all_events(&info.id)?;
-            let content = match format {
-                FormatArg::Markdown => export::to_markdown(&info, &events),
-                FormatArg::Json => export::to_json(&info, &events),
+            let format = match format {
+                FormatArg::Markdown => api::ExportFormat::Markdown,
+                FormatArg::Json => api::ExportFormat::Json,
             };
-            writeln!(out, "{}", content.trim_end())?;
+            writeln!(out, "{}", source.export(&info.id, format).await?.trim_end())?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `tether sessions` reads: the daemon, or the logs.
+enum Sessions {
+    Daemon {
+        client: crate::daemon::client::DaemonClient,
+        repo: PathBuf,
+    },
+    InProcess(SessionManager),
+}
+
+impl Sessions {
+    async fn open(repo: &std::path::Path) -> anyhow::Result<Sessions> {
+        let paths = crate::daemon::paths::DaemonPaths::for_state_home(&store::state_home());
+        let (notifications, _) = tokio::sync::mpsc::unbounded_channel();
+        if crate::daemon::client::daemon_wanted(false)
+            && let Some(client) =
+                crate::daemon::client::DaemonClient::connect(&paths, "cli", notifications).await?
+        {
+            let root = std::path::absolute(repo)?;
+            let opened: serde_json::Value = client
+                .call(
+                    crate::daemon::wire::OPEN,
+                    &serde_json::json!({ "root": root }),
+                )
+                .await
+                .with_context(|| format!("cannot open the sessions of {}", repo.display()))?;
+            let repo = opened["repo"]
+                .as_str()
+                .map(PathBuf::from)
+                .context("the daemon named no repository")?;
+            return Ok(Sessions::Daemon { client, repo });
+        }
+        let manager = manager(serde_json::Value::Null)?;
+        manager
+            .open_repository(repo)
+            .with_context(|| format!("cannot open the sessions of {}", repo.display()))?;
+        Ok(Sessions::InProcess(manager))
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<api::SessionInfo>> {
+        Ok(match self {
+            Sessions::InProcess(manager) => manager
+                .list(&Default::default())
+                .into_iter()
+                .map(api::SessionInfo::from)
+                .collect(),
+            Sessions::Daemon { client, repo } => {
+                let listed: api::ListResult = client
+                    .call(api::methods::List::NAME, &api::ListParams::default())
+                    .await?;
+                // The daemon serves every repository; this command shows one.
+                listed
+                    .sessions
+                    .into_iter()
+                    .filter(|info| info.repo == *repo)
+                    .collect()
+            }
+        })
+    }
+
+    async fn export(&self, id: &str, format: api::ExportFormat) -> anyhow::Result<String> {
+        Ok(match self {
+            Sessions::InProcess(manager) => {
+                let (info, events) = manager.all_events(id)?;
+                match format {
+                    api::ExportFormat::Markdown => export::to_markdown(&info, &events),
+                    api::ExportFormat::Json => export::to_json(&info, &events),
+                }
+            }
+            Sessions::Daemon { client, .. } => {
+                let exported: api::ExportResult = client
+                    .call(
+                        api::methods::Export::NAME,
+                        &api::ExportParams {
+                            id: id.to_owned(),
+                            format,
+                        },
+                    )
+                    .await?;
+                exported.content
+            }
+        })
+    }
 }
