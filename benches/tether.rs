@@ -8,6 +8,8 @@
 #[allow(dead_code, unused_imports)]
 mod support;
 
+mod daemon;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -55,6 +57,9 @@ fn main() {
         }
         if wanted("sandbox") {
             bench_sandboxed_launch().await;
+        }
+        if wanted("daemon") {
+            daemon::bench_daemon().await;
         }
     });
     if wanted("edit") {
