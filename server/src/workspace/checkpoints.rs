@@ -6,7 +6,7 @@ use std::path::Path;
 use super::git::{self, GitPlace};
 
 /// Files larger than this are shown in a diff as binary, and never read into memory.
-const DIFF_FILE_LIMIT: u64 = 16 * 1024 * 1024;
+pub(super) const DIFF_FILE_LIMIT: u64 = 16 * 1024 * 1024;
 use super::{GitError, SessionWorktree, edits};
 
 /// One changed file of a session's diff.
