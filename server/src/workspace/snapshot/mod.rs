@@ -20,6 +20,7 @@
 //! [`super::git`] when it gives way), never follows a symbolic link in the worktree and never
 //! opens anything there but regular files.
 
+mod commit;
 mod settings;
 mod store;
 #[cfg(test)]
@@ -197,7 +198,10 @@ fn global_excludes(
     let mut matchers = Vec::new();
     for file in files.into_iter().flatten() {
         if let Ok(bytes) = std::fs::read(&file) {
-            matchers.push(walk::gitignore(root, &bytes)?);
+            let matcher = walk::gitignore(root, &bytes)?;
+            if !matcher.is_empty() {
+                matchers.push(matcher);
+            }
         }
     }
     Ok(matchers)
@@ -235,6 +239,35 @@ fn in_process(root: &Path, index: &Path, settings: &Settings) -> Result<Snapshot
         contents: walked.contents,
         taken_by: TakenBy::Tether,
     })
+}
+
+/// Records the worktree as a commit on its HEAD, in Tether's name, and points `reference` at
+/// it (a checkpoint): a snapshot, then its trees, the commit and the ref, in process. Returns
+/// the commit id.
+pub async fn record(
+    worktree: &SessionWorktree,
+    index: &Path,
+    reference: &str,
+    message: &str,
+) -> Result<String, SnapshotError> {
+    let snapshot = take(worktree, index).await?;
+    let git_dir = worktree.git_dir.clone();
+    let (reference, message) = (reference.to_owned(), message.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let common_dir = settings::common_dir(&git_dir);
+        let objects = Objects::open(&common_dir)?;
+        commit::commit(
+            &snapshot.rows,
+            &git_dir,
+            &common_dir,
+            &objects,
+            &reference,
+            &message,
+        )
+        .map(|id| id.to_string())
+    })
+    .await
+    .map_err(|error| SnapshotError::Unsupported(error.to_string()))?
 }
 
 /// The files that differ between `before` and `after`, in path order, with their line

@@ -167,11 +167,21 @@ pub(super) fn from_listing(listing: &str, common_dir: PathBuf) -> Settings {
         Some(Some(value)) => path_value(value),
         _ => xdg_git_file(default),
     };
+    let excludes_file = file("core.excludesfile", "ignore");
+    let attributes_file = file("core.attributesfile", "attributes");
+    // Git reads a relative one from the worktree, where a command could have written it.
+    if [&excludes_file, &attributes_file]
+        .into_iter()
+        .flatten()
+        .any(|path| path.is_relative())
+    {
+        reasons.push("core.excludesFile or core.attributesFile is a relative path");
+    }
     Settings {
         unsupported: (!reasons.is_empty()).then(|| reasons.join(", ")),
         common_dir,
-        excludes_file: file("core.excludesfile", "ignore"),
-        attributes_file: file("core.attributesfile", "attributes"),
+        excludes_file,
+        attributes_file,
     }
 }
 

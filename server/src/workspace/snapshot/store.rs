@@ -36,7 +36,9 @@ pub(super) fn read_index(path: &Path, strict: bool) -> Result<IndexRead, Snapsho
             written_secs: 0,
         });
     }
-    let file = gix::index::File::at(path, Kind::Sha1, false, Default::default())
+    // Not checksummed: the file is Tether's own, where no command can write, and checking it
+    // would double the cost of reading it.
+    let file = gix::index::File::at(path, Kind::Sha1, true, Default::default())
         .map_err(|error| index_error(path, error))?;
     let unsupported = |why: &str| Err(SnapshotError::Unsupported(why.to_owned()));
     if strict && file.link().is_some() {
@@ -159,6 +161,22 @@ impl Objects {
             .write_buf_with_known_id(gix::objs::Kind::Blob, bytes, id)
             .map(drop)
             .map_err(|error| self.error(error))
+    }
+
+    /// Stores an encoded object (a tree, a commit) unless it is there; its id.
+    pub fn store_object(
+        &self,
+        kind: gix::objs::Kind,
+        bytes: &[u8],
+    ) -> Result<ObjectId, SnapshotError> {
+        let id =
+            gix::objs::compute_hash(Kind::Sha1, kind, bytes).map_err(|error| self.error(error))?;
+        if !self.handle.exists(&id) {
+            self.handle
+                .write_buf_with_known_id(kind, bytes, id)
+                .map_err(|error| self.error(error))?;
+        }
+        Ok(id)
     }
 
     /// Stores `size` bytes from `file` as a blob without holding them in memory; its id.

@@ -411,6 +411,7 @@ fn configuration_that_changes_adding_is_found() {
         "core.autocrlf\0",
         "core.filemode\nfalse\0",
         "core.ignorecase\ntrue\0",
+        "core.excludesfile\n.in-the-worktree\0",
     ] {
         let settings = settings::from_listing(listing, PathBuf::new());
         assert!(settings.unsupported.is_some(), "{listing:?}");
@@ -420,4 +421,44 @@ fn configuration_that_changes_adding_is_found() {
         excludes.excludes_file,
         Some(PathBuf::from("/tmp/ignore-these"))
     );
+}
+
+#[tokio::test]
+async fn a_checkpoint_commits_the_tree_git_would_write_on_head() {
+    let repo = repo(&[
+        ("a-b", "1\n"),
+        ("a/x", "2\n"),
+        ("a0", "3\n"),
+        ("deep/er/file.txt", "4\n"),
+        ("gone.txt", "5\n"),
+    ]);
+    write(&repo.root, "run.sh", "echo\n");
+    std::fs::set_permissions(
+        repo.root.join("run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    std::os::unix::fs::symlink("a0", repo.root.join("link")).expect("symlink");
+    std::fs::remove_file(repo.root.join("gone.txt")).expect("remove");
+    write(&repo.root, "a/y/new.txt", "6\n");
+    let reference = "refs/tether/session/turn-1";
+    let commit = record(
+        &repo.worktree,
+        &repo.index,
+        reference,
+        "tether checkpoint turn-1",
+    )
+    .await
+    .expect("record");
+    let rev = |spec: &str| git_in(&repo.root, &["rev-parse", spec]).trim().to_owned();
+    assert_eq!(rev(reference), commit);
+    assert_eq!(rev(&format!("{reference}^{{tree}}")), repo.tree());
+    assert_eq!(rev(&format!("{reference}^")), rev("HEAD"));
+    let shown = git_in(&repo.root, &["cat-file", "-p", &commit]);
+    assert!(
+        shown.contains("\nauthor tether <tether@localhost> "),
+        "{shown}"
+    );
+    assert!(shown.ends_with("\n\ntether checkpoint turn-1\n"), "{shown}");
+    git_in(&repo.root, &["fsck", "--no-dangling", "--strict"]);
 }

@@ -325,6 +325,9 @@ impl<'a> Walk<'a> {
     /// first, then `info/exclude`, then `core.excludesFile`; the first rule that matches
     /// (ignoring or re-including) decides.
     fn ignored(&self, rules: Option<&Arc<Rules>>, path: &[u8], is_dir: bool) -> bool {
+        if rules.is_none() && self.globals.is_empty() {
+            return false;
+        }
         let full = self.root.join(OsStr::from_bytes(path));
         let mut level = rules;
         let chain = std::iter::from_fn(|| {
