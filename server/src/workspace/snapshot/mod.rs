@@ -277,42 +277,78 @@ pub async fn changes(
     before: Snapshot,
     after: Snapshot,
 ) -> Result<Vec<ChangedFile>, SnapshotError> {
+    // Small changes whose both sides were read while snapshotting (most commands' changes)
+    // are counted here; blobs to read back and long texts go to the blocking pool.
+    if let Some(counted) = count(&before, &after, None)? {
+        return Ok(counted);
+    }
     let common_dir = settings::common_dir(&worktree.git_dir);
     tokio::task::spawn_blocking(move || {
-        let differing = differing(&before.rows, &after.rows);
-        if differing.is_empty() {
-            return Ok(Vec::new());
-        }
         let objects = Objects::open(&common_dir)?;
-        let content = |id: Option<ObjectId>| -> Result<Option<Side>, SnapshotError> {
-            let Some(id) = id else {
-                return Ok(Some(Side::Absent));
-            };
-            if let Some(bytes) = before.contents.get(&id).or_else(|| after.contents.get(&id)) {
-                return Ok(Some(Side::Bytes(bytes.clone())));
-            }
-            Ok(match objects.blob(&id, DIFF_FILE_LIMIT)? {
-                Blob::Bytes(bytes) => Some(Side::Bytes(Arc::new(bytes))),
-                Blob::TooLarge | Blob::Missing => None,
-            })
-        };
-        differing
-            .into_iter()
-            .map(|(path, old, new)| {
-                let (additions, deletions) = match (content(old)?, content(new)?) {
-                    (Some(old), Some(new)) => line_counts(old.bytes(), new.bytes()),
-                    _ => (0, 0),
-                };
-                Ok(ChangedFile {
-                    path: String::from_utf8_lossy(path).into_owned(),
-                    additions,
-                    deletions,
-                })
-            })
-            .collect()
+        Ok(count(&before, &after, Some(&objects))?.unwrap_or_default())
     })
     .await
     .map_err(|error| SnapshotError::Unsupported(error.to_string()))?
+}
+
+/// At most this much text is diffed outside the blocking pool.
+const INLINE_DIFF_LIMIT: usize = 256 * 1024;
+
+/// The changed files with their counts; `None` without `objects` when a side would have to
+/// be read from them, or the texts are too long to diff in place.
+fn count(
+    before: &Snapshot,
+    after: &Snapshot,
+    objects: Option<&Objects>,
+) -> Result<Option<Vec<ChangedFile>>, SnapshotError> {
+    let differing = differing(&before.rows, &after.rows);
+    let in_memory = |id: &ObjectId| before.contents.get(id).or_else(|| after.contents.get(id));
+    if objects.is_none() {
+        let mut total = 0;
+        for id in differing
+            .iter()
+            .flat_map(|(_, old, new)| [old, new])
+            .flatten()
+        {
+            match in_memory(id) {
+                Some(bytes) => total += bytes.len(),
+                None => return Ok(None),
+            }
+        }
+        if total > INLINE_DIFF_LIMIT {
+            return Ok(None);
+        }
+    }
+    let content = |id: Option<ObjectId>| -> Result<Option<Side>, SnapshotError> {
+        let Some(id) = id else {
+            return Ok(Some(Side::Absent));
+        };
+        if let Some(bytes) = in_memory(&id) {
+            return Ok(Some(Side::Bytes(bytes.clone())));
+        }
+        let Some(objects) = objects else {
+            return Ok(None);
+        };
+        Ok(match objects.blob(&id, DIFF_FILE_LIMIT)? {
+            Blob::Bytes(bytes) => Some(Side::Bytes(Arc::new(bytes))),
+            Blob::TooLarge | Blob::Missing => None,
+        })
+    };
+    differing
+        .into_iter()
+        .map(|(path, old, new)| {
+            let (additions, deletions) = match (content(old)?, content(new)?) {
+                (Some(old), Some(new)) => line_counts(old.bytes(), new.bytes()),
+                _ => (0, 0),
+            };
+            Ok(ChangedFile {
+                path: String::from_utf8_lossy(path).into_owned(),
+                additions,
+                deletions,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// One side of a changed file.

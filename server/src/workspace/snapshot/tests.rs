@@ -462,3 +462,30 @@ async fn a_checkpoint_commits_the_tree_git_would_write_on_head() {
     assert!(shown.ends_with("\n\ntether checkpoint turn-1\n"), "{shown}");
     git_in(&repo.root, &["fsck", "--no-dangling", "--strict"]);
 }
+
+/// A file whose row the index proves unchanged is not read while snapshotting; its old side
+/// is read back from the object database when a command changes it.
+#[tokio::test]
+async fn the_old_side_of_an_untouched_file_comes_from_the_object_database() {
+    let repo = repo(&[("old.txt", "one\ntwo\n")]);
+    let path = repo.root.join("old.txt");
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.set_modified(long_ago))
+        .expect("set mtime");
+    repo.snapshot().await;
+    let before = repo.snapshot().await;
+    assert!(
+        before.contents.is_empty(),
+        "the walk read a file it could trust"
+    );
+    let before_tree = repo.tree();
+    std::fs::write(&path, "one\nthree\nfour\n").expect("write");
+    let after = repo.snapshot().await;
+    assert_eq!(
+        repo.changes(before, &before_tree, after).await,
+        [change("old.txt", 2, 1)]
+    );
+}
