@@ -46,7 +46,7 @@ fn summarize(name: &str, mut times: Vec<Duration>) -> Duration {
 }
 
 /// `run_command`'s overhead for finding what a command changed: the worktree snapshotted
-/// before and after a command that writes one file, then compared. Git's way (`git add -A`
+/// before and after a command that rewrites one file, then compared. Git's way (`git add -A`
 /// and `git write-tree` before and after, `git diff-tree --numstat`: what Tether ran before
 /// issue 12) against the in-process snapshot, on a session worktree of 2 and of 20,001 files.
 pub async fn bench_command_snapshots() {
@@ -81,7 +81,7 @@ pub async fn bench_command_snapshots() {
             hardened_git(&worktree, &index, &["add", "-A", "--ignore-errors"]);
             let before = hardened_git(&worktree, &index, &["write-tree"]);
             let mut spent = started.elapsed();
-            std::fs::write(path.join(format!("git-{run}.txt")), "one line\n").expect("write");
+            std::fs::write(path.join("changed-by-git.txt"), format!("run {run}\n")).expect("write");
             let started = Instant::now();
             hardened_git(&worktree, &index, &["add", "-A", "--ignore-errors"]);
             let after = hardened_git(&worktree, &index, &["write-tree"]);
@@ -91,7 +91,7 @@ pub async fn bench_command_snapshots() {
                 &["diff-tree", "-r", "--numstat", &before, &after],
             );
             spent += started.elapsed();
-            assert!(numstat.contains(&format!("git-{run}.txt")), "{numstat}");
+            assert!(numstat.contains("changed-by-git.txt"), "{numstat}");
             by_git.push(spent);
         }
         let git_median = summarize(
@@ -106,7 +106,8 @@ pub async fn bench_command_snapshots() {
                 .await
                 .expect("snapshot");
             let mut spent = started.elapsed();
-            std::fs::write(path.join(format!("tether-{run}.txt")), "one line\n").expect("write");
+            std::fs::write(path.join("changed-in-process.txt"), format!("run {run}\n"))
+                .expect("write");
             let started = Instant::now();
             let after = tether::workspace::snapshot::take(&worktree, &index)
                 .await

@@ -92,7 +92,9 @@ pub(super) fn write_index(path: &Path, rows: &[Row]) -> Result<(), SnapshotError
     let mut file = gix::index::File::from_state(state, path);
     file.write(gix::index::write::Options {
         extensions: gix::index::write::Extensions::None,
-        skip_hash: false,
+        // No trailing checksum (git's `index.skipHash`, read by every git since 2.13): it
+        // cost as much as the rest of the write, for a file only Tether's git reads.
+        skip_hash: true,
     })
     .map_err(|error| index_error(path, error))
 }
