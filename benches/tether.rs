@@ -7,6 +7,7 @@
 #[path = "../tests/e2e/support/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod support;
+mod tool_steps;
 
 mod daemon;
 
@@ -54,6 +55,10 @@ fn main() {
         if wanted("tools") {
             bench_loop_in_process().await;
             bench_tool_orchestration().await;
+            tool_steps::bench_ten_tool_steps().await;
+        }
+        if wanted("tools") || wanted("snapshot") {
+            tool_steps::bench_command_snapshots().await;
         }
         if wanted("sandbox") {
             bench_sandboxed_launch().await;

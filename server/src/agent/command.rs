@@ -1,7 +1,8 @@
 //! The `run_command` tool: a shell command in the worktree, in the session's sandbox
 //! ([`crate::sandbox`]), with a timeout and a cap on its output; afterwards the worktree's
 //! gitlink is put back if the command changed it, and the files it changed are found by
-//! comparing snapshots of the worktree taken through the session's private index.
+//! comparing snapshots of the worktree ([`snapshot`]) taken into the session's private index
+//! before and after it.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::context::{FileChange, ToolContext, ToolOutcome, cap};
-use crate::workspace::git;
+use crate::workspace::snapshot::{self, Snapshot};
 
 #[derive(Deserialize)]
 pub(super) struct CommandArgs {
@@ -28,7 +29,7 @@ pub(super) async fn run_command(
         .map(Duration::from_secs)
         .unwrap_or(context.command_timeout)
         .min(context.command_timeout);
-    let before = snapshot_tree(context).await;
+    let before = take_snapshot(context).await;
     let mut command = std::process::Command::new("sh");
     command
         .arg("-c")
@@ -68,10 +69,8 @@ pub(super) async fn run_command(
     for note in spawned.note.iter().chain(restored.iter()) {
         output.push_str(&format!("\n{note}"));
     }
-    let file_changes = match (before, snapshot_tree(context).await) {
-        (Some(before), Some(after)) if before != after => {
-            changes_between(context, &before, &after).await
-        }
+    let file_changes = match (before, take_snapshot(context).await) {
+        (Some(before), Some(after)) => changes_between(context, before, after).await,
         _ => Vec::new(),
     };
     Ok(ToolOutcome {
@@ -99,46 +98,42 @@ fn restore_gitlink(context: &ToolContext) -> Option<String> {
     }
 }
 
-/// Runs git on the worktree (its pinned git directory) with the session's private index,
-/// so that the worktree's own index is never touched; stdout, or `None` if git failed.
-async fn git_with_own_index(context: &ToolContext, args: &[&str]) -> Option<String> {
-    git::tether(context.git.place(), args, Some(&context.private_index))
-        .await
-        .ok()
-}
-
-/// The worktree's files (honouring .gitignore) as a git tree id. The private index starts
-/// as a copy of the worktree's, so only changed files are hashed.
-async fn snapshot_tree(context: &ToolContext) -> Option<String> {
-    let index = &context.private_index;
-    if !index.exists() {
-        if let Some(folder) = index.parent() {
-            let _ = std::fs::create_dir_all(folder);
+/// The worktree as `git add -A` would record it, in the session's private index; `None`
+/// (and no changes reported) if it cannot be taken.
+async fn take_snapshot(context: &ToolContext) -> Option<Snapshot> {
+    match snapshot::take(&context.git, &context.private_index).await {
+        Ok(snapshot) => Some(snapshot),
+        Err(error) => {
+            tracing::warn!(
+                "cannot snapshot the worktree {}: {error}",
+                context.worktree().display()
+            );
+            None
         }
-        let _ = std::fs::copy(context.git.git_dir.join("index"), index);
     }
-    git::add_everything(context.git.place(), index).await.ok()?;
-    git_with_own_index(context, &["write-tree"]).await
 }
 
-/// The files that differ between two trees, with their line counts.
-async fn changes_between(context: &ToolContext, before: &str, after: &str) -> Vec<FileChange> {
-    let Some(numstat) =
-        git_with_own_index(context, &["diff-tree", "-r", "--numstat", before, after]).await
-    else {
-        return Vec::new();
-    };
-    numstat
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.splitn(3, '\t');
-            let additions = fields.next()?.parse().unwrap_or(0); // "-" for binary files
-            let deletions = fields.next()?.parse().unwrap_or(0);
-            Some(FileChange {
-                path: fields.next()?.to_owned(),
-                additions,
-                deletions,
+/// The files that differ between two snapshots, with their line counts.
+async fn changes_between(
+    context: &ToolContext,
+    before: Snapshot,
+    after: Snapshot,
+) -> Vec<FileChange> {
+    match snapshot::changes(&context.git, before, after).await {
+        Ok(changed) => changed
+            .into_iter()
+            .map(|file| FileChange {
+                path: file.path,
+                additions: file.additions,
+                deletions: file.deletions,
             })
-        })
-        .collect()
+            .collect(),
+        Err(error) => {
+            tracing::warn!(
+                "cannot compare snapshots of the worktree {}: {error}",
+                context.worktree().display()
+            );
+            Vec::new()
+        }
+    }
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use super::git::{self, GitPlace};
 
 /// Files larger than this are shown in a diff as binary, and never read into memory.
-const DIFF_FILE_LIMIT: u64 = 16 * 1024 * 1024;
-use super::{GitError, SessionWorktree, edits};
+pub(super) const DIFF_FILE_LIMIT: u64 = 16 * 1024 * 1024;
+use super::{GitError, SessionWorktree, edits, snapshot};
 
 /// One changed file of a session's diff.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -47,13 +47,18 @@ impl Checkpoints<'_> {
         format!("refs/tether/{}/{name}", self.session_id)
     }
 
-    /// Records the worktree as checkpoint `name`; returns its commit id.
+    /// Records the worktree as checkpoint `name`; returns its commit id. In process when it
+    /// can ([`snapshot::record`]); through git otherwise.
     pub async fn record(&self, name: &str) -> Result<String, GitError> {
+        let message = format!("tether checkpoint {name}");
+        match snapshot::record(self.worktree, self.index, &self.reference(name), &message).await {
+            Ok(commit) => return Ok(commit),
+            Err(error) => tracing::debug!("checkpoint {name} through git: {error}"),
+        }
         let index = Some(self.index);
         git::add_everything(self.worktree.place(), self.index).await?;
         let tree = git::tether(self.worktree.place(), &["write-tree"], index).await?;
         let parent = git::tether(self.worktree.place(), &["rev-parse", "HEAD"], None).await?;
-        let message = format!("tether checkpoint {name}");
         let commit = git::tether(
             self.worktree.place(),
             &["commit-tree", &tree, "-p", &parent, "-m", &message],

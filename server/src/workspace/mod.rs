@@ -10,6 +10,7 @@ mod checkpoints;
 pub mod edits;
 pub mod git;
 pub mod operations;
+pub mod snapshot;
 pub mod worktree;
 
 use std::path::{Path, PathBuf};
