@@ -4,9 +4,7 @@
 use std::path::Path;
 
 use super::git::{self, GitPlace};
-
-/// Files larger than this are shown in a diff as binary, and never read into memory.
-pub(super) const DIFF_FILE_LIMIT: u64 = 16 * 1024 * 1024;
+use super::snapshot::DIFF_FILE_LIMIT;
 use super::{GitError, SessionWorktree, edits, snapshot};
 
 /// One changed file of a session's diff.

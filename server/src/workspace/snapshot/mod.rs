@@ -34,10 +34,12 @@ use std::sync::Arc;
 use gix::hash::ObjectId;
 use gix::index::entry::{Mode, Stat};
 
-use super::checkpoints::DIFF_FILE_LIMIT;
 use super::{GitError, SessionWorktree, git};
 use settings::Settings;
 use store::{Blob, Objects};
+
+/// Files larger than this are shown in a diff as binary, and never read into memory.
+pub(crate) const DIFF_FILE_LIMIT: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {

@@ -28,9 +28,9 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use rustix::fs::{AtFlags, FileType, OFlags};
 use rustix::io::Errno;
 
+use super::DIFF_FILE_LIMIT;
 use super::store::{self, Objects};
 use super::{Row, SnapshotError, settings};
-use crate::workspace::checkpoints::DIFF_FILE_LIMIT;
 
 /// More entries than this, or folders deeper than this, and git takes over.
 const MAX_ENTRIES: usize = 2_000_000;
