@@ -429,6 +429,7 @@ fn bench_recovery() {
             toggles: Default::default(),
             created_at: session,
             cloned_from: None,
+            started_by: None,
         };
         let mut records = vec![Event::Created {
             session: Box::new(spec),

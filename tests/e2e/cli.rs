@@ -94,6 +94,15 @@ async fn run_streams_a_session_then_sessions_lists_shows_and_exports_it() {
         "{listing}"
     );
     assert_eq!(listing.lines().count(), 2, "{listing}");
+    let output = tether(&env, &["sessions", "list", "--json", "--repo", repo_arg]).await;
+    let listed: Value = serde_json::from_slice(&output.stdout).expect("JSON list");
+    for info in listed.as_array().expect("sessions") {
+        assert_eq!(
+            info["startedBy"],
+            serde_json::json!({"kind": "cli"}),
+            "{info}"
+        );
+    }
 
     let output = tether(&env, &["sessions", "show", "headless", "--repo", repo_arg]).await;
     let shown = text(&output.stdout);

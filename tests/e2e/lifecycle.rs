@@ -24,6 +24,12 @@ async fn create_streams_a_reply_into_a_worktree_and_waits() {
     assert_eq!(info["branch"], "tether/say-hello-to-the-world");
     assert_eq!(info["baseBranch"], "main");
     assert_eq!(info["model"], "fake-model");
+    // Where it came from: this editor, by the name it gave in `initialize`.
+    assert_eq!(
+        info["startedBy"],
+        json!({"kind": "editor", "name": "tether-e2e"}),
+        "{info}"
+    );
 
     client.wait_for_status(&id, "waiting").await;
     let events = client.session_events(&id);

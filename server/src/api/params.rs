@@ -54,6 +54,9 @@ pub struct CreateParams {
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub toggles: BTreeMap<String, bool>,
+    /// Who asks; a front sets it (`{kind: "editor", name}`, `{kind: "cli"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<crate::vocab::StartedBy>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -217,6 +217,9 @@ fn domain_info() -> crate::session::SessionInfo {
         queued_messages: 2,
         last_seq: 17,
         read_only: false,
+        started_by: Some(crate::vocab::StartedBy::Editor {
+            name: Some("Neovim".to_owned()),
+        }),
     }
 }
 

@@ -35,6 +35,9 @@ pub struct SessionInfo {
     pub last_seq: u64,
     /// Another tether process owns the repository's sessions.
     pub read_only: bool,
+    /// Who started it (absent for sessions from before tether recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<crate::vocab::StartedBy>,
 }
 
 impl From<crate::session::SessionInfo> for SessionInfo {
@@ -59,6 +62,7 @@ impl From<crate::session::SessionInfo> for SessionInfo {
             queued_messages,
             last_seq,
             read_only,
+            started_by,
         } = info;
         SessionInfo {
             id,
@@ -80,6 +84,7 @@ impl From<crate::session::SessionInfo> for SessionInfo {
             queued_messages,
             last_seq,
             read_only,
+            started_by,
         }
     }
 }

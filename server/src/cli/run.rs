@@ -64,6 +64,7 @@ impl Host {
                     provider: request.provider,
                     model: request.model,
                     toggles: request.toggles,
+                    started_by: request.started_by,
                 };
                 Ok(client.call(methods::Create::NAME, &params).await?)
             }
@@ -148,6 +149,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             provider: args.provider,
             model: args.model,
             toggles: Default::default(),
+            started_by: Some(crate::vocab::StartedBy::Cli),
         })
         .await
         .context("cannot start the session")?;

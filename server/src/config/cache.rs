@@ -48,26 +48,33 @@ fn stamps(repo: Option<&Path>) -> Stamps {
 
 struct Cached {
     stamps: Stamps,
+    /// The editor layers' generation it was parsed with.
+    generation: u64,
     resolved: Arc<Resolved>,
 }
 
 /// The settings of every repository, parsed once per change.
 #[derive(Default)]
 pub struct ConfigCache {
-    sources: RwLock<ConfigSources>,
+    /// The editor's layers and their generation, bumped by every change.
+    sources: RwLock<(ConfigSources, u64)>,
     resolved: Mutex<HashMap<Option<PathBuf>, Cached>>,
 }
 
 impl ConfigCache {
     pub fn new(sources: ConfigSources) -> ConfigCache {
         ConfigCache {
-            sources: RwLock::new(sources),
+            sources: RwLock::new((sources, 0)),
             resolved: Mutex::default(),
         }
     }
 
     /// The layers that do not depend on the repository.
     pub fn sources(&self) -> ConfigSources {
+        self.layers().0
+    }
+
+    fn layers(&self) -> (ConfigSources, u64) {
         self.sources
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -80,19 +87,26 @@ impl ConfigCache {
     pub fn resolve(&self, repo: Option<&Path>) -> Result<Arc<Resolved>, ConfigError> {
         let key = repo.map(Path::to_owned);
         let now = stamps(repo);
+        let (sources, generation) = self.layers();
         if let Some(cached) = self.cache().get(&key)
             && cached.stamps == now
+            && cached.generation == generation
         {
             return Ok(cached.resolved.clone());
         }
-        let resolved = Arc::new(self.sources().resolve_with_warnings(repo)?);
-        self.cache().insert(
-            key,
-            Cached {
-                stamps: now,
-                resolved: resolved.clone(),
-            },
-        );
+        let resolved = Arc::new(sources.resolve_with_warnings(repo)?);
+        let mut cache = self.cache();
+        // Parsed with layers that were replaced meanwhile: answer it, do not keep it.
+        if self.layers().1 == generation {
+            cache.insert(
+                key,
+                Cached {
+                    stamps: now,
+                    generation,
+                    resolved: resolved.clone(),
+                },
+            );
+        }
         Ok(resolved)
     }
 
@@ -105,7 +119,7 @@ impl ConfigCache {
         layer: EditorLayer,
         settings: Value,
     ) -> Result<Option<Arc<Resolved>>, ConfigError> {
-        let mut sources = self.sources();
+        let (mut sources, generation) = self.layers();
         let broken_before = sources.resolve_with_warnings(None).is_err();
         sources.set_editor_layer(layer, settings)?;
         let resolved = match sources.resolve_with_warnings(None) {
@@ -115,7 +129,7 @@ impl ConfigCache {
         *self
             .sources
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = sources;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (sources, generation + 1);
         self.cache().clear();
         Ok(resolved)
     }

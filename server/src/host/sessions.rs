@@ -36,6 +36,7 @@ impl HostMethod for methods::Create {
                 provider: params.provider,
                 model: params.model,
                 toggles: params.toggles,
+                started_by: params.started_by,
             })
             .await?;
         Ok(info.into())

@@ -109,6 +109,7 @@ impl Backend {
                 self.documents.clone(),
                 saved,
                 self.state.sessions_loaded.subscribe(),
+                self.started_by(),
             );
             let _ = self.transcripts.set(sender);
         }

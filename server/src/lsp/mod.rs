@@ -96,6 +96,7 @@ fn build(
                 roots: RwLock::default(),
                 config_error: RwLock::default(),
                 warned_repositories: std::sync::Mutex::default(),
+                client_name: RwLock::default(),
             }),
         };
         served = Some(backend.clone());
@@ -152,9 +153,23 @@ struct ServerState {
     config_error: RwLock<Option<String>>,
     /// Repositories whose `.tether/config.toml` warnings were shown: once each is enough.
     warned_repositories: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+    /// The editor's name from `initialize` (`clientInfo.name`): sessions it starts say so.
+    client_name: RwLock<Option<String>>,
 }
 
 impl Backend {
+    /// Who sessions this editor starts were started by.
+    fn started_by(&self) -> crate::vocab::StartedBy {
+        crate::vocab::StartedBy::Editor {
+            name: self
+                .state
+                .client_name
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
     /// Asks the transcript task; `None` before `initialized`.
     fn transcripts(&self, request: transcripts::Request) -> bool {
         self.transcripts
@@ -284,6 +299,14 @@ impl LanguageServer for Backend {
             .and_then(|experimental| experimental.get("tether"))
             .is_some_and(|value| value == &Value::Bool(true) || value.is_object());
         self.state.opted_in.store(opted_in, Ordering::SeqCst);
+        *self
+            .state
+            .client_name
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = params
+            .client_info
+            .as_ref()
+            .map(|info| info.name.chars().take(100).collect());
         let work_done_progress = params
             .capabilities
             .window

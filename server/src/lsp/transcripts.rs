@@ -82,9 +82,11 @@ pub fn start(
     documents: Documents,
     saved: mpsc::UnboundedReceiver<SavedDocument>,
     sessions_loaded: tokio::sync::watch::Receiver<bool>,
+    started_by: crate::vocab::StartedBy,
 ) -> mpsc::UnboundedSender<Request> {
     let (sender, requests) = mpsc::unbounded_channel();
     let transcripts = Transcripts {
+        started_by,
         client,
         manager,
         documents,
@@ -97,6 +99,8 @@ pub fn start(
 }
 
 struct Transcripts {
+    /// The editor, for sessions started from a draft.
+    started_by: crate::vocab::StartedBy,
     client: Client,
     manager: SessionManager,
     documents: Documents,
@@ -452,6 +456,7 @@ impl Transcripts {
                 provider: None,
                 model: None,
                 toggles: Default::default(),
+                started_by: Some(self.started_by.clone()),
             })
             .await;
         match created {

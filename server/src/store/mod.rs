@@ -482,6 +482,7 @@ mod tests {
             toggles: Default::default(),
             created_at: 1,
             cloned_from: None,
+            started_by: None,
         }
     }
 

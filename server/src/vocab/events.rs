@@ -408,6 +408,26 @@ pub struct SessionSpec {
     /// The session this one was cloned from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloned_from: Option<String>,
+    /// Who started it; `None` in logs written before tether recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<StartedBy>,
+}
+
+/// Where a session came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StartedBy {
+    /// An editor, by the name it gave in `initialize` (`clientInfo.name`).
+    Editor {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// `tether run`.
+    Cli,
+    /// A `[[schedules]]` entry, by its name.
+    Schedule { name: String },
+    /// A trial of a task, by the task's id.
+    Task { id: String },
 }
 
 /// One entry of a session's history.

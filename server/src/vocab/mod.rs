@@ -19,7 +19,7 @@ pub use chat::{ChatMessage, ChatRole, ToolCallRequest};
 pub use events::{
     Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, MessageRole,
     PlanDecision, PlanPhase, Question, QuestionKind, RunFacts, SessionSpec, SessionStatus,
-    Severity, TokenUsage, ToolCallStatus, TurnEndReason,
+    Severity, StartedBy, TokenUsage, ToolCallStatus, TurnEndReason,
 };
 pub use outcomes::{HookEvent, HookStatus, LoopOutcome, PermissionDecision, Resolution, RunStatus};
 pub use state::{SessionState, check_transition};

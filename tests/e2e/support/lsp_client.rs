@@ -205,6 +205,7 @@ impl LspClient {
                 "initialize",
                 json!({
                     "processId": std::process::id(),
+                    "clientInfo": {"name": "tether-e2e"},
                     "rootUri": uri,
                     "workspaceFolders": [{"uri": uri, "name": "repo"}],
                     "capabilities": capabilities,

@@ -141,6 +141,7 @@ impl Handler for methods::Create {
         mut params: api::CreateParams,
     ) -> jsonrpc::Result<api::SessionInfo> {
         params.root = root_for_host(&backend, params.root)?;
+        params.started_by = Some(backend.started_by());
         let info = on_host::<Self>(&backend, params).await?;
         backend.warn_about_repository_config(info.repo.clone());
         Ok(info)

@@ -401,6 +401,7 @@ fn info_of(state: &SessionState, read_only: bool) -> SessionInfo {
         queued_messages: state.queued.len(),
         last_seq: state.last_seq,
         read_only,
+        started_by: spec.started_by.clone(),
     }
 }
 
@@ -426,6 +427,7 @@ mod tests {
             toggles: Default::default(),
             created_at: 1,
             cloned_from: None,
+            started_by: None,
         }
     }
 

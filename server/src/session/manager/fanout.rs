@@ -197,6 +197,7 @@ mod tests {
             toggles: Default::default(),
             created_at: 1,
             cloned_from: None,
+            started_by: None,
         };
         let store = Arc::new(RepoStore::open(home, Path::new("/repo")).expect("store"));
         let log = store.create_log("fanout").expect("log");

@@ -36,6 +36,7 @@ pub(super) struct NewSession {
     pub toggles: BTreeMap<String, bool>,
     pub cloned_from: Option<String>,
     pub prompt: Option<String>,
+    pub started_by: Option<crate::vocab::StartedBy>,
 }
 
 impl SessionActor {
@@ -114,6 +115,7 @@ impl SessionManager {
             toggles: request.toggles,
             cloned_from: None,
             prompt: Some(request.prompt),
+            started_by: request.started_by,
         })
         .await
     }
@@ -199,6 +201,7 @@ impl SessionManager {
             toggles: new.toggles,
             created_at: now_millis(),
             cloned_from: new.cloned_from,
+            started_by: new.started_by,
         };
         let log = store.create_log(&id)?;
         let id: Arc<str> = Arc::from(id.as_str());
@@ -442,6 +445,7 @@ impl SessionManager {
             toggles: spec.toggles.clone(),
             cloned_from: Some(spec.id.clone()),
             prompt: None,
+            started_by: spec.started_by.clone(),
         })
         .await
     }

@@ -89,6 +89,8 @@ pub struct CreateSession {
     pub provider: Option<String>,
     pub model: Option<String>,
     pub toggles: BTreeMap<String, bool>,
+    /// Who asks: an editor (by name), `tether run`, a schedule.
+    pub started_by: Option<crate::vocab::StartedBy>,
 }
 
 /// A session as lists and pickers show it (SessionInfo in docs/protocol.md).
@@ -115,6 +117,8 @@ pub struct SessionInfo {
     pub queued_messages: usize,
     pub last_seq: u64,
     pub read_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<crate::vocab::StartedBy>,
 }
 
 /// A session's info with the events after a given `seq`, consistent with each other.
