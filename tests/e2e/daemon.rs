@@ -354,3 +354,73 @@ print("answered" if data else "closed")
     let _ = tether(&env, &["daemon", "stop"]).await;
     let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_missed_while_the_daemon_was_down_starts_once_at_its_next_start() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["Nightly work done."]));
+    let repo = env.repo();
+    let repo_arg = repo.to_str().expect("utf-8 path");
+    write_user_config(
+        &env,
+        &format!(
+            "{}\n[[schedules]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\nprompt = \"Tidy the README\"\nroot = \"{repo_arg}\"\n",
+            fake_provider(&model)
+        ),
+    );
+    // The last run was three days ago: the daemon was down since.
+    let state = env.home().join("state");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    let three_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 3 * 24 * 3600 * 1000;
+    std::fs::write(
+        state.join("schedules.json"),
+        format!("{{\"last_run\": {{\"nightly\": {three_days_ago}}}}}"),
+    )
+    .expect("write the record");
+
+    let list = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(["sessions", "list", "--json", "--repo", repo_arg])
+            .env("TETHER_HOME", env.home().join("state"))
+            .env("XDG_CONFIG_HOME", env.home().join("config"))
+            .env("XDG_DATA_HOME", env.home().join("data"))
+            .output()
+            .ok()?;
+        serde_json::from_slice::<Value>(&output.stdout).ok()
+    };
+    let mut daemon = spawn_daemon(&env);
+    wait_for_socket(&env).await;
+    let sessions = until("the missed run to start and finish", || {
+        let sessions = list()?;
+        (sessions[0]["status"] == "waiting").then_some(sessions)
+    })
+    .await;
+    assert_eq!(sessions.as_array().map(Vec::len), Some(1), "{sessions}");
+    assert_eq!(
+        sessions[0]["startedBy"],
+        serde_json::json!({"kind": "schedule", "name": "nightly"}),
+        "{sessions}"
+    );
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(state.join("schedules.json")).expect("record"))
+            .expect("JSON");
+    assert!(
+        record["last_run"]["nightly"].as_i64().unwrap_or_default() > three_days_ago,
+        "{record}"
+    );
+    // A daemon with schedules stays up; stopped and started again, it owes nothing.
+    let _ = tether(&env, &["daemon", "stop"]).await;
+    let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
+    let mut daemon = spawn_daemon(&env);
+    wait_for_socket(&env).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sessions = list().expect("list");
+    assert_eq!(sessions.as_array().map(Vec::len), Some(1), "{sessions}");
+    let _ = tether(&env, &["daemon", "stop"]).await;
+    let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
+}

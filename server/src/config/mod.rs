@@ -249,6 +249,24 @@ pub struct Config {
     pub hooks: hooks::HooksConfig,
     pub trust: TrustSettings,
     pub daemon: DaemonSettings,
+    /// Sessions the daemon starts on time (`[[schedules]]`), from your own settings only.
+    pub schedules: Vec<ScheduleConfig>,
+}
+
+/// One `[[schedules]]` entry: a session the daemon starts at the times `cron` names (five
+/// fields, local time: minute hour day-of-month month day-of-week).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub name: String,
+    pub cron: String,
+    pub prompt: String,
+    /// The repository (any path inside it).
+    pub root: PathBuf,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// `[daemon]`: the session host, read from your own settings (and the editor's) only: the
@@ -473,6 +491,15 @@ fn check_repository_layer(
     repo_layer: &Value,
     below: &Value,
 ) -> Result<(), ConfigError> {
+    if repo_layer.get("schedules").is_some() {
+        return Err(ConfigError::Invalid {
+            key: "schedules".to_owned(),
+            message: format!(
+                "{} cannot schedule sessions (they would run, and spend, without you); schedule them in your own settings",
+                path.display()
+            ),
+        });
+    }
     if repo_layer.get("trust").is_some() {
         return Err(ConfigError::Invalid {
             key: "trust".to_owned(),

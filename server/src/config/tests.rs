@@ -49,6 +49,26 @@ fn a_repository_may_not_redirect_keys() {
     check_repository_layer(path, &fine, &below).expect("allowed");
 }
 
+#[test]
+fn a_repository_cannot_schedule_sessions_or_trust_itself() {
+    let path = Path::new("/repo/.tether/config.toml");
+    let below = builtin_defaults();
+    let schedule = json!({"schedules": [{"name": "x", "cron": "* * * * *", "prompt": "spend",
+                                         "root": "/repo"}]});
+    let error = check_repository_layer(path, &schedule, &below).expect_err("refused");
+    assert!(
+        error.to_string().contains("cannot schedule sessions"),
+        "{error}"
+    );
+    let trust = json!({"trust": {"repositories": ["/repo"]}});
+    check_repository_layer(path, &trust, &below).expect_err("refused");
+    // In the user's own settings a schedule is a schedule.
+    let mut user = builtin_defaults();
+    merge_layer(&mut user, schedule, "user").expect("merge");
+    let config = parse(user).expect("parse");
+    assert_eq!(config.schedules[0].name, "x");
+}
+
 /// A user file and a repository file in a temp dir, resolved with `sources`.
 struct Files {
     dir: tempfile::TempDir,

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod commands;
 pub mod paths;
+pub mod schedules;
 pub mod server;
 pub mod wire;
 

@@ -117,7 +117,12 @@ impl Host {
             .list(&Default::default())
             .iter()
             .any(|info| info.status.is_active());
-        if working {
+        // A daemon with schedules stays up to start them on time.
+        let scheduled = self
+            .manager
+            .user_settings()
+            .is_ok_and(|settings| !settings.config.schedules.is_empty());
+        if working || scheduled {
             return None;
         }
         Some(
@@ -201,6 +206,10 @@ pub async fn serve(manager: SessionManager, options: DaemonOptions) -> Result<()
         stop: Notify::new(),
         stop_requests: Mutex::default(),
     });
+    let schedules = tokio::spawn(super::schedules::run(
+        host.manager.clone(),
+        paths.state_home.clone(),
+    ));
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|error| StartError::Failed(format!("cannot watch SIGTERM: {error}")))?;
@@ -224,6 +233,7 @@ pub async fn serve(manager: SessionManager, options: DaemonOptions) -> Result<()
             }
         }
     }
+    schedules.abort();
     // Whoever connects from now on starts a new daemon.
     let _ = std::fs::remove_file(&paths.socket);
     host.manager.shutdown().await;

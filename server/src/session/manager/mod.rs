@@ -283,6 +283,11 @@ impl SessionManager {
             .clone()
     }
 
+    /// The settings outside any repository (the user's file, the editor's layers).
+    pub fn user_settings(&self) -> Result<Arc<crate::config::Resolved>, ConfigError> {
+        self.inner.config.resolve(None)
+    }
+
     /// The settings for sessions of `repo`, parsed again only when they changed.
     fn config(&self, repo: &Path) -> Result<Arc<crate::config::Resolved>, ConfigError> {
         self.inner.config.resolve(Some(repo))
