@@ -10,6 +10,7 @@ mod support;
 mod tool_steps;
 
 mod daemon;
+mod scale;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -65,6 +66,9 @@ fn main() {
         }
         if wanted("daemon") {
             daemon::bench_daemon().await;
+        }
+        if wanted("scale") {
+            scale::bench_scale().await;
         }
     });
     if wanted("edit") {
