@@ -369,6 +369,15 @@ impl SessionActor {
         self.settings_problem = Some(problem);
     }
 
+    /// Refuses `operation` unless the session is settled enough for it (waiting, stopped or
+    /// failed: no turn is running).
+    pub fn require_idle(&self, operation: &'static str) -> Result<(), SessionError> {
+        match self.state.status {
+            SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed => Ok(()),
+            _ => Err(self.invalid(operation, "; stop it first")),
+        }
+    }
+
     pub fn invalid(&self, operation: &'static str, hint: &'static str) -> SessionError {
         SessionError::InvalidState {
             name: self.state.spec.name.clone(),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::actor::SessionHandle;
 use super::{SessionError, SessionManager};
-use crate::vocab::{Event, SessionSpec, SessionStatus, new_item_id};
+use crate::vocab::{Event, SessionSpec, new_item_id};
 use crate::workspace;
 
 /// What a git operation leaves: the status after it, and the commit it made.
@@ -45,12 +45,7 @@ impl SessionManager {
         let handle = self.writable_handle(id)?;
         let (spec, rewinds) = handle
             .run(|actor| {
-                if !matches!(
-                    actor.state.status,
-                    SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
-                ) {
-                    return Err(actor.invalid("rewind", "; stop it first"));
-                }
+                actor.require_idle("rewind")?;
                 Ok((actor.state.spec.clone(), actor.state.rewinds))
             })
             .await?;

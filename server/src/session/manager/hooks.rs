@@ -31,16 +31,8 @@ impl SessionManager {
     ) -> Vec<HookRun> {
         let view = handle.view();
         let (spec, in_loop) = (view.spec.clone(), view.in_loop);
-        let resolved = match self.config(&spec.repo) {
-            Ok(resolved) => resolved,
-            Err(error) => {
-                handle.tell(move |actor| {
-                    actor.report_settings_problem(format!(
-                        "the {event} hooks did not run: the settings cannot be used: {error}"
-                    ));
-                });
-                return Vec::new();
-            }
+        let Some(resolved) = self.settings_or_report(handle, format!("the {event} hooks")) else {
+            return Vec::new();
         };
         let config = &resolved.config;
         let hooks = config.hooks.for_event(event);

@@ -375,12 +375,7 @@ impl SessionManager {
         let handle = self.writable_handle(id)?;
         handle
             .run(|actor| {
-                if !matches!(
-                    actor.state.status,
-                    SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
-                ) {
-                    return Err(actor.invalid("complete", "; stop it first"));
-                }
+                actor.require_idle("complete")?;
                 actor.set_status(SessionStatus::Completed, None, None)?;
                 Ok(actor.info())
             })
@@ -396,12 +391,7 @@ impl SessionManager {
         let handle = self.writable_handle(id)?;
         handle
             .run(|actor| {
-                if !matches!(
-                    actor.state.status,
-                    SessionStatus::Waiting | SessionStatus::Stopped | SessionStatus::Failed
-                ) {
-                    return Err(actor.invalid("reset the context of", "; stop it first"));
-                }
+                actor.require_idle("reset the context of")?;
                 let summary = summary.filter(|summary| !summary.trim().is_empty());
                 actor.emit(Event::ContextReset { summary })?;
                 Ok(actor.info())

@@ -288,6 +288,27 @@ impl SessionManager {
         self.inner.config.resolve(None)
     }
 
+    /// The settings for a session's hooks or reviews; when they cannot be used, the session
+    /// says so (`what` did not run) and there is nothing to run.
+    fn settings_or_report(
+        &self,
+        handle: &SessionHandle,
+        what: String,
+    ) -> Option<Arc<crate::config::Resolved>> {
+        let repo = handle.view().spec.repo.clone();
+        match self.config(&repo) {
+            Ok(resolved) => Some(resolved),
+            Err(error) => {
+                handle.tell(move |actor| {
+                    actor.report_settings_problem(format!(
+                        "{what} did not run: the settings cannot be used: {error}"
+                    ));
+                });
+                None
+            }
+        }
+    }
+
     /// The settings for sessions of `repo`, parsed again only when they changed.
     fn config(&self, repo: &Path) -> Result<Arc<crate::config::Resolved>, ConfigError> {
         self.inner.config.resolve(Some(repo))

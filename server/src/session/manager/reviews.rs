@@ -184,16 +184,10 @@ impl SessionManager {
     /// review, unless settings or the session's toggles turn them off.
     pub(super) fn automatic_reviews(&self, handle: &SessionHandle) -> Vec<FindingSource> {
         let spec = handle.view().spec.clone();
-        let resolved = match self.config(&spec.repo) {
-            Ok(resolved) => resolved,
-            Err(error) => {
-                handle.tell(move |actor| {
-                    actor.report_settings_problem(format!(
-                        "automatic verification and review did not run: the settings cannot be used: {error}"
-                    ));
-                });
-                return Vec::new();
-            }
+        let Some(resolved) =
+            self.settings_or_report(handle, "automatic verification and review".to_owned())
+        else {
+            return Vec::new();
         };
         let config = &resolved.config;
         if !config.review.auto || spec.mode != Mode::Develop {
