@@ -41,6 +41,13 @@ impl Host {
         if crate::daemon::client::daemon_wanted(false)
             && let Some(client) = DaemonClient::connect(&paths, "cli", notifications).await?
         {
+            if client.daemon_version != crate::daemon::server::VERSION {
+                eprintln!(
+                    "warning: the running tether daemon is version {}, this command {}; stop it with `tether daemon stop` to run this version",
+                    client.daemon_version,
+                    crate::daemon::server::VERSION
+                );
+            }
             let _: Value = client.call(wire::SUBSCRIBE, &json!({})).await?;
             return Ok(Host::Daemon { client, events });
         }
