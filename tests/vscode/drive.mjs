@@ -135,15 +135,26 @@ async function main() {
 
     step("Open Diff from the palette: pick the session, then one of its changed files");
     // Closing the diff gives the panel focus, late: a quick pick opened before that closes
-    // when it loses focus. Put focus in the panel first, and wait until it is there.
-    await panel.locator("#header .title").click();
-    await page.waitForFunction(() => document.activeElement?.matches("iframe.webview"));
-    await palette("Tether: Open Diff");
-    await page.locator(".quick-input-list .monaco-list-row", { hasText: "fix-subtract-asking-me-first" }).first().click();
-    const fileRow = page.locator(".quick-input-list .monaco-list-row", { hasText: "calc/ops.py" }).first();
-    await fileRow.waitFor();
-    results.palette_diff_choices = await text(page.locator(".quick-input-list").first());
-    await fileRow.click();
+    // when it loses focus. Put focus in the panel first, and wait until it is there; if the
+    // workbench still moves focus (a busy machine), the quick pick closes and the user would
+    // open it again: so does this, up to three times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await panel.locator("#header .title").click();
+        await page.waitForFunction(() => document.activeElement?.matches("iframe.webview"));
+        await palette("Tether: Open Diff");
+        await page.locator(".quick-input-list .monaco-list-row", { hasText: "fix-subtract-asking-me-first" }).first().click({ timeout: 15000 });
+        const fileRow = page.locator(".quick-input-list .monaco-list-row", { hasText: "calc/ops.py" }).first();
+        await fileRow.waitFor({ timeout: 15000 });
+        results.palette_diff_choices = await text(page.locator(".quick-input-list").first());
+        await fileRow.click({ timeout: 15000 });
+        break;
+      } catch (error) {
+        if (attempt >= 3) throw error;
+        process.stderr.write(`the quick pick closed before a choice (attempt ${attempt}); opening it again\n`);
+        await page.keyboard.press("Escape");
+      }
+    }
     await diff.locator(".view-lines", { hasText: FIXED }).first().waitFor();
     results.palette_diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
     await closeDiff();
