@@ -415,7 +415,7 @@ fn info_of(state: &SessionState, read_only: bool) -> SessionInfo {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::vocab::{Mode, new_item_id};
 
@@ -441,7 +441,7 @@ mod tests {
     }
 
     /// A running actor for a fresh session, its events' channel, and the folder it logs in.
-    fn started() -> (
+    pub(in crate::session::manager) fn started() -> (
         SessionHandle,
         broadcast::Receiver<AnnouncedEvent>,
         tempfile::TempDir,

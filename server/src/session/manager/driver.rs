@@ -55,12 +55,7 @@ pub(super) async fn drive(
     cancel: CancellationToken,
 ) {
     let outcome = drive_turns(&manager, &handle, &cancel).await;
-    let recorded = handle
-        .run(move |actor| {
-            actor.pending = Pending::Nothing;
-            actor.end_drive(outcome)
-        })
-        .await;
+    let recorded = handle.run(move |actor| actor.end_drive(outcome)).await;
     if let Err(error) = recorded {
         tracing::error!("session {}: {error}", handle.id);
     }
@@ -74,6 +69,9 @@ impl SessionActor {
             Ok(()) => return Ok(()),
             Err(end) => end,
         };
+        // What the ended turn waited on can no longer be answered. (A drive that ended
+        // `waiting` left nothing pending, and the next drive may have opened a prompt since.)
+        self.pending = Pending::Nothing;
         let driver = self.driver.take();
         let (status, reason) = match (end, driver) {
             (_, Some(driver)) if driver.failure.is_some() => {
@@ -485,4 +483,41 @@ fn system_prompt(spec: &SessionSpec) -> String {
         prompt.push_str(&format!(" Apply these practices: {}.", enabled.join(", ")));
     }
     prompt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::manager::actor::tests::started;
+
+    #[tokio::test]
+    async fn a_drive_that_ended_waiting_leaves_the_next_drives_prompt_open() {
+        let (handle, _events, _home) = started();
+        let (reply, _answers) = oneshot::channel();
+        handle
+            .run(move |actor| {
+                actor.set_status(SessionStatus::Running, Some(Activity::Working), None)?;
+                // The next drive asked a question before the last one's end was recorded.
+                actor.open_question("q1".into(), Vec::new(), reply)?;
+                actor.end_drive(Ok(()))?;
+                Ok(())
+            })
+            .await
+            .expect("the actor answers");
+        let open = handle
+            .run(|actor| Ok(matches!(actor.pending, Pending::Question { .. })))
+            .await
+            .expect("the actor answers");
+        assert!(open, "the question must stay answerable");
+        // A drive that ends stopped takes what it waited on with it.
+        let cleared = handle
+            .run(|actor| {
+                actor.end_drive(Err(DriveEnd::Halted("limit".into())))?;
+                Ok(matches!(actor.pending, Pending::Nothing))
+            })
+            .await
+            .expect("the actor answers");
+        assert!(cleared);
+        assert_eq!(handle.view().info.status, SessionStatus::Stopped);
+    }
 }
