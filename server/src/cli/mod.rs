@@ -264,7 +264,7 @@ enum Sessions {
 
 impl Sessions {
     async fn open(repo: &std::path::Path) -> anyhow::Result<Sessions> {
-        let paths = crate::daemon::paths::DaemonPaths::for_state_home(&store::state_home());
+        let paths = crate::daemon::paths::DaemonPaths::current();
         let (notifications, _) = tokio::sync::mpsc::unbounded_channel();
         if crate::daemon::client::daemon_wanted(false)
             && let Some(client) =

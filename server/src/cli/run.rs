@@ -36,7 +36,7 @@ enum Host {
 impl Host {
     /// The running daemon of this state folder, else sessions in this process.
     async fn find() -> anyhow::Result<Host> {
-        let paths = DaemonPaths::for_state_home(&crate::store::state_home());
+        let paths = DaemonPaths::current();
         let (notifications, events) = mpsc::unbounded_channel();
         if crate::daemon::client::daemon_wanted(false)
             && let Some(client) = DaemonClient::connect(&paths, "cli", notifications).await?

@@ -3,7 +3,6 @@
 //! (session events) go to whoever subscribed.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -280,9 +279,4 @@ pub fn daemon_wanted(no_daemon_flag: bool) -> bool {
                 "off" | "0" | "false" | "no"
             )
         })
-}
-
-/// A path shown in messages.
-pub fn shown(path: &Path) -> String {
-    path.display().to_string()
 }

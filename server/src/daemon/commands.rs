@@ -29,18 +29,9 @@ pub enum DaemonCommand {
     Stop,
 }
 
-/// The state folder the daemon serves: the one a front started it for, else the user's.
-fn paths() -> DaemonPaths {
-    let state_home = std::env::var_os("TETHER_DAEMON_STATE")
-        .filter(|value| !value.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(crate::store::state_home);
-    DaemonPaths::for_state_home(&state_home)
-}
-
 /// Serves in the foreground until stopped; a second daemon for the same state exits at once.
 pub async fn run() -> anyhow::Result<ExitCode> {
-    let paths = paths();
+    let paths = DaemonPaths::current();
     let sources = ConfigSources::default();
     let idle_exit_mins = sources
         .resolve(None)
@@ -70,7 +61,7 @@ async fn running(paths: &DaemonPaths) -> anyhow::Result<Option<DaemonClient>> {
 }
 
 pub async fn status(json: bool) -> anyhow::Result<ExitCode> {
-    let paths = paths();
+    let paths = DaemonPaths::current();
     let Some(client) = running(&paths).await? else {
         eprintln!(
             "tether: no daemon is running for {} (it starts with the first editor)",
@@ -103,7 +94,7 @@ pub async fn status(json: bool) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn stop() -> anyhow::Result<ExitCode> {
-    let paths = paths();
+    let paths = DaemonPaths::current();
     let Some(client) = running(&paths).await? else {
         eprintln!(
             "tether: no daemon is running for {}",

@@ -9,6 +9,3 @@ pub mod paths;
 pub mod schedules;
 pub mod server;
 pub mod wire;
-
-/// What fronts and the daemon both call themselves in logs and messages.
-pub const NAME: &str = "tether daemon";

@@ -22,6 +22,16 @@ pub struct DaemonPaths {
 }
 
 impl DaemonPaths {
+    /// The daemon's files for this process: the state folder a front started the daemon for
+    /// (`TETHER_DAEMON_STATE`, set only in the daemon), else the user's.
+    pub fn current() -> DaemonPaths {
+        let state_home = std::env::var_os("TETHER_DAEMON_STATE")
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(crate::store::state_home);
+        DaemonPaths::for_state_home(&state_home)
+    }
+
     /// The daemon's files for the state folder `state_home`, as the environment places them.
     pub fn for_state_home(state_home: &Path) -> DaemonPaths {
         let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
@@ -32,12 +42,17 @@ impl DaemonPaths {
             Some(runtime_dir) if !explicit_home => runtime_dir.join("tether"),
             _ => state_home.to_owned(),
         };
+        DaemonPaths::in_folder(&dir, state_home)
+    }
+
+    /// The socket and lock in `dir`, serving `state_home`.
+    pub fn in_folder(dir: &Path, state_home: &Path) -> DaemonPaths {
         DaemonPaths {
             socket: dir.join("tether.sock"),
             lock: dir.join("tether.lock"),
             log: state_home.join("daemon.log"),
             state_home: state_home.to_owned(),
-            dir,
+            dir: dir.to_owned(),
         }
     }
 }

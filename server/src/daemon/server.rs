@@ -23,8 +23,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Error codes of the socket's own (the session methods use docs/protocol.md's).
 pub mod code {
     pub const NOT_HELLO: i64 = -31101;
-    pub const UNKNOWN_METHOD: i64 = -32601;
-    pub const INVALID_PARAMS: i64 = -32602;
+    pub use crate::host::INVALID_PARAMS;
 }
 
 /// `daemon/hello` params: who is attaching.
@@ -368,10 +367,7 @@ impl Connection {
                     tokio::spawn(async move {
                         let answer = crate::host::dispatch(&host.manager, &method, params)
                             .await
-                            .map_err(|error| WireError {
-                                code: error.code,
-                                message: error.message,
-                            });
+                            .map_err(WireError::from);
                         let _ = outgoing.send(Message::response(id, answer));
                     });
                 }
@@ -434,19 +430,15 @@ fn open_repository(manager: &SessionManager, params: Value) -> Result<Value, Wir
         code: code::INVALID_PARAMS,
         message: format!("invalid {}: {error}", wire::OPEN),
     })?;
-    let store = manager.open_repository(&open.root).map_err(|error| {
-        let error = crate::host::HostError::from(error);
-        WireError {
-            code: error.code,
-            message: error.message,
-        }
-    })?;
+    let store = manager
+        .open_repository(&open.root)
+        .map_err(|error| WireError::from(crate::host::HostError::from(error)))?;
     Ok(json!({"repo": store.repo()}))
 }
 
 fn to_value<T: Serialize>(value: T) -> Result<Value, WireError> {
     serde_json::to_value(value).map_err(|error| WireError {
-        code: -32603,
+        code: crate::api::error_code::INTERNAL,
         message: format!("cannot encode the reply: {error}"),
     })
 }

@@ -68,6 +68,15 @@ pub struct WireError {
     pub message: String,
 }
 
+impl From<crate::host::HostError> for WireError {
+    fn from(error: crate::host::HostError) -> WireError {
+        WireError {
+            code: error.code,
+            message: error.message,
+        }
+    }
+}
+
 impl Message {
     pub fn request(id: u64, method: &str, params: Value) -> Message {
         Message::Request {

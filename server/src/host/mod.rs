@@ -27,6 +27,8 @@ pub struct HostError {
 
 /// JSON-RPC's own code for params that do not fit.
 pub const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC's own code for a method that is not served here.
+pub const METHOD_NOT_FOUND: i64 = -32601;
 
 impl HostError {
     pub fn invalid_params(message: impl Into<String>) -> HostError {
@@ -89,7 +91,7 @@ pub async fn dispatch(
     }
     api::for_each_method!(by_type);
     Err(HostError {
-        code: -32601,
+        code: METHOD_NOT_FOUND,
         message: format!("unknown method {name:?}"),
     })
 }
@@ -112,7 +114,7 @@ macro_rules! front_only {
             async fn run(_: SessionManager, _: Self::Params) -> Result<Self::Result, HostError> {
                 debug_assert_eq!(<Self as Method>::SIDE, Side::Front);
                 Err(HostError {
-                    code: -32601,
+                    code: METHOD_NOT_FOUND,
                     message: format!(
                         "{} runs in the editor's front, not in the session host",
                         <Self as Method>::NAME

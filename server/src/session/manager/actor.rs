@@ -99,33 +99,21 @@ pub struct SessionView {
     pub open_questions: Arc<Vec<Item>>,
     /// Findings that are not dismissed.
     pub findings: Arc<Vec<(FindingSource, Finding)>>,
-    pub reviews_running: bool,
     pub in_loop: bool,
 }
 
 impl SessionView {
     fn of(actor: &SessionActor) -> SessionView {
-        SessionView::build(
-            &actor.state,
-            &actor.store,
-            !actor.running_reviews.is_empty(),
-            actor.active_loop.is_some(),
-        )
+        SessionView::build(&actor.state, &actor.store, actor.active_loop.is_some())
     }
 
-    fn build(
-        state: &SessionState,
-        store: &RepoStore,
-        reviews_running: bool,
-        in_loop: bool,
-    ) -> SessionView {
+    fn build(state: &SessionState, store: &RepoStore, in_loop: bool) -> SessionView {
         SessionView {
             info: info_of(state, !store.is_writable()),
             spec: Arc::new(state.spec.clone()),
             worktree_ready: state.worktree_ready,
             open_questions: Arc::new(state.open_questions.values().cloned().collect()),
             findings: Arc::new(state.findings.values().cloned().collect()),
-            reviews_running,
             in_loop,
         }
     }
@@ -183,7 +171,7 @@ impl SessionActor {
         log: Option<EventLog>,
         events: broadcast::Sender<AnnouncedEvent>,
     ) -> SessionActor {
-        let view = watch::Sender::new(Arc::new(SessionView::build(&state, &store, false, false)));
+        let view = watch::Sender::new(Arc::new(SessionView::build(&state, &store, false)));
         SessionActor {
             loaded_seq: state.last_seq,
             id,

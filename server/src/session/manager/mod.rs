@@ -491,11 +491,6 @@ impl SessionManager {
             })
     }
 
-    /// Whether a review or verification of the session is running or waiting to.
-    pub fn reviews_running(&self, id: &str) -> bool {
-        self.view(id).is_ok_and(|view| view.reviews_running)
-    }
-
     /// Stops every working session (they stay resumable) and flushes every log.
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
