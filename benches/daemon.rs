@@ -2,6 +2,7 @@
 //! → `daemon/hello` answered) and how long a front takes to attach to a running one (connect
 //! → `daemon/hello` answered), and a request round trip over the socket.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tether::daemon::client::DaemonClient;
@@ -17,27 +18,43 @@ async fn connect(paths: &DaemonPaths) -> Option<DaemonClient> {
         .flatten()
 }
 
+/// The daemon's files for a bench home: state, socket and lock in `<home>/state`.
+pub fn paths(home: &Path) -> DaemonPaths {
+    let state = home.join("state");
+    DaemonPaths::in_folder(&state, &state)
+}
+
+/// Starts `tether daemon` for a bench home (its state, config and data folders inside it).
+pub fn spawn_daemon(home: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .arg("daemon")
+        .env("TETHER_HOME", home.join("state"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tether daemon")
+}
+
+/// Waits until the daemon listens, then attaches with `notifications` for its events.
+pub async fn attach(
+    paths: &DaemonPaths,
+    notifications: tokio::sync::mpsc::UnboundedSender<(String, serde_json::Value)>,
+) -> DaemonClient {
+    while std::os::unix::net::UnixStream::connect(&paths.socket).is_err() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    DaemonClient::connect(paths, "bench", notifications)
+        .await
+        .expect("connect")
+        .expect("a daemon")
+}
+
 pub async fn bench_daemon() {
     let home = tempfile::tempdir().expect("tempdir");
-    let state = home.path().join("state");
-    let paths = DaemonPaths {
-        dir: state.clone(),
-        socket: state.join("tether.sock"),
-        lock: state.join("tether.lock"),
-        log: state.join("daemon.log"),
-        state_home: state.clone(),
-    };
-    let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-            .arg("daemon")
-            .env("TETHER_HOME", &state)
-            .env("XDG_CONFIG_HOME", home.path().join("config"))
-            .env("XDG_DATA_HOME", home.path().join("data"))
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn tether daemon")
-    };
+    let paths = paths(home.path());
+    let spawn = || spawn_daemon(home.path());
 
     let mut cold = Vec::new();
     for _ in 0..20 {

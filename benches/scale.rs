@@ -6,12 +6,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tether::daemon::client::DaemonClient;
-use tether::daemon::paths::DaemonPaths;
-use tether::session::{Event, EventRecord, Item, ItemPhase, MessageRole, Mode, SessionSpec};
+use tether::session::{Event, EventRecord, Item, ItemPhase, MessageRole};
 
 use super::support::{FakeModel, Reply, TestEnv};
-use super::{ms, percentile, rss_kib};
+use super::{bench_spec, ms, percentile, rss_kib};
 
 /// Writes `count` settled sessions of 100 events each into the state folder.
 fn write_idle_sessions(state: &Path, repo: &Path, count: usize) {
@@ -19,24 +17,7 @@ fn write_idle_sessions(state: &Path, repo: &Path, count: usize) {
     for session in 0..count {
         let id = format!("idle{session:05}");
         let mut log = store.create_log(&id).expect("log");
-        let spec = SessionSpec {
-            id: id.clone(),
-            name: format!("idle-{session}"),
-            title: "idle".into(),
-            mode: Mode::Develop,
-            repo: repo.to_owned(),
-            base_branch: "main".into(),
-            branch: format!("tether/idle-{session}"),
-            worktree: state.join("worktrees").join(&id),
-            provider: "fake".into(),
-            model: "fake".into(),
-            temperature: None,
-            max_tokens: None,
-            toggles: Default::default(),
-            created_at: session as u64,
-            cloned_from: None,
-            started_by: None,
-        };
+        let spec = bench_spec(&id, &format!("idle-{session}"), repo, state, session as u64);
         let mut events = vec![
             Event::Created {
                 session: Box::new(spec),
@@ -102,38 +83,9 @@ async fn one_size(total: usize) {
         ),
     )
     .expect("config");
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-        .arg("daemon")
-        .env("TETHER_HOME", &state)
-        .env("XDG_CONFIG_HOME", env.home().join("config"))
-        .env("XDG_DATA_HOME", env.home().join("data"))
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn tether daemon");
-    let paths = DaemonPaths {
-        dir: state.clone(),
-        socket: state.join("tether.sock"),
-        lock: state.join("tether.lock"),
-        log: state.join("daemon.log"),
-        state_home: state.clone(),
-    };
+    let mut daemon = super::daemon::spawn_daemon(env.home());
     let (notifications, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let client = loop {
-        let (sender, _) = tokio::sync::mpsc::unbounded_channel();
-        if DaemonClient::connect(&paths, "bench", sender)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-        {
-            break DaemonClient::connect(&paths, "bench", notifications)
-                .await
-                .expect("connect")
-                .expect("daemon");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let client = super::daemon::attach(&super::daemon::paths(env.home()), notifications).await;
     let opened = Instant::now();
     let _: Value = client
         .call("daemon/open", &json!({"root": repo}))

@@ -408,6 +408,28 @@ async fn bench_list_under_stream_load() {
     );
 }
 
+/// A settled bench session's record: a develop session on the fake provider.
+fn bench_spec(id: &str, name: &str, repo: &Path, state: &Path, created_at: u64) -> SessionSpec {
+    SessionSpec {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        title: "bench".into(),
+        mode: Mode::Develop,
+        repo: repo.to_owned(),
+        base_branch: "main".into(),
+        branch: format!("tether/{name}"),
+        worktree: state.join("worktrees").join(id),
+        provider: "fake".into(),
+        model: "fake".into(),
+        temperature: None,
+        max_tokens: None,
+        toggles: Default::default(),
+        created_at,
+        cloned_from: None,
+        started_by: None,
+    }
+}
+
 fn bench_recovery() {
     let env = TestEnv::new();
     let home = env.home().join("state");
@@ -417,24 +439,7 @@ fn bench_recovery() {
     for session in 0..1_000u64 {
         let id = format!("bench{session:05}");
         let mut log = store.create_log(&id).expect("log");
-        let spec = SessionSpec {
-            id: id.clone(),
-            name: format!("bench-{session}"),
-            title: "bench".into(),
-            mode: Mode::Develop,
-            repo: repo.clone(),
-            base_branch: "main".into(),
-            branch: format!("tether/bench-{session}"),
-            worktree: home.join("worktrees").join(&id),
-            provider: "fake".into(),
-            model: "fake".into(),
-            temperature: None,
-            max_tokens: None,
-            toggles: Default::default(),
-            created_at: session,
-            cloned_from: None,
-            started_by: None,
-        };
+        let spec = bench_spec(&id, &format!("bench-{session}"), &repo, &home, session);
         let mut records = vec![Event::Created {
             session: Box::new(spec),
         }];
