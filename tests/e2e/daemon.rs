@@ -73,6 +73,24 @@ async fn status(env: &TestEnv) -> Option<Value> {
         .then(|| serde_json::from_slice(&output.stdout).expect("status JSON"))
 }
 
+/// `tether sessions list --json` for `repo`, run synchronously (for polling in `until`).
+fn sessions_of(env: &TestEnv, repo: &str) -> Option<Value> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["sessions", "list", "--json", "--repo", repo])
+        .env("TETHER_HOME", env.home().join("state"))
+        .env("XDG_CONFIG_HOME", env.home().join("config"))
+        .env("XDG_DATA_HOME", env.home().join("data"))
+        .output()
+        .ok()?;
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+/// `tether daemon stop`, then waits for the daemon's process to end.
+async fn stop(env: &TestEnv, mut daemon: tokio::process::Child) {
+    let _ = tether(env, &["daemon", "stop"]).await;
+    let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
+}
+
 async fn wait_for_socket(env: &TestEnv) {
     let socket = socket(env);
     until("the daemon's socket", || socket.exists().then_some(())).await;
@@ -129,7 +147,7 @@ async fn a_stale_socket_is_replaced_and_an_open_folder_is_closed() {
     assert!(socket(&env).exists());
     assert!(status(&env).await.is_none(), "a stale socket is no daemon");
 
-    let mut daemon = spawn_daemon(&env);
+    let daemon = spawn_daemon(&env);
     until("the daemon to answer", || {
         std::os::unix::net::UnixStream::connect(socket(&env))
             .ok()
@@ -139,8 +157,7 @@ async fn a_stale_socket_is_replaced_and_an_open_folder_is_closed() {
     let serving = status(&env).await.expect("the new daemon answers");
     assert_eq!(serving["pid"].as_u64(), daemon.id().map(u64::from));
     assert_eq!(mode(&state), 0o700, "the folder is closed to others");
-    let _ = tether(&env, &["daemon", "stop"]).await;
-    let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
+    stop(&env, daemon).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +182,7 @@ async fn a_folder_of_another_user_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_front_must_say_hello_first_and_learns_the_daemons_version() {
     let env = TestEnv::new();
-    let mut daemon = spawn_daemon(&env);
+    let daemon = spawn_daemon(&env);
     wait_for_socket(&env).await;
     let stream = tokio::net::UnixStream::connect(socket(&env))
         .await
@@ -213,8 +230,7 @@ async fn a_front_must_say_hello_first_and_learns_the_daemons_version() {
     writer.write_all(b"not json\n").await.expect("write");
     assert!(lines.next_line().await.expect("read").is_none());
     assert!(status(&env).await.is_some());
-    let _ = tether(&env, &["daemon", "stop"]).await;
-    let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
+    stop(&env, daemon).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,7 +256,7 @@ async fn a_session_started_through_the_daemon_goes_on_when_its_command_is_killed
         Duration::from_millis(300),
     ));
     write_user_config(&env, &fake_provider(&model));
-    let mut daemon = spawn_daemon(&env);
+    let daemon = spawn_daemon(&env);
     wait_for_socket(&env).await;
 
     let repo = env.repo();
@@ -276,14 +292,7 @@ async fn a_session_started_through_the_daemon_goes_on_when_its_command_is_killed
 
     // The reply finishes in the daemon; the session is there for the next command.
     let sessions = until("the session to finish in the daemon", || {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(["sessions", "list", "--json", "--repo", repo_arg])
-            .env("TETHER_HOME", env.home().join("state"))
-            .env("XDG_CONFIG_HOME", env.home().join("config"))
-            .env("XDG_DATA_HOME", env.home().join("data"))
-            .output()
-            .ok()?;
-        let sessions: Value = serde_json::from_slice(&output.stdout).ok()?;
+        let sessions = sessions_of(&env, repo_arg)?;
         (sessions[0]["status"] == "waiting").then_some(sessions)
     })
     .await;
@@ -296,8 +305,7 @@ async fn a_session_started_through_the_daemon_goes_on_when_its_command_is_killed
     );
     let serving = status(&env).await.expect("the daemon serves on");
     assert_eq!(serving["sessions"], 1, "{serving}");
-    let _ = tether(&env, &["daemon", "stop"]).await;
-    let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
+    stop(&env, daemon).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +315,7 @@ async fn a_peer_of_another_user_is_refused_even_when_the_socket_is_opened_up() {
         return;
     }
     let env = TestEnv::new();
-    let mut daemon = spawn_daemon(&env);
+    let daemon = spawn_daemon(&env);
     wait_for_socket(&env).await;
     // As if the folder and socket had been opened to everyone: the peer check still holds.
     for path in [
@@ -352,8 +360,7 @@ print("answered" if data else "closed")
         status(&env).await.is_some(),
         "the daemon serves its own user"
     );
-    let _ = tether(&env, &["daemon", "stop"]).await;
-    let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
+    stop(&env, daemon).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,17 +391,8 @@ async fn a_scheduled_run_missed_while_the_daemon_was_down_starts_once_at_its_nex
     )
     .expect("write the record");
 
-    let list = || {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(["sessions", "list", "--json", "--repo", repo_arg])
-            .env("TETHER_HOME", env.home().join("state"))
-            .env("XDG_CONFIG_HOME", env.home().join("config"))
-            .env("XDG_DATA_HOME", env.home().join("data"))
-            .output()
-            .ok()?;
-        serde_json::from_slice::<Value>(&output.stdout).ok()
-    };
-    let mut daemon = spawn_daemon(&env);
+    let list = || sessions_of(&env, repo_arg);
+    let daemon = spawn_daemon(&env);
     wait_for_socket(&env).await;
     let sessions = until("the missed run to start and finish", || {
         let sessions = list()?;
@@ -415,13 +413,11 @@ async fn a_scheduled_run_missed_while_the_daemon_was_down_starts_once_at_its_nex
         "{record}"
     );
     // A daemon with schedules stays up; stopped and started again, it owes nothing.
-    let _ = tether(&env, &["daemon", "stop"]).await;
-    let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
-    let mut daemon = spawn_daemon(&env);
+    stop(&env, daemon).await;
+    let daemon = spawn_daemon(&env);
     wait_for_socket(&env).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sessions = list().expect("list");
     assert_eq!(sessions.as_array().map(Vec::len), Some(1), "{sessions}");
-    let _ = tether(&env, &["daemon", "stop"]).await;
-    let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
+    stop(&env, daemon).await;
 }
