@@ -9,11 +9,14 @@
 //! [`repository`]), and never name key variables or redirect keys.
 
 mod cache;
+mod daemon;
 mod files;
 pub mod hooks;
+mod refusals;
 mod repository;
 
 pub use cache::ConfigCache;
+pub use daemon::{DaemonSettings, ScheduleConfig};
 pub use repository::{ConfigWarning, IgnoredBecause, REPOSITORY_FILE};
 
 use std::collections::BTreeMap;
@@ -23,6 +26,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use files::{read_toml_if_present, user_config_path};
+use refusals::{check_keys_stay_home, check_repository_layer, provider_urls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -253,39 +257,6 @@ pub struct Config {
     pub schedules: Vec<ScheduleConfig>,
 }
 
-/// One `[[schedules]]` entry: a session the daemon starts at the times `cron` names (five
-/// fields, local time: minute hour day-of-month month day-of-week).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleConfig {
-    pub name: String,
-    pub cron: String,
-    pub prompt: String,
-    /// The repository (any path inside it).
-    pub root: PathBuf,
-    #[serde(default)]
-    pub provider: Option<String>,
-    #[serde(default)]
-    pub model: Option<String>,
-}
-
-/// `[daemon]`: the session host, read from your own settings (and the editor's) only: the
-/// daemon serves every repository, so no repository's file is asked.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DaemonSettings {
-    /// Minutes after the last front left, with no session working, before the daemon exits.
-    pub idle_exit_mins: f64,
-}
-
-impl Default for DaemonSettings {
-    fn default() -> Self {
-        DaemonSettings {
-            idle_exit_mins: 30.0,
-        }
-    }
-}
-
 /// `[trust]`, from the user's own settings only (a repository cannot trust itself).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -481,104 +452,6 @@ pub fn parse(value: Value) -> Result<Config, ConfigError> {
         key: error.path().to_string(),
         message: error.inner().to_string(),
     })
-}
-
-/// A repository's config file comes with the code, so it is not trusted with keys: it may not
-/// name a key variable, nor point a provider that sends a key at another URL. (Otherwise a
-/// cloned repository could send `OPENAI_API_KEY`, or any variable, to a server of its choice.)
-fn check_repository_layer(
-    path: &Path,
-    repo_layer: &Value,
-    below: &Value,
-) -> Result<(), ConfigError> {
-    if repo_layer.get("schedules").is_some() {
-        return Err(ConfigError::Invalid {
-            key: "schedules".to_owned(),
-            message: format!(
-                "{} cannot schedule sessions (they would run, and spend, without you); schedule them in your own settings",
-                path.display()
-            ),
-        });
-    }
-    if repo_layer.get("trust").is_some() {
-        return Err(ConfigError::Invalid {
-            key: "trust".to_owned(),
-            message: format!(
-                "{} cannot trust its own repository; trust it in your own settings or with tether.trust",
-                path.display()
-            ),
-        });
-    }
-    let Some(providers) = repo_layer.get("providers").and_then(Value::as_object) else {
-        return Ok(());
-    };
-    for (name, provider) in providers {
-        let untrusted = |key: &'static str| ConfigError::UntrustedKey {
-            path: path.to_owned(),
-            provider: name.clone(),
-            key,
-        };
-        if provider.get("api_key_env").is_some() {
-            return Err(untrusted("api_key_env"));
-        }
-        let sends_a_key = below
-            .get("providers")
-            .and_then(|providers| providers.get(name))
-            .and_then(|provider| provider.get("api_key_env"))
-            .is_some_and(|value| !value.is_null());
-        if sends_a_key && provider.get("base_url").is_some() {
-            return Err(untrusted("base_url"));
-        }
-    }
-    Ok(())
-}
-
-/// The providers whose `base_url` a layer sets.
-fn provider_urls(layer: &Value) -> Vec<String> {
-    layer
-        .get("providers")
-        .and_then(Value::as_object)
-        .map(|providers| {
-            providers
-                .iter()
-                .filter(|(_, provider)| provider.get("base_url").is_some())
-                .map(|(name, _)| name.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A provider the repository pointed at a URL must not end up sending a key there, even when
-/// the key variable comes from a later, trusted layer (the editor naming `api_key_env` for a
-/// provider the repository set up would otherwise send that key to the repository's server).
-fn check_keys_stay_home(
-    path: &Path,
-    repository_urls: &[String],
-    merged: &Value,
-    later_layers: &[&Value],
-) -> Result<(), ConfigError> {
-    for name in repository_urls {
-        let url_overridden = later_layers.iter().any(|layer| {
-            layer
-                .get("providers")
-                .and_then(|providers| providers.get(name))
-                .and_then(|provider| provider.get("base_url"))
-                .is_some_and(|url| !url.is_null())
-        });
-        let sends_a_key = merged
-            .get("providers")
-            .and_then(|providers| providers.get(name))
-            .and_then(|provider| provider.get("api_key_env"))
-            .is_some_and(|value| !value.is_null());
-        if sends_a_key && !url_overridden {
-            return Err(ConfigError::UntrustedKey {
-                path: path.to_owned(),
-                provider: name.clone(),
-                key: "base_url",
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Deep-merges the layer `overlay` (named `source_name` in errors) into `base`: objects
