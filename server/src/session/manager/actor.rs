@@ -407,9 +407,15 @@ pub(super) mod tests {
     use super::*;
     use crate::vocab::{Mode, new_item_id};
 
-    fn spec() -> SessionSpec {
-        SessionSpec {
-            id: "actor-test".into(),
+    /// A fresh session `id` of the repository `/repo`, logged under `home`, its `created`
+    /// event emitted on `events`; not yet running.
+    pub(in crate::session::manager) fn new_actor(
+        home: &Path,
+        id: &str,
+        events: broadcast::Sender<AnnouncedEvent>,
+    ) -> SessionActor {
+        let spec = SessionSpec {
+            id: id.into(),
             name: "demo".into(),
             title: "Demo".into(),
             mode: Mode::Develop,
@@ -425,7 +431,21 @@ pub(super) mod tests {
             created_at: 1,
             cloned_from: None,
             started_by: None,
-        }
+        };
+        let store = Arc::new(RepoStore::open(home, Path::new("/repo")).expect("open the store"));
+        let log = store.create_log(id).expect("create the log");
+        let created = EventRecord {
+            seq: 0,
+            at: 1,
+            event: Event::Created {
+                session: Box::new(spec.clone()),
+            },
+        };
+        let mut state = SessionState::new(spec, &created);
+        state.last_seq = 0;
+        let mut actor = SessionActor::new(id.into(), store, state, Some(log), events);
+        actor.emit(created.event).expect("emit created");
+        actor
     }
 
     /// A running actor for a fresh session, its events' channel, and the folder it logs in.
@@ -435,21 +455,8 @@ pub(super) mod tests {
         tempfile::TempDir,
     ) {
         let home = tempfile::tempdir().expect("tempdir");
-        let store =
-            Arc::new(RepoStore::open(home.path(), Path::new("/repo")).expect("open the store"));
-        let log = store.create_log("actor-test").expect("create the log");
-        let created = EventRecord {
-            seq: 0,
-            at: 1,
-            event: Event::Created {
-                session: Box::new(spec()),
-            },
-        };
-        let mut state = SessionState::new(spec(), &created);
-        state.last_seq = 0;
         let (events, receiver) = broadcast::channel(1024);
-        let mut actor = SessionActor::new("actor-test".into(), store, state, Some(log), events);
-        actor.emit(created.event).expect("emit created");
+        let actor = new_actor(home.path(), "actor-test", events);
         (
             actor.spawn(&tokio::runtime::Handle::current()),
             receiver,

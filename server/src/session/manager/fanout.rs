@@ -171,9 +171,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::session::manager::actor::SessionActor;
-    use crate::store::RepoStore;
-    use crate::vocab::{Event, EventRecord, Mode, SessionSpec, SessionState};
+    use crate::session::manager::actor::tests::new_actor;
+    use crate::vocab::Event;
 
     /// A manager whose channel holds four events, with one session in it.
     fn manager_with_a_session(
@@ -181,43 +180,7 @@ mod tests {
     ) -> (SessionManager, Arc<super::super::actor::SessionHandle>) {
         let manager = SessionManager::with_event_capacity(home.to_owned(), Default::default(), 4)
             .expect("manager");
-        let spec = SessionSpec {
-            id: "fanout".into(),
-            name: "fanout".into(),
-            title: "t".into(),
-            mode: Mode::Develop,
-            repo: "/repo".into(),
-            base_branch: "main".into(),
-            branch: "tether/fanout".into(),
-            worktree: "/wt".into(),
-            provider: "p".into(),
-            model: "m".into(),
-            temperature: None,
-            max_tokens: None,
-            toggles: Default::default(),
-            created_at: 1,
-            cloned_from: None,
-            started_by: None,
-        };
-        let store = Arc::new(RepoStore::open(home, Path::new("/repo")).expect("store"));
-        let log = store.create_log("fanout").expect("log");
-        let created = EventRecord {
-            seq: 0,
-            at: 1,
-            event: Event::Created {
-                session: Box::new(spec.clone()),
-            },
-        };
-        let mut state = SessionState::new(spec, &created);
-        state.last_seq = 0;
-        let mut actor = SessionActor::new(
-            "fanout".into(),
-            store,
-            state,
-            Some(log),
-            manager.inner.events.clone(),
-        );
-        actor.emit(created.event).expect("created");
+        let actor = new_actor(home, "fanout", manager.inner.events.clone());
         let handle = Arc::new(actor.spawn(&manager.inner.runtime));
         manager
             .inner
