@@ -427,6 +427,7 @@ fn bench_spec(id: &str, name: &str, repo: &Path, state: &Path, created_at: u64) 
         created_at,
         cloned_from: None,
         started_by: None,
+        settings_profile: None,
     }
 }
 

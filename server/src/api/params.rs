@@ -57,6 +57,9 @@ pub struct CreateParams {
     /// Who asks; a front sets it (`{kind: "editor", name}`, `{kind: "cli"}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_by: Option<crate::vocab::StartedBy>,
+    /// The editor settings the session follows; a front sets it to its editor's profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

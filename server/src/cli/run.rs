@@ -72,6 +72,7 @@ impl Host {
                     model: request.model,
                     toggles: request.toggles,
                     started_by: request.started_by,
+                    settings_profile: None,
                 };
                 Ok(client.call(methods::Create::NAME, &params).await?)
             }
@@ -157,6 +158,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             model: args.model,
             toggles: Default::default(),
             started_by: Some(crate::vocab::StartedBy::Cli),
+            settings_profile: None,
         })
         .await
         .context("cannot start the session")?;

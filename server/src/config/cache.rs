@@ -2,6 +2,11 @@
 //! through [`ConfigCache::set_editor_layer`], and a settings file counts as changed when its
 //! size, times or inode differ from when it was parsed (a stat per file per lookup, instead
 //! of reading and parsing both files at every use).
+//!
+//! When sessions live in the daemon, each editor's layers are a *profile*
+//! ([`ConfigCache::set_profile`]): a session records the profile of the editor that started
+//! it and resolves its settings with that editor's layers, also after the editor left and
+//! after the daemon restarted (a profile some session uses is kept on disk).
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -46,6 +51,25 @@ fn stamps(repo: Option<&Path>) -> Stamps {
     }
 }
 
+/// An editor's two layers of settings: what a profile holds.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EditorLayers {
+    #[serde(default)]
+    pub initialization: Value,
+    #[serde(default)]
+    pub settings: Value,
+}
+
+/// Whether `id` may name a profile: it names a file, so nothing but letters, digits, `-`
+/// and `_`, and not too long.
+pub fn valid_profile_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+}
+
 struct Cached {
     stamps: Stamps,
     /// The editor layers' generation it was parsed with.
@@ -56,16 +80,30 @@ struct Cached {
 /// The settings of every repository, parsed once per change.
 #[derive(Default)]
 pub struct ConfigCache {
-    /// The editor's layers and their generation, bumped by every change.
+    /// The editor's layers and their generation, bumped by every change (of a profile too).
     sources: RwLock<(ConfigSources, u64)>,
-    resolved: Mutex<HashMap<Option<PathBuf>, Cached>>,
+    /// Editors' layers by profile id; read from `profiles_dir` when first needed.
+    profiles: RwLock<HashMap<String, EditorLayers>>,
+    /// Where profiles that sessions use are kept (`None`: in memory only).
+    profiles_dir: Option<PathBuf>,
+    resolved: Mutex<HashMap<(Option<PathBuf>, Option<String>), Cached>>,
 }
 
 impl ConfigCache {
     pub fn new(sources: ConfigSources) -> ConfigCache {
         ConfigCache {
             sources: RwLock::new((sources, 0)),
+            profiles: RwLock::default(),
+            profiles_dir: None,
             resolved: Mutex::default(),
+        }
+    }
+
+    /// A cache that keeps the profiles sessions use in `dir`.
+    pub fn with_profiles_dir(sources: ConfigSources, dir: PathBuf) -> ConfigCache {
+        ConfigCache {
+            profiles_dir: Some(dir),
+            ..ConfigCache::new(sources)
         }
     }
 
@@ -85,9 +123,25 @@ impl ConfigCache {
     /// the repository's file tried that was ignored. A file that cannot be used is an error
     /// every time it is asked for, naming the file, until it is fixed.
     pub fn resolve(&self, repo: Option<&Path>) -> Result<Arc<Resolved>, ConfigError> {
-        let key = repo.map(Path::to_owned);
+        self.resolve_for(repo, None)
+    }
+
+    /// [`ConfigCache::resolve`] with the layers of editor profile `profile` in place of the
+    /// cache's own editor layers. A profile that is known nowhere (its file was removed)
+    /// counts as an editor that set nothing.
+    pub fn resolve_for(
+        &self,
+        repo: Option<&Path>,
+        profile: Option<&str>,
+    ) -> Result<Arc<Resolved>, ConfigError> {
+        let key = (repo.map(Path::to_owned), profile.map(str::to_owned));
         let now = stamps(repo);
-        let (sources, generation) = self.layers();
+        let (mut sources, generation) = self.layers();
+        if let Some(profile) = profile {
+            let layers = self.profile(profile).unwrap_or_default();
+            sources.initialization = layers.initialization;
+            sources.settings = layers.settings;
+        }
         if let Some(cached) = self.cache().get(&key)
             && cached.stamps == now
             && cached.generation == generation
@@ -134,7 +188,124 @@ impl ConfigCache {
         Ok(resolved)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Option<PathBuf>, Cached>> {
+    /// Replaces the layers of editor profile `id`. Layers that are not objects, or that do
+    /// not parse, are refused and the profile stays as it was. A profile kept on disk is
+    /// written again.
+    pub fn set_profile(&self, id: &str, layers: EditorLayers) -> Result<(), ConfigError> {
+        if !valid_profile_id(id) {
+            return Err(ConfigError::Invalid {
+                key: "profile".to_owned(),
+                message: format!("{id:?} is not a profile id (letters, digits, - and _)"),
+            });
+        }
+        let mut sources = self.layers().0;
+        sources.set_editor_layer(EditorLayer::Initialization, layers.initialization.clone())?;
+        sources.set_editor_layer(EditorLayer::Settings, layers.settings.clone())?;
+        sources.resolve_with_warnings(None)?;
+        let kept = self
+            .profile_file(id)
+            .filter(|file| file.exists())
+            .map(|_| self.keep(id, &layers));
+        self.profiles
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned(), layers);
+        self.bump();
+        match kept {
+            Some(Err(error)) => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes profile `id` to disk, so that the sessions using it keep its settings after
+    /// the editor leaves and the daemon restarts.
+    pub fn keep_profile(&self, id: &str) -> Result<(), ConfigError> {
+        match self.profile(id) {
+            Some(layers) => self.keep(id, &layers),
+            None => Ok(()),
+        }
+    }
+
+    fn keep(&self, id: &str, layers: &EditorLayers) -> Result<(), ConfigError> {
+        let Some(file) = self.profile_file(id) else {
+            return Ok(());
+        };
+        let failed = |source: std::io::Error| ConfigError::Read {
+            path: file.clone(),
+            source,
+        };
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(failed)?;
+        }
+        let text = serde_json::to_vec(layers).map_err(|error| failed(error.into()))?;
+        // Only the user reads it: it names providers and where their keys are.
+        let partial = file.with_extension("json.partial");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut out = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)
+                .map_err(failed)?;
+            out.write_all(&text).map_err(failed)?;
+            out.sync_all().map_err(failed)?;
+        }
+        std::fs::rename(&partial, &file).map_err(failed)
+    }
+
+    /// Profile `id`, from memory or from its file.
+    fn profile(&self, id: &str) -> Option<EditorLayers> {
+        if let Some(layers) = self
+            .profiles
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+        {
+            return Some(layers.clone());
+        }
+        let file = self.profile_file(id)?;
+        // Bounded: a profile is a few settings, never megabytes.
+        if std::fs::metadata(&file).ok()?.len() > 1 << 20 {
+            tracing::warn!("{} is too large; using no editor settings", file.display());
+            return None;
+        }
+        let text = std::fs::read(&file).ok()?;
+        let layers: EditorLayers = match serde_json::from_slice(&text) {
+            Ok(layers) => layers,
+            Err(error) => {
+                tracing::warn!("{}: {error}; using no editor settings", file.display());
+                return None;
+            }
+        };
+        self.profiles
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned(), layers.clone());
+        Some(layers)
+    }
+
+    fn profile_file(&self, id: &str) -> Option<PathBuf> {
+        let dir = self.profiles_dir.as_ref()?;
+        valid_profile_id(id).then(|| dir.join(format!("{id}.json")))
+    }
+
+    /// The layers changed: what was parsed with the old ones is dropped.
+    fn bump(&self) {
+        let mut sources = self
+            .sources
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sources.1 += 1;
+        drop(sources);
+        self.cache().clear();
+    }
+
+    fn cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(Option<PathBuf>, Option<String>), Cached>> {
         self.resolved
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -143,6 +314,8 @@ impl ConfigCache {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -202,5 +375,81 @@ mod tests {
                 .max_turns,
             3
         );
+    }
+
+    #[test]
+    fn a_profile_kept_by_a_session_outlives_the_cache_that_set_it() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let dir = home.path().join("editors");
+        let cache = ConfigCache::with_profiles_dir(ConfigSources::default(), dir.clone());
+        let layers = EditorLayers {
+            initialization: serde_json::json!({"session": {"max_turns": 4}}),
+            settings: serde_json::json!({"session": {"max_turns": 5}}),
+        };
+        cache.set_profile("editor-1", layers.clone()).expect("set");
+        // Not kept until a session uses it: editors that start nothing leave no file.
+        assert!(!dir.join("editor-1.json").exists());
+        let resolved = cache.resolve_for(None, Some("editor-1")).expect("resolve");
+        assert_eq!(
+            resolved.config.session.max_turns, 5,
+            "the latest layer wins"
+        );
+        let own = cache.resolve(None).expect("resolve");
+        assert_ne!(
+            own.config.session.max_turns, 5,
+            "the host's own layers are apart"
+        );
+
+        cache.keep_profile("editor-1").expect("keep");
+        let mode = std::fs::metadata(dir.join("editor-1.json"))
+            .expect("kept")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Kept profiles are written again when they change.
+        let changed = EditorLayers {
+            settings: serde_json::json!({"session": {"max_turns": 6}}),
+            ..layers
+        };
+        cache.set_profile("editor-1", changed).expect("set");
+        let restarted = ConfigCache::with_profiles_dir(ConfigSources::default(), dir);
+        let resolved = restarted
+            .resolve_for(None, Some("editor-1"))
+            .expect("resolve");
+        assert_eq!(resolved.config.session.max_turns, 6);
+        // An unknown profile is an editor that set nothing.
+        let unknown = restarted.resolve_for(None, Some("gone")).expect("resolve");
+        assert_eq!(
+            unknown.config.session.max_turns,
+            restarted
+                .resolve(None)
+                .expect("resolve")
+                .config
+                .session
+                .max_turns
+        );
+    }
+
+    #[test]
+    fn profiles_with_a_path_for_a_name_or_bad_layers_are_refused() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let cache =
+            ConfigCache::with_profiles_dir(ConfigSources::default(), home.path().join("editors"));
+        for id in ["../escape", "", "a/b", "x.json"] {
+            assert!(
+                cache.set_profile(id, EditorLayers::default()).is_err(),
+                "{id:?} was taken"
+            );
+        }
+        let bad = EditorLayers {
+            initialization: serde_json::json!([1]),
+            settings: Value::Null,
+        };
+        assert!(cache.set_profile("ok", bad).is_err());
+        assert!(
+            cache.profile("ok").is_none(),
+            "a refused profile is not kept"
+        );
+        assert!(!home.path().join("escape.json").exists());
     }
 }

@@ -15,7 +15,7 @@ pub mod hooks;
 mod refusals;
 mod repository;
 
-pub use cache::ConfigCache;
+pub use cache::{ConfigCache, EditorLayers, valid_profile_id};
 pub use daemon::{DaemonSettings, ScheduleConfig};
 pub use repository::{ConfigWarning, IgnoredBecause, REPOSITORY_FILE};
 

@@ -156,6 +156,7 @@ async fn start(manager: &SessionManager, schedule: &ScheduleConfig) {
             started_by: Some(StartedBy::Schedule {
                 name: schedule.name.clone(),
             }),
+            settings_profile: None,
         })
         .await;
     match started {

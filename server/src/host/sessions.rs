@@ -37,6 +37,7 @@ impl HostMethod for methods::Create {
                 model: params.model,
                 toggles: params.toggles,
                 started_by: params.started_by,
+                settings_profile: params.settings_profile,
             })
             .await?;
         Ok(info.into())

@@ -457,6 +457,7 @@ impl Transcripts {
                 model: None,
                 toggles: Default::default(),
                 started_by: Some(self.started_by.clone()),
+                settings_profile: None,
             })
             .await;
         match created {

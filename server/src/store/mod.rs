@@ -483,6 +483,7 @@ mod tests {
             created_at: 1,
             cloned_from: None,
             started_by: None,
+            settings_profile: None,
         }
     }
 

@@ -411,6 +411,10 @@ pub struct SessionSpec {
     /// Who started it; `None` in logs written before tether recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_by: Option<StartedBy>,
+    /// The editor settings it follows: the profile of the editor that started it (see
+    /// `config::ConfigCache::set_profile`); `None` for the host's own settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_profile: Option<String>,
 }
 
 /// Where a session came from.

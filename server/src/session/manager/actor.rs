@@ -431,6 +431,7 @@ pub(super) mod tests {
             created_at: 1,
             cloned_from: None,
             started_by: None,
+            settings_profile: None,
         };
         let store = Arc::new(RepoStore::open(home, Path::new("/repo")).expect("open the store"));
         let log = store.create_log(id).expect("create the log");

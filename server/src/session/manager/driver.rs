@@ -147,7 +147,7 @@ async fn drive_turns(
         .await?;
     run_start_hooks(manager, handle, !view.worktree_ready).await?;
 
-    let resolved = manager.config(&spec.repo)?;
+    let resolved = manager.config_of(&spec)?;
     let config = &resolved.config;
     let provider = build_provider(&spec.provider, config.provider(&spec.provider)?)?;
     let settings = turn_settings(manager, handle, &spec, config).await?;

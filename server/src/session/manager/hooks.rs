@@ -173,7 +173,7 @@ impl SessionManager {
         let handle = self.writable_handle(id)?;
         let view = handle.view();
         let has_hooks = self
-            .config(&view.spec.repo)
+            .config_of(&view.spec)
             .is_ok_and(|resolved| !resolved.config.hooks.on_done.is_empty());
         if !has_hooks {
             return self.complete(id).await;

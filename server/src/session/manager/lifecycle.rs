@@ -37,6 +37,7 @@ pub(super) struct NewSession {
     pub cloned_from: Option<String>,
     pub prompt: Option<String>,
     pub started_by: Option<crate::vocab::StartedBy>,
+    pub settings_profile: Option<String>,
 }
 
 impl SessionActor {
@@ -116,6 +117,7 @@ impl SessionManager {
             cloned_from: None,
             prompt: Some(request.prompt),
             started_by: request.started_by,
+            settings_profile: request.settings_profile,
         })
         .await
     }
@@ -131,7 +133,15 @@ impl SessionManager {
         if !store.is_writable() {
             return Err(SessionError::ReadOnly(store.read_only_reason()));
         }
-        let resolved = self.config(&repository.root)?;
+        if let Some(profile) = &new.settings_profile
+            && !crate::config::valid_profile_id(profile)
+        {
+            return Err(SessionError::InvalidParams {
+                field: "settingsProfile",
+                message: format!("{profile:?} is not a profile id (letters, digits, - and _)"),
+            });
+        }
+        let resolved = self.config(&repository.root, new.settings_profile.as_deref())?;
         let (config, config_warnings) = (&resolved.config, &resolved.warnings);
         let provider = new
             .provider
@@ -202,7 +212,13 @@ impl SessionManager {
             created_at: now_millis(),
             cloned_from: new.cloned_from,
             started_by: new.started_by,
+            settings_profile: new.settings_profile,
         };
+        if let Some(profile) = &spec.settings_profile {
+            // Kept on disk: the session follows its editor's settings after the editor
+            // leaves and after the daemon restarts.
+            self.inner.config.keep_profile(profile)?;
+        }
         let log = store.create_log(&id)?;
         let id: Arc<str> = Arc::from(id.as_str());
         let created = EventRecord {
@@ -436,6 +452,7 @@ impl SessionManager {
             cloned_from: Some(spec.id.clone()),
             prompt: None,
             started_by: spec.started_by.clone(),
+            settings_profile: spec.settings_profile.clone(),
         })
         .await
     }

@@ -91,6 +91,8 @@ pub struct CreateSession {
     pub toggles: BTreeMap<String, bool>,
     /// Who asks: an editor (by name), `tether run`, a schedule.
     pub started_by: Option<crate::vocab::StartedBy>,
+    /// The editor settings profile the session follows (`None`: the host's settings).
+    pub settings_profile: Option<String>,
 }
 
 /// A session as lists and pickers show it (SessionInfo in docs/protocol.md).
@@ -208,11 +210,12 @@ impl SessionManager {
             }
         };
         let (events, _) = broadcast::channel(capacity);
+        let config = ConfigCache::with_profiles_dir(sources, home.join("editors"));
         Ok(SessionManager {
             inner: Arc::new(ManagerInner {
                 home,
                 runtime: tokio::runtime::Handle::current(),
-                config: ConfigCache::new(sources),
+                config,
                 repos: Mutex::new(HashMap::new()),
                 sessions: dashmap::DashMap::new(),
                 events,
@@ -295,8 +298,8 @@ impl SessionManager {
         handle: &SessionHandle,
         what: String,
     ) -> Option<Arc<crate::config::Resolved>> {
-        let repo = handle.view().spec.repo.clone();
-        match self.config(&repo) {
+        let spec = handle.view().spec.clone();
+        match self.config_of(&spec) {
             Ok(resolved) => Some(resolved),
             Err(error) => {
                 handle.tell(move |actor| {
@@ -309,9 +312,32 @@ impl SessionManager {
         }
     }
 
-    /// The settings for sessions of `repo`, parsed again only when they changed.
-    fn config(&self, repo: &Path) -> Result<Arc<crate::config::Resolved>, ConfigError> {
-        self.inner.config.resolve(Some(repo))
+    /// The settings for sessions of `repo` that follow editor profile `profile`, parsed
+    /// again only when they changed.
+    fn config(
+        &self,
+        repo: &Path,
+        profile: Option<&str>,
+    ) -> Result<Arc<crate::config::Resolved>, ConfigError> {
+        self.inner.config.resolve_for(Some(repo), profile)
+    }
+
+    /// The settings a session runs with: its repository's, with its editor's layers.
+    fn config_of(
+        &self,
+        spec: &crate::vocab::SessionSpec,
+    ) -> Result<Arc<crate::config::Resolved>, ConfigError> {
+        self.config(&spec.repo, spec.settings_profile.as_deref())
+    }
+
+    /// Replaces the layers of an editor's profile: the sessions that editor started follow
+    /// them from their next step.
+    pub fn set_profile(
+        &self,
+        id: &str,
+        layers: crate::config::EditorLayers,
+    ) -> Result<(), SessionError> {
+        Ok(self.inner.config.set_profile(id, layers)?)
     }
 
     /// The repository containing `path`, and what its `.tether/config.toml` tried that was
@@ -321,7 +347,7 @@ impl SessionManager {
         path: &Path,
     ) -> Result<(PathBuf, Vec<ConfigWarning>), SessionError> {
         let repository = workspace::discover(path)?;
-        let resolved = self.config(&repository.root)?;
+        let resolved = self.config(&repository.root, None)?;
         Ok((repository.root, resolved.warnings.clone()))
     }
 

@@ -298,7 +298,7 @@ impl SessionManager {
         let task = self
             .first_prompt(&spec.id)
             .unwrap_or_else(|| spec.title.clone());
-        let resolved = self.config(&spec.repo).map_err(|error| failed(&error))?;
+        let resolved = self.config_of(&spec).map_err(|error| failed(&error))?;
         let config = &resolved.config;
         let provider_name = config
             .review
