@@ -18,7 +18,7 @@ mod beneath;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-
+pub mod front;
 pub mod hooks;
 pub mod host;
 pub mod lsp;

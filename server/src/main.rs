@@ -10,16 +10,31 @@ use tracing_subscriber::EnvFilter;
 /// runtime: a request is never queued behind busy session tasks. Requests that touch git or
 /// the disk run on the worker runtime too (its blocking pool), which is not waited for on
 /// the way out.
-fn serve_lsp(sessions_runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
-    let manager = {
+///
+/// By default the sessions live in the daemon (started on demand) and this process is the
+/// editor's front; with `--no-daemon` or `TETHER_DAEMON=off` they live here.
+fn serve_lsp(
+    sessions_runtime: &tokio::runtime::Runtime,
+    no_daemon: bool,
+) -> anyhow::Result<ExitCode> {
+    let sessions = if tether::daemon::client::daemon_wanted(no_daemon) {
+        let paths = tether::daemon::paths::DaemonPaths::current();
+        tether::front::Sessions::Remote(tether::front::Remote::start(
+            paths,
+            sessions_runtime.handle(),
+        ))
+    } else {
         let _inside = sessions_runtime.enter();
-        tether::session::SessionManager::new(tether::store::state_home(), Default::default())?
+        tether::front::Sessions::Local(tether::session::SessionManager::new(
+            tether::store::state_home(),
+            Default::default(),
+        )?)
     };
     let lsp_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     lsp_runtime.block_on(tether::lsp::serve_stdio(
-        manager,
+        sessions,
         sessions_runtime.handle().clone(),
     ));
     Ok(ExitCode::SUCCESS)
@@ -62,8 +77,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = match cli.command.unwrap_or(Command::Lsp) {
-        Command::Lsp => serve_lsp(&runtime),
+    let outcome = match cli.command.unwrap_or(Command::Lsp { no_daemon: false }) {
+        Command::Lsp { no_daemon } => serve_lsp(&runtime, no_daemon),
         Command::Run(args) => runtime.block_on(tether::cli::run(args)),
         Command::Sessions(command) => runtime.block_on(tether::cli::sessions(command)),
         Command::Daemon { command } => {

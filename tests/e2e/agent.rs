@@ -280,6 +280,15 @@ async fn stop_during_a_long_command_kills_its_process_group_and_stays_resumable(
         "the command's whole group is gone: {:?}",
         group_members(group)
     );
+    // The reply to `stop` and the events it caused travel apart (events come through the
+    // daemon's stream): wait for the tool call's end.
+    client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "item"
+                && event["phase"] == "completed"
+                && event["item"]["type"] == "toolCall"
+        })
+        .await;
     let calls = completed_items(&client.session_events(&id), "toolCall");
     assert_eq!(calls[0]["status"], "failed");
     assert!(

@@ -283,11 +283,11 @@ async fn a_second_server_on_the_same_repository_is_read_only() {
     let env = TestEnv::new();
     let model = FakeModel::start().await;
     model.set_fallback(Reply::text(&["first"]));
-    let mut first = env.server(&model).await;
+    let mut first = env.server_in_process(&model).await;
     let (_, id) = first.create(json!({"prompt": "owned by the first"})).await;
     first.wait_for_status(&id, "waiting").await;
 
-    let mut second = env.server(&model).await;
+    let mut second = env.server_in_process(&model).await;
     let error = second
         .call_err("tether/session/create", json!({"prompt": "x"}))
         .await;

@@ -6,14 +6,6 @@ use serde_json::{Value, json};
 
 use crate::support::{FakeModel, LspClient, Reply, TestEnv};
 
-/// The user's own file, `$XDG_CONFIG_HOME/tether/config.toml` (the harness points
-/// `XDG_CONFIG_HOME` at `<home>/config`).
-fn write_user_config(env: &TestEnv, text: &str) {
-    let dir = env.home().join("config/tether");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(dir.join("config.toml"), text).expect("write the user's config");
-}
-
 fn write_repository_config(env: &TestEnv, text: &str) {
     let dir = env.repo().join(".tether");
     std::fs::create_dir_all(&dir).expect("mkdir");
@@ -40,8 +32,7 @@ const SECRET_VALUE: &str = "planted-secret-value-123";
 async fn a_repository_cannot_loosen_the_users_safety_settings() {
     let env = TestEnv::new();
     let model = FakeModel::start().await;
-    write_user_config(
-        &env,
+    env.write_user_config(
         r#"
         [session]
         sandbox = "required"
@@ -245,7 +236,7 @@ async fn settings_that_are_not_an_object_are_refused_and_the_layers_stay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_settings_file_is_reported_and_the_server_keeps_serving() {
     let env = TestEnv::new();
-    write_user_config(&env, "[session\nmax_working = \"many\"\n");
+    env.write_user_config("[session\nmax_working = \"many\"\n");
     let model = FakeModel::start().await;
     model.set_fallback(Reply::text(&["fine"]));
     let mut client = env.server(&model).await;
@@ -269,7 +260,7 @@ async fn a_broken_settings_file_is_reported_and_the_server_keeps_serving() {
             .is_some_and(|message| message.contains("config.toml")),
         "{error}"
     );
-    write_user_config(&env, "[session]\nmax_working = 2\n");
+    env.write_user_config("[session]\nmax_working = 2\n");
     let (_, id) = client.create(json!({"prompt": "hello again"})).await;
     client.wait_for_status(&id, "waiting").await;
     client.shutdown().await;

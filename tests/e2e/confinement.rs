@@ -551,6 +551,7 @@ async fn commands_left_running_die_with_tether_and_a_restart_ends_what_survived(
     let worktree = worktree_of(&info);
     let ticks = background_running(&worktree).await;
     client.kill().await;
+    env.kill_daemon();
     assert!(
         stopped_growing(&ticks).await,
         "the writer outlived a kill -9 of tether"
@@ -581,6 +582,7 @@ async fn commands_left_running_die_with_tether_and_a_restart_ends_what_survived(
         }
     }
     client.kill().await;
+    env.kill_daemon();
     let before = size_of(&ticks);
     assert!(
         eventually(Duration::from_secs(3), || size_of(&ticks) > before).await,

@@ -31,12 +31,6 @@ fn socket(env: &TestEnv) -> PathBuf {
     env.home().join("state/tether.sock")
 }
 
-fn write_user_config(env: &TestEnv, text: &str) {
-    let dir = env.home().join("config/tether");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(dir.join("config.toml"), text).expect("write config");
-}
-
 fn fake_provider(model: &FakeModel) -> String {
     format!(
         "default_provider = \"fake\"\n\n[review]\nauto = false\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 0\n",
@@ -236,7 +230,7 @@ async fn a_front_must_say_hello_first_and_learns_the_daemons_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_exits_when_idle() {
     let env = TestEnv::new();
-    write_user_config(&env, "[daemon]\nidle_exit_mins = 0.02\n");
+    env.write_user_config("[daemon]\nidle_exit_mins = 0.02\n");
     let mut daemon = spawn_daemon(&env);
     wait_for_socket(&env).await;
     let exit = tokio::time::timeout(Duration::from_secs(30), daemon.wait())
@@ -255,7 +249,7 @@ async fn a_session_started_through_the_daemon_goes_on_when_its_command_is_killed
         &["one ", "two ", "three ", "four ", "five ", "six"],
         Duration::from_millis(300),
     ));
-    write_user_config(&env, &fake_provider(&model));
+    env.write_user_config(&fake_provider(&model));
     let daemon = spawn_daemon(&env);
     wait_for_socket(&env).await;
 
@@ -370,8 +364,7 @@ async fn a_scheduled_run_missed_while_the_daemon_was_down_starts_once_at_its_nex
     model.set_fallback(Reply::text(&["Nightly work done."]));
     let repo = env.repo();
     let repo_arg = repo.to_str().expect("utf-8 path");
-    write_user_config(
-        &env,
+    env.write_user_config(
         &format!(
             "{}\n[[schedules]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\nprompt = \"Tidy the README\"\nroot = \"{repo_arg}\"\n",
             fake_provider(&model)

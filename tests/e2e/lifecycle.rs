@@ -321,9 +321,9 @@ async fn sessions_beyond_the_working_cap_wait_in_order() {
         &["slow ", "reply"],
         Duration::from_millis(300),
     ));
-    let mut settings = model.settings();
-    settings["session"] = json!({"max_working": 1});
-    let mut client = env.server_with(settings).await;
+    // The cap is the session host's: the user's own file sets it, for every editor.
+    env.write_user_config("[session]\nmax_working = 1\n");
+    let mut client = env.server(&model).await;
 
     let mut ids = Vec::new();
     for prompt in ["first task", "second task", "third task"] {

@@ -11,6 +11,7 @@ mod confinement;
 mod crash;
 mod daemon;
 mod findings;
+mod front;
 mod git_ops;
 mod helix;
 mod hooks;

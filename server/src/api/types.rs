@@ -89,6 +89,55 @@ impl From<crate::session::SessionInfo> for SessionInfo {
     }
 }
 
+impl From<SessionInfo> for crate::session::SessionInfo {
+    fn from(info: SessionInfo) -> Self {
+        let SessionInfo {
+            id,
+            name,
+            title,
+            mode,
+            status,
+            activity,
+            status_reason,
+            provider,
+            model,
+            branch,
+            base_branch,
+            repo,
+            worktree,
+            created_at,
+            updated_at,
+            usage,
+            queued_messages,
+            last_seq,
+            read_only,
+            started_by,
+        } = info;
+        crate::session::SessionInfo {
+            id,
+            name,
+            title,
+            mode,
+            status,
+            activity,
+            status_reason,
+            provider,
+            model,
+            branch,
+            base_branch,
+            repo,
+            worktree,
+            created_at,
+            updated_at,
+            usage,
+            queued_messages,
+            last_seq,
+            read_only,
+            started_by,
+        }
+    }
+}
+
 /// How a file changed in a session's diff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -101,6 +150,16 @@ pub enum FileChange {
 
 impl FileChange {
     /// The change the workspace's diff names (`added`, `modified`, `deleted`, `renamed`).
+    /// How the workspace's diff names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileChange::Added => "added",
+            FileChange::Modified => "modified",
+            FileChange::Deleted => "deleted",
+            FileChange::Renamed => "renamed",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<FileChange> {
         match name {
             "added" => Some(FileChange::Added),
@@ -155,6 +214,53 @@ impl TryFrom<crate::workspace::FileDiff> for FileDiff {
             patch: file.patch,
             binary: file.binary,
         })
+    }
+}
+
+/// A file of a session's diff with both sides' text: what a front's apply needs, over the
+/// daemon's socket (`daemon/diff`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileDiffWithTexts {
+    #[serde(flatten)]
+    pub file: FileDiff,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_text: Option<String>,
+}
+
+impl TryFrom<crate::workspace::FileDiff> for FileDiffWithTexts {
+    type Error = UnknownFileChange;
+
+    fn try_from(mut file: crate::workspace::FileDiff) -> Result<Self, Self::Error> {
+        let (base_text, new_text) = (file.base_text.take(), file.new_text.take());
+        Ok(FileDiffWithTexts {
+            file: FileDiff::try_from(file)?,
+            base_text,
+            new_text,
+        })
+    }
+}
+
+impl From<FileDiffWithTexts> for crate::workspace::FileDiff {
+    fn from(with: FileDiffWithTexts) -> Self {
+        let FileDiffWithTexts {
+            file,
+            base_text,
+            new_text,
+        } = with;
+        crate::workspace::FileDiff {
+            path: file.path,
+            old_path: file.old_path,
+            status: file.status.name(),
+            additions: file.additions,
+            deletions: file.deletions,
+            patch: file.patch,
+            base_text,
+            new_text,
+            binary: file.binary,
+        }
     }
 }
 

@@ -30,8 +30,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the Language Server Protocol on stdin/stdout (the default).
-    Lsp,
+    /// Serve the Language Server Protocol on stdin/stdout (the default): a front of the
+    /// session daemon, which it starts when none runs.
+    Lsp {
+        /// Run the sessions in this process instead (they stop when the editor does); the
+        /// same as `TETHER_DAEMON=off`.
+        #[arg(long)]
+        no_daemon: bool,
+    },
     /// Run one session headless, printing its events as they happen.
     Run(RunArgs),
     /// Inspect the sessions stored for a repository.

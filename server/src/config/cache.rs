@@ -70,6 +70,12 @@ pub fn valid_profile_id(id: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
 }
 
+/// Values of key variables an editor's front passed along with its profile, by variable.
+pub type ProfileKeys = std::collections::BTreeMap<String, super::SecretValue>;
+
+/// A repository (none: outside any) and an editor profile (none: the cache's own layers).
+type CacheKey = (Option<PathBuf>, Option<String>);
+
 struct Cached {
     stamps: Stamps,
     /// The editor layers' generation it was parsed with.
@@ -84,9 +90,11 @@ pub struct ConfigCache {
     sources: RwLock<(ConfigSources, u64)>,
     /// Editors' layers by profile id; read from `profiles_dir` when first needed.
     profiles: RwLock<HashMap<String, EditorLayers>>,
+    /// Editors' key values by profile id: in memory only, never kept on disk.
+    keys: RwLock<HashMap<String, ProfileKeys>>,
     /// Where profiles that sessions use are kept (`None`: in memory only).
     profiles_dir: Option<PathBuf>,
-    resolved: Mutex<HashMap<(Option<PathBuf>, Option<String>), Cached>>,
+    resolved: Mutex<HashMap<CacheKey, Cached>>,
 }
 
 impl ConfigCache {
@@ -94,6 +102,7 @@ impl ConfigCache {
         ConfigCache {
             sources: RwLock::new((sources, 0)),
             profiles: RwLock::default(),
+            keys: RwLock::default(),
             profiles_dir: None,
             resolved: Mutex::default(),
         }
@@ -148,7 +157,25 @@ impl ConfigCache {
         {
             return Ok(cached.resolved.clone());
         }
-        let resolved = Arc::new(sources.resolve_with_warnings(repo)?);
+        let mut resolved = sources.resolve_with_warnings(repo)?;
+        if let Some(keys) = profile.and_then(|profile| {
+            self.keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(profile)
+                .cloned()
+        }) {
+            for provider in resolved.config.providers.values_mut() {
+                if let Some(value) = provider
+                    .api_key_env
+                    .as_ref()
+                    .and_then(|name| keys.get(name))
+                {
+                    provider.api_key_value = Some(value.clone());
+                }
+            }
+        }
+        let resolved = Arc::new(resolved);
         let mut cache = self.cache();
         // Parsed with layers that were replaced meanwhile: answer it, do not keep it.
         if self.layers().1 == generation {
@@ -199,9 +226,16 @@ impl ConfigCache {
             });
         }
         let mut sources = self.layers().0;
+        let broken_before = sources.resolve_with_warnings(None).is_err();
         sources.set_editor_layer(EditorLayer::Initialization, layers.initialization.clone())?;
         sources.set_editor_layer(EditorLayer::Settings, layers.settings.clone())?;
-        sources.resolve_with_warnings(None)?;
+        // A settings file that was broken already is not the profile's fault: its error is
+        // reported where the settings are needed, and the profile applies once it is fixed.
+        if let Err(error) = sources.resolve_with_warnings(None)
+            && !broken_before
+        {
+            return Err(error);
+        }
         let kept = self
             .profile_file(id)
             .filter(|file| file.exists())
@@ -215,6 +249,21 @@ impl ConfigCache {
             Some(Err(error)) => Err(error),
             _ => Ok(()),
         }
+    }
+
+    /// Replaces the key values editor profile `id` passed along (the values of the variables
+    /// its settings name in `api_key_env`, from the editor's environment).
+    pub fn set_profile_keys(&self, id: &str, keys: ProfileKeys) {
+        let mut all = self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if all.get(id) == Some(&keys) {
+            return;
+        }
+        all.insert(id.to_owned(), keys);
+        drop(all);
+        self.bump();
     }
 
     /// Writes profile `id` to disk, so that the sessions using it keep its settings after
@@ -303,9 +352,7 @@ impl ConfigCache {
         self.cache().clear();
     }
 
-    fn cache(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(Option<PathBuf>, Option<String>), Cached>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Cached>> {
         self.resolved
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -451,5 +498,48 @@ mod tests {
             "a refused profile is not kept"
         );
         assert!(!home.path().join("escape.json").exists());
+    }
+
+    #[test]
+    fn an_editors_keys_reach_its_providers_and_never_its_file() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let dir = home.path().join("editors");
+        let cache = ConfigCache::with_profiles_dir(ConfigSources::default(), dir.clone());
+        let layers = EditorLayers {
+            initialization: serde_json::json!({"providers": {"mine": {
+                "kind": "openai", "base_url": "http://127.0.0.1:1", "api_key_env": "MY_KEY"}}}),
+            settings: Value::Null,
+        };
+        cache.set_profile("keyed", layers).expect("set");
+        let keys = ProfileKeys::from([(
+            "MY_KEY".to_owned(),
+            super::super::SecretValue("sk-planted-999".to_owned()),
+        )]);
+        cache.set_profile_keys("keyed", keys);
+        cache.keep_profile("keyed").expect("keep");
+        let resolved = cache.resolve_for(None, Some("keyed")).expect("resolve");
+        let provider = &resolved.config.providers["mine"];
+        assert_eq!(
+            provider
+                .api_key_value
+                .as_ref()
+                .map(|value| value.0.as_str()),
+            Some("sk-planted-999")
+        );
+        assert!(
+            resolved
+                .config
+                .secret_values()
+                .contains(&"sk-planted-999".to_owned())
+        );
+        assert!(
+            !format!("{resolved:?}").contains("sk-planted"),
+            "Debug hides it"
+        );
+        let kept = std::fs::read_to_string(dir.join("keyed.json")).expect("kept");
+        assert!(!kept.contains("sk-planted"), "{kept}");
+        // Another editor's sessions do not get it.
+        let other = cache.resolve_for(None, Some("other")).expect("resolve");
+        assert!(!other.config.providers.contains_key("mine"));
     }
 }

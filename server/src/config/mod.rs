@@ -15,6 +15,7 @@ pub mod hooks;
 mod refusals;
 mod repository;
 
+pub use cache::ProfileKeys;
 pub use cache::{ConfigCache, EditorLayers, valid_profile_id};
 pub use daemon::{DaemonSettings, ScheduleConfig};
 pub use repository::{ConfigWarning, IgnoredBecause, REPOSITORY_FILE};
@@ -111,6 +112,21 @@ pub struct ProviderConfig {
     /// The first retry's delay; each next one doubles it (a `Retry-After` header wins).
     #[serde(default = "default_retry_backoff_ms")]
     pub retry_backoff_ms: u64,
+    /// The key itself, when the editor that started the session had `api_key_env` set in
+    /// its environment and the session runs in the daemon (whose environment may predate
+    /// it). Never parsed from a file, never written anywhere.
+    #[serde(skip)]
+    pub api_key_value: Option<SecretValue>,
+}
+
+/// A secret held in memory: printed as `[redacted]`, compared by nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(pub String);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 fn default_timeout_secs() -> u64 {
@@ -526,6 +542,22 @@ impl Config {
         names.sort();
         names.dedup();
         names
+    }
+
+    /// The values of the secrets this configuration knows: its key variables' (from the
+    /// environment) and the keys an editor passed along.
+    pub fn secret_values(&self) -> Vec<String> {
+        self.secret_variables()
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .chain(
+                self.providers
+                    .values()
+                    .filter_map(|provider| provider.api_key_value.as_ref())
+                    .map(|value| value.0.clone()),
+            )
+            .filter(|value| !value.is_empty())
+            .collect()
     }
 
     /// What `model` on `provider` costs. Under a budget, a model Tether has no price for on a

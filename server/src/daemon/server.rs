@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, Notify, mpsc};
 
 use super::paths::{DaemonPaths, prepare_dir};
 use super::wire::{self, Message, WireError, read_message, write_message};
+use crate::api::{Method, methods};
 use crate::session::SessionManager;
 
 /// What `daemon/hello` answers, and what a front compares.
@@ -87,6 +88,8 @@ pub(super) struct Host {
     stop: Notify,
     /// Who asked for the stop: answered once the sessions are stopped and the logs flushed.
     stop_requests: Mutex<Vec<(u64, Arc<Mutex<OwnedWriteHalf>>)>>,
+    /// Sessions deleted: every subscribed front hears it (there is no event for it).
+    removed: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Host {
@@ -204,6 +207,7 @@ pub async fn serve(manager: SessionManager, options: DaemonOptions) -> Result<()
         last_seen: std::sync::Mutex::new(Instant::now()),
         stop: Notify::new(),
         stop_requests: Mutex::default(),
+        removed: tokio::sync::broadcast::channel(1024).0,
     });
     let schedules = tokio::spawn(super::schedules::run(
         host.manager.clone(),
@@ -352,6 +356,39 @@ impl Connection {
                         let _ = outgoing.send(Message::response(id, answer));
                     });
                 }
+                wire::SETTINGS => {
+                    let manager = self.host.manager.clone();
+                    let outgoing = self.outgoing.clone();
+                    // Writes the profile's file when a session keeps it: off the reader.
+                    tokio::task::spawn_blocking(move || {
+                        let answer = set_profile(&manager, params);
+                        let _ = outgoing.send(Message::response(id, answer));
+                    });
+                }
+                wire::DIFF => {
+                    let manager = self.host.manager.clone();
+                    let outgoing = self.outgoing.clone();
+                    tokio::spawn(async move {
+                        let answer = diff(&manager, params).await;
+                        let _ = outgoing.send(Message::response(id, answer));
+                    });
+                }
+                wire::NOTE => {
+                    let manager = self.host.manager.clone();
+                    let outgoing = self.outgoing.clone();
+                    tokio::spawn(async move {
+                        let answer = note(&manager, params).await;
+                        let _ = outgoing.send(Message::response(id, answer));
+                    });
+                }
+                wire::STATES => {
+                    let manager = self.host.manager.clone();
+                    let outgoing = self.outgoing.clone();
+                    tokio::spawn(async move {
+                        let answer = states(&manager, params).await;
+                        let _ = outgoing.send(Message::response(id, answer));
+                    });
+                }
                 wire::SUBSCRIBE => {
                     if !self.subscribed {
                         self.subscribed = true;
@@ -365,9 +402,15 @@ impl Connection {
                     // Each request in its own task: a slow one (a push, a replay) never holds
                     // up the next.
                     tokio::spawn(async move {
+                        let deleted = (method == <methods::Delete as Method>::NAME)
+                            .then(|| params.get("id").and_then(Value::as_str).map(str::to_owned))
+                            .flatten();
                         let answer = crate::host::dispatch(&host.manager, &method, params)
                             .await
                             .map_err(WireError::from);
+                        if let (Some(id), Ok(_)) = (deleted, &answer) {
+                            let _ = host.removed.send(id);
+                        }
                         let _ = outgoing.send(Message::response(id, answer));
                     });
                 }
@@ -400,19 +443,29 @@ impl Connection {
     /// Sends every session event to this front, in order and without gaps.
     fn forward_events(&self) {
         let mut events = self.host.manager.subscribe();
+        let mut removed = self.host.removed.subscribe();
         let outgoing = self.outgoing.clone();
         tokio::spawn(async move {
-            while let Some(announced) = events.next().await {
-                let params = json!({
-                    "sessionId": &*announced.session_id,
-                    "seq": announced.record.seq,
-                    "at": announced.record.at,
-                    "event": &announced.record.event,
-                });
-                if outgoing
-                    .send(Message::notification(crate::api::SESSION_EVENT, params))
-                    .is_err()
-                {
+            loop {
+                let message = tokio::select! {
+                    announced = events.next() => {
+                        let Some(announced) = announced else { break };
+                        let params = json!({
+                            "sessionId": &*announced.session_id,
+                            "seq": announced.record.seq,
+                            "at": announced.record.at,
+                            "event": &announced.record.event,
+                        });
+                        Message::notification(crate::api::SESSION_EVENT, params)
+                    }
+                    deleted = removed.recv() => match deleted {
+                        Ok(id) => Message::notification(wire::REMOVED, json!({"sessionId": id})),
+                        // A front that missed a deletion finds it at its next refresh.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                };
+                if outgoing.send(message).is_err() {
                     break;
                 }
             }
@@ -426,14 +479,69 @@ fn open_repository(manager: &SessionManager, params: Value) -> Result<Value, Wir
     struct Open {
         root: std::path::PathBuf,
     }
-    let open: Open = serde_json::from_value(params).map_err(|error| WireError {
-        code: code::INVALID_PARAMS,
-        message: format!("invalid {}: {error}", wire::OPEN),
-    })?;
+    let open: Open = parse(wire::OPEN, params)?;
     let store = manager
         .open_repository(&open.root)
         .map_err(|error| WireError::from(crate::host::HostError::from(error)))?;
     Ok(json!({"repo": store.repo()}))
+}
+
+/// `daemon/settings`: an editor's layers, for the sessions it starts.
+fn set_profile(manager: &SessionManager, params: Value) -> Result<Value, WireError> {
+    let params: wire::ProfileParams = parse(wire::SETTINGS, params)?;
+    let keys = params
+        .keys
+        .into_iter()
+        .map(|(name, value)| (name, crate::config::SecretValue(value)))
+        .collect();
+    manager
+        .set_profile(&params.profile, params.layers, keys)
+        .map_err(|error| WireError::from(crate::host::HostError::from(error)))?;
+    Ok(json!({}))
+}
+
+/// `daemon/states`: sessions' folded state, for a front to mirror.
+async fn states(manager: &SessionManager, params: Value) -> Result<Value, WireError> {
+    let params: wire::StatesParams = parse(wire::STATES, params)?;
+    let sessions = manager
+        .states(params.ids)
+        .await
+        .into_iter()
+        .map(|(state, read_only)| wire::SessionStateOf { state, read_only })
+        .collect();
+    to_value(wire::StatesResult { sessions })
+}
+
+/// `daemon/diff`: a session's diff with both sides of each file.
+async fn diff(manager: &SessionManager, params: Value) -> Result<Value, WireError> {
+    let params: wire::DiffParams = parse(wire::DIFF, params)?;
+    let files = manager
+        .diff(&params.id)
+        .await
+        .map_err(|error| WireError::from(crate::host::HostError::from(error)))?;
+    let files = files
+        .into_iter()
+        .map(crate::api::FileDiffWithTexts::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| WireError::from(crate::host::HostError::internal(error)))?;
+    to_value(wire::DiffResult { files })
+}
+
+/// `daemon/note`: what the user did with a session's work.
+async fn note(manager: &SessionManager, params: Value) -> Result<Value, WireError> {
+    let params: wire::NoteParams = parse(wire::NOTE, params)?;
+    manager
+        .note(&params.id, params.text)
+        .await
+        .map_err(|error| WireError::from(crate::host::HostError::from(error)))?;
+    Ok(json!({}))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(method: &str, params: Value) -> Result<T, WireError> {
+    serde_json::from_value(params).map_err(|error| WireError {
+        code: code::INVALID_PARAMS,
+        message: format!("invalid {method}: {error}"),
+    })
 }
 
 fn to_value<T: Serialize>(value: T) -> Result<Value, WireError> {

@@ -21,6 +21,90 @@ pub const SUBSCRIBE: &str = "daemon/subscribe";
 /// `{root}` → `{repo}`: loads the sessions of the repository holding `root` (once per daemon).
 pub const OPEN: &str = "daemon/open";
 
+/// [`ProfileParams`] → `{}`: an editor's settings, which the sessions it starts follow.
+pub const SETTINGS: &str = "daemon/settings";
+/// [`StatesParams`] → [`StatesResult`]: sessions' whole state, for a front's mirror.
+pub const STATES: &str = "daemon/states";
+
+/// `{id}` → `{files: [FileDiffWithTexts]}`: a session's diff with both sides of each file,
+/// for a front's `apply`.
+pub const DIFF: &str = "daemon/diff";
+/// [`NoteParams`] → `{}`: records what the user did with a session's work in the editor
+/// (an apply), for the agent to hear with the next message.
+pub const NOTE: &str = "daemon/note";
+
+/// `daemon/note` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NoteParams {
+    pub id: String,
+    pub text: String,
+}
+
+/// Notification `{sessionId}`: a session was deleted (there is no event for it).
+pub const REMOVED: &str = "daemon/removed";
+
+/// `daemon/diff` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiffParams {
+    pub id: String,
+}
+
+/// `daemon/diff` result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiffResult {
+    pub files: Vec<crate::api::FileDiffWithTexts>,
+}
+
+/// `daemon/settings` params.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileParams {
+    /// The front's profile id (letters, digits, `-`, `_`).
+    pub profile: String,
+    #[serde(flatten)]
+    pub layers: crate::config::EditorLayers,
+    /// The values the front's environment holds for the key variables its settings name
+    /// (`api_key_env`): the daemon's environment may predate them. Kept in memory only.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub keys: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ProfileParams {
+    // By hand: the keys' values are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileParams")
+            .field("profile", &self.profile)
+            .field("layers", &self.layers)
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// `daemon/states` params.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatesParams {
+    /// These sessions (unknown ones are left out); `None`: every session the daemon holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+}
+
+/// `daemon/states` result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatesResult {
+    pub sessions: Vec<SessionStateOf>,
+}
+
+/// One session's folded state (without its conversation) and what its events do not say.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStateOf {
+    pub state: crate::vocab::SessionState,
+    /// Its repository's store is another tether's: it can be read, not changed.
+    pub read_only: bool,
+}
+
 /// One message on the socket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]

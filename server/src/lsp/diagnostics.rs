@@ -11,11 +11,12 @@ use tower_lsp_server::ls_types::{
     Diagnostic, DiagnosticSeverity, NumberOrString, Position, Range, Uri,
 };
 
-use crate::session::{Event, FindingSource, Item, SessionManager, Severity};
+use crate::front::Sessions;
+use crate::session::{Event, FindingSource, Item, Severity};
 
 /// Publishes the findings of every session now, and again whenever they change or `refresh`
 /// is notified (a session was deleted).
-pub fn start(client: Client, manager: SessionManager, refresh: Arc<Notify>) {
+pub fn start(client: Client, manager: Sessions, refresh: Arc<Notify>) {
     let mut events = manager.subscribe();
     tokio::spawn(async move {
         let mut published: HashSet<Uri> = HashSet::new();
@@ -44,7 +45,7 @@ pub fn start(client: Client, manager: SessionManager, refresh: Arc<Notify>) {
     });
 }
 
-async fn publish(client: &Client, manager: &SessionManager, published: &mut HashSet<Uri>) {
+async fn publish(client: &Client, manager: &Sessions, published: &mut HashSet<Uri>) {
     let mut by_file: HashMap<Uri, Vec<Diagnostic>> = HashMap::new();
     for session in manager.open_findings() {
         for (source, finding) in session.findings {

@@ -21,6 +21,7 @@ use tower_lsp_server::ls_types::{
 use super::{Backend, diagnostics, notices, progress, transcripts};
 use crate::api::{self, METHODS, MethodInfo};
 use crate::config::EditorLayer;
+use crate::front::Sessions;
 
 /// Where the connection is in LSP's lifecycle, as far as the router needs to know: it takes
 /// messages only while the server is initialized and not shut down.
@@ -105,7 +106,7 @@ impl Backend {
         if let Some(saved) = saved {
             let sender = transcripts::start(
                 self.client.clone(),
-                self.manager.clone(),
+                self.sessions.clone(),
                 self.documents.clone(),
                 saved,
                 self.state.sessions_loaded.subscribe(),
@@ -113,8 +114,18 @@ impl Backend {
             );
             let _ = self.transcripts.set(sender);
         }
+        let Some(early) = self
+            .state
+            .early
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        else {
+            tracing::warn!("`initialized` came before `initialize` was answered");
+            return;
+        };
         if self.state.opted_in.load(Ordering::SeqCst) {
-            self.start_event_forwarding();
+            self.start_event_forwarding(early.events);
         }
         {
             let backend = self.clone();
@@ -122,14 +133,25 @@ impl Backend {
                 backend.sessions_ready().await;
                 diagnostics::start(
                     backend.client.clone(),
-                    backend.manager.clone(),
+                    backend.sessions.clone(),
                     backend.diagnostics_refresh.clone(),
                 );
             });
         }
-        notices::start(self.client.clone(), self.manager.clone());
+        notices::start(self.client.clone(), self.sessions.clone(), early.notices);
+        if let Sessions::Remote(remote) = &self.sessions
+            && let Some(mut daemon_notices) = remote.take_notices()
+        {
+            // What the daemon link has to say (another version, no daemon): as it happens.
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                while let Some(notice) = daemon_notices.recv().await {
+                    client.show_message(MessageType::WARNING, notice).await;
+                }
+            });
+        }
         if self.state.work_done_progress.load(Ordering::SeqCst) {
-            progress::start(self.client.clone(), self.manager.clone());
+            progress::start(self.client.clone(), self.sessions.clone(), early.progress);
         }
         let config_error = self
             .state
@@ -151,7 +173,7 @@ impl Backend {
     /// or, when they cannot be used, the user is told and nothing changes.
     pub(crate) fn on_configuration(&self, settings: Value) {
         let applied = tether_settings(settings).and_then(|settings| {
-            self.manager
+            self.sessions
                 .set_editor_layer(EditorLayer::Settings, settings)
                 .map_err(|error| error.to_string())
         });

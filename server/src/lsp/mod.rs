@@ -1,5 +1,7 @@
 //! The LSP edge: the only module that knows LSP. It translates requests into calls on the
-//! [`SessionManager`] and the manager's events into `tether/session/event` notifications.
+//! [`Sessions`] (in the daemon, or in this process) and their events into
+//! `tether/session/event` notifications. Everything that belongs to one editor stays here:
+//! documents, encodings, capabilities, diagnostics, code actions, transcripts, progress.
 //!
 //! Handlers never await a request to the client and never wait for a turn: they answer at
 //! once and the work's outcome arrives as events. Tether's own requests do not go through
@@ -35,7 +37,8 @@ use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 use crate::api::SessionEventParams;
 use crate::api::{METHODS, MethodInfo};
 use crate::config::EditorLayer;
-use crate::session::{SessionError, SessionManager};
+use crate::front::Sessions;
+use crate::session::SessionError;
 use dispatch::Scheduler;
 pub use documents::text_edits;
 use documents::{Documents, SavedDocument};
@@ -48,8 +51,8 @@ pub(crate) use lifecycle::Lifecycle;
 /// past tower-lsp-server ([`routing`]), and hands tower only the rest, and only what it can
 /// decode: tower's own reader stops at the first message it cannot. Slow requests run on
 /// `work`, the session runtime.
-pub async fn serve_stdio(manager: SessionManager, work: tokio::runtime::Handle) {
-    let (service, socket, backend) = build(manager, work);
+pub async fn serve_stdio(sessions: Sessions, work: tokio::runtime::Handle) {
+    let (service, socket, backend) = build(sessions, work);
     transport::serve(
         transport::read_stdin(),
         tokio::io::stdout(),
@@ -62,15 +65,15 @@ pub async fn serve_stdio(manager: SessionManager, work: tokio::runtime::Handle) 
 /// The service, for serving over any transport (tests use in-process pipes). Without the
 /// router in front, every request goes through tower's four slots.
 pub fn build_service(
-    manager: SessionManager,
+    sessions: Sessions,
     work: tokio::runtime::Handle,
 ) -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
-    let (service, socket, _) = build(manager, work);
+    let (service, socket, _) = build(sessions, work);
     (service, socket)
 }
 
 fn build(
-    manager: SessionManager,
+    sessions: Sessions,
     work: tokio::runtime::Handle,
 ) -> (LspService<Backend>, tower_lsp_server::ClientSocket, Backend) {
     let (saved_sender, saved_documents) = tokio::sync::mpsc::unbounded_channel();
@@ -80,10 +83,10 @@ fn build(
     let mut builder = LspService::build(|client| {
         let backend = Backend {
             client,
-            manager,
+            diagnostics_refresh: sessions.removed().unwrap_or_default(),
+            sessions,
             documents,
             saved_documents: Arc::new(saved_documents),
-            diagnostics_refresh: Arc::default(),
             transcripts: Arc::default(),
             scheduler: Scheduler::new(work),
             state: Arc::new(ServerState {
@@ -97,6 +100,7 @@ fn build(
                 config_error: RwLock::default(),
                 warned_repositories: std::sync::Mutex::default(),
                 client_name: RwLock::default(),
+                early: std::sync::Mutex::default(),
             }),
         };
         served = Some(backend.clone());
@@ -118,7 +122,7 @@ fn build(
 #[derive(Clone)]
 pub struct Backend {
     client: Client,
-    manager: SessionManager,
+    sessions: Sessions,
     /// The buffers the editor has open.
     documents: Documents,
     /// Saved buffers, taken by whoever handles them once the client is initialized.
@@ -155,6 +159,16 @@ struct ServerState {
     warned_repositories: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
     /// The editor's name from `initialize` (`clientInfo.name`): sessions it starts say so.
     client_name: RwLock<Option<String>>,
+    /// Subscriptions made before `initialize` is answered, for the tasks `initialized`
+    /// starts: a session the client creates before `initialized` is handled (the router
+    /// takes requests past tower's queue) is heard of from its first event.
+    early: std::sync::Mutex<Option<EarlySubscriptions>>,
+}
+
+struct EarlySubscriptions {
+    events: crate::session::Subscription,
+    notices: crate::session::Subscription,
+    progress: crate::session::Subscription,
 }
 
 impl Backend {
@@ -209,8 +223,8 @@ impl Backend {
     fn warn_about_repository_config(&self, root: PathBuf) {
         let backend = self.clone();
         tokio::spawn(async move {
-            let manager = backend.manager.clone();
-            let found = tokio::task::spawn_blocking(move || manager.config_warnings(&root)).await;
+            let sessions = backend.sessions.clone();
+            let found = tokio::task::spawn_blocking(move || sessions.config_warnings(&root)).await;
             let (repository, warnings) = match found {
                 Ok(Ok(found)) => found,
                 // A settings file that cannot be read: say so once; sessions say it again.
@@ -252,9 +266,8 @@ impl Backend {
         });
     }
 
-    /// Forwards the manager's events to the client, in order, for as long as it is connected.
-    fn start_event_forwarding(&self) {
-        let mut events = self.manager.subscribe();
+    /// Forwards the sessions' events to the client, in order, for as long as it is connected.
+    fn start_event_forwarding(&self, mut events: crate::session::Subscription) {
         let client = self.client.clone();
         tokio::spawn(async move {
             // Gap-free: what the channel dropped is re-read from the logs first.
@@ -307,6 +320,9 @@ impl LanguageServer for Backend {
             .client_info
             .as_ref()
             .map(|info| info.name.chars().take(100).collect());
+        if let (Sessions::Remote(remote), Some(info)) = (&self.sessions, &params.client_info) {
+            remote.set_client_name(&info.name.chars().take(100).collect::<String>());
+        }
         let work_done_progress = params
             .capabilities
             .window
@@ -371,7 +387,7 @@ impl LanguageServer for Backend {
         };
         if let Some(options) = options
             && let Err(error) = self
-                .manager
+                .sessions
                 .set_editor_layer(EditorLayer::Initialization, options)
         {
             *self
@@ -383,12 +399,12 @@ impl LanguageServer for Backend {
 
         // Rebuild the sessions of every workspace repository off the request path; session
         // requests wait for it, `initialize` does not.
-        let manager = self.manager.clone();
+        let sessions = self.sessions.clone();
         let roots = self.roots();
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(async move {
             for root in roots {
-                if let Err(error) = manager.open_repository(&root) {
+                if let Err(error) = sessions.open_repository(root.clone()).await {
                     tracing::info!("{}: no sessions here: {error}", root.display());
                 }
             }
@@ -403,6 +419,15 @@ impl LanguageServer for Backend {
             }),
             ..Default::default()
         };
+        *self
+            .state
+            .early
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(EarlySubscriptions {
+            events: self.sessions.subscribe(),
+            notices: self.sessions.subscribe(),
+            progress: self.sessions.subscribe(),
+        });
         // From the moment the answer goes out, the client may send anything: the router
         // takes Tether's requests and the text notifications from here on.
         if self.lifecycle() == Lifecycle::Uninitialized {
@@ -417,7 +442,7 @@ impl LanguageServer for Backend {
 
     async fn shutdown(&self) -> jsonrpc::Result<()> {
         self.set_lifecycle(Lifecycle::ShutDown);
-        self.manager.shutdown().await;
+        self.sessions.shutdown().await;
         Ok(())
     }
 
@@ -461,7 +486,10 @@ impl LanguageServer for Backend {
         params: CodeActionParams,
     ) -> jsonrpc::Result<Option<CodeActionResponse>> {
         self.sessions_ready().await;
-        Ok(Some(handlers::code_action::actions(&self.manager, &params)))
+        Ok(Some(handlers::code_action::actions(
+            &self.sessions,
+            &params,
+        )))
     }
 
     async fn execute_command(

@@ -5,10 +5,11 @@
 use tower_lsp_server::Client;
 use tower_lsp_server::ls_types::MessageType;
 
-use crate::session::{Event, SessionManager, SessionStatus};
+use crate::front::Sessions;
+use crate::session::{Event, SessionStatus, Subscription};
 
-pub fn start(client: Client, manager: SessionManager) {
-    let mut events = manager.subscribe();
+/// Shows what `events` (subscribed when `initialize` was answered) calls for.
+pub fn start(client: Client, manager: Sessions, mut events: Subscription) {
     tokio::spawn(async move {
         while let Some(announced) = events.next().await {
             let Event::Status {

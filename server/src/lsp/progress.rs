@@ -12,7 +12,8 @@ use tower_lsp_server::Client;
 use tower_lsp_server::ls_types::request::WorkDoneProgressCreate;
 use tower_lsp_server::ls_types::{NumberOrString, WorkDoneProgressCreateParams};
 
-use crate::session::{Activity, Event, Item, ItemPhase, SessionManager, SessionStatus};
+use crate::front::Sessions;
+use crate::session::{Activity, Event, Item, ItemPhase, SessionStatus, Subscription};
 
 /// How long the client has to accept a new progress token.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,8 +32,7 @@ fn labelled(label: Option<&String>, message: &str) -> String {
     }
 }
 
-pub fn start(client: Client, manager: SessionManager) {
-    let mut events = manager.subscribe();
+pub fn start(client: Client, manager: Sessions, mut events: Subscription) {
     tokio::spawn(async move {
         let mut ongoing: HashMap<String, Ongoing> = HashMap::new();
         // "loop 2/10" for sessions in a loop: put before what the turn does.
@@ -116,12 +116,7 @@ pub fn start(client: Client, manager: SessionManager) {
 }
 
 /// Creates a token for a session's turn and begins its progress.
-async fn begin(
-    client: &Client,
-    manager: &SessionManager,
-    session_id: &str,
-    seq: u64,
-) -> Option<Ongoing> {
+async fn begin(client: &Client, manager: &Sessions, session_id: &str, seq: u64) -> Option<Ongoing> {
     let token = NumberOrString::String(format!("tether/{session_id}/{seq}"));
     let created = tokio::time::timeout(
         CREATE_TIMEOUT,

@@ -18,11 +18,12 @@ use tower_lsp_server::ls_types::{
 };
 
 use super::documents::{Documents, SavedDocument};
+use crate::api::{self, methods};
 use crate::beneath::Beneath;
+use crate::front::Sessions;
+use crate::host::HostError;
 use crate::session::transcript::{self, REPLY_HEADING};
-use crate::session::{
-    CreateSession, Event, SessionError, SessionInfo, SessionManager, SessionStatus,
-};
+use crate::session::{Event, SessionError, SessionInfo, SessionStatus};
 use crate::workspace::edits;
 
 /// The folder, under a repository, that holds its transcripts.
@@ -78,7 +79,7 @@ pub fn show_document(client: &Client, path: &Path) {
 
 pub fn start(
     client: Client,
-    manager: SessionManager,
+    manager: Sessions,
     documents: Documents,
     saved: mpsc::UnboundedReceiver<SavedDocument>,
     sessions_loaded: tokio::sync::watch::Receiver<bool>,
@@ -102,7 +103,7 @@ struct Transcripts {
     /// The editor, for sessions started from a draft.
     started_by: crate::vocab::StartedBy,
     client: Client,
-    manager: SessionManager,
+    manager: Sessions,
     documents: Documents,
     /// Repositories whose `.git/info/exclude` already lists the transcripts.
     excluded: HashSet<PathBuf>,
@@ -222,15 +223,16 @@ impl Transcripts {
         let Ok(info) = self.manager.info(id) else {
             return Ok(());
         };
-        // Reading the log is file work: off the thread that answers the editor.
-        let manager = self.manager.clone();
-        let session_id = id.to_owned();
+        // Reading the log is file work (or a request to the daemon), and rendering a long
+        // session is work too: neither on the thread that answers the editor.
+        let Ok((logged, events)) = self.manager.all_events(id).await else {
+            return Ok(());
+        };
+        let open_questions = self.manager.pending_items(id).unwrap_or_default();
+        let findings = self.manager.session_findings(id).unwrap_or_default();
         let rendered = tokio::task::spawn_blocking(move || {
-            let (info, events) = manager.all_events(&session_id).ok()?;
-            let open_questions = manager.pending_items(&session_id).unwrap_or_default();
-            let findings = manager.session_findings(&session_id).unwrap_or_default();
-            let text = transcript::render(&info, &events, &open_questions, &findings);
-            Some(format!("{}\n{text}", seq_marker(info.last_seq)))
+            let text = transcript::render(&logged, &events, &open_questions, &findings);
+            Some(format!("{}\n{text}", seq_marker(logged.last_seq)))
         })
         .await;
         let Ok(Some(text)) = rendered else {
@@ -401,7 +403,14 @@ impl Transcripts {
         let open_questions = self.manager.pending_items(&info.id).unwrap_or_default();
         if let Some((question_id, answers)) =
             transcript::written_answers(&document.text, &open_questions)
-            && let Err(error) = self.manager.answer(&info.id, &question_id, answers).await
+            && let Err(error) = self
+                .manager
+                .call::<methods::Answer>(api::AnswerParams {
+                    id: info.id.clone(),
+                    question_id,
+                    answers,
+                })
+                .await
         {
             self.tell(format!(
                 "tether: the answers in {name}.md were not taken: {error}"
@@ -426,16 +435,22 @@ impl Transcripts {
         Some(info.id)
     }
 
-    async fn send_reply(&self, info: &SessionInfo, reply: &str) -> Result<(), SessionError> {
+    async fn send_reply(&self, info: &SessionInfo, reply: &str) -> Result<(), HostError> {
         match info.status {
             SessionStatus::Stopped | SessionStatus::Failed => self
                 .manager
-                .resume(&info.id, Some(reply.to_owned()))
+                .call::<methods::Resume>(api::ResumeParams {
+                    id: info.id.clone(),
+                    text: Some(reply.to_owned()),
+                })
                 .await
                 .map(drop),
             _ => self
                 .manager
-                .send(&info.id, reply.to_owned())
+                .call::<methods::Send>(api::SendParams {
+                    id: info.id.clone(),
+                    text: reply.to_owned(),
+                })
                 .await
                 .map(drop),
         }
@@ -447,17 +462,17 @@ impl Transcripts {
         };
         let created = self
             .manager
-            .create(CreateSession {
+            .call::<methods::Create>(api::CreateParams {
                 prompt,
-                mode: Default::default(),
+                mode: None,
                 name: None,
-                root: repo.to_owned(),
+                root: Some(repo.display().to_string()),
                 base_branch: None,
                 provider: None,
                 model: None,
                 toggles: Default::default(),
                 started_by: Some(self.started_by.clone()),
-                settings_profile: None,
+                settings_profile: self.manager.settings_profile(),
             })
             .await;
         match created {

@@ -28,6 +28,8 @@ pub struct Endpoint {
     client: reqwest::Client,
     pub url: String,
     api_key_env: Option<String>,
+    /// The key an editor passed along, before the environment's.
+    api_key_value: Option<crate::config::SecretValue>,
     pub timeout: Duration,
     max_retries: u32,
     retry_backoff_ms: u64,
@@ -63,6 +65,7 @@ impl Endpoint {
             client,
             url: format!("{}{path}", base_url.trim_end_matches('/')),
             api_key_env: config.api_key_env.clone(),
+            api_key_value: config.api_key_value.clone(),
             timeout: Duration::from_secs(config.timeout_secs.max(1)),
             max_retries: config.max_retries,
             retry_backoff_ms: config.retry_backoff_ms,
@@ -74,6 +77,9 @@ impl Endpoint {
         let Some(variable) = &self.api_key_env else {
             return Ok(None);
         };
+        if let Some(value) = &self.api_key_value {
+            return Ok(Some(value.0.clone()));
+        }
         match std::env::var(variable) {
             Ok(key) if !key.is_empty() => Ok(Some(key)),
             _ => Err(ProviderError::MissingKey {

@@ -16,8 +16,9 @@ pub use crate::vocab::{
     format_timestamp, now_millis,
 };
 pub use manager::{
-    AnnouncedEvent, CreateSession, EXIT_SIGNAL, GitOutcome, ListFilter, LoopRequest, SessionError,
-    SessionFindings, SessionInfo, SessionManager, SessionSnapshot, SessionView, Subscription,
+    AnnouncedEvent, CreateSession, EXIT_SIGNAL, EventSource, GitOutcome, ListFilter, LoopRequest,
+    SessionError, SessionFindings, SessionInfo, SessionManager, SessionSnapshot, SessionView,
+    Subscription,
 };
 pub use names::{slug_from_prompt, validate_session_name};
 pub use redact::{REDACTED, Redactor};

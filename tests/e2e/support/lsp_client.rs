@@ -50,6 +50,11 @@ impl LspClient {
     }
 
     /// Like [`LspClient::spawn`], with extra environment variables for the server alone.
+    /// A server that runs its sessions itself, without the daemon.
+    pub async fn spawn_in_process(home: &Path) -> LspClient {
+        Self::spawn_with_env(home, &[("TETHER_DAEMON", "off")]).await
+    }
+
     pub async fn spawn_with_env(home: &Path, extra_env: &[(&str, &str)]) -> LspClient {
         Self::spawn_configured(home, |command| {
             command.envs(extra_env.iter().copied());
@@ -57,14 +62,15 @@ impl LspClient {
         .await
     }
 
-    /// Like [`LspClient::spawn`], with the command changed first (another user, say).
+    /// Like [`LspClient::spawn`], with the command changed first (another user, more
+    /// arguments after `lsp`).
     pub async fn spawn_configured(home: &Path, configure: impl FnOnce(&mut Command)) -> LspClient {
         let stderr_path = home.join(format!("stderr-{}.log", uuid_like()));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
         let mut command = isolated_command(home);
+        command.arg("lsp");
         configure(&mut command);
         let mut child = command
-            .arg("lsp")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)

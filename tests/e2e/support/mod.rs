@@ -37,6 +37,38 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
 }
 
+/// A test's editors start a daemon in the test's own state folder (as `tether lsp` does for
+/// a user); it is stopped when the test ends, as a user would with `tether daemon stop`.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::env::var_os("TETHER_TEST_KEEP").is_some() {
+            eprintln!("kept {}", self.dir.path().display());
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+            let _ = kept.keep();
+        }
+        if !self.dir.path().join("state/tether.sock").exists() {
+            return;
+        }
+        let stop = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(["daemon", "stop"])
+            .env("TETHER_HOME", self.dir.path().join("state"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(mut stop) = stop else { return };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = stop.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = stop.kill();
+    }
+}
+
 impl TestEnv {
     pub fn new() -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -83,6 +115,51 @@ impl TestEnv {
     /// A server initialized on this repo, opted in to notifications, using `model`.
     pub async fn server(&self, model: &FakeModel) -> LspClient {
         self.server_with(model.settings()).await
+    }
+
+    /// A server that runs its sessions itself (`TETHER_DAEMON=off`): for what only an
+    /// in-process host does (sessions stop with the editor; a second server is read-only).
+    pub async fn server_in_process(&self, model: &FakeModel) -> LspClient {
+        let mut client = LspClient::spawn_in_process(self.home()).await;
+        client
+            .initialize(&self.repo(), model.settings(), true)
+            .await;
+        client
+    }
+
+    /// Writes the user's own file, `$XDG_CONFIG_HOME/tether/config.toml` (the harness points
+    /// `XDG_CONFIG_HOME` at `<home>/config`).
+    pub fn write_user_config(&self, text: &str) {
+        let dir = self.home().join("config/tether");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("config.toml"), text).expect("write the user's config");
+    }
+
+    /// `kill -9` of the daemon this test's editors started, as a crash would; returns once
+    /// it is gone. The next editor starts a new one.
+    pub fn kill_daemon(&self) {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(["daemon", "status", "--json"])
+            .env("TETHER_HOME", self.home().join("state"))
+            .env("XDG_CONFIG_HOME", self.home().join("config"))
+            .env("XDG_DATA_HOME", self.home().join("data"))
+            .output()
+            .expect("tether daemon status");
+        let status: Value = serde_json::from_slice(&output.stdout).expect("a daemon runs");
+        let pid = status["pid"].as_i64().expect("pid") as i32;
+        // SAFETY: kill(2) on the pid of the daemon this test started.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        // SAFETY: signal 0 only asks whether the process exists.
+        while unsafe { libc::kill(pid, 0) } == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon outlived kill -9"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// A server initialized on this repo, opted in to notifications, with these settings.

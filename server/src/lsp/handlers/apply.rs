@@ -94,9 +94,12 @@ impl Handler for methods::Apply {
 }
 
 async fn apply(backend: &Backend, params: ApplyParams) -> jsonrpc::Result<api::ApplyResult> {
-    let manager = &backend.manager;
+    let manager = &backend.sessions;
     let info = manager.info(&params.id).map_err(session_error)?;
-    let diff = manager.diff(&params.id).await.map_err(session_error)?;
+    let diff = manager
+        .diff(&params.id)
+        .await
+        .map_err(super::session::host_error)?;
     let wanted = select(&params, &diff)?;
 
     let root = info.repo.clone();
@@ -505,7 +508,7 @@ fn send_edit(
     outcomes: &[FileOutcome],
 ) {
     let client = backend.client.clone();
-    let manager = backend.manager.clone();
+    let manager = backend.sessions.clone();
     let summary = summarize(&name, outcomes);
     let note = rejection_note(outcomes);
     tokio::spawn(async move {

@@ -8,9 +8,8 @@ use tower_lsp_server::ls_types::{
 };
 
 use crate::api::{self, Method, MethodInfo, methods};
-use crate::session::{
-    Activity, Answer, Item, QuestionKind, SessionInfo, SessionManager, SessionStatus,
-};
+use crate::front::Sessions;
+use crate::session::{Activity, Answer, Item, QuestionKind, SessionInfo, SessionStatus};
 
 /// An action that runs `M`'s command with `params`, typed as the request takes them.
 fn action<M: Method>(title: String, params: &M::Params) -> CodeActionOrCommand {
@@ -42,7 +41,7 @@ fn position(position: tower_lsp_server::ls_types::Position) -> api::Position {
 }
 
 /// The actions at `params`' place, then those for every session of the workspace.
-pub fn actions(manager: &SessionManager, params: &CodeActionParams) -> Vec<CodeActionOrCommand> {
+pub fn actions(manager: &Sessions, params: &CodeActionParams) -> Vec<CodeActionOrCommand> {
     let mut actions = Vec::new();
     finding_actions(manager, params, &mut actions);
     let range = params.range;
@@ -101,7 +100,7 @@ pub fn actions(manager: &SessionManager, params: &CodeActionParams) -> Vec<CodeA
 
 /// "Ask the session to fix this" and "Dismiss" for each finding on the lines in `params`.
 fn finding_actions(
-    manager: &SessionManager,
+    manager: &Sessions,
     params: &CodeActionParams,
     actions: &mut Vec<CodeActionOrCommand>,
 ) {

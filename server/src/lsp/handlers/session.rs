@@ -65,14 +65,12 @@ fn root_path(root: &str) -> jsonrpc::Result<PathBuf> {
     Ok(path)
 }
 
-/// Runs a host method: in process against the session manager.
+/// Runs a host method where the sessions are: in process, or in the daemon.
 pub(super) async fn on_host<M: HostMethod>(
     backend: &Backend,
     params: M::Params,
 ) -> jsonrpc::Result<M::Result> {
-    M::run(backend.manager.clone(), params)
-        .await
-        .map_err(host_error)
+    backend.sessions.call::<M>(params).await.map_err(host_error)
 }
 
 /// The JSON-RPC error for a host's answer, with the code the host chose.
@@ -142,6 +140,9 @@ impl Handler for methods::Create {
     ) -> jsonrpc::Result<api::SessionInfo> {
         params.root = root_for_host(&backend, params.root)?;
         params.started_by = Some(backend.started_by());
+        if params.settings_profile.is_none() {
+            params.settings_profile = backend.sessions.settings_profile();
+        }
         let info = on_host::<Self>(&backend, params).await?;
         backend.warn_about_repository_config(info.repo.clone());
         Ok(info)

@@ -104,12 +104,17 @@ pub struct SessionView {
 
 impl SessionView {
     fn of(actor: &SessionActor) -> SessionView {
-        SessionView::build(&actor.state, &actor.store, actor.active_loop.is_some())
+        SessionView::build(
+            &actor.state,
+            !actor.store.is_writable(),
+            actor.active_loop.is_some(),
+        )
     }
 
-    fn build(state: &SessionState, store: &RepoStore, in_loop: bool) -> SessionView {
+    /// The view of a session in `state`; `read_only`: its store is another tether's.
+    pub fn build(state: &SessionState, read_only: bool, in_loop: bool) -> SessionView {
         SessionView {
-            info: info_of(state, !store.is_writable()),
+            info: info_of(state, read_only),
             spec: Arc::new(state.spec.clone()),
             worktree_ready: state.worktree_ready,
             open_questions: Arc::new(state.open_questions.values().cloned().collect()),
@@ -171,7 +176,11 @@ impl SessionActor {
         log: Option<EventLog>,
         events: broadcast::Sender<AnnouncedEvent>,
     ) -> SessionActor {
-        let view = watch::Sender::new(Arc::new(SessionView::build(&state, &store, false)));
+        let view = watch::Sender::new(Arc::new(SessionView::build(
+            &state,
+            !store.is_writable(),
+            false,
+        )));
         SessionActor {
             loaded_seq: state.last_seq,
             id,

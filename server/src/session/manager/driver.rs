@@ -441,7 +441,7 @@ impl EventSink for TurnSink {
 
 /// The redactor for a session under `config`: its key variables' values and its patterns.
 pub(super) fn redactor_for(config: &Config) -> Result<Arc<Redactor>, SessionError> {
-    Redactor::from_environment(&config.secret_variables(), &config.secrets.patterns)
+    Redactor::new(config.secret_values(), &config.secrets.patterns)
         .map(Arc::new)
         .map_err(|message| SessionError::InvalidParams {
             field: "secrets.patterns",

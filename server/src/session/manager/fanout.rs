@@ -1,25 +1,46 @@
 //! The one way to follow sessions' events: a [`Subscription`] hands out every event of every
 //! session, in `seq` order per session, without gaps. The broadcast channel under it may drop
 //! events for a subscriber that falls behind; the subscription then re-reads what it missed
-//! from the logs (the sessions' durable state) before handing out anything newer. So every
-//! subscriber (the editor's notifications, diagnostics, progress, transcripts, loops, `tether
-//! run`) handles a lag the same way, and none can miss, say, the `waiting` that closes a
-//! progress spinner.
+//! from the sessions' durable record before handing out anything newer. So every subscriber
+//! (the editor's notifications, diagnostics, progress, transcripts, loops, `tether run`)
+//! handles a lag the same way, and none can miss, say, the `waiting` that closes a progress
+//! spinner.
+//!
+//! The same subscription follows the sessions of this process (their logs are the record) and
+//! a front's mirror of the daemon's sessions (the daemon is): see [`EventSource`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::broadcast;
 
 use super::{AnnouncedEvent, SessionManager};
+use crate::vocab::EventRecord;
+
+/// Where a [`Subscription`]'s sessions are recorded: what each has logged, and how to read
+/// what a subscriber missed.
+pub trait EventSource: Send + Sync + 'static {
+    /// Every session known now: its id, its newest `seq`, and the `seq` it was taken up at
+    /// (what it logged before that was never announced here).
+    fn positions(&self) -> Vec<(Arc<str>, u64, u64)>;
+    /// The `seq` session `id` was taken up at, if it is known yet.
+    fn taken_up_at(&self, id: &str) -> Option<u64>;
+    /// Session `id`'s recorded events after `since`, in order.
+    fn read_since(
+        &self,
+        id: String,
+        since: u64,
+    ) -> BoxFuture<'static, Result<Vec<EventRecord>, String>>;
+}
 
 /// Every session's events, in order, without gaps. [`Subscription::next`] is cancel-safe.
 pub struct Subscription {
-    manager: SessionManager,
+    source: Arc<dyn EventSource>,
     receiver: broadcast::Receiver<AnnouncedEvent>,
     /// The last `seq` handed out (or current at subscription) per session.
     seen: HashMap<Arc<str>, u64>,
-    /// Events re-read from a log, or held back until the gap before them is filled.
+    /// Events re-read from the record, or held back until the gap before them is filled.
     backlog: VecDeque<AnnouncedEvent>,
     /// An event that arrived after a gap: handed out once the gap is filled.
     held: Option<AnnouncedEvent>,
@@ -27,19 +48,72 @@ pub struct Subscription {
     lagged: bool,
 }
 
-impl SessionManager {
-    /// Follows every session's events from now on.
-    pub fn subscribe(&self) -> Subscription {
-        let receiver = self.inner.events.subscribe();
-        // After subscribing: whatever is newer than this arrives through the channel.
-        let seen = self
+/// The sessions of this process: their logs are the record.
+struct LocalSessions(SessionManager);
+
+impl EventSource for LocalSessions {
+    fn positions(&self) -> Vec<(Arc<str>, u64, u64)> {
+        self.0
             .inner
             .sessions
             .iter()
-            .map(|entry| (entry.value().id.clone(), entry.value().view().info.last_seq))
+            .map(|entry| {
+                let handle = entry.value();
+                (
+                    handle.id.clone(),
+                    handle.view().info.last_seq,
+                    handle.loaded_seq,
+                )
+            })
+            .collect()
+    }
+
+    fn taken_up_at(&self, id: &str) -> Option<u64> {
+        self.0
+            .inner
+            .sessions
+            .get(id)
+            .map(|handle| handle.loaded_seq)
+    }
+
+    fn read_since(
+        &self,
+        id: String,
+        since: u64,
+    ) -> BoxFuture<'static, Result<Vec<EventRecord>, String>> {
+        let manager = self.0.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || manager.get(&id, since)).await {
+                Ok(Ok(snapshot)) => Ok(snapshot.events),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(error) => Err(format!("reading its log failed: {error}")),
+            }
+        })
+    }
+}
+
+impl SessionManager {
+    /// Follows every session's events from now on.
+    pub fn subscribe(&self) -> Subscription {
+        // Subscribed first: whatever is newer than the positions arrives through the channel.
+        let receiver = self.inner.events.subscribe();
+        Subscription::new(Arc::new(LocalSessions(self.clone())), receiver)
+    }
+}
+
+impl Subscription {
+    /// Follows `receiver`, which must have subscribed before `source`'s positions are read.
+    pub fn new(
+        source: Arc<dyn EventSource>,
+        receiver: broadcast::Receiver<AnnouncedEvent>,
+    ) -> Subscription {
+        let seen = source
+            .positions()
+            .into_iter()
+            .map(|(id, newest, _)| (id, newest))
             .collect();
         Subscription {
-            manager: self.clone(),
+            source,
             receiver,
             seen,
             backlog: VecDeque::new(),
@@ -47,10 +121,8 @@ impl SessionManager {
             lagged: false,
         }
     }
-}
 
-impl Subscription {
-    /// The next event; `None` once the manager is gone.
+    /// The next event; `None` once the source is gone.
     pub async fn next(&mut self) -> Option<AnnouncedEvent> {
         loop {
             if self.lagged {
@@ -83,7 +155,7 @@ impl Subscription {
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::debug!("a subscriber fell {missed} events behind; re-reading logs");
+                    tracing::debug!("a subscriber fell {missed} events behind; re-reading");
                     self.lagged = true;
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
@@ -92,15 +164,16 @@ impl Subscription {
     }
 
     /// A session first heard of after subscribing: loaded or created since. What it logged
-    /// before this process took it up was never announced, so it is not a gap.
+    /// before it was taken up was never announced, so it is not a gap.
     fn meet(&mut self, event: &AnnouncedEvent) {
         if self.seen.contains_key(&event.session_id) {
             return;
         }
-        let baseline = match self.manager.inner.sessions.get(&*event.session_id) {
-            Some(handle) => handle.loaded_seq.min(event.record.seq.saturating_sub(1)),
+        let from_here = event.record.seq.saturating_sub(1);
+        let baseline = match self.source.taken_up_at(&event.session_id) {
+            Some(taken_up_at) => taken_up_at.min(from_here),
             // Not listed yet (it is being loaded or created): take it from here.
-            None => event.record.seq.saturating_sub(1),
+            None => from_here,
         };
         self.seen.insert(event.session_id.clone(), baseline);
     }
@@ -119,20 +192,14 @@ impl Subscription {
         true
     }
 
-    /// Queues what every session logged beyond what was handed out.
+    /// Queues what every session recorded beyond what was handed out.
     async fn catch_up(&mut self) {
         let behind: Vec<(Arc<str>, u64, u64)> = self
-            .manager
-            .inner
-            .sessions
-            .iter()
-            .filter_map(|entry| {
-                let id = entry.value().id.clone();
-                let newest = entry.value().view().info.last_seq;
-                let last = match self.seen.get(&id) {
-                    Some(last) => *last,
-                    None => entry.value().loaded_seq,
-                };
+            .source
+            .positions()
+            .into_iter()
+            .filter_map(|(id, newest, taken_up_at)| {
+                let last = self.seen.get(&id).copied().unwrap_or(taken_up_at);
                 (newest > last).then_some((id, last, newest))
             })
             .collect();
@@ -141,27 +208,20 @@ impl Subscription {
         }
     }
 
-    /// Queues a session's logged events after `since`, up to `until`.
+    /// Queues a session's recorded events after `since`, up to `until`.
     async fn fill(&mut self, session_id: &Arc<str>, since: u64, until: u64) {
-        let manager = self.manager.clone();
-        let id = session_id.to_string();
-        let read = tokio::task::spawn_blocking(move || manager.get(&id, since)).await;
-        match read {
-            Ok(Ok(snapshot)) => {
-                self.backlog.extend(
-                    snapshot
-                        .events
-                        .into_iter()
-                        .filter(|record| record.seq <= until)
-                        .map(|record| AnnouncedEvent {
+        match self.source.read_since(session_id.to_string(), since).await {
+            Ok(events) => {
+                self.backlog
+                    .extend(events.into_iter().filter(|record| record.seq <= until).map(
+                        |record| AnnouncedEvent {
                             session_id: session_id.clone(),
                             record: Arc::new(record),
-                        }),
-                );
+                        },
+                    ));
             }
-            // Deleted meanwhile, or its log cannot be read: go on with what comes.
-            Ok(Err(error)) => tracing::debug!("session {session_id}: {error}"),
-            Err(error) => tracing::warn!("session {session_id}: reading its log failed: {error}"),
+            // Deleted meanwhile, or its record cannot be read: go on with what comes.
+            Err(error) => tracing::debug!("session {session_id}: {error}"),
         }
     }
 }

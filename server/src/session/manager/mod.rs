@@ -37,7 +37,7 @@ mod reviews;
 
 pub use actor::SessionView;
 use actor::{SessionActor, SessionHandle};
-pub use fanout::Subscription;
+pub use fanout::{EventSource, Subscription};
 pub use git::GitOutcome;
 pub use loops::{EXIT_SIGNAL, LoopRequest};
 
@@ -185,6 +185,42 @@ pub struct ListFilter {
     pub mode: Option<Mode>,
     /// Matched, case-insensitively, against the name and the title.
     pub query: Option<String>,
+}
+
+impl ListFilter {
+    /// The sessions among `views` that pass, oldest first: what `list` answers, in the
+    /// daemon and in a front's mirror alike.
+    pub fn select(&self, views: impl Iterator<Item = Arc<SessionView>>) -> Vec<SessionInfo> {
+        let query = self.query.as_ref().map(|query| query.to_lowercase());
+        let mut sessions: Vec<SessionInfo> = views
+            .filter(|view| self.status.is_none_or(|status| view.info.status == status))
+            .filter(|view| self.mode.is_none_or(|mode| view.info.mode == mode))
+            .filter(|view| {
+                query.as_ref().is_none_or(|query| {
+                    view.info.name.to_lowercase().contains(query)
+                        || view.info.title.to_lowercase().contains(query)
+                })
+            })
+            .map(|view| view.info.clone())
+            .collect();
+        sessions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        sessions
+    }
+}
+
+impl SessionFindings {
+    /// The open findings of each of `views` that has some.
+    pub fn of(views: impl Iterator<Item = Arc<SessionView>>) -> Vec<SessionFindings> {
+        views
+            .filter(|view| !view.findings.is_empty())
+            .map(|view| SessionFindings {
+                session_id: view.spec.id.clone(),
+                name: view.spec.name.clone(),
+                repo: view.spec.repo.clone(),
+                findings: view.findings.to_vec(),
+            })
+            .collect()
+    }
 }
 
 impl SessionManager {
@@ -336,8 +372,11 @@ impl SessionManager {
         &self,
         id: &str,
         layers: crate::config::EditorLayers,
+        keys: crate::config::ProfileKeys,
     ) -> Result<(), SessionError> {
-        Ok(self.inner.config.set_profile(id, layers)?)
+        self.inner.config.set_profile(id, layers)?;
+        self.inner.config.set_profile_keys(id, keys);
+        Ok(())
     }
 
     /// The repository containing `path`, and what its `.tether/config.toml` tried that was
@@ -415,33 +454,46 @@ impl SessionManager {
     }
 
     pub fn list(&self, filter: &ListFilter) -> Vec<SessionInfo> {
-        let query = filter.query.as_ref().map(|query| query.to_lowercase());
-        let mut sessions: Vec<SessionInfo> = self
-            .inner
-            .sessions
-            .iter()
-            .map(|entry| entry.value().view())
-            .filter(|view| {
-                filter
-                    .status
-                    .is_none_or(|status| view.info.status == status)
-            })
-            .filter(|view| filter.mode.is_none_or(|mode| view.info.mode == mode))
-            .filter(|view| {
-                query.as_ref().is_none_or(|query| {
-                    view.info.name.to_lowercase().contains(query)
-                        || view.info.title.to_lowercase().contains(query)
-                })
-            })
-            .map(|view| view.info.clone())
-            .collect();
-        sessions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        sessions
+        filter.select(self.inner.sessions.iter().map(|entry| entry.value().view()))
     }
 
     /// A session as of its last event.
     pub fn view(&self, id: &str) -> Result<Arc<SessionView>, SessionError> {
         Ok(self.handle(id)?.view())
+    }
+
+    /// The folded state of sessions `ids` (every session: `None`), without their
+    /// conversations, and whether each is read-only: what a front mirrors.
+    pub async fn states(
+        &self,
+        ids: Option<Vec<String>>,
+    ) -> Vec<(crate::vocab::SessionState, bool)> {
+        let handles: Vec<Arc<SessionHandle>> = match ids {
+            Some(ids) => ids.iter().filter_map(|id| self.handle(id).ok()).collect(),
+            None => self
+                .inner
+                .sessions
+                .iter()
+                .map(|entry| entry.value().clone())
+                .collect(),
+        };
+        let mut states = Vec::with_capacity(handles.len());
+        for handle in handles {
+            let read_only = !handle.store.is_writable();
+            let state = handle
+                .run(|actor| {
+                    // The conversation stays: it is not serialized, and can be long.
+                    let history = actor.state.history.take();
+                    let state = actor.state.clone();
+                    actor.state.history = history;
+                    Ok(state)
+                })
+                .await;
+            if let Ok(state) = state {
+                states.push((state, read_only));
+            }
+        }
+        states
     }
 
     /// The questions, plans and permissions a session waits on, as started items.
@@ -474,19 +526,7 @@ impl SessionManager {
 
     /// The findings of every session that are not dismissed.
     pub fn open_findings(&self) -> Vec<SessionFindings> {
-        self.inner
-            .sessions
-            .iter()
-            .filter_map(|entry| {
-                let view = entry.value().view();
-                (!view.findings.is_empty()).then(|| SessionFindings {
-                    session_id: view.spec.id.clone(),
-                    name: view.spec.name.clone(),
-                    repo: view.spec.repo.clone(),
-                    findings: view.findings.to_vec(),
-                })
-            })
-            .collect()
+        SessionFindings::of(self.inner.sessions.iter().map(|entry| entry.value().view()))
     }
 
     /// The findings of one session that are not dismissed.

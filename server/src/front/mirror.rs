@@ -1,0 +1,341 @@
+//! A front's copy of the daemon's sessions. The daemon sends every event once; the front
+//! folds each into the session's state exactly as the daemon did ([`SessionState::apply`]),
+//! publishes the new view and only then announces the event, so whoever hears of an event
+//! and reads a view sees the view with that event in it (the invariant the session actors
+//! keep in the daemon).
+//!
+//! One task writes ([`Folded`], owned by the connection's supervisor in `remote.rs`); every
+//! reader (list, code actions, diagnostics) reads [`Mirror`] without waiting on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::{Notify, broadcast};
+
+use crate::session::{AnnouncedEvent, SessionView};
+use crate::vocab::{Event, EventRecord, SessionState};
+
+/// What readers see: a view per session and the events, announced after the view is new.
+pub struct Mirror {
+    views: DashMap<String, Arc<SessionView>>,
+    /// The `seq` each session had when this front first heard of it.
+    taken_up: DashMap<String, u64>,
+    events: broadcast::Sender<AnnouncedEvent>,
+    /// Sessions went away without an event (deleted): what is shown for them must go.
+    pub removed: Arc<Notify>,
+}
+
+impl Mirror {
+    pub fn new() -> Arc<Mirror> {
+        Arc::new(Mirror {
+            views: DashMap::new(),
+            taken_up: DashMap::new(),
+            events: broadcast::channel(16_384).0,
+            removed: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn view(&self, id: &str) -> Option<Arc<SessionView>> {
+        self.views.get(id).map(|view| view.clone())
+    }
+
+    pub fn views(&self) -> impl Iterator<Item = Arc<SessionView>> + '_ {
+        self.views.iter().map(|entry| entry.value().clone())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<AnnouncedEvent> {
+        self.events.subscribe()
+    }
+
+    /// Each session: its id, its newest `seq`, and the `seq` it was taken up at.
+    pub fn positions(&self) -> Vec<(Arc<str>, u64, u64)> {
+        self.views
+            .iter()
+            .map(|entry| {
+                let id = entry.key();
+                let taken_up = self.taken_up.get(id).map_or(0, |seq| *seq);
+                (
+                    Arc::from(id.as_str()),
+                    entry.value().info.last_seq,
+                    taken_up,
+                )
+            })
+            .collect()
+    }
+
+    pub fn taken_up_at(&self, id: &str) -> Option<u64> {
+        self.taken_up.get(id).map(|seq| *seq)
+    }
+}
+
+/// What became of an event offered to the mirror.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Folded in and announced.
+    Folded,
+    /// Already folded in (a reconnect reads some events twice).
+    Duplicate,
+    /// Events between the mirror's last `seq` (given) and this one are missing.
+    Gap(u64),
+    /// A session the mirror does not hold yet.
+    Unknown,
+}
+
+/// The writer's side: the state each view is built from.
+pub struct Folded {
+    mirror: Arc<Mirror>,
+    states: HashMap<String, (SessionState, bool)>,
+}
+
+impl Folded {
+    pub fn new(mirror: Arc<Mirror>) -> Folded {
+        Folded {
+            mirror,
+            states: HashMap::new(),
+        }
+    }
+
+    /// The repositories of the sessions held: a new daemon must load them again.
+    pub fn repositories(&self) -> Vec<std::path::PathBuf> {
+        let mut repos: Vec<_> = self
+            .states
+            .values()
+            .map(|(state, _)| state.spec.repo.clone())
+            .collect();
+        repos.sort();
+        repos.dedup();
+        repos
+    }
+
+    /// Folds `record` into session `id` and announces it.
+    pub fn apply(&mut self, id: &str, record: EventRecord) -> Applied {
+        let Some((state, read_only)) = self.states.get_mut(id) else {
+            if let Event::Created { session } = &record.event {
+                let state = SessionState::new((**session).clone(), &record);
+                self.mirror
+                    .taken_up
+                    .insert(id.to_owned(), record.seq.saturating_sub(1));
+                self.states.insert(id.to_owned(), (state, false));
+                self.publish(id);
+                self.announce(id, record);
+                return Applied::Folded;
+            }
+            return Applied::Unknown;
+        };
+        if record.seq <= state.last_seq {
+            return Applied::Duplicate;
+        }
+        if record.seq > state.last_seq + 1 {
+            return Applied::Gap(state.last_seq);
+        }
+        state.apply(&record);
+        let view = SessionView::build(state, *read_only, false);
+        self.mirror.views.insert(id.to_owned(), Arc::new(view));
+        self.announce(id, record);
+        Applied::Folded
+    }
+
+    /// Takes a session's state from the daemon. A session held already and behind it is
+    /// left as it is, and its last `seq` returned: the events between are read and applied
+    /// (so that they are announced too) before [`Folded::replace`] settles the rest.
+    pub fn install(&mut self, state: SessionState, read_only: bool) -> Option<u64> {
+        let id = state.spec.id.clone();
+        match self.states.get(&id) {
+            Some((held, _)) if held.last_seq >= state.last_seq => None,
+            Some((held, _)) => Some(held.last_seq),
+            None => {
+                self.mirror.taken_up.insert(id.clone(), state.last_seq);
+                self.states.insert(id.clone(), (state, read_only));
+                self.publish(&id);
+                None
+            }
+        }
+    }
+
+    /// Takes up a session from its whole log, announcing its events from `announce_from`
+    /// on (the ones before were never news here).
+    pub fn adopt(
+        &mut self,
+        id: &str,
+        records: Vec<EventRecord>,
+        read_only: bool,
+        announce_from: u64,
+    ) {
+        if self.states.contains_key(id) {
+            return;
+        }
+        let mut records = records.into_iter();
+        let Some(first) = records.next() else { return };
+        let Event::Created { session } = &first.event else {
+            return;
+        };
+        let state = SessionState::new((**session).clone(), &first);
+        self.mirror
+            .taken_up
+            .insert(id.to_owned(), announce_from.saturating_sub(1));
+        self.states.insert(id.to_owned(), (state, read_only));
+        let mut announced = Vec::new();
+        for record in records {
+            if let Some((state, _)) = self.states.get_mut(id) {
+                state.apply(&record);
+            }
+            if record.seq >= announce_from {
+                announced.push(record);
+            }
+        }
+        self.publish(id);
+        for record in announced {
+            self.announce(id, record);
+        }
+    }
+
+    /// Puts the daemon's state in place of the one held, without announcing anything: for
+    /// what could not be read event by event.
+    pub fn replace(&mut self, state: SessionState, read_only: bool) {
+        let id = state.spec.id.clone();
+        let newer = self
+            .states
+            .get(&id)
+            .is_none_or(|(held, _)| held.last_seq < state.last_seq);
+        if newer {
+            self.states.insert(id.clone(), (state, read_only));
+            self.publish(&id);
+        }
+    }
+
+    /// Forgets the sessions not in `present` (deleted while this front was away).
+    pub fn keep_only(&mut self, present: &std::collections::HashSet<String>) {
+        let gone: Vec<String> = self
+            .states
+            .keys()
+            .filter(|id| !present.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.remove(&id);
+        }
+    }
+
+    /// Forgets a deleted session.
+    pub fn remove(&mut self, id: &str) {
+        if self.states.remove(id).is_some() {
+            self.mirror.views.remove(id);
+            self.mirror.taken_up.remove(id);
+            self.mirror.removed.notify_one();
+        }
+    }
+
+    fn publish(&self, id: &str) {
+        if let Some((state, read_only)) = self.states.get(id) {
+            let view = SessionView::build(state, *read_only, false);
+            self.mirror.views.insert(id.to_owned(), Arc::new(view));
+        }
+    }
+
+    fn announce(&self, id: &str, record: EventRecord) {
+        let _ = self.mirror.events.send(AnnouncedEvent {
+            session_id: Arc::from(id),
+            record: Arc::new(record),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::{Mode, SessionSpec, SessionStatus};
+
+    fn created(id: &str) -> EventRecord {
+        let spec = SessionSpec {
+            id: id.into(),
+            name: id.into(),
+            title: String::new(),
+            mode: Mode::Develop,
+            repo: "/repo".into(),
+            base_branch: "main".into(),
+            branch: format!("tether/{id}"),
+            worktree: "/wt".into(),
+            provider: "fake".into(),
+            model: "m".into(),
+            temperature: None,
+            max_tokens: None,
+            toggles: Default::default(),
+            created_at: 1,
+            cloned_from: None,
+            started_by: None,
+            settings_profile: None,
+        };
+        EventRecord {
+            seq: 1,
+            at: 1,
+            event: Event::Created {
+                session: Box::new(spec),
+            },
+        }
+    }
+
+    fn status(seq: u64, to: SessionStatus) -> EventRecord {
+        EventRecord {
+            seq,
+            at: seq,
+            event: Event::Status {
+                status: to,
+                activity: None,
+                reason: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_is_announced_after_the_view_holds_it() {
+        let mirror = Mirror::new();
+        let mut events = mirror.subscribe();
+        let mut folded = Folded::new(mirror.clone());
+        assert_eq!(folded.apply("s", created("s")), Applied::Folded);
+        assert_eq!(
+            folded.apply("s", status(2, SessionStatus::Running)),
+            Applied::Folded
+        );
+        for seq in [1, 2] {
+            let announced = events.recv().await.expect("event");
+            assert_eq!(announced.record.seq, seq);
+        }
+        let view = mirror.view("s").expect("view");
+        assert_eq!(view.info.status, SessionStatus::Running);
+        assert_eq!(view.info.last_seq, 2);
+
+        assert_eq!(
+            folded.apply("s", status(2, SessionStatus::Running)),
+            Applied::Duplicate
+        );
+        assert_eq!(
+            folded.apply("s", status(5, SessionStatus::Waiting)),
+            Applied::Gap(2)
+        );
+        assert_eq!(
+            folded.apply("t", status(3, SessionStatus::Waiting)),
+            Applied::Unknown
+        );
+        assert_eq!(mirror.view("s").expect("view").info.last_seq, 2);
+    }
+
+    #[test]
+    fn a_state_behind_the_daemon_asks_for_the_events_between() {
+        let mirror = Mirror::new();
+        let mut folded = Folded::new(mirror.clone());
+        folded.apply("s", created("s"));
+        let mut newer = crate::store::fold(vec![created("s")]).expect("fold");
+        newer.apply(&status(2, SessionStatus::Running));
+        newer.apply(&status(3, SessionStatus::Waiting));
+        assert_eq!(folded.install(newer.clone(), false), Some(1));
+        folded.replace(newer, false);
+        assert_eq!(mirror.view("s").expect("view").info.last_seq, 3);
+
+        folded.keep_only(&Default::default());
+        assert!(
+            mirror.view("s").is_none(),
+            "a session gone from the daemon goes"
+        );
+    }
+}

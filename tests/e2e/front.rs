@@ -1,0 +1,198 @@
+//! `tether lsp` as a front of the daemon: sessions outlive the editor that started them,
+//! editors on one repository share them live, and a daemon killed mid-stream is replaced
+//! without the editor noticing more than a pause.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{FakeModel, LspClient, Reply, TestEnv};
+
+/// The `seq`s an editor was sent for a session, in the order they came.
+fn seqs(client: &LspClient, id: &str) -> Vec<u64> {
+    client
+        .session_events(id)
+        .iter()
+        .filter_map(|params| params["seq"].as_u64())
+        .collect()
+}
+
+fn daemon_pid(env: &TestEnv) -> Option<i32> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["daemon", "status", "--json"])
+        .env("TETHER_HOME", env.home().join("state"))
+        .env("XDG_CONFIG_HOME", env.home().join("config"))
+        .env("XDG_DATA_HOME", env.home().join("data"))
+        .output()
+        .ok()?;
+    let status: Value = serde_json::from_slice(&output.stdout).ok()?;
+    status["pid"].as_i64().map(|pid| pid as i32)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_goes_on_after_its_editor_exits_and_the_next_editor_sees_all_of_it() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    let pieces: Vec<String> = (0..30).map(|n| format!("word{n} ")).collect();
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    model.push(Reply::text_paced(&pieces, Duration::from_millis(30)));
+    let mut first = env.server(&model).await;
+    let (info, id) = first.create(json!({"prompt": "a long answer"})).await;
+    assert_eq!(info["startedBy"]["kind"], "editor", "{info}");
+    first
+        .wait_for_event(&id, |event| event["kind"] == "delta")
+        .await;
+    // The editor goes mid-stream; the session does not.
+    first.shutdown().await;
+
+    // The next editor (without any settings of its own) sees the session finish, and its
+    // whole history.
+    let mut second = LspClient::spawn(env.home()).await;
+    second.initialize(&env.repo(), json!({}), true).await;
+    let listed = second.call("tether/session/list", json!({})).await;
+    assert_eq!(listed["sessions"][0]["id"], id.as_str(), "{listed}");
+    second.wait_for_status(&id, "waiting").await;
+    let got = second.call("tether/session/get", json!({"id": id})).await;
+    let text: String = got["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|record| record["event"]["kind"] == "delta")
+        .filter_map(|record| record["event"]["text"].as_str())
+        .collect();
+    assert_eq!(text, pieces.concat(), "every delta is in the log");
+    assert_eq!(model.requests().len(), 1, "one turn, not restarted");
+    // The session used the first editor's provider settings, which it keeps.
+    model.push(Reply::text(&["again"]));
+    second
+        .call("tether/session/send", json!({"id": id, "text": "more"}))
+        .await;
+    second.wait_for_nth_status(&id, "waiting", 2).await;
+    assert_eq!(model.requests().len(), 2);
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_editors_see_the_same_question_and_an_answer_from_one_resolves_it_in_both() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "ask_user",
+        r#"{"questions": [{"prompt": "Which color?", "kind": "single", "options": ["red", "blue"]}]}"#,
+    )]));
+    model.push(Reply::text(&["blue it is"]));
+    let mut one = env.server(&model).await;
+    let mut two = env.server(&model).await;
+    let (_, id) = one.create(json!({"prompt": "paint it"})).await;
+    let asked = |event: &Value| {
+        event["kind"] == "item"
+            && event["phase"] == "started"
+            && event["item"]["type"] == "question"
+    };
+    let question = one.wait_for_event(&id, asked).await;
+    two.wait_for_event(&id, asked).await;
+    let question_id = question["event"]["item"]["id"]
+        .as_str()
+        .expect("question id")
+        .to_owned();
+    // The second editor offers the answer as a code action too.
+    let readme = env.repo().join("README.md");
+    let uri = format!("file://{}", readme.display());
+    let actions = two.code_actions(&uri, (0, 0), (0, 0)).await;
+    assert!(
+        actions.iter().any(|action| action["title"]
+            .as_str()
+            .is_some_and(|title| title.contains("blue"))),
+        "{actions:#?}"
+    );
+    two.call(
+        "tether/session/answer",
+        json!({"id": id, "questionId": question_id, "answers": ["blue"]}),
+    )
+    .await;
+    let resolved = |event: &Value| {
+        event["kind"] == "item"
+            && event["phase"] == "completed"
+            && event["item"]["type"] == "question"
+    };
+    one.wait_for_event(&id, resolved).await;
+    two.wait_for_event(&id, resolved).await;
+    one.wait_for_status(&id, "waiting").await;
+    two.wait_for_status(&id, "waiting").await;
+    assert_eq!(seqs(&one, &id), seqs(&two, &id), "both saw the same events");
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_mid_stream_is_replaced_and_the_editor_misses_no_event() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    let pieces: Vec<String> = (0..200).map(|n| format!("w{n} ")).collect();
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    model.push(Reply::text_paced(&pieces, Duration::from_millis(20)));
+    model.set_fallback(Reply::text(&["after the restart"]));
+    let mut client = env.server(&model).await;
+    let (_, id) = client.create(json!({"prompt": "stream a lot"})).await;
+    client
+        .wait_for_event(&id, |event| event["kind"] == "delta")
+        .await;
+    let pid = daemon_pid(&env).expect("a daemon runs");
+    // SAFETY: kill(2) on a pid this test's tether started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    // The front starts a new daemon, which recovers the session (stopped by the crash), and
+    // the editor hears of it in order.
+    client.wait_for_status(&id, "stopped").await;
+    let new_pid = daemon_pid(&env).expect("a new daemon runs");
+    assert_ne!(new_pid, pid);
+    let seen = seqs(&client, &id);
+    let expected: Vec<u64> = (seen[0]..seen[0] + seen.len() as u64).collect();
+    assert_eq!(seen, expected, "gap-free and in order");
+    let logged = client.call("tether/session/get", json!({"id": id})).await;
+    let last_logged = logged["events"]
+        .as_array()
+        .and_then(|events| events.last())
+        .and_then(|record| record["seq"].as_u64())
+        .expect("events");
+    assert_eq!(
+        seen.last().copied(),
+        Some(last_logged),
+        "nothing logged was missed"
+    );
+    // And the editor goes on working with the new daemon.
+    client
+        .call("tether/session/resume", json!({"id": id, "text": "go on"}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_daemon_sessions_live_and_stop_with_the_editor() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["here"]));
+    for how in [
+        ("TETHER_DAEMON", "off"),
+        ("TETHER_DAEMON_FLAG", "--no-daemon"),
+    ] {
+        let mut client = if how.0 == "TETHER_DAEMON" {
+            LspClient::spawn_with_env(env.home(), &[how]).await
+        } else {
+            LspClient::spawn_configured(env.home(), |command| {
+                command.arg("--no-daemon");
+            })
+            .await
+        };
+        client.initialize(&env.repo(), model.settings(), true).await;
+        let (_, id) = client.create(json!({"prompt": "in process"})).await;
+        client.wait_for_status(&id, "waiting").await;
+        client.shutdown().await;
+        assert!(
+            !env.home().join("state/tether.sock").exists(),
+            "{how:?}: no daemon was started"
+        );
+    }
+}
