@@ -119,7 +119,13 @@ async fn two_editors_see_the_same_question_and_an_answer_from_one_resolves_it_in
     two.wait_for_event(&id, resolved).await;
     one.wait_for_status(&id, "waiting").await;
     two.wait_for_status(&id, "waiting").await;
-    assert_eq!(seqs(&one, &id), seqs(&two, &id), "both saw the same events");
+    assert_eq!(
+        seqs(&one, &id),
+        seqs(&two, &id),
+        "both saw the same events: {:#?}\n{:#?}",
+        one.session_events(&id),
+        two.session_events(&id)
+    );
     one.shutdown().await;
     two.shutdown().await;
 }
@@ -195,4 +201,78 @@ async fn without_the_daemon_sessions_live_and_stop_with_the_editor() {
             "{how:?}: no daemon was started"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tether_run_beside_an_open_editor_shows_in_the_editor_live() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["from the command line"]));
+    env.write_user_config(&format!(
+        "default_provider = \"fake\"\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 0\n",
+        model.base_url()
+    ));
+    let mut client = env.server(&model).await;
+    // Answered once the editor's front is attached to the daemon it started.
+    client.call("tether/session/list", json!({})).await;
+    let repo = env.repo();
+    let output = crate::support::isolated_command(env.home())
+        .args([
+            "run",
+            "--repo",
+            repo.to_str().expect("utf-8"),
+            "--name",
+            "from-cli",
+            "hi",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("tether run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The editor heard of it as it ran: created by the command line, then waiting.
+    let created = client
+        .wait_until_event(|params| params["event"]["kind"] == "created")
+        .await;
+    assert_eq!(
+        created["event"]["session"]["startedBy"]["kind"], "cli",
+        "{created}"
+    );
+    let id = created["sessionId"].as_str().expect("id").to_owned();
+    client.wait_for_status(&id, "waiting").await;
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_edits_only_the_workspace_of_the_editor_that_asked() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "write_file",
+        r##"{"path": "README.md", "content": "# changed\n"}"##,
+    )]));
+    model.push(Reply::text(&["written"]));
+    let mut one = env.server(&model).await;
+    let mut two = env.server(&model).await;
+    let (_, id) = one.create(json!({"prompt": "write a file"})).await;
+    two.wait_for_status(&id, "waiting").await;
+    let reply = two.call("tether/session/apply", json!({"id": id})).await;
+    assert_eq!(reply["sent"], true, "{reply}");
+    let edit = two.wait_for_message("workspace/applyEdit").await;
+    assert!(edit.to_string().contains("README.md"), "{edit}");
+    // The apply is noted in the session, which both editors see; only one was asked to edit.
+    let noted = |event: &Value| {
+        event["kind"] == "item"
+            && event["item"]["text"]
+                .as_str()
+                .is_some_and(|text| text.contains("Applied to the workspace"))
+    };
+    one.wait_for_event(&id, noted).await;
+    assert!(one.messages("workspace/applyEdit").is_empty());
+    one.shutdown().await;
+    two.shutdown().await;
 }

@@ -390,11 +390,25 @@ impl Connection {
                     });
                 }
                 wire::SUBSCRIBE => {
-                    if !self.subscribed {
+                    if self.subscribed {
+                        self.reply(
+                            id,
+                            Err(WireError {
+                                code: code::INVALID_PARAMS,
+                                message: "this connection is subscribed already".to_owned(),
+                            }),
+                        );
+                    } else {
                         self.subscribed = true;
-                        self.forward_events();
+                        let positions = self.forward_events();
+                        self.reply(
+                            id,
+                            to_value(wire::Subscribed {
+                                subscribed: true,
+                                positions,
+                            }),
+                        );
                     }
-                    self.reply(id, Ok(json!({"subscribed": true})));
                 }
                 _ => {
                     let host = self.host.clone();
@@ -440,9 +454,11 @@ impl Connection {
         })
     }
 
-    /// Sends every session event to this front, in order and without gaps.
-    fn forward_events(&self) {
+    /// Sends every session event to this front, in order and without gaps; returns each
+    /// session's `seq` as of now (what comes after it is sent).
+    fn forward_events(&self) -> std::collections::BTreeMap<String, u64> {
         let mut events = self.host.manager.subscribe();
+        let positions = events.positions();
         let mut removed = self.host.removed.subscribe();
         let outgoing = self.outgoing.clone();
         tokio::spawn(async move {
@@ -470,6 +486,7 @@ impl Connection {
                 }
             }
         });
+        positions
     }
 }
 
@@ -507,7 +524,11 @@ async fn states(manager: &SessionManager, params: Value) -> Result<Value, WireEr
         .states(params.ids)
         .await
         .into_iter()
-        .map(|(state, read_only)| wire::SessionStateOf { state, read_only })
+        .map(|(state, read_only, loaded_seq)| wire::SessionStateOf {
+            state,
+            read_only,
+            loaded_seq,
+        })
         .collect();
     to_value(wire::StatesResult { sessions })
 }

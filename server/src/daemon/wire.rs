@@ -16,7 +16,7 @@ pub const HELLO: &str = "daemon/hello";
 pub const STATUS: &str = "daemon/status";
 /// Stops every session resumably, flushes, exits.
 pub const STOP: &str = "daemon/stop";
-/// Starts `tether/session/event` notifications on this connection.
+/// `{}` → [`Subscribed`]: starts `tether/session/event` notifications on this connection.
 pub const SUBSCRIBE: &str = "daemon/subscribe";
 /// `{root}` → `{repo}`: loads the sessions of the repository holding `root` (once per daemon).
 pub const OPEN: &str = "daemon/open";
@@ -80,6 +80,17 @@ impl std::fmt::Debug for ProfileParams {
     }
 }
 
+/// `daemon/subscribe` result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscribed {
+    pub subscribed: bool,
+    /// Each session's `seq` when the subscription started: every later event is sent. A
+    /// session not listed is sent from the `seq` the daemon took it up at.
+    #[serde(default)]
+    pub positions: std::collections::BTreeMap<String, u64>,
+}
+
 /// `daemon/states` params.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -103,6 +114,10 @@ pub struct SessionStateOf {
     pub state: crate::vocab::SessionState,
     /// Its repository's store is another tether's: it can be read, not changed.
     pub read_only: bool,
+    /// The `seq` its log held when the daemon took it up (0: created in this daemon):
+    /// every later event was announced to subscribers.
+    #[serde(default)]
+    pub loaded_seq: u64,
 }
 
 /// One message on the socket.

@@ -82,6 +82,16 @@ pub enum Applied {
     Unknown,
 }
 
+/// What is left to do after [`Folded::install`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Catch {
+    Nothing,
+    /// Read the session's events after this `seq`, fold them in and announce them.
+    Fill(u64),
+    /// Read the session's events after this `seq` and announce them (the state has them).
+    Announce(u64),
+}
+
 /// The writer's side: the state each view is built from.
 pub struct Folded {
     mirror: Arc<Mirror>,
@@ -136,57 +146,41 @@ impl Folded {
         Applied::Folded
     }
 
-    /// Takes a session's state from the daemon. A session held already and behind it is
-    /// left as it is, and its last `seq` returned: the events between are read and applied
-    /// (so that they are announced too) before [`Folded::replace`] settles the rest.
-    pub fn install(&mut self, state: SessionState, read_only: bool) -> Option<u64> {
+    /// Takes a session's state from the daemon; `news_from`: the last `seq` this front
+    /// had heard of when it took the session up (its events after that are news to this
+    /// front's subscribers). Says what is left to do: a session held already and behind the
+    /// daemon is left as it is, to be caught up event by event ([`Catch::Fill`]); a new one
+    /// is taken as it is, and what it did after `news_from` is to be announced
+    /// ([`Catch::Announce`]).
+    pub fn install(&mut self, state: SessionState, read_only: bool, news_from: u64) -> Catch {
         let id = state.spec.id.clone();
         match self.states.get(&id) {
-            Some((held, _)) if held.last_seq >= state.last_seq => None,
-            Some((held, _)) => Some(held.last_seq),
+            Some((held, _)) if held.last_seq >= state.last_seq => Catch::Nothing,
+            Some((held, _)) => Catch::Fill(held.last_seq),
             None => {
-                self.mirror.taken_up.insert(id.clone(), state.last_seq);
+                let newest = state.last_seq;
+                let news_from = news_from.min(newest);
+                self.mirror.taken_up.insert(id.clone(), news_from);
                 self.states.insert(id.clone(), (state, read_only));
                 self.publish(&id);
-                None
+                if newest > news_from {
+                    Catch::Announce(news_from)
+                } else {
+                    Catch::Nothing
+                }
             }
         }
     }
 
-    /// Takes up a session from its whole log, announcing its events from `announce_from`
-    /// on (the ones before were never news here).
-    pub fn adopt(
-        &mut self,
-        id: &str,
-        records: Vec<EventRecord>,
-        read_only: bool,
-        announce_from: u64,
-    ) {
-        if self.states.contains_key(id) {
-            return;
-        }
-        let mut records = records.into_iter();
-        let Some(first) = records.next() else { return };
-        let Event::Created { session } = &first.event else {
+    /// Announces a session's `records` after `after` that its state holds already.
+    pub fn announce_held(&mut self, id: &str, records: Vec<EventRecord>, after: u64) {
+        let Some(newest) = self.states.get(id).map(|(state, _)| state.last_seq) else {
             return;
         };
-        let state = SessionState::new((**session).clone(), &first);
-        self.mirror
-            .taken_up
-            .insert(id.to_owned(), announce_from.saturating_sub(1));
-        self.states.insert(id.to_owned(), (state, read_only));
-        let mut announced = Vec::new();
         for record in records {
-            if let Some((state, _)) = self.states.get_mut(id) {
-                state.apply(&record);
+            if record.seq > after && record.seq <= newest {
+                self.announce(id, record);
             }
-            if record.seq >= announce_from {
-                announced.push(record);
-            }
-        }
-        self.publish(id);
-        for record in announced {
-            self.announce(id, record);
         }
     }
 
@@ -328,8 +322,8 @@ mod tests {
         let mut newer = crate::store::fold(vec![created("s")]).expect("fold");
         newer.apply(&status(2, SessionStatus::Running));
         newer.apply(&status(3, SessionStatus::Waiting));
-        assert_eq!(folded.install(newer.clone(), false), Some(1));
-        folded.replace(newer, false);
+        assert_eq!(folded.install(newer.clone(), false, 0), Catch::Fill(1));
+        folded.replace(newer.clone(), false);
         assert_eq!(mirror.view("s").expect("view").info.last_seq, 3);
 
         folded.keep_only(&Default::default());
@@ -337,5 +331,10 @@ mod tests {
             mirror.view("s").is_none(),
             "a session gone from the daemon goes"
         );
+
+        // Taken up anew: what it did after the front heard of it is news, the rest is not.
+        assert_eq!(folded.install(newer, false, 2), Catch::Announce(2));
+        assert_eq!(mirror.taken_up_at("s"), Some(2));
+        assert_eq!(mirror.view("s").expect("view").info.last_seq, 3);
     }
 }

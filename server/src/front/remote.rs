@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::mirror::{Applied, Folded, Mirror};
+use super::mirror::{Applied, Catch, Folded, Mirror};
 use crate::api::{self, Method, methods};
 use crate::config::{ConfigCache, EditorLayer, EditorLayers};
 use crate::daemon::client::{CallError, DaemonClient};
@@ -282,11 +282,14 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
                 client.daemon_version
             ));
         }
-        if let Err(error) = attach(&remote, &client, &mut folded).await {
-            tracing::warn!("attaching to the tether daemon failed: {error}");
-            tokio::time::sleep(pause).await;
-            continue;
-        }
+        let positions = match attach(&remote, &client, &mut folded).await {
+            Ok(positions) => positions,
+            Err(error) => {
+                tracing::warn!("attaching to the tether daemon failed: {error}");
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
         if attached_before {
             tracing::info!(
                 "attached to a new tether daemon (pid {})",
@@ -302,7 +305,7 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
                     follow(&client, &mut folded, &method, params).await;
                 }
                 Some(done) = refreshes.recv() => {
-                    if let Err(error) = refresh(&client, &mut folded, false).await {
+                    if let Err(error) = refresh(&client, &mut folded, &positions, false).await {
                         tracing::warn!("reading the daemon's sessions failed: {error}");
                     }
                     let _ = done.send(());
@@ -316,7 +319,14 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
 
 /// Makes a new connection this editor's: its settings, its repositories, its events, and
 /// the sessions as they are now (with what was missed while away announced in order).
-async fn attach(remote: &Remote, client: &DaemonClient, folded: &mut Folded) -> Result<(), String> {
+/// Subscribed before the states are read: every event after the positions the subscription
+/// starts from comes as a notification, and what a state holds beyond them is announced
+/// from the log, so nothing falls between the two. Returns the positions.
+async fn attach(
+    remote: &Remote,
+    client: &DaemonClient,
+    folded: &mut Folded,
+) -> Result<Positions, String> {
     remote.send_settings(client).await;
     let mut repositories = lock(&remote.inner.roots).clone();
     repositories.extend(folded.repositories());
@@ -328,16 +338,26 @@ async fn attach(remote: &Remote, client: &DaemonClient, folded: &mut Folded) -> 
             tracing::info!("{}: no sessions here: {error}", root.display());
         }
     }
-    client
-        .call_value(wire::SUBSCRIBE, Value::Null)
+    let subscribed: wire::Subscribed = client
+        .call(wire::SUBSCRIBE, &serde_json::json!({}))
         .await
         .map_err(|error| error.to_string())?;
-    refresh(client, folded, true).await
+    refresh(client, folded, &subscribed.positions, true).await?;
+    Ok(subscribed.positions)
 }
 
-/// Reads every session's state; sessions held already get the events they are behind
-/// (announced, in order); with `complete`, sessions the daemon no longer holds go.
-async fn refresh(client: &DaemonClient, folded: &mut Folded, complete: bool) -> Result<(), String> {
+/// Where a connection's subscription started, per session.
+type Positions = std::collections::BTreeMap<String, u64>;
+
+/// Reads every session's state; sessions held already get the events they are behind, new
+/// ones announce what they did since this front's subscription (or the daemon) took them up;
+/// with `complete`, sessions the daemon no longer holds go.
+async fn refresh(
+    client: &DaemonClient,
+    folded: &mut Folded,
+    positions: &Positions,
+    complete: bool,
+) -> Result<(), String> {
     let states: wire::StatesResult = client
         .call(wire::STATES, &wire::StatesParams::default())
         .await
@@ -348,11 +368,11 @@ async fn refresh(client: &DaemonClient, folded: &mut Folded, complete: bool) -> 
         .map(|session| session.state.spec.id.clone())
         .collect();
     for session in states.sessions {
-        let id = session.state.spec.id.clone();
-        if let Some(since) = folded.install(session.state.clone(), session.read_only) {
-            fill(client, folded, &id, since).await;
-            folded.replace(session.state, session.read_only);
-        }
+        let news_from = positions
+            .get(&session.state.spec.id)
+            .copied()
+            .unwrap_or(session.loaded_seq);
+        take(client, folded, session, news_from).await;
     }
     if complete {
         folded.keep_only(&present);
@@ -360,8 +380,31 @@ async fn refresh(client: &DaemonClient, folded: &mut Folded, complete: bool) -> 
     Ok(())
 }
 
-/// Applies a session's events after `since`, read from the daemon.
-async fn fill(client: &DaemonClient, folded: &mut Folded, id: &str, since: u64) {
+/// Takes one session's state from the daemon and does what is left (see [`Catch`]).
+async fn take(
+    client: &DaemonClient,
+    folded: &mut Folded,
+    session: wire::SessionStateOf,
+    news_from: u64,
+) {
+    let id = session.state.spec.id.clone();
+    match folded.install(session.state.clone(), session.read_only, news_from) {
+        Catch::Nothing => {}
+        Catch::Fill(since) => {
+            fill(client, folded, &id, since).await;
+            // What could not be read event by event, taken whole.
+            folded.replace(session.state, session.read_only);
+        }
+        Catch::Announce(after) => {
+            if let Some(records) = read_since(client, &id, after).await {
+                folded.announce_held(&id, records, after);
+            }
+        }
+    }
+}
+
+/// A session's logged events after `since`, from the daemon.
+async fn read_since(client: &DaemonClient, id: &str, since: u64) -> Option<Vec<EventRecord>> {
     let params = api::GetParams {
         id: id.to_owned(),
         since,
@@ -370,12 +413,18 @@ async fn fill(client: &DaemonClient, folded: &mut Folded, id: &str, since: u64) 
         .call::<_, api::GetResult>(<methods::Get as Method>::NAME, &params)
         .await
     {
-        Ok(result) => {
-            for record in result.events {
-                folded.apply(id, record);
-            }
+        Ok(result) => Some(result.events),
+        Err(error) => {
+            tracing::debug!("session {id}: {error}");
+            None
         }
-        Err(error) => tracing::debug!("session {id}: {error}"),
+    }
+}
+
+/// Applies a session's events after `since`, read from the daemon.
+async fn fill(client: &DaemonClient, folded: &mut Folded, id: &str, since: u64) {
+    for record in read_since(client, id, since).await.unwrap_or_default() {
+        folded.apply(id, record);
     }
 }
 
@@ -403,19 +452,17 @@ async fn follow(client: &DaemonClient, folded: &mut Folded, method: &str, params
                 }
                 Applied::Unknown => {
                     // A session the daemon took up after this front attached (another
-                    // editor opened its repository): its whole log, announced from here.
-                    let params = api::GetParams {
-                        id: id.clone(),
-                        since: 0,
+                    // editor opened its repository): taken as it is, announced from here.
+                    let params = wire::StatesParams {
+                        ids: Some(vec![id.clone()]),
                     };
-                    match client
-                        .call::<_, api::GetResult>(<methods::Get as Method>::NAME, &params)
+                    if let Ok(states) = client
+                        .call::<_, wire::StatesResult>(wire::STATES, &params)
                         .await
                     {
-                        Ok(result) => {
-                            folded.adopt(&id, result.events, result.session.read_only, record.seq);
+                        for session in states.sessions {
+                            take(client, folded, session, record.seq.saturating_sub(1)).await;
                         }
-                        Err(error) => tracing::debug!("session {id}: {error}"),
                     }
                 }
             }

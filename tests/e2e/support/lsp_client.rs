@@ -455,6 +455,16 @@ impl LspClient {
         .await
     }
 
+    /// Waits until an event of any session satisfies `predicate` (it sees the whole
+    /// notification's params); returns them.
+    pub async fn wait_until_event(&self, predicate: impl Fn(&Value) -> bool) -> Value {
+        self.wait_until(
+            || self.events().into_iter().find(|params| predicate(params)),
+            || format!("no matching event; events: {:#?}", self.events()),
+        )
+        .await
+    }
+
     /// Waits for a `status` event with this status.
     pub async fn wait_for_status(&self, session_id: &str, status: &str) -> Value {
         self.wait_for_event(session_id, |event| {

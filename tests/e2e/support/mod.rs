@@ -38,35 +38,81 @@ pub struct TestEnv {
 }
 
 /// A test's editors start a daemon in the test's own state folder (as `tether lsp` does for
-/// a user); it is stopped when the test ends, as a user would with `tether daemon stop`.
+/// a user); it is stopped when the test ends. By signal, found by its state folder: a
+/// daemon of another uid (the confinement tests run one as `nobody`) refuses this user's
+/// socket connections, but root may signal it.
 impl Drop for TestEnv {
     fn drop(&mut self) {
         if std::env::var_os("TETHER_TEST_KEEP").is_some() {
             eprintln!("kept {}", self.dir.path().display());
             let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
             let _ = kept.keep();
-        }
-        if !self.dir.path().join("state/tether.sock").exists() {
             return;
         }
-        let stop = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(["daemon", "stop"])
-            .env("TETHER_HOME", self.dir.path().join("state"))
-            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
-            .env("XDG_DATA_HOME", self.dir.path().join("data"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        let Ok(mut stop) = stop else { return };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = stop.try_wait() {
-                return;
+        let daemons = daemons_of(&self.dir.path().join("state"));
+        for pid in &daemons {
+            // SAFETY: kill(2) with SIGTERM on a daemon of this test's state folder: it stops
+            // its sessions and exits.
+            unsafe {
+                libc::kill(*pid, libc::SIGTERM);
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let _ = stop.kill();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        for pid in daemons {
+            while running(pid) {
+                if std::time::Instant::now() > deadline {
+                    // SAFETY: kill(2) on a daemon of this test's state folder, as a last resort.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
     }
+}
+
+/// Whether `pid` runs: it exists and is not a zombie (a daemon whose front exited is
+/// reparented, and in a container nobody may reap it).
+pub fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X')
+    })
+}
+
+/// The pids of the `tether daemon`s serving `state`: started by a front
+/// (`TETHER_DAEMON_STATE`) or by a test (`TETHER_HOME`).
+fn daemons_of(state: &Path) -> Vec<i32> {
+    let wanted = [
+        format!("TETHER_DAEMON_STATE={}", state.display()),
+        format!("TETHER_HOME={}", state.display()),
+    ];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let is_daemon = |pid: i32| {
+        let Ok(command) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            return false;
+        };
+        let args: Vec<&[u8]> = command.split(|byte| *byte == 0).collect();
+        args.get(1) == Some(&&b"daemon"[..])
+            && matches!(args.get(2), None | Some(&[]) | Some(&b"run"))
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| is_daemon(*pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|byte| *byte == 0)
+                    .any(|variable| wanted.iter().any(|wanted| variable == wanted.as_bytes()))
+            })
+        })
+        .collect()
 }
 
 impl TestEnv {
@@ -152,8 +198,7 @@ impl TestEnv {
             libc::kill(pid, libc::SIGKILL);
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        // SAFETY: signal 0 only asks whether the process exists.
-        while unsafe { libc::kill(pid, 0) } == 0 {
+        while running(pid) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the daemon outlived kill -9"

@@ -122,6 +122,14 @@ impl Subscription {
         }
     }
 
+    /// Each session's last `seq` handed out (at first: as of the subscription).
+    pub fn positions(&self) -> std::collections::BTreeMap<String, u64> {
+        self.seen
+            .iter()
+            .map(|(id, seq)| (id.to_string(), *seq))
+            .collect()
+    }
+
     /// The next event; `None` once the source is gone.
     pub async fn next(&mut self) -> Option<AnnouncedEvent> {
         loop {

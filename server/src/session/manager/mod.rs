@@ -467,7 +467,7 @@ impl SessionManager {
     pub async fn states(
         &self,
         ids: Option<Vec<String>>,
-    ) -> Vec<(crate::vocab::SessionState, bool)> {
+    ) -> Vec<(crate::vocab::SessionState, bool, u64)> {
         let handles: Vec<Arc<SessionHandle>> = match ids {
             Some(ids) => ids.iter().filter_map(|id| self.handle(id).ok()).collect(),
             None => self
@@ -490,7 +490,7 @@ impl SessionManager {
                 })
                 .await;
             if let Ok(state) = state {
-                states.push((state, read_only));
+                states.push((state, read_only, handle.loaded_seq));
             }
         }
         states
