@@ -116,14 +116,23 @@ async fn one_size(total: usize) {
             deltas += 1;
         }
     }
-    // Events reaching the front while `list` is asked, 300 times.
+    // Events reaching the front while `list` is asked, 300 times, each timed from when the
+    // daemon logged it (its `at`, in ms) to when the front read it.
+    let latencies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let reader = {
+        let latencies = latencies.clone();
+        tokio::spawn(async move {
+            while let Some((_, params)) = events.recv().await {
+                let now = tether::session::now_millis();
+                if let Some(at) = params["at"].as_u64() {
+                    latencies.lock().expect("lock").push(now.saturating_sub(at));
+                }
+            }
+        })
+    };
     let mut lists = Vec::new();
     let counting = Instant::now();
-    let mut received = 0usize;
     for _ in 0..300 {
-        while let Ok((_, _)) = events.try_recv() {
-            received += 1;
-        }
         let started = Instant::now();
         client
             .call_value("tether/session/list", json!({}))
@@ -132,16 +141,27 @@ async fn one_size(total: usize) {
         lists.push(started.elapsed());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let rate = received as f64 / counting.elapsed().as_secs_f64();
+    let mut latencies = std::mem::take(&mut *latencies.lock().expect("lock"));
+    let rate = latencies.len() as f64 / counting.elapsed().as_secs_f64();
+    reader.abort();
     lists.sort();
+    latencies.sort_unstable();
+    let latency = |fraction: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * fraction) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
     let rss = rss_kib(daemon.id());
     println!(
-        "  {total:>5} sessions ({working} streaming): load {} · RSS {:.1} MB · list p50 {} p99 {} · {:.0} events/s to the front",
+        "  {total:>5} sessions ({working} streaming): load {} · RSS {:.1} MB · list p50 {} p99 {} · {:.0} events/s to the front, logged → read p50 {} ms p99 {} ms",
         ms(load),
         rss as f64 / 1024.0,
         ms(percentile(&lists, 0.5)),
         ms(percentile(&lists, 0.99)),
-        rate
+        rate,
+        latency(0.5),
+        latency(0.99)
     );
     let _ = client.call_value("daemon/stop", json!({})).await;
     let _ = tokio::task::spawn_blocking(move || daemon.wait()).await;

@@ -140,7 +140,12 @@ impl Folded {
             return Applied::Gap(state.last_seq);
         }
         state.apply(&record);
-        let view = SessionView::build(state, *read_only, false);
+        let view = match self.mirror.views.get(id) {
+            Some(held) if SessionView::moves_only_counters(&record.event) => {
+                held.with_counters(state)
+            }
+            _ => SessionView::build(state, *read_only, false),
+        };
         self.mirror.views.insert(id.to_owned(), Arc::new(view));
         self.announce(id, record);
         Applied::Folded

@@ -111,6 +111,27 @@ impl SessionView {
         )
     }
 
+    /// Whether `event` changes nothing a view shows but its counters (a streamed delta, a
+    /// message or tool call starting): the view is then copied, not rebuilt.
+    pub fn moves_only_counters(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::Delta { .. }
+                | Event::Item {
+                    phase: ItemPhase::Started,
+                    item: Item::Message { .. } | Item::ToolCall { .. },
+                }
+        )
+    }
+
+    /// This view with `state`'s counters (its last `seq`, when it last changed).
+    pub fn with_counters(&self, state: &SessionState) -> SessionView {
+        let mut view = self.clone();
+        view.info.last_seq = state.last_seq;
+        view.info.updated_at = format_timestamp(state.updated_at);
+        view
+    }
+
     /// The view of a session in `state`; `read_only`: its store is another tether's.
     pub fn build(state: &SessionState, read_only: bool, in_loop: bool) -> SessionView {
         SessionView {
@@ -237,9 +258,7 @@ impl SessionActor {
 
     /// After a streamed delta only the counters move: the rest of the view is shared.
     fn publish_counters(&mut self) {
-        let mut view = (**self.view.borrow()).clone();
-        view.info.last_seq = self.state.last_seq;
-        view.info.updated_at = format_timestamp(self.state.updated_at);
+        let view = self.view.borrow().with_counters(&self.state);
         self.view.send_replace(Arc::new(view));
     }
 
@@ -259,15 +278,7 @@ impl SessionActor {
         };
         log.append(&record)?;
         self.state.apply(&record);
-        let only_counters = matches!(
-            record.event,
-            Event::Delta { .. }
-                | Event::Item {
-                    phase: ItemPhase::Started,
-                    item: Item::Message { .. } | Item::ToolCall { .. },
-                }
-        );
-        if only_counters {
+        if SessionView::moves_only_counters(&record.event) {
             self.publish_counters();
         } else {
             self.publish();
