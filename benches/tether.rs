@@ -405,7 +405,7 @@ async fn bench_list_under_stream_load() {
             .await;
     }
     // The sessions stream in the daemon; the editor's front relays them.
-    let daemon = daemon_pid(&env);
+    let daemon = env.daemon_pid().expect("a daemon runs") as u32;
     let cpu_before = (
         cpu_ticks(client.pid()),
         cpu_ticks(std::process::id()),
@@ -595,7 +595,7 @@ async fn bench_idle_rss() {
     env.write_user_config("[session]\nmax_working = 8\n");
     let mut client = env.server(&model).await;
     client.call("tether/session/list", json!({})).await;
-    let daemon = daemon_pid(&env);
+    let daemon = env.daemon_pid().expect("a daemon runs") as u32;
     let baseline = rss_kib(client.pid()) + rss_kib(daemon);
     let mut ids = Vec::new();
     for index in 0..100 {
@@ -622,19 +622,6 @@ async fn bench_idle_rss() {
         baseline as f64 / 1024.0,
         peak as f64 / 1024.0
     );
-}
-
-/// The pid of the daemon a bench home's fronts started.
-fn daemon_pid(env: &TestEnv) -> u32 {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(["daemon", "status", "--json"])
-        .env("TETHER_HOME", env.home().join("state"))
-        .env("XDG_CONFIG_HOME", env.home().join("config"))
-        .env("XDG_DATA_HOME", env.home().join("data"))
-        .output()
-        .expect("tether daemon status");
-    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a daemon runs");
-    status["pid"].as_u64().expect("pid") as u32
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -17,18 +17,6 @@ fn seqs(client: &LspClient, id: &str) -> Vec<u64> {
         .collect()
 }
 
-fn daemon_pid(env: &TestEnv) -> Option<i32> {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(["daemon", "status", "--json"])
-        .env("TETHER_HOME", env.home().join("state"))
-        .env("XDG_CONFIG_HOME", env.home().join("config"))
-        .env("XDG_DATA_HOME", env.home().join("data"))
-        .output()
-        .ok()?;
-    let status: Value = serde_json::from_slice(&output.stdout).ok()?;
-    status["pid"].as_i64().map(|pid| pid as i32)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_goes_on_after_its_editor_exits_and_the_next_editor_sees_all_of_it() {
     let env = TestEnv::new();
@@ -143,7 +131,7 @@ async fn a_daemon_killed_mid_stream_is_replaced_and_the_editor_misses_no_event()
     client
         .wait_for_event(&id, |event| event["kind"] == "delta")
         .await;
-    let pid = daemon_pid(&env).expect("a daemon runs");
+    let pid = env.daemon_pid().expect("a daemon runs");
     // SAFETY: kill(2) on a pid this test's tether started.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
@@ -151,7 +139,7 @@ async fn a_daemon_killed_mid_stream_is_replaced_and_the_editor_misses_no_event()
     // The front starts a new daemon, which recovers the session (stopped by the crash), and
     // the editor hears of it in order.
     client.wait_for_status(&id, "stopped").await;
-    let new_pid = daemon_pid(&env).expect("a new daemon runs");
+    let new_pid = env.daemon_pid().expect("a new daemon runs");
     assert_ne!(new_pid, pid);
     let seen = seqs(&client, &id);
     let expected: Vec<u64> = (seen[0]..seen[0] + seen.len() as u64).collect();

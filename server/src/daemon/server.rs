@@ -365,29 +365,10 @@ impl Connection {
                         let _ = outgoing.send(Message::response(id, answer));
                     });
                 }
-                wire::DIFF => {
-                    let manager = self.host.manager.clone();
-                    let outgoing = self.outgoing.clone();
-                    tokio::spawn(async move {
-                        let answer = diff(&manager, params).await;
-                        let _ = outgoing.send(Message::response(id, answer));
-                    });
-                }
-                wire::NOTE => {
-                    let manager = self.host.manager.clone();
-                    let outgoing = self.outgoing.clone();
-                    tokio::spawn(async move {
-                        let answer = note(&manager, params).await;
-                        let _ = outgoing.send(Message::response(id, answer));
-                    });
-                }
+                wire::DIFF => self.answer_in_task(id, diff(self.host.manager.clone(), params)),
+                wire::NOTE => self.answer_in_task(id, note(self.host.manager.clone(), params)),
                 wire::STATES => {
-                    let manager = self.host.manager.clone();
-                    let outgoing = self.outgoing.clone();
-                    tokio::spawn(async move {
-                        let answer = states(&manager, params).await;
-                        let _ = outgoing.send(Message::response(id, answer));
-                    });
+                    self.answer_in_task(id, states(self.host.manager.clone(), params));
                 }
                 wire::SUBSCRIBE => {
                     if self.subscribed {
@@ -430,6 +411,19 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Answers request `id` with what `answer` comes to, from a task of its own: a slow
+    /// request never holds up the next one on the connection.
+    fn answer_in_task(
+        &self,
+        id: u64,
+        answer: impl std::future::Future<Output = Result<Value, WireError>> + Send + 'static,
+    ) {
+        let outgoing = self.outgoing.clone();
+        tokio::spawn(async move {
+            let _ = outgoing.send(Message::response(id, answer.await));
+        });
     }
 
     fn reply(&self, id: u64, answer: Result<Value, WireError>) {
@@ -518,7 +512,7 @@ fn set_profile(manager: &SessionManager, params: Value) -> Result<Value, WireErr
 }
 
 /// `daemon/states`: sessions' folded state, for a front to mirror.
-async fn states(manager: &SessionManager, params: Value) -> Result<Value, WireError> {
+async fn states(manager: SessionManager, params: Value) -> Result<Value, WireError> {
     let params: wire::StatesParams = parse(wire::STATES, params)?;
     let sessions = manager
         .states(params.ids)
@@ -534,7 +528,7 @@ async fn states(manager: &SessionManager, params: Value) -> Result<Value, WireEr
 }
 
 /// `daemon/diff`: a session's diff with both sides of each file.
-async fn diff(manager: &SessionManager, params: Value) -> Result<Value, WireError> {
+async fn diff(manager: SessionManager, params: Value) -> Result<Value, WireError> {
     let params: wire::DiffParams = parse(wire::DIFF, params)?;
     let files = manager
         .diff(&params.id)
@@ -549,7 +543,7 @@ async fn diff(manager: &SessionManager, params: Value) -> Result<Value, WireErro
 }
 
 /// `daemon/note`: what the user did with a session's work.
-async fn note(manager: &SessionManager, params: Value) -> Result<Value, WireError> {
+async fn note(manager: SessionManager, params: Value) -> Result<Value, WireError> {
     let params: wire::NoteParams = parse(wire::NOTE, params)?;
     manager
         .note(&params.id, params.text)

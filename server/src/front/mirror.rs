@@ -243,28 +243,10 @@ impl Folded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::{Mode, SessionSpec, SessionStatus};
+    use crate::vocab::SessionStatus;
 
     fn created(id: &str) -> EventRecord {
-        let spec = SessionSpec {
-            id: id.into(),
-            name: id.into(),
-            title: String::new(),
-            mode: Mode::Develop,
-            repo: "/repo".into(),
-            base_branch: "main".into(),
-            branch: format!("tether/{id}"),
-            worktree: "/wt".into(),
-            provider: "fake".into(),
-            model: "m".into(),
-            temperature: None,
-            max_tokens: None,
-            toggles: Default::default(),
-            created_at: 1,
-            cloned_from: None,
-            started_by: None,
-            settings_profile: None,
-        };
+        let spec = crate::vocab::sample_spec(id);
         EventRecord {
             seq: 1,
             at: 1,

@@ -463,28 +463,10 @@ pub fn fold(records: Vec<EventRecord>) -> Option<SessionState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::{Mode, SessionSpec, SessionStatus};
+    use crate::vocab::{SessionSpec, SessionStatus};
 
     fn spec() -> SessionSpec {
-        SessionSpec {
-            id: "s1".into(),
-            name: "demo".into(),
-            title: "Demo".into(),
-            mode: Mode::Develop,
-            repo: "/repo".into(),
-            base_branch: "main".into(),
-            branch: "tether/demo".into(),
-            worktree: "/wt/demo".into(),
-            provider: "local".into(),
-            model: "m".into(),
-            temperature: None,
-            max_tokens: None,
-            toggles: Default::default(),
-            created_at: 1,
-            cloned_from: None,
-            started_by: None,
-            settings_profile: None,
-        }
+        crate::vocab::sample_spec("s1")
     }
 
     fn write_two_events(store: &RepoStore) -> PathBuf {

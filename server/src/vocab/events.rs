@@ -517,3 +517,27 @@ pub struct EventRecord {
     pub at: u64,
     pub event: Event,
 }
+
+/// A session of the repository `/repo` named `demo`, for tests.
+#[cfg(test)]
+pub fn sample_spec(id: &str) -> SessionSpec {
+    SessionSpec {
+        id: id.into(),
+        name: "demo".into(),
+        title: "Demo".into(),
+        mode: Mode::Develop,
+        repo: "/repo".into(),
+        base_branch: "main".into(),
+        branch: "tether/demo".into(),
+        worktree: "/wt/demo".into(),
+        provider: "local".into(),
+        model: "m".into(),
+        temperature: None,
+        max_tokens: None,
+        toggles: Default::default(),
+        created_at: 1,
+        cloned_from: None,
+        started_by: None,
+        settings_profile: None,
+    }
+}

@@ -16,6 +16,8 @@ mod outcomes;
 mod state;
 
 pub use chat::{ChatMessage, ChatRole, ToolCallRequest};
+#[cfg(test)]
+pub use events::sample_spec;
 pub use events::{
     Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, MessageRole,
     PlanDecision, PlanPhase, Question, QuestionKind, RunFacts, SessionSpec, SessionStatus,

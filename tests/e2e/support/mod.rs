@@ -181,18 +181,25 @@ impl TestEnv {
         std::fs::write(dir.join("config.toml"), text).expect("write the user's config");
     }
 
-    /// `kill -9` of the daemon this test's editors started, as a crash would; returns once
-    /// it is gone. The next editor starts a new one.
-    pub fn kill_daemon(&self) {
+    /// The pid of the daemon this test's editors started, from `tether daemon status`.
+    pub fn daemon_pid(&self) -> Option<i32> {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
             .args(["daemon", "status", "--json"])
             .env("TETHER_HOME", self.home().join("state"))
             .env("XDG_CONFIG_HOME", self.home().join("config"))
             .env("XDG_DATA_HOME", self.home().join("data"))
             .output()
-            .expect("tether daemon status");
-        let status: Value = serde_json::from_slice(&output.stdout).expect("a daemon runs");
-        let pid = status["pid"].as_i64().expect("pid") as i32;
+            .ok()?;
+        let status: Value = serde_json::from_slice(&output.stdout).ok()?;
+        status["pid"]
+            .as_i64()
+            .and_then(|pid| i32::try_from(pid).ok())
+    }
+
+    /// `kill -9` of the daemon this test's editors started, as a crash would; returns once
+    /// it is gone. The next editor starts a new one.
+    pub fn kill_daemon(&self) {
+        let pid = self.daemon_pid().expect("a daemon runs");
         // SAFETY: kill(2) on the pid of the daemon this test started.
         unsafe {
             libc::kill(pid, libc::SIGKILL);

@@ -425,7 +425,7 @@ fn info_of(state: &SessionState, read_only: bool) -> SessionInfo {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::vocab::{Mode, new_item_id};
+    use crate::vocab::new_item_id;
 
     /// A fresh session `id` of the repository `/repo`, logged under `home`, its `created`
     /// event emitted on `events`; not yet running.
@@ -434,25 +434,7 @@ pub(super) mod tests {
         id: &str,
         events: broadcast::Sender<AnnouncedEvent>,
     ) -> SessionActor {
-        let spec = SessionSpec {
-            id: id.into(),
-            name: "demo".into(),
-            title: "Demo".into(),
-            mode: Mode::Develop,
-            repo: "/repo".into(),
-            base_branch: "main".into(),
-            branch: "tether/demo".into(),
-            worktree: "/wt/demo".into(),
-            provider: "local".into(),
-            model: "m".into(),
-            temperature: None,
-            max_tokens: None,
-            toggles: Default::default(),
-            created_at: 1,
-            cloned_from: None,
-            started_by: None,
-            settings_profile: None,
-        };
+        let spec = crate::vocab::sample_spec(id);
         let store = Arc::new(RepoStore::open(home, Path::new("/repo")).expect("open the store"));
         let log = store.create_log(id).expect("create the log");
         let created = EventRecord {
