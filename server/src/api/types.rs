@@ -40,103 +40,29 @@ pub struct SessionInfo {
     pub started_by: Option<crate::vocab::StartedBy>,
 }
 
-impl From<crate::session::SessionInfo> for SessionInfo {
-    fn from(info: crate::session::SessionInfo) -> Self {
-        let crate::session::SessionInfo {
-            id,
-            name,
-            title,
-            mode,
-            status,
-            activity,
-            status_reason,
-            provider,
-            model,
-            branch,
-            base_branch,
-            repo,
-            worktree,
-            created_at,
-            updated_at,
-            usage,
-            queued_messages,
-            last_seq,
-            read_only,
-            started_by,
-        } = info;
-        SessionInfo {
-            id,
-            name,
-            title,
-            mode,
-            status,
-            activity,
-            status_reason,
-            provider,
-            model,
-            branch,
-            base_branch,
-            repo,
-            worktree,
-            created_at,
-            updated_at,
-            usage,
-            queued_messages,
-            last_seq,
-            read_only,
-            started_by,
+/// The conversions between the domain's SessionInfo and this copy, field by field (a new
+/// field on either side fails to compile here until it is on both).
+macro_rules! convert_session_info {
+    ($($from:ident)::+ => $($to:ident)::+) => {
+        impl From<$($from)::+> for $($to)::+ {
+            fn from(info: $($from)::+) -> Self {
+                let $($from)::+ {
+                    id, name, title, mode, status, activity, status_reason, provider, model, branch,
+                    base_branch, repo, worktree, created_at, updated_at, usage, queued_messages,
+                    last_seq, read_only, started_by,
+                } = info;
+                $($to)::+ {
+                    id, name, title, mode, status, activity, status_reason, provider, model, branch,
+                    base_branch, repo, worktree, created_at, updated_at, usage, queued_messages,
+                    last_seq, read_only, started_by,
+                }
+            }
         }
-    }
+    };
 }
 
-impl From<SessionInfo> for crate::session::SessionInfo {
-    fn from(info: SessionInfo) -> Self {
-        let SessionInfo {
-            id,
-            name,
-            title,
-            mode,
-            status,
-            activity,
-            status_reason,
-            provider,
-            model,
-            branch,
-            base_branch,
-            repo,
-            worktree,
-            created_at,
-            updated_at,
-            usage,
-            queued_messages,
-            last_seq,
-            read_only,
-            started_by,
-        } = info;
-        crate::session::SessionInfo {
-            id,
-            name,
-            title,
-            mode,
-            status,
-            activity,
-            status_reason,
-            provider,
-            model,
-            branch,
-            base_branch,
-            repo,
-            worktree,
-            created_at,
-            updated_at,
-            usage,
-            queued_messages,
-            last_seq,
-            read_only,
-            started_by,
-        }
-    }
-}
+convert_session_info!(crate::session::SessionInfo => SessionInfo);
+convert_session_info!(SessionInfo => crate::session::SessionInfo);
 
 /// How a file changed in a session's diff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
