@@ -79,6 +79,8 @@ async fn two_editors_see_the_same_question_and_an_answer_from_one_resolves_it_in
     };
     let question = one.wait_for_event(&id, asked).await;
     two.wait_for_event(&id, asked).await;
+    two.wait_for_event(&id, |event| event["activity"] == "waiting_input")
+        .await;
     let question_id = question["event"]["item"]["id"]
         .as_str()
         .expect("question id")
@@ -263,4 +265,159 @@ async fn an_apply_edits_only_the_workspace_of_the_editor_that_asked() {
     assert!(one.messages("workspace/applyEdit").is_empty());
     one.shutdown().await;
     two.shutdown().await;
+}
+
+/// Something listening on the daemon's socket that answers `daemon/hello` with `version` and
+/// everything else with what a daemon with no sessions would say; or, with `mute`, reads
+/// and never answers.
+fn fake_daemon(env: &TestEnv, version: &'static str, mute: bool) -> tokio::task::JoinHandle<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let state = env.home().join("state");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let socket = state.join("tether.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (reader, mut writer) = stream.into_split();
+                let mut lines = BufReader::new(reader).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if mute {
+                        continue;
+                    }
+                    let request: Value = serde_json::from_str(&line).expect("JSON");
+                    let result = match request["method"].as_str() {
+                        Some("daemon/hello") => json!({"version": version, "pid": 1}),
+                        Some("daemon/subscribe") => json!({"subscribed": true, "positions": {}}),
+                        Some("daemon/states") | Some("tether/session/list") => {
+                            json!({"sessions": []})
+                        }
+                        _ => json!({}),
+                    };
+                    let reply = json!({"jsonrpc": "2.0", "id": request["id"], "result": result});
+                    let mut bytes = serde_json::to_vec(&reply).expect("JSON");
+                    bytes.push(b'\n');
+                    if writer.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_attached_to_a_daemon_of_another_version_is_told_what_to_do() {
+    let env = TestEnv::new();
+    let _daemon = fake_daemon(&env, "0.0.0-other", false);
+    let mut client = LspClient::spawn(env.home()).await;
+    client.initialize(&env.repo(), json!({}), true).await;
+    // It works with it meanwhile.
+    let listed = client.call("tether/session/list", json!({})).await;
+    assert_eq!(listed["sessions"], json!([]), "{listed}");
+    let shown = client
+        .wait_for_message_matching("window/showMessage", |params| {
+            params["message"]
+                .as_str()
+                .is_some_and(|text| text.contains("0.0.0-other"))
+        })
+        .await;
+    let text = shown["params"]["message"].as_str().unwrap_or_default();
+    assert!(text.contains("tether daemon stop"), "{text}");
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_never_answers_gets_a_clear_error_and_the_editor_stays_up() {
+    let env = TestEnv::new();
+    let _daemon = fake_daemon(&env, "unused", true);
+    let mut client = LspClient::spawn(env.home()).await;
+    client.initialize(&env.repo(), json!({}), true).await;
+    let shown = client
+        .wait_for_message_matching("window/showMessage", |params| {
+            params["message"]
+                .as_str()
+                .is_some_and(|text| text.contains("daemon"))
+        })
+        .await;
+    let text = shown["params"]["message"].as_str().unwrap_or_default();
+    assert!(text.contains("did not answer"), "{text}");
+    assert!(text.contains("daemon.log"), "names the log: {text}");
+    // Requests are answered at once with the reason, and the editor's own features work.
+    let listed = client.call("tether/session/list", json!({})).await;
+    assert_eq!(listed["sessions"], json!([]), "{listed}");
+    let error = client
+        .call_err("tether/session/create", json!({"prompt": "hello?"}))
+        .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|text| text.contains("did not answer")),
+        "{error}"
+    );
+    let readme = env.repo().join("README.md");
+    let uri = format!("file://{}", readme.display());
+    client
+        .notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "markdown", "version": 1, "text": "# sample\n"}}),
+        )
+        .await;
+    client.code_actions(&uri, (0, 0), (0, 0)).await;
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_that_disconnects_mid_request_leaves_the_daemon_and_the_session_intact() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["still here"]));
+    // The raw front below names no settings profile: the user's file names the model.
+    env.write_user_config(&format!(
+        "default_provider = \"fake\"\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 0\n",
+        model.base_url()
+    ));
+    let mut client = env.server(&model).await;
+    client.call("tether/session/list", json!({})).await;
+    // A second front asks for a session and is gone before the answer.
+    let socket = env.home().join("state/tether.sock");
+    let stream = tokio::net::UnixStream::connect(&socket)
+        .await
+        .expect("connect");
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = BufReader::new(reader).lines();
+    let version = env!("CARGO_PKG_VERSION");
+    writer
+        .write_all(
+            format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon/hello\",\"params\":{{\"version\":\"{version}\"}}}}\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("hello");
+    lines.next_line().await.expect("read").expect("welcome");
+    let repo = env.repo();
+    let create = json!({"jsonrpc": "2.0", "id": 2, "method": "tether/session/create",
+        "params": {"prompt": "started by a front that left", "root": repo, "name": "orphan"}});
+    writer
+        .write_all(format!("{create}\n").as_bytes())
+        .await
+        .expect("create");
+    drop(writer);
+    drop(lines);
+    // The daemon created it anyway; the editor sees it through, and keeps working.
+    let created = client
+        .wait_until_event(|params| {
+            params["event"]["kind"] == "created" && params["event"]["session"]["name"] == "orphan"
+        })
+        .await;
+    let id = created["sessionId"].as_str().expect("id").to_owned();
+    client.wait_for_status(&id, "waiting").await;
+    let listed = client.call("tether/session/list", json!({})).await;
+    assert_eq!(listed["sessions"][0]["name"], "orphan", "{listed}");
+    client.shutdown().await;
 }

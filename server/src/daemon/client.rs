@@ -22,6 +22,9 @@ use super::wire::{self, Message, Outcome, WireError, read_message, write_message
 
 /// How long a front waits for a daemon it started to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a daemon may take to answer `daemon/hello`: one that takes connections and says
+/// nothing (hung, or not a daemon at all) is not waited on forever.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the daemon could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -104,18 +107,17 @@ impl DaemonClient {
             daemon_version: String::new(),
             daemon_pid: 0,
         };
-        let welcome: Welcome = connection
-            .call(
-                wire::HELLO,
-                &Hello {
-                    version: VERSION.to_owned(),
-                    client: Some(client.to_owned()),
-                },
-            )
-            .await
-            .map_err(|error| {
-                ConnectError::Refused(format!("the daemon did not say hello: {error}"))
-            })?;
+        let hello = Hello {
+            version: VERSION.to_owned(),
+            client: Some(client.to_owned()),
+        };
+        let welcome: Welcome =
+            match tokio::time::timeout(HELLO_TIMEOUT, connection.call(wire::HELLO, &hello)).await {
+                Ok(answer) => answer.map_err(|error| {
+                    ConnectError::Refused(format!("the daemon did not say hello: {error}"))
+                })?,
+                Err(_) => return Err(ConnectError::NoAnswer(HELLO_TIMEOUT, paths.log.clone())),
+            };
         connection.daemon_version = welcome.version;
         connection.daemon_pid = welcome.pid;
         Ok(Some(connection))

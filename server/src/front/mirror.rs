@@ -96,6 +96,10 @@ pub enum Catch {
 pub struct Folded {
     mirror: Arc<Mirror>,
     states: HashMap<String, (SessionState, bool)>,
+    /// Events folded in and not yet announced: announced together by [`Folded::flush`], so
+    /// that events that came together (one actor step's item and status, say) are in the
+    /// views before any of them is heard of.
+    unannounced: Vec<AnnouncedEvent>,
 }
 
 impl Folded {
@@ -103,6 +107,7 @@ impl Folded {
         Folded {
             mirror,
             states: HashMap::new(),
+            unannounced: Vec::new(),
         }
     }
 
@@ -232,11 +237,18 @@ impl Folded {
         }
     }
 
-    fn announce(&self, id: &str, record: EventRecord) {
-        let _ = self.mirror.events.send(AnnouncedEvent {
+    fn announce(&mut self, id: &str, record: EventRecord) {
+        self.unannounced.push(AnnouncedEvent {
             session_id: Arc::from(id),
             record: Arc::new(record),
         });
+    }
+
+    /// Announces what was folded in since the last flush, in order.
+    pub fn flush(&mut self) {
+        for event in self.unannounced.drain(..) {
+            let _ = self.mirror.events.send(event);
+        }
     }
 }
 
@@ -278,6 +290,11 @@ mod tests {
             folded.apply("s", status(2, SessionStatus::Running)),
             Applied::Folded
         );
+        assert!(
+            events.try_recv().is_err(),
+            "announced together, at the flush"
+        );
+        folded.flush();
         for seq in [1, 2] {
             let announced = events.recv().await.expect("event");
             assert_eq!(announced.record.seq, seq);

@@ -29,6 +29,17 @@ use crate::vocab::EventRecord;
 /// How long a request waits for a daemon that is being (re)started.
 const LINK_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Where the connection stands.
+#[derive(Clone)]
+enum Link {
+    /// Connecting or attaching: requests wait (up to [`LINK_TIMEOUT`]).
+    Connecting,
+    Up(Arc<DaemonClient>),
+    /// The last attempt failed, for this reason; the supervisor tries again meanwhile, and
+    /// requests fail at once with the reason.
+    Down(String),
+}
+
 /// The daemon, as one front sees it.
 #[derive(Clone)]
 pub struct Remote {
@@ -37,8 +48,8 @@ pub struct Remote {
 
 struct Inner {
     paths: DaemonPaths,
-    /// The connection, while attached; `None` while (re)connecting.
-    link: watch::Sender<Option<Arc<DaemonClient>>>,
+    /// The connection, or why there is none.
+    link: watch::Sender<Link>,
     pub(super) mirror: Arc<Mirror>,
     /// Asks the supervisor to read the daemon's sessions again.
     refresh: mpsc::UnboundedSender<oneshot::Sender<()>>,
@@ -68,7 +79,7 @@ impl Remote {
         let remote = Remote {
             inner: Arc::new(Inner {
                 paths,
-                link: watch::Sender::new(None),
+                link: watch::Sender::new(Link::Connecting),
                 mirror: Mirror::new(),
                 refresh,
                 roots: std::sync::Mutex::default(),
@@ -176,9 +187,15 @@ impl Remote {
     /// The connection, waiting for one while the daemon is (re)started.
     async fn linked(&self) -> Result<Arc<DaemonClient>, HostError> {
         let mut link = self.inner.link.subscribe();
-        let waited = tokio::time::timeout(LINK_TIMEOUT, link.wait_for(Option::is_some)).await;
-        match waited {
-            Ok(Ok(client)) => client.clone().ok_or_else(no_daemon),
+        let settled = link.wait_for(|link| !matches!(link, Link::Connecting));
+        match tokio::time::timeout(LINK_TIMEOUT, settled).await {
+            Ok(Ok(link)) => match &*link {
+                Link::Up(client) => Ok(client.clone()),
+                Link::Down(reason) => Err(HostError::internal(format!(
+                    "cannot reach the tether daemon: {reason}"
+                ))),
+                Link::Connecting => Err(no_daemon()),
+            },
             _ => Err(HostError::internal(format!(
                 "the tether daemon is not answering; its log is {}",
                 self.inner.paths.log.display()
@@ -253,6 +270,7 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
     let mut folded = Folded::new(remote.inner.mirror.clone());
     let mut pause = Duration::from_millis(50);
     let mut attached_before = false;
+    let mut told = false;
     loop {
         let (sender, mut notifications) = mpsc::unbounded_channel();
         let name = lock(&remote.inner.client_name).clone();
@@ -261,13 +279,17 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
             Ok(client) => Arc::new(client),
             Err(error) => {
                 tracing::warn!("cannot reach the tether daemon: {error}");
-                if !attached_before {
+                if !told {
                     let _ = remote
                         .inner
                         .notices
                         .send(format!("tether: cannot reach the session daemon: {error}"));
-                    attached_before = true;
+                    told = true;
                 }
+                remote
+                    .inner
+                    .link
+                    .send_replace(Link::Down(error.to_string()));
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
                 continue;
@@ -282,10 +304,13 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
                 client.daemon_version
             ));
         }
-        let positions = match attach(&remote, &client, &mut folded).await {
+        let attached = attach(&remote, &client, &mut folded).await;
+        folded.flush();
+        let positions = match attached {
             Ok(positions) => positions,
             Err(error) => {
                 tracing::warn!("attaching to the tether daemon failed: {error}");
+                remote.inner.link.send_replace(Link::Down(error));
                 tokio::time::sleep(pause).await;
                 continue;
             }
@@ -297,22 +322,30 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
             );
         }
         attached_before = true;
-        remote.inner.link.send_replace(Some(client.clone()));
+        told = false;
+        remote.inner.link.send_replace(Link::Up(client.clone()));
         loop {
             tokio::select! {
                 notification = notifications.recv() => {
                     let Some((method, params)) = notification else { break };
                     follow(&client, &mut folded, &method, params).await;
+                    // What came with it is folded in before any of it is announced.
+                    for _ in 0..256 {
+                        let Ok((method, params)) = notifications.try_recv() else { break };
+                        follow(&client, &mut folded, &method, params).await;
+                    }
+                    folded.flush();
                 }
                 Some(done) = refreshes.recv() => {
                     if let Err(error) = refresh(&client, &mut folded, &positions, false).await {
                         tracing::warn!("reading the daemon's sessions failed: {error}");
                     }
+                    folded.flush();
                     let _ = done.send(());
                 }
             }
         }
-        remote.inner.link.send_replace(None);
+        remote.inner.link.send_replace(Link::Connecting);
         tracing::warn!("the connection to the tether daemon ended; starting a new one");
     }
 }

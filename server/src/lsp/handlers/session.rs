@@ -96,8 +96,23 @@ macro_rules! on_host {
     )*};
 }
 
+/// `list` answers from what the front holds (the daemon's sessions as its mirror has them,
+/// or the manager in process): no round trip to the daemon, and an answer even while the
+/// daemon is away.
+impl Handler for methods::List {
+    async fn handle(backend: Backend, params: api::ListParams) -> jsonrpc::Result<api::ListResult> {
+        let sessions = backend.sessions.list(&crate::session::ListFilter {
+            status: params.status,
+            mode: params.mode,
+            query: params.query,
+        });
+        Ok(api::ListResult {
+            sessions: sessions.into_iter().map(api::SessionInfo::from).collect(),
+        })
+    }
+}
+
 on_host!(
-    List,
     Get,
     Send,
     Stop,
