@@ -421,3 +421,50 @@ async fn a_front_that_disconnects_mid_request_leaves_the_daemon_and_the_session_
     assert_eq!(listed["sessions"][0]["name"], "orphan", "{listed}");
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_editor_sees_the_sessions_of_its_own_repositories() {
+    let env = TestEnv::new();
+    let other = env.home().join("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    crate::support::git(&other, &["init", "-q", "-b", "main"]);
+    std::fs::write(other.join("README.md"), "# other\n").expect("write");
+    crate::support::git(&other, &["add", "."]);
+    crate::support::git(&other, &["commit", "-q", "-m", "initial"]);
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["ok"]));
+    let mut here = env.server(&model).await;
+    let mut there = LspClient::spawn(env.home()).await;
+    there.initialize(&other, model.settings(), true).await;
+    let (_, mine) = here.create(json!({"prompt": "here"})).await;
+    let (_, theirs) = there.create(json!({"prompt": "there"})).await;
+    here.wait_for_status(&mine, "waiting").await;
+    there.wait_for_status(&theirs, "waiting").await;
+    let names = |listed: &Value| -> Vec<String> {
+        listed["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .filter_map(|info| info["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        names(&here.call("tether/session/list", json!({})).await),
+        std::slice::from_ref(&mine)
+    );
+    assert_eq!(
+        names(&there.call("tether/session/list", json!({})).await),
+        std::slice::from_ref(&theirs)
+    );
+    assert!(here.session_events(&theirs).is_empty());
+    assert!(there.session_events(&mine).is_empty());
+    // Starting a session in another repository follows that repository from then on.
+    let (_, visiting) = here
+        .create(json!({"prompt": "visit", "root": other.to_str().expect("utf-8")}))
+        .await;
+    here.wait_for_status(&visiting, "waiting").await;
+    let listed = names(&here.call("tether/session/list", json!({})).await);
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    here.shutdown().await;
+    there.shutdown().await;
+}

@@ -7,7 +7,8 @@
 //! One task writes ([`Folded`], owned by the connection's supervisor in `remote.rs`); every
 //! reader (list, code actions, diagnostics) reads [`Mirror`] without waiting on it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -82,6 +83,10 @@ pub enum Applied {
     Unknown,
 }
 
+/// The repositories an editor follows, shared by its link (which adds to it) and its
+/// [`Folded`] (which reads it).
+pub type Scope = Arc<std::sync::RwLock<HashSet<PathBuf>>>;
+
 /// What is left to do after [`Folded::install`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Catch {
@@ -95,6 +100,11 @@ pub enum Catch {
 /// The writer's side: the state each view is built from.
 pub struct Folded {
     mirror: Arc<Mirror>,
+    /// The repositories this editor follows (its workspace folders', and those it started
+    /// sessions in): the sessions of other repositories are not its business.
+    scope: Scope,
+    /// Sessions heard of and left out (another repository's): their events are dropped.
+    ignored: HashSet<String>,
     states: HashMap<String, (SessionState, bool)>,
     /// Events folded in and not yet announced: announced together by [`Folded::flush`], so
     /// that events that came together (one actor step's item and status, say) are in the
@@ -103,9 +113,11 @@ pub struct Folded {
 }
 
 impl Folded {
-    pub fn new(mirror: Arc<Mirror>) -> Folded {
+    pub fn new(mirror: Arc<Mirror>, scope: Scope) -> Folded {
         Folded {
             mirror,
+            scope,
+            ignored: HashSet::new(),
             states: HashMap::new(),
             unannounced: Vec::new(),
         }
@@ -123,10 +135,29 @@ impl Folded {
         repos
     }
 
+    fn in_scope(&self, repo: &Path) -> bool {
+        self.scope
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(repo)
+    }
+
+    /// The scope grew: sessions left out may be in it now (the next refresh takes them).
+    pub fn scope_changed(&mut self) {
+        self.ignored.clear();
+    }
+
     /// Folds `record` into session `id` and announces it.
     pub fn apply(&mut self, id: &str, record: EventRecord) -> Applied {
+        if self.ignored.contains(id) {
+            return Applied::Duplicate;
+        }
         let Some((state, read_only)) = self.states.get_mut(id) else {
             if let Event::Created { session } = &record.event {
+                if !self.in_scope(&session.repo) {
+                    self.ignored.insert(id.to_owned());
+                    return Applied::Duplicate;
+                }
                 let state = SessionState::new((**session).clone(), &record);
                 self.mirror
                     .taken_up
@@ -164,6 +195,10 @@ impl Folded {
     /// ([`Catch::Announce`]).
     pub fn install(&mut self, state: SessionState, read_only: bool, news_from: u64) -> Catch {
         let id = state.spec.id.clone();
+        if !self.states.contains_key(&id) && !self.in_scope(&state.spec.repo) {
+            self.ignored.insert(id);
+            return Catch::Nothing;
+        }
         match self.states.get(&id) {
             Some((held, _)) if held.last_seq >= state.last_seq => Catch::Nothing,
             Some((held, _)) => Catch::Fill(held.last_seq),
@@ -257,6 +292,30 @@ mod tests {
     use super::*;
     use crate::vocab::SessionStatus;
 
+    fn scope_of(repo: &str) -> Scope {
+        Arc::new(std::sync::RwLock::new(HashSet::from([PathBuf::from(repo)])))
+    }
+
+    #[test]
+    fn sessions_of_repositories_the_editor_does_not_follow_are_left_out() {
+        let mirror = Mirror::new();
+        let scope = scope_of("/elsewhere");
+        let mut folded = Folded::new(mirror.clone(), scope.clone());
+        assert_eq!(folded.apply("s", created("s")), Applied::Duplicate);
+        assert_eq!(
+            folded.apply("s", status(2, SessionStatus::Running)),
+            Applied::Duplicate,
+            "dropped without asking the daemon"
+        );
+        assert!(mirror.view("s").is_none());
+        // The editor opens the repository: the next refresh takes the session.
+        scope.write().expect("lock").insert(PathBuf::from("/repo"));
+        folded.scope_changed();
+        let state = crate::store::fold(vec![created("s")]).expect("fold");
+        assert_eq!(folded.install(state, false, 1), Catch::Nothing);
+        assert!(mirror.view("s").is_some());
+    }
+
     fn created(id: &str) -> EventRecord {
         let spec = crate::vocab::sample_spec(id);
         EventRecord {
@@ -284,7 +343,7 @@ mod tests {
     async fn an_event_is_announced_after_the_view_holds_it() {
         let mirror = Mirror::new();
         let mut events = mirror.subscribe();
-        let mut folded = Folded::new(mirror.clone());
+        let mut folded = Folded::new(mirror.clone(), scope_of("/repo"));
         assert_eq!(folded.apply("s", created("s")), Applied::Folded);
         assert_eq!(
             folded.apply("s", status(2, SessionStatus::Running)),
@@ -321,7 +380,7 @@ mod tests {
     #[test]
     fn a_state_behind_the_daemon_asks_for_the_events_between() {
         let mirror = Mirror::new();
-        let mut folded = Folded::new(mirror.clone());
+        let mut folded = Folded::new(mirror.clone(), scope_of("/repo"));
         folded.apply("s", created("s"));
         let mut newer = crate::store::fold(vec![created("s")]).expect("fold");
         newer.apply(&status(2, SessionStatus::Running));

@@ -118,6 +118,18 @@ impl Sessions {
         }
     }
 
+    /// This editor follows the sessions of the repository holding `root` from now on (before
+    /// it starts one there: the new session's first event is then news to it). In process
+    /// the editor sees every session anyway.
+    pub async fn follow(&self, root: &str) {
+        if let Sessions::Remote(remote) = self
+            && let Err(error) = remote.open_repository(PathBuf::from(root)).await
+        {
+            // Not a repository, say: starting the session there says why.
+            tracing::debug!("{root}: {error}");
+        }
+    }
+
     /// Records what the user did with a session's work in the editor (an apply).
     pub async fn note(&self, id: &str, text: String) -> Result<(), HostError> {
         match self {

@@ -55,6 +55,8 @@ struct Inner {
     refresh: mpsc::UnboundedSender<oneshot::Sender<()>>,
     /// Repositories this editor opened: a new daemon loads them again.
     roots: std::sync::Mutex<Vec<PathBuf>>,
+    /// The repositories (as the daemon names them) whose sessions this editor follows.
+    scope: super::mirror::Scope,
     /// This editor's settings, checked here as the in-process server checks them.
     settings: ConfigCache,
     /// The profile the daemon keeps them under: random per front.
@@ -83,6 +85,7 @@ impl Remote {
                 mirror: Mirror::new(),
                 refresh,
                 roots: std::sync::Mutex::default(),
+                scope: super::mirror::Scope::default(),
                 settings: ConfigCache::default(),
                 profile: crate::vocab::new_item_id().replace(['-', '_'], ""),
                 settings_made: watch::Sender::new(0),
@@ -142,17 +145,35 @@ impl Remote {
         Ok((repository.root, resolved.warnings.clone()))
     }
 
-    /// Loads the sessions of the repository holding `root` in the daemon, and mirrors them.
+    /// Loads the sessions of the repository holding `root` in the daemon, and mirrors them:
+    /// this editor follows that repository's sessions from now on.
     pub async fn open_repository(&self, root: PathBuf) -> Result<(), HostError> {
-        lock(&self.inner.roots).push(root.clone());
         let client = self.linked().await?;
-        client
+        let opened = client
             .call_value(wire::OPEN, serde_json::json!({ "root": root }))
             .await
             .map_err(host_error)?;
-        let (done, refreshed) = oneshot::channel();
-        let _ = self.inner.refresh.send(done);
-        let _ = refreshed.await;
+        lock(&self.inner.roots).push(root);
+        let Some(repo) = opened
+            .get("repo")
+            .and_then(Value::as_str)
+            .map(PathBuf::from)
+        else {
+            return Err(HostError::internal(
+                "the daemon did not say which repository it opened",
+            ));
+        };
+        let new = self
+            .inner
+            .scope
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(repo);
+        if new {
+            let (done, refreshed) = oneshot::channel();
+            let _ = self.inner.refresh.send(done);
+            let _ = refreshed.await;
+        }
         Ok(())
     }
 
@@ -267,7 +288,7 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The connection's life: attach, follow, and start over when it ends.
 async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<oneshot::Sender<()>>) {
-    let mut folded = Folded::new(remote.inner.mirror.clone());
+    let mut folded = Folded::new(remote.inner.mirror.clone(), remote.inner.scope.clone());
     let mut pause = Duration::from_millis(50);
     let mut attached_before = false;
     let mut told = false;
@@ -337,6 +358,7 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
                     folded.flush();
                 }
                 Some(done) = refreshes.recv() => {
+                    folded.scope_changed();
                     if let Err(error) = refresh(&client, &mut folded, &positions, false).await {
                         tracing::warn!("reading the daemon's sessions failed: {error}");
                     }
@@ -371,6 +393,7 @@ async fn attach(
             tracing::info!("{}: no sessions here: {error}", root.display());
         }
     }
+    folded.scope_changed();
     let subscribed: wire::Subscribed = client
         .call(wire::SUBSCRIBE, &serde_json::json!({}))
         .await

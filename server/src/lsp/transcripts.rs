@@ -460,13 +460,15 @@ impl Transcripts {
         let Some(prompt) = transcript::draft_prompt(&document.text) else {
             return;
         };
+        let root = repo.display().to_string();
+        self.manager.follow(&root).await;
         let created = self
             .manager
             .call::<methods::Create>(api::CreateParams {
                 prompt,
                 mode: None,
                 name: None,
-                root: Some(repo.display().to_string()),
+                root: Some(root),
                 base_branch: None,
                 provider: None,
                 model: None,

@@ -154,6 +154,9 @@ impl Handler for methods::Create {
         mut params: api::CreateParams,
     ) -> jsonrpc::Result<api::SessionInfo> {
         params.root = root_for_host(&backend, params.root)?;
+        if let Some(root) = &params.root {
+            backend.sessions.follow(root).await;
+        }
         params.started_by = Some(backend.started_by());
         if params.settings_profile.is_none() {
             params.settings_profile = backend.sessions.settings_profile();
