@@ -267,10 +267,20 @@ async fn an_apply_edits_only_the_workspace_of_the_editor_that_asked() {
     two.shutdown().await;
 }
 
+/// How a [`fake_daemon`] behaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Fake {
+    /// Says nothing at all.
+    Mute,
+    /// Has a session working: it cannot be restarted.
+    Busy,
+    /// Has nothing working, and stops when asked (its socket goes).
+    Idle,
+}
+
 /// Something listening on the daemon's socket that answers `daemon/hello` with `version` and
-/// everything else with what a daemon with no sessions would say; or, with `mute`, reads
-/// and never answers.
-fn fake_daemon(env: &TestEnv, version: &'static str, mute: bool) -> tokio::task::JoinHandle<()> {
+/// everything else with what a daemon with no sessions would say (see [`Fake`]).
+fn fake_daemon(env: &TestEnv, version: &'static str, how: Fake) -> tokio::task::JoinHandle<()> {
     use std::os::unix::fs::PermissionsExt;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let state = env.home().join("state");
@@ -281,26 +291,35 @@ fn fake_daemon(env: &TestEnv, version: &'static str, mute: bool) -> tokio::task:
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let socket = socket.clone();
             tokio::spawn(async move {
                 let (reader, mut writer) = stream.into_split();
                 let mut lines = BufReader::new(reader).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if mute {
+                    if how == Fake::Mute {
                         continue;
                     }
                     let request: Value = serde_json::from_str(&line).expect("JSON");
-                    let result = match request["method"].as_str() {
-                        Some("daemon/hello") => json!({"version": version, "pid": 1}),
-                        Some("daemon/subscribe") => json!({"subscribed": true, "positions": {}}),
-                        Some("daemon/states") | Some("tether/session/list") => {
-                            json!({"sessions": []})
-                        }
+                    let method = request["method"].as_str().unwrap_or_default().to_owned();
+                    let result = match method.as_str() {
+                        "daemon/hello" => json!({"version": version, "pid": 1}),
+                        "daemon/status" => json!({"pid": 1, "version": version, "uptimeSecs": 1,
+                            "sessions": 1, "working": u32::from(how == Fake::Busy), "clients": 1,
+                            "socket": socket, "log": "/dev/null"}),
+                        "daemon/stop" => json!({"stopped": true}),
+                        "daemon/subscribe" => json!({"subscribed": true, "positions": {}}),
+                        "daemon/states" | "tether/session/list" => json!({"sessions": []}),
                         _ => json!({}),
                     };
                     let reply = json!({"jsonrpc": "2.0", "id": request["id"], "result": result});
                     let mut bytes = serde_json::to_vec(&reply).expect("JSON");
                     bytes.push(b'\n');
                     if writer.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                    if method == "daemon/stop" {
+                        // Gone, as a stopped daemon is: the next front starts a real one.
+                        let _ = std::fs::remove_file(&socket);
                         return;
                     }
                 }
@@ -312,7 +331,7 @@ fn fake_daemon(env: &TestEnv, version: &'static str, mute: bool) -> tokio::task:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_editor_attached_to_a_daemon_of_another_version_is_told_what_to_do() {
     let env = TestEnv::new();
-    let _daemon = fake_daemon(&env, "0.0.0-other", false);
+    let _daemon = fake_daemon(&env, "0.0.0-other", Fake::Busy);
     let mut client = LspClient::spawn(env.home()).await;
     client.initialize(&env.repo(), json!({}), true).await;
     // It works with it meanwhile.
@@ -334,7 +353,7 @@ async fn an_editor_attached_to_a_daemon_of_another_version_is_told_what_to_do() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_that_never_answers_gets_a_clear_error_and_the_editor_stays_up() {
     let env = TestEnv::new();
-    let _daemon = fake_daemon(&env, "unused", true);
+    let _daemon = fake_daemon(&env, "unused", Fake::Mute);
     let mut client = LspClient::spawn(env.home()).await;
     client.initialize(&env.repo(), json!({}), true).await;
     let shown = client
@@ -467,4 +486,65 @@ async fn each_editor_sees_the_sessions_of_its_own_repositories() {
     assert_eq!(listed.len(), 3, "{listed:?}");
     here.shutdown().await;
     there.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_daemon_of_another_version_is_restarted_with_the_editors() {
+    let env = TestEnv::new();
+    let _daemon = fake_daemon(&env, "0.0.0-old", Fake::Idle);
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["new daemon"]));
+    let mut client = env.server(&model).await;
+    let shown = client
+        .wait_for_message_matching("window/showMessage", |params| {
+            params["message"]
+                .as_str()
+                .is_some_and(|text| text.contains("0.0.0-old"))
+        })
+        .await;
+    let text = shown["params"]["message"].as_str().unwrap_or_default();
+    assert!(text.contains("restarted"), "{text}");
+    // The editor works with a daemon of its own version now.
+    let (_, id) = client.create(json!({"prompt": "hello"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    let pid = env.daemon_pid().expect("a real daemon runs");
+    assert_ne!(pid, 1);
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editors_starting_together_share_the_one_daemon_that_wins() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["shared"]));
+    let spawn = || async {
+        let mut client = LspClient::spawn(env.home()).await;
+        client.initialize(&env.repo(), model.settings(), true).await;
+        client
+    };
+    let (mut a, mut b, mut c) = tokio::join!(spawn(), spawn(), spawn());
+    for client in [&mut a, &mut b, &mut c] {
+        client.call("tether/session/list", json!({})).await;
+    }
+    // The daemons the others started find the lock taken and leave at once.
+    let serving = || -> Vec<i32> {
+        crate::support::daemons_of(&env.home().join("state"))
+            .into_iter()
+            .filter(|pid| crate::support::running(*pid))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while serving().len() > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let daemons = serving();
+    assert_eq!(daemons.len(), 1, "one daemon serves: {daemons:?}");
+    assert_eq!(env.daemon_pid(), daemons.first().copied());
+    let (_, id) = a.create(json!({"prompt": "seen by all"})).await;
+    for client in [&b, &c] {
+        client.wait_for_status(&id, "waiting").await;
+    }
+    for client in [a, b, c] {
+        client.shutdown().await;
+    }
 }

@@ -70,6 +70,7 @@ struct Inner {
     notices_out: std::sync::Mutex<Option<mpsc::UnboundedReceiver<String>>>,
     client_name: std::sync::Mutex<String>,
     warned_version: AtomicBool,
+    restart_tried: AtomicBool,
 }
 
 impl Remote {
@@ -94,6 +95,7 @@ impl Remote {
                 notices_out: std::sync::Mutex::new(Some(notices_out)),
                 client_name: std::sync::Mutex::new("editor".to_owned()),
                 warned_version: AtomicBool::new(false),
+                restart_tried: AtomicBool::new(false),
             }),
         };
         runtime.spawn(supervise(remote.clone(), refreshes));
@@ -317,13 +319,23 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
             }
         };
         pause = Duration::from_millis(50);
-        if client.daemon_version != VERSION
-            && !remote.inner.warned_version.swap(true, Ordering::SeqCst)
-        {
-            let _ = remote.inner.notices.send(format!(
-                "tether: this editor's tether is {VERSION} but the running daemon is {}; run `tether daemon stop` to start the new one",
-                client.daemon_version
-            ));
+        if client.daemon_version != VERSION {
+            // Another version: restarted with this one when nothing works (once: two editors
+            // of different versions must not take turns), else used, with a word to the user.
+            if !remote.inner.restart_tried.swap(true, Ordering::SeqCst) && idle(&client).await {
+                let _ = client.call_value(wire::STOP, serde_json::json!({})).await;
+                let _ = remote.inner.notices.send(format!(
+                    "tether: the session daemon was version {}; nothing was working, so it was restarted with this editor's version {VERSION}",
+                    client.daemon_version
+                ));
+                continue;
+            }
+            if !remote.inner.warned_version.swap(true, Ordering::SeqCst) {
+                let _ = remote.inner.notices.send(format!(
+                    "tether: this editor's tether is {VERSION} but the running daemon is {}, which has sessions working; run `tether daemon stop` when they are done to start the new one",
+                    client.daemon_version
+                ));
+            }
         }
         let attached = attach(&remote, &client, &mut folded).await;
         folded.flush();
@@ -369,6 +381,20 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
         }
         remote.inner.link.send_replace(Link::Connecting);
         tracing::warn!("the connection to the tether daemon ended; starting a new one");
+    }
+}
+
+/// Whether the daemon has no session working (it can be restarted without losing a turn).
+async fn idle(client: &DaemonClient) -> bool {
+    match client
+        .call::<_, crate::daemon::server::DaemonStatus>(wire::STATUS, &serde_json::json!({}))
+        .await
+    {
+        Ok(status) => status.working == 0,
+        Err(error) => {
+            tracing::debug!("the daemon's status: {error}");
+            false
+        }
     }
 }
 

@@ -85,7 +85,7 @@ pub fn running(pid: i32) -> bool {
 
 /// The pids of the `tether daemon`s serving `state`: started by a front
 /// (`TETHER_DAEMON_STATE`) or by a test (`TETHER_HOME`).
-fn daemons_of(state: &Path) -> Vec<i32> {
+pub fn daemons_of(state: &Path) -> Vec<i32> {
     let wanted = [
         format!("TETHER_DAEMON_STATE={}", state.display()),
         format!("TETHER_HOME={}", state.display()),
