@@ -25,6 +25,9 @@ pub struct Mirror {
     events: broadcast::Sender<AnnouncedEvent>,
     /// Sessions went away without an event (deleted): what is shown for them must go.
     pub removed: Arc<Notify>,
+    /// Bumped each time the writer is done with a batch: for whoever waits for a session to
+    /// reach a `seq` (see [`Mirror::caught_up`]).
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Mirror {
@@ -34,6 +37,7 @@ impl Mirror {
             taken_up: DashMap::new(),
             events: broadcast::channel(16_384).0,
             removed: Arc::new(Notify::new()),
+            changed: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -63,6 +67,22 @@ impl Mirror {
                 )
             })
             .collect()
+    }
+
+    /// Waits (at most `patience`) until session `id` is mirrored up to `seq`: a front that
+    /// answers its editor with what the daemon said first lets its mirror catch up, so that
+    /// what the editor asks next (code actions, `list`) agrees with that answer.
+    pub async fn caught_up(&self, id: &str, seq: u64, patience: std::time::Duration) {
+        let mut changed = self.changed.subscribe();
+        let reached = || self.view(id).is_some_and(|view| view.info.last_seq >= seq);
+        let _ = tokio::time::timeout(patience, async {
+            while !reached() {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
     }
 
     pub fn taken_up_at(&self, id: &str) -> Option<u64> {
@@ -284,6 +304,7 @@ impl Folded {
         for event in self.unannounced.drain(..) {
             let _ = self.mirror.events.send(event);
         }
+        self.mirror.changed.send_modify(|batch| *batch += 1);
     }
 }
 

@@ -193,7 +193,30 @@ impl Remote {
         let made = *self.inner.settings_made.borrow();
         let mut acked = self.inner.settings_acked.subscribe();
         let _ = tokio::time::timeout(LINK_TIMEOUT, acked.wait_for(|acked| *acked >= made)).await;
-        client.call_value(method, params).await.map_err(host_error)
+        let result = client
+            .call_value(method, params)
+            .await
+            .map_err(host_error)?;
+        // A session the answer shows as of some `seq`, in a repository this editor follows:
+        // the mirror gets there first, so the editor's next request agrees with the answer.
+        let info = result.get("session").unwrap_or(&result);
+        if let (Some(id), Some(seq), Some(repo)) = (
+            info.get("id").and_then(Value::as_str),
+            info.get("lastSeq").and_then(Value::as_u64),
+            info.get("repo").and_then(Value::as_str),
+        ) && self
+            .inner
+            .scope
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(std::path::Path::new(repo))
+        {
+            self.inner
+                .mirror
+                .caught_up(id, seq, Duration::from_secs(2))
+                .await;
+        }
+        Ok(result)
     }
 
     /// A session's diff with both sides of each file, for apply.
