@@ -50,6 +50,14 @@ pub enum ConfigError {
         key: &'static str,
     },
     #[error(
+        "{path} sets `providers.{provider}.{key}`, which would run a program of the repository's choosing; only your own config file or the editor's settings may set it"
+    )]
+    UntrustedProgram {
+        path: PathBuf,
+        provider: String,
+        key: &'static str,
+    },
+    #[error(
         "no provider named {name:?} is configured (known: {known}); add [providers.{name}] to .tether/config.toml"
     )]
     UnknownProvider { name: String, known: String },
@@ -112,6 +120,15 @@ pub struct ProviderConfig {
     /// The first retry's delay; each next one doubles it (a `Retry-After` header wins).
     #[serde(default = "default_retry_backoff_ms")]
     pub retry_backoff_ms: u64,
+    /// `kind = "acp"`: the agent's program (found on PATH when it has no `/`).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// `kind = "acp"`: its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// `kind = "acp"`: variables set for it (`api_key_env` passes that one through too).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     /// The key itself, when the editor that started the session had `api_key_env` set in
     /// its environment and the session runs in the daemon (whose environment may predate
     /// it). Never parsed from a file, never written anywhere.
@@ -329,7 +346,15 @@ fn builtin_defaults() -> Value {
                 "base_url": "https://api.anthropic.com",
                 "api_key_env": "ANTHROPIC_API_KEY",
                 "model": "claude-sonnet-4-5"
-            }
+            },
+            // The agents people already run, over the Agent Client Protocol: usable with
+            // no settings when their command is on PATH (`tether/providers/list` says).
+            "claude": { "kind": "acp", "command": "claude-agent-acp" },
+            "codex": { "kind": "acp", "command": "codex-acp" },
+            "gemini": { "kind": "acp", "command": "gemini", "args": ["--acp"] },
+            "opencode": { "kind": "acp", "command": "opencode", "args": ["acp"] },
+            "qwen": { "kind": "acp", "command": "qwen", "args": ["--acp"] },
+            "goose": { "kind": "acp", "command": "goose", "args": ["acp"] }
         }
     })
 }

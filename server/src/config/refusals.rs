@@ -1,6 +1,7 @@
 //! What a repository's `.tether/config.toml` may never do, refused outright rather than
 //! dropped (see [`super::repository`] for settings that are only tightened): name a key
-//! variable, send a key to a URL of its choosing, trust itself, or schedule sessions.
+//! variable, send a key to a URL of its choosing, choose a program to run as an agent, trust
+//! itself, or schedule sessions.
 
 use std::path::Path;
 
@@ -45,6 +46,17 @@ pub(super) fn check_repository_layer(
         };
         if provider.get("api_key_env").is_some() {
             return Err(untrusted("api_key_env"));
+        }
+        // The agent's program, its arguments and environment: a cloned repository choosing
+        // them would run code of its own as soon as a session starts.
+        for key in ["command", "args", "env"] {
+            if provider.get(key).is_some() {
+                return Err(ConfigError::UntrustedProgram {
+                    path: path.to_owned(),
+                    provider: name.clone(),
+                    key,
+                });
+            }
         }
         let sends_a_key = below
             .get("providers")
