@@ -3,6 +3,7 @@
 mod support;
 
 mod agent;
+mod agents;
 mod apply;
 mod bad_input;
 mod cli;

@@ -6,13 +6,23 @@ use super::params::*;
 use super::types::SessionInfo;
 use super::{Method, MethodInfo, Schedule, Side};
 
+/// A method's full name: `tether/session/<short>`, unless it names itself.
+macro_rules! name_of {
+    ($short:literal) => {
+        concat!("tether/session/", $short)
+    };
+    ($short:literal, $name:literal) => {
+        $name
+    };
+}
+
 /// Declares each method once: its type, its `Method` impl, its entry in [`METHODS`], and the
 /// `for_each_method!` macro the dispatcher is made from. `$d` is a `$`, passed in so that the
 /// macro this one defines can have metavariables of its own.
 macro_rules! methods {
     ($d:tt $(
         $(#[$doc:meta])*
-        $method:ident = $short:literal: $params:ty => $result:ty,
+        $method:ident = $short:literal $(as $name:literal)?: $params:ty => $result:ty,
             $schedule:ident, $side:ident $(, optional = $optional:literal)?;
     )*) => {
         $(
@@ -20,7 +30,7 @@ macro_rules! methods {
             pub enum $method {}
 
             impl Method for $method {
-                const NAME: &'static str = concat!("tether/session/", $short);
+                const NAME: &'static str = name_of!($short $(, $name)?);
                 const SHORT: &'static str = $short;
                 const SCHEDULE: Schedule = Schedule::$schedule;
                 const SIDE: Side = Side::$side;
@@ -80,4 +90,7 @@ methods! { $
     NewSession = "newSession": NewSessionParams => UriResult, Runtime, Front, optional = true;
     /// Renders a session's transcript now and opens it in the editor that asked.
     OpenTranscript = "openTranscript": IdParams => UriResult, Runtime, Front;
+    /// The providers a new session can use, for pickers: configured, built in, found or not.
+    Providers = "providers" as "tether/providers/list": ProvidersParams => ProvidersResult,
+        Blocking, Host, optional = true;
 }

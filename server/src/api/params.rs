@@ -411,3 +411,48 @@ pub struct SessionEventParams {
     pub at: u64,
     pub event: crate::session::Event,
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvidersParams {
+    /// A workspace folder URI (or path): its repository's settings count too; default the
+    /// first workspace folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// The editor settings to list with; a front sets it to its editor's profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_profile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvidersResult {
+    /// The default provider first, then by name.
+    pub providers: Vec<ProviderEntry>,
+}
+
+/// One provider, as a new-session picker shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderEntry {
+    pub name: String,
+    pub kind: crate::config::ProviderKind,
+    /// Built into tether and not changed by any settings (`false`: settings define or
+    /// change it).
+    pub preset: bool,
+    /// What a new session uses when it names no provider.
+    pub default: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `acp`: the agent's program, and where it was found on the session host's PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Whether it can run here: an `acp` agent's program was found; an HTTP provider that
+    /// sends a key has its key variable set.
+    pub available: bool,
+    /// Why not, and what to do about it (how to install the agent, which variable to set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
+}

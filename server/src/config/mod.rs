@@ -92,7 +92,7 @@ pub fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     Openai,
@@ -317,6 +317,13 @@ pub fn local_model_url() -> String {
         .ok()
         .filter(|url| !url.is_empty())
         .unwrap_or_else(|| LOCAL_MODEL_URL.to_owned())
+}
+
+/// The built-in providers, as they are with no settings.
+pub fn builtin_providers() -> Vec<(String, ProviderConfig)> {
+    parse(builtin_defaults())
+        .map(|config| config.providers.into_iter().collect())
+        .unwrap_or_default()
 }
 
 /// Built-in providers: the local model (the default when nothing else is set up), and the

@@ -7,6 +7,7 @@
 //! editor's workspace folders) before a request gets here. Methods that need the editor
 //! ([`api::Side::Front`]: apply, newSession, openTranscript) are refused here.
 
+mod providers;
 mod reviews;
 mod sessions;
 

@@ -177,6 +177,27 @@ impl Handler for methods::Delete {
     }
 }
 
+impl Handler for methods::Providers {
+    async fn handle(
+        backend: Backend,
+        mut params: api::ProvidersParams,
+    ) -> jsonrpc::Result<api::ProvidersResult> {
+        // Outside any workspace folder, the user's and the editor's settings alone.
+        params.root = match params.root {
+            Some(root) => root_for_host(&backend, Some(root))?,
+            None => backend
+                .roots()
+                .into_iter()
+                .next()
+                .and_then(|root| root.to_str().map(str::to_owned)),
+        };
+        if params.settings_profile.is_none() {
+            params.settings_profile = backend.sessions.settings_profile();
+        }
+        on_host::<Self>(&backend, params).await
+    }
+}
+
 impl Handler for methods::Trust {
     async fn handle(
         backend: Backend,

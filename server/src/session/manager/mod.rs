@@ -358,6 +358,22 @@ impl SessionManager {
         self.inner.config.resolve_for(Some(repo), profile)
     }
 
+    /// The settings for sessions of the repository holding `root` (none: outside any
+    /// repository) that follow editor profile `profile`.
+    pub fn settings_for(
+        &self,
+        root: Option<&Path>,
+        profile: Option<&str>,
+    ) -> Result<Arc<crate::config::Resolved>, SessionError> {
+        match root {
+            Some(root) => {
+                let repository = workspace::discover(root)?;
+                Ok(self.config(&repository.root, profile)?)
+            }
+            None => Ok(self.inner.config.resolve_for(None, profile)?),
+        }
+    }
+
     /// The settings a session runs with: its repository's, with its editor's layers.
     fn config_of(
         &self,
