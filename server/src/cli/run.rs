@@ -1,7 +1,8 @@
 //! `tether run`: create a session, print its events until its turn (and the automatic
-//! verification and review after it) is over. Through the daemon when one runs, so that it
-//! works beside an open editor and the session stays in the daemon afterwards; in process
-//! otherwise.
+//! verification and review after it) is over. Through the daemon, started when none runs, so
+//! that it works beside an open editor and the session stays in the daemon afterwards; in
+//! process only with `TETHER_DAEMON=off`. (Run in process while an editor's daemon starts,
+//! it would hold the repository's lock and leave the daemon that repository read-only.)
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -34,13 +35,13 @@ enum Host {
 }
 
 impl Host {
-    /// The running daemon of this state folder, else sessions in this process.
+    /// The daemon of this state folder (started when none runs), else, with
+    /// `TETHER_DAEMON=off`, sessions in this process.
     async fn find() -> anyhow::Result<Host> {
         let paths = DaemonPaths::current();
         let (notifications, events) = mpsc::unbounded_channel();
-        if crate::daemon::client::daemon_wanted(false)
-            && let Some(client) = DaemonClient::connect(&paths, "cli", notifications).await?
-        {
+        if crate::daemon::client::daemon_wanted(false) {
+            let client = DaemonClient::connect_or_start(&paths, "cli", notifications).await?;
             if client.daemon_version != crate::daemon::server::VERSION {
                 eprintln!(
                     "warning: the running tether daemon is version {}, this command {}; stop it with `tether daemon stop` to run this version",
@@ -135,13 +136,14 @@ impl Host {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut host = Host::find().await?;
-    if let Host::InProcess { manager, .. } = &host
-        // What the repository's file tried and was refused. An error here (no repository,
-        // a broken file) is left for `create` to report.
-        && let Ok((repository, warnings)) = manager.config_warnings(&args.repo)
+    // What the repository's file tried and was refused, read here (the daemon reads the same
+    // files). An error (no repository, a broken file) is left for `create` to report.
+    if let Ok(repository) = crate::workspace::discover(&args.repo)
+        && let Ok(resolved) =
+            crate::config::ConfigSources::default().resolve_with_warnings(Some(&repository.root))
     {
-        for warning in warnings {
-            eprintln!("warning: {}: {warning}", repository.display());
+        for warning in &resolved.warnings {
+            eprintln!("warning: {}: {warning}", repository.root.display());
         }
     }
     let info = host
