@@ -4,6 +4,7 @@
 //! which: reads answer from memory either way, and host methods run in the manager or over
 //! the socket.
 
+mod link;
 mod mirror;
 mod remote;
 
