@@ -414,3 +414,44 @@ async fn a_scheduled_run_missed_while_the_daemon_was_down_starts_once_at_its_nex
     assert_eq!(sessions.as_array().map(Vec::len), Some(1), "{sessions}");
     stop(&env, daemon).await;
 }
+
+/// A daemon started from a folder that is deleted while it runs (an editor opened from a
+/// scratch folder, say) still serves: it works from `/`, and fronts send absolute paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_whose_starting_folder_was_deleted_still_serves() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    model.set_fallback(Reply::text(&["still fine"]));
+    env.write_user_config(&fake_provider(&model));
+    let scratch = env.home().join("scratch");
+    std::fs::create_dir_all(&scratch).expect("mkdir");
+    let daemon = isolated_command(env.home())
+        .arg("daemon")
+        .current_dir(&scratch)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the daemon");
+    wait_for_socket(&env).await;
+    std::fs::remove_dir_all(&scratch).expect("rm");
+    let repo = env.repo();
+    let output = tether(
+        &env,
+        &[
+            "run",
+            "--repo",
+            repo.to_str().expect("utf-8"),
+            "still there?",
+        ],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("still fine"));
+    stop(&env, daemon).await;
+}

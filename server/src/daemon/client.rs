@@ -251,6 +251,7 @@ fn start_daemon(paths: &DaemonPaths) -> Result<(), ConnectError> {
     let mut command = std::process::Command::new(executable);
     command
         .arg("daemon")
+        .current_dir("/")
         .env("TETHER_DAEMON_STATE", &paths.state_home)
         .stdin(Stdio::null())
         .stdout(log)

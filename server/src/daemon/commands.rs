@@ -32,6 +32,9 @@ pub enum DaemonCommand {
 /// Serves in the foreground until stopped; a second daemon for the same state exits at once.
 pub async fn run() -> anyhow::Result<ExitCode> {
     let paths = DaemonPaths::current();
+    // Fronts send absolute paths; the folder the daemon was started from may be deleted
+    // while it runs (and every git it starts would fail in it), so it works from `/`.
+    std::env::set_current_dir("/").context("cannot leave the folder tether was started in")?;
     let sources = ConfigSources::default();
     let idle_exit_mins = sources
         .resolve(None)

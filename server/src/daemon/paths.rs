@@ -29,6 +29,7 @@ impl DaemonPaths {
             .filter(|value| !value.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(crate::store::state_home);
+        let state_home = std::path::absolute(&state_home).unwrap_or(state_home);
         DaemonPaths::for_state_home(&state_home)
     }
 

@@ -62,10 +62,13 @@ pub fn default_worktrees_home() -> PathBuf {
     user_home().join(".local/share/tether/worktrees")
 }
 
+/// A folder named by a variable, made absolute against the current folder: a daemon leaves
+/// the folder it was started in, and must find the same state.
 fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|value| !value.is_empty())
         .map(PathBuf::from)
+        .map(|path| std::path::absolute(&path).unwrap_or(path))
 }
 
 fn user_home() -> PathBuf {
