@@ -1,11 +1,9 @@
 //! The command line: `tether --version`, `tether run`, `tether sessions …`, with settings
 //! from the user's and the repository's config files.
 
-use std::process::{Output, Stdio};
-
 use serde_json::Value;
 
-use crate::support::{FakeModel, Reply, TestEnv, agent_messages, isolated_command};
+use crate::support::{FakeModel, Reply, TestEnv, agent_messages};
 
 /// Writes the user's config file pointing at `model`.
 fn write_user_config(env: &TestEnv, model: &FakeModel) {
@@ -21,15 +19,6 @@ fn write_user_config(env: &TestEnv, model: &FakeModel) {
     .expect("write config");
 }
 
-async fn tether(env: &TestEnv, args: &[&str]) -> Output {
-    isolated_command(env.home())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run tether")
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -37,7 +26,7 @@ fn text(bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_names_the_package() {
     let env = TestEnv::new();
-    let output = tether(&env, &["--version"]).await;
+    let output = env.tether(&["--version"]).await;
     assert!(output.status.success());
     assert_eq!(
         text(&output.stdout).trim(),
@@ -54,11 +43,9 @@ async fn run_streams_a_session_then_sessions_lists_shows_and_exports_it() {
     let repo = env.repo();
     let repo_arg = repo.to_str().expect("utf-8 path");
 
-    let output = tether(
-        &env,
-        &["run", "--repo", repo_arg, "--name", "headless", "Greet me"],
-    )
-    .await;
+    let output = env
+        .tether(&["run", "--repo", repo_arg, "--name", "headless", "Greet me"])
+        .await;
     let stdout = text(&output.stdout);
     assert!(
         output.status.success(),
@@ -73,11 +60,9 @@ async fn run_streams_a_session_then_sessions_lists_shows_and_exports_it() {
 
     // The same run as JSON lines: every line an event, gap-free.
     model.push(Reply::text(&["Again."]));
-    let output = tether(
-        &env,
-        &["run", "--json", "--repo", repo_arg, "Greet me again"],
-    )
-    .await;
+    let output = env
+        .tether(&["run", "--json", "--repo", repo_arg, "Greet me again"])
+        .await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let lines: Vec<Value> = text(&output.stdout)
         .lines()
@@ -86,7 +71,7 @@ async fn run_streams_a_session_then_sessions_lists_shows_and_exports_it() {
     crate::support::assert_gap_free(&lines);
     assert_eq!(agent_messages(&lines)[0]["text"], "Again.");
 
-    let output = tether(&env, &["sessions", "list", "--repo", repo_arg]).await;
+    let output = env.tether(&["sessions", "list", "--repo", repo_arg]).await;
     let listing = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
@@ -94,7 +79,9 @@ async fn run_streams_a_session_then_sessions_lists_shows_and_exports_it() {
         "{listing}"
     );
     assert_eq!(listing.lines().count(), 2, "{listing}");
-    let output = tether(&env, &["sessions", "list", "--json", "--repo", repo_arg]).await;
+    let output = env
+        .tether(&["sessions", "list", "--json", "--repo", repo_arg])
+        .await;
     let listed: Value = serde_json::from_slice(&output.stdout).expect("JSON list");
     for info in listed.as_array().expect("sessions") {
         assert_eq!(
@@ -104,23 +91,25 @@ async fn run_streams_a_session_then_sessions_lists_shows_and_exports_it() {
         );
     }
 
-    let output = tether(&env, &["sessions", "show", "headless", "--repo", repo_arg]).await;
+    let output = env
+        .tether(&["sessions", "show", "headless", "--repo", repo_arg])
+        .await;
     let shown = text(&output.stdout);
     assert!(shown.contains("## User\n\nGreet me"), "{shown}");
     assert!(shown.contains("## Agent\n\nHeadless hello."), "{shown}");
 
-    let output = tether(
-        &env,
-        &[
+    let output = env
+        .tether(&[
             "sessions", "export", "headless", "--format", "json", "--repo", repo_arg,
-        ],
-    )
-    .await;
+        ])
+        .await;
     let exported: Value = serde_json::from_slice(&output.stdout).expect("JSON export");
     assert_eq!(exported["session"]["name"], "headless");
     assert_eq!(exported["session"]["status"], "waiting");
 
-    let output = tether(&env, &["sessions", "show", "nope", "--repo", repo_arg]).await;
+    let output = env
+        .tether(&["sessions", "show", "nope", "--repo", repo_arg])
+        .await;
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("no session with id or name \"nope\""));
 }
@@ -132,11 +121,9 @@ async fn run_exits_non_zero_with_a_clear_message_when_the_session_fails() {
     model.set_fallback(Reply::Status(500, "model on fire".to_owned()));
     write_user_config(&env, &model);
     let repo = env.repo();
-    let output = tether(
-        &env,
-        &["run", "--repo", repo.to_str().expect("utf-8"), "Hi"],
-    )
-    .await;
+    let output = env
+        .tether(&["run", "--repo", repo.to_str().expect("utf-8"), "Hi"])
+        .await;
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert!(
@@ -146,11 +133,9 @@ async fn run_exits_non_zero_with_a_clear_message_when_the_session_fails() {
 
     let plain = env.home().join("plain");
     std::fs::create_dir_all(&plain).expect("mkdir");
-    let output = tether(
-        &env,
-        &["run", "--repo", plain.to_str().expect("utf-8"), "Hi"],
-    )
-    .await;
+    let output = env
+        .tether(&["run", "--repo", plain.to_str().expect("utf-8"), "Hi"])
+        .await;
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("not inside a git repository"), "{stderr}");
@@ -169,11 +154,9 @@ async fn the_repository_config_file_overrides_the_users() {
         "[providers.fake]\nmodel = \"from-repo-file\"\ntemperature = 0.25\nmax_tokens = 77\n\n[session]\nsandbox = \"off\"\n",
     )
     .expect("write");
-    let output = tether(
-        &env,
-        &["run", "--repo", repo.to_str().expect("utf-8"), "Hi"],
-    )
-    .await;
+    let output = env
+        .tether(&["run", "--repo", repo.to_str().expect("utf-8"), "Hi"])
+        .await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let request = &model.requests()[0];
     assert_eq!(request["model"], "from-repo-file");
@@ -195,11 +178,9 @@ async fn the_repository_config_file_overrides_the_users() {
         "[providers.fake\nmodel = ",
     )
     .expect("write");
-    let output = tether(
-        &env,
-        &["run", "--repo", repo.to_str().expect("utf-8"), "Hi"],
-    )
-    .await;
+    let output = env
+        .tether(&["run", "--repo", repo.to_str().expect("utf-8"), "Hi"])
+        .await;
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert!(

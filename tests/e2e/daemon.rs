@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -31,22 +31,6 @@ fn socket(env: &TestEnv) -> PathBuf {
     env.home().join("state/tether.sock")
 }
 
-fn fake_provider(model: &FakeModel) -> String {
-    format!(
-        "default_provider = \"fake\"\n\n[review]\nauto = false\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 0\n",
-        model.base_url()
-    )
-}
-
-async fn tether(env: &TestEnv, args: &[&str]) -> Output {
-    isolated_command(env.home())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run tether")
-}
-
 /// Starts `tether daemon` in the foreground of a child process.
 fn spawn_daemon(env: &TestEnv) -> tokio::process::Child {
     isolated_command(env.home())
@@ -60,7 +44,7 @@ fn spawn_daemon(env: &TestEnv) -> tokio::process::Child {
 }
 
 async fn status(env: &TestEnv) -> Option<Value> {
-    let output = tether(env, &["daemon", "status", "--json"]).await;
+    let output = env.tether(&["daemon", "status", "--json"]).await;
     output
         .status
         .success()
@@ -81,7 +65,7 @@ fn sessions_of(env: &TestEnv, repo: &str) -> Option<Value> {
 
 /// `tether daemon stop`, then waits for the daemon's process to end.
 async fn stop(env: &TestEnv, mut daemon: tokio::process::Child) {
-    let _ = tether(env, &["daemon", "stop"]).await;
+    let _ = env.tether(&["daemon", "stop"]).await;
     let _ = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await;
 }
 
@@ -116,7 +100,7 @@ async fn exactly_one_of_two_daemons_serves_behind_a_socket_only_its_user_can_ope
     assert_eq!(mode(&socket(&env)), 0o600);
     assert_eq!(mode(&env.home().join("state")), 0o700);
 
-    let stopped = tether(&env, &["daemon", "stop"]).await;
+    let stopped = env.tether(&["daemon", "stop"]).await;
     assert!(stopped.status.success(), "{stopped:?}");
     let mut stayed = stayed;
     let exit = tokio::time::timeout(Duration::from_secs(20), stayed.wait())
@@ -125,7 +109,7 @@ async fn exactly_one_of_two_daemons_serves_behind_a_socket_only_its_user_can_ope
         .expect("wait");
     assert!(exit.success(), "{exit:?}");
     assert!(!socket(&env).exists(), "the socket goes with the daemon");
-    let none = tether(&env, &["daemon", "status"]).await;
+    let none = env.tether(&["daemon", "status"]).await;
     assert_eq!(none.status.code(), Some(3), "{none:?}");
     assert!(String::from_utf8_lossy(&none.stderr).contains("no daemon is running"));
 }
@@ -166,7 +150,7 @@ async fn a_folder_of_another_user_is_refused() {
     let state = env.home().join("state");
     std::fs::create_dir_all(&state).expect("mkdir");
     std::os::unix::fs::chown(&state, Some(65534), Some(65534)).expect("chown");
-    let output = tether(&env, &["daemon"]).await;
+    let output = env.tether(&["daemon"]).await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("belongs to uid 65534"), "{stderr}");
@@ -249,7 +233,7 @@ async fn a_session_started_through_the_daemon_goes_on_when_its_command_is_killed
         &["one ", "two ", "three ", "four ", "five ", "six"],
         Duration::from_millis(300),
     ));
-    env.write_user_config(&fake_provider(&model));
+    env.write_user_config(&model.user_config());
     let daemon = spawn_daemon(&env);
     wait_for_socket(&env).await;
 
@@ -291,7 +275,9 @@ async fn a_session_started_through_the_daemon_goes_on_when_its_command_is_killed
     })
     .await;
     assert_eq!(sessions[0]["name"], "outlives", "{sessions}");
-    let shown = tether(&env, &["sessions", "show", "outlives", "--repo", repo_arg]).await;
+    let shown = env
+        .tether(&["sessions", "show", "outlives", "--repo", repo_arg])
+        .await;
     let transcript = String::from_utf8_lossy(&shown.stdout);
     assert!(
         transcript.contains("one two three four five six"),
@@ -367,7 +353,7 @@ async fn a_scheduled_run_missed_while_the_daemon_was_down_starts_once_at_its_nex
     env.write_user_config(
         &format!(
             "{}\n[[schedules]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\nprompt = \"Tidy the README\"\nroot = \"{repo_arg}\"\n",
-            fake_provider(&model)
+            model.user_config()
         ),
     );
     // The last run was three days ago: the daemon was down since.
@@ -422,7 +408,7 @@ async fn a_daemon_whose_starting_folder_was_deleted_still_serves() {
     let env = TestEnv::new();
     let model = FakeModel::start().await;
     model.set_fallback(Reply::text(&["still fine"]));
-    env.write_user_config(&fake_provider(&model));
+    env.write_user_config(&model.user_config());
     let scratch = env.home().join("scratch");
     std::fs::create_dir_all(&scratch).expect("mkdir");
     let daemon = isolated_command(env.home())
@@ -437,16 +423,14 @@ async fn a_daemon_whose_starting_folder_was_deleted_still_serves() {
     wait_for_socket(&env).await;
     std::fs::remove_dir_all(&scratch).expect("rm");
     let repo = env.repo();
-    let output = tether(
-        &env,
-        &[
+    let output = env
+        .tether(&[
             "run",
             "--repo",
             repo.to_str().expect("utf-8"),
             "still there?",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(
         output.status.success(),
         "{}",

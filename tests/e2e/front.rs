@@ -198,16 +198,13 @@ async fn tether_run_beside_an_open_editor_shows_in_the_editor_live() {
     let env = TestEnv::new();
     let model = FakeModel::start().await;
     model.set_fallback(Reply::text(&["from the command line"]));
-    env.write_user_config(&format!(
-        "default_provider = \"fake\"\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 0\n",
-        model.base_url()
-    ));
+    env.write_user_config(&model.user_config());
     let mut client = env.server(&model).await;
     // Answered once the editor's front is attached to the daemon it started.
     client.call("tether/session/list", json!({})).await;
     let repo = env.repo();
-    let output = crate::support::isolated_command(env.home())
-        .args([
+    let output = env
+        .tether(&[
             "run",
             "--repo",
             repo.to_str().expect("utf-8"),
@@ -215,10 +212,7 @@ async fn tether_run_beside_an_open_editor_shows_in_the_editor_live() {
             "from-cli",
             "hi",
         ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("tether run");
+        .await;
     assert!(
         output.status.success(),
         "{}",
@@ -397,10 +391,7 @@ async fn a_front_that_disconnects_mid_request_leaves_the_daemon_and_the_session_
     let model = FakeModel::start().await;
     model.set_fallback(Reply::text(&["still here"]));
     // The raw front below names no settings profile: the user's file names the model.
-    env.write_user_config(&format!(
-        "default_provider = \"fake\"\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 0\n",
-        model.base_url()
-    ));
+    env.write_user_config(&model.user_config());
     let mut client = env.server(&model).await;
     client.call("tether/session/list", json!({})).await;
     // A second front asks for a session and is gone before the answer.

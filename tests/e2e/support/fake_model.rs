@@ -254,6 +254,15 @@ impl FakeModel {
             }}
         })
     }
+
+    /// The same provider as the user's own config file (for `tether run`, the daemon, and
+    /// fronts that send no settings), without retries.
+    pub fn user_config(&self) -> String {
+        format!(
+            "default_provider = \"fake\"\n\n[review]\nauto = false\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 0\n",
+            self.base_url()
+        )
+    }
 }
 
 async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) {

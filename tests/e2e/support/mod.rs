@@ -173,6 +173,16 @@ impl TestEnv {
         client
     }
 
+    /// Runs `tether ARGS` as this test's user, stdin closed; its output.
+    pub async fn tether(&self, args: &[&str]) -> std::process::Output {
+        isolated_command(self.home())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("run tether")
+    }
+
     /// Writes the user's own file, `$XDG_CONFIG_HOME/tether/config.toml` (the harness points
     /// `XDG_CONFIG_HOME` at `<home>/config`).
     pub fn write_user_config(&self, text: &str) {
