@@ -74,6 +74,16 @@ pub struct ListParams {
     pub query: Option<String>,
 }
 
+impl From<ListParams> for crate::session::ListFilter {
+    fn from(params: ListParams) -> Self {
+        crate::session::ListFilter {
+            status: params.status,
+            mode: params.mode,
+            query: params.query,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResult {

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 use super::{HostError, HostMethod};
 use crate::api::{self, methods};
-use crate::session::{
-    CreateSession, ListFilter, LoopRequest, PlanDecision, SessionManager, export,
-};
+use crate::session::{CreateSession, LoopRequest, PlanDecision, SessionManager, export};
 
 /// The repository a request names: a front always names one (its first workspace folder by
 /// default), since the host has no editor to ask.
@@ -49,11 +47,7 @@ impl HostMethod for methods::List {
         manager: SessionManager,
         params: api::ListParams,
     ) -> Result<api::ListResult, HostError> {
-        let sessions = manager.list(&ListFilter {
-            status: params.status,
-            mode: params.mode,
-            query: params.query,
-        });
+        let sessions = manager.list(&params.into());
         Ok(api::ListResult {
             sessions: sessions.into_iter().map(api::SessionInfo::from).collect(),
         })

@@ -101,11 +101,7 @@ macro_rules! on_host {
 /// daemon is away.
 impl Handler for methods::List {
     async fn handle(backend: Backend, params: api::ListParams) -> jsonrpc::Result<api::ListResult> {
-        let sessions = backend.sessions.list(&crate::session::ListFilter {
-            status: params.status,
-            mode: params.mode,
-            query: params.query,
-        });
+        let sessions = backend.sessions.list(&params.into());
         Ok(api::ListResult {
             sessions: sessions.into_iter().map(api::SessionInfo::from).collect(),
         })
