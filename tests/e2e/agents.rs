@@ -91,7 +91,7 @@ async fn a_repository_cannot_make_an_agent_run_its_own_program() {
     let error = client.call_err("tether/providers/list", json!({})).await;
     let message = error["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("providers.claude.command") && message.contains("run a program"),
+        message.contains("providers.claude.command") && message.contains("what program runs"),
         "{error}"
     );
     let error = client
@@ -103,7 +103,7 @@ async fn a_repository_cannot_make_an_agent_run_its_own_program() {
     assert!(
         error["message"]
             .as_str()
-            .is_some_and(|text| text.contains("run a program")),
+            .is_some_and(|text| text.contains("what program runs")),
         "{error}"
     );
     client.shutdown().await;

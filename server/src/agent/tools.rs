@@ -203,6 +203,7 @@ mod tests {
                 mode: crate::sandbox::SandboxMode::Auto,
                 worktree: worktree.clone(),
                 temp_dir: dir.path().join("tmp"),
+                writable: Vec::new(),
                 network: true,
                 hidden_env: Vec::new(),
                 owner: "test".into(),

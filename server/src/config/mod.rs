@@ -50,7 +50,7 @@ pub enum ConfigError {
         key: &'static str,
     },
     #[error(
-        "{path} sets `providers.{provider}.{key}`, which would run a program of the repository's choosing; only your own config file or the editor's settings may set it"
+        "{path} sets `providers.{provider}.{key}`, which chooses what program runs or where it may write; only your own config file or the editor's settings may set it"
     )]
     UntrustedProgram {
         path: PathBuf,
@@ -129,6 +129,10 @@ pub struct ProviderConfig {
     /// `kind = "acp"`: variables set for it (`api_key_env` passes that one through too).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// `kind = "acp"`: folders the agent keeps its own state in (`~` is the home folder),
+    /// which its sandbox lets it write besides the worktree and its temp dir.
+    #[serde(default)]
+    pub state_dirs: Vec<String>,
     /// The key itself, when the editor that started the session had `api_key_env` set in
     /// its environment and the session runs in the daemon (whose environment may predate
     /// it). Never parsed from a file, never written anywhere.
@@ -356,12 +360,18 @@ fn builtin_defaults() -> Value {
             },
             // The agents people already run, over the Agent Client Protocol: usable with
             // no settings when their command is on PATH (`tether/providers/list` says).
-            "claude": { "kind": "acp", "command": "claude-agent-acp" },
-            "codex": { "kind": "acp", "command": "codex-acp" },
-            "gemini": { "kind": "acp", "command": "gemini", "args": ["--acp"] },
-            "opencode": { "kind": "acp", "command": "opencode", "args": ["acp"] },
-            "qwen": { "kind": "acp", "command": "qwen", "args": ["--acp"] },
-            "goose": { "kind": "acp", "command": "goose", "args": ["acp"] }
+            "claude": { "kind": "acp", "command": "claude-agent-acp", "state_dirs": ["~/.claude"] },
+            "codex": { "kind": "acp", "command": "codex-acp", "state_dirs": ["~/.codex"] },
+            "gemini": { "kind": "acp", "command": "gemini", "args": ["--acp"], "state_dirs": ["~/.gemini"] },
+            "opencode": {
+                "kind": "acp", "command": "opencode", "args": ["acp"],
+                "state_dirs": ["~/.local/share/opencode", "~/.local/state/opencode", "~/.cache/opencode"]
+            },
+            "qwen": { "kind": "acp", "command": "qwen", "args": ["--acp"], "state_dirs": ["~/.qwen"] },
+            "goose": {
+                "kind": "acp", "command": "goose", "args": ["acp"],
+                "state_dirs": ["~/.config/goose", "~/.local/share/goose", "~/.local/state/goose"]
+            }
         }
     })
 }

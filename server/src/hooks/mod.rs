@@ -316,6 +316,7 @@ mod tests {
             mode: crate::sandbox::SandboxMode::Auto,
             worktree: dir.to_owned(),
             temp_dir: dir.join(".tmp"),
+            writable: Vec::new(),
             network: true,
             hidden_env: Vec::new(),
             owner: "hook-tests".into(),

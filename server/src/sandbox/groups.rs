@@ -121,6 +121,11 @@ fn has_exited(pid: i32) -> bool {
     }
 }
 
+/// Kills the group `pgid` of a program [`spawn`] started whose owner has not ended yet.
+pub fn kill_group(pgid: i32) {
+    signal_group(pgid);
+}
+
 fn signal_group(pgid: i32) {
     if pgid > 1 {
         // SAFETY: kill(2) on a negative pid signals that process group; no memory involved.
@@ -408,6 +413,7 @@ mod tests {
             mode: super::super::SandboxMode::Off,
             worktree: dir.to_owned(),
             temp_dir: dir.join("tmp"),
+            writable: Vec::new(),
             network: true,
             hidden_env: Vec::new(),
             owner: owner.into(),

@@ -40,6 +40,8 @@ pub struct Jail {
     pub worktree: PathBuf,
     /// The session's own temp dir (`TMPDIR`): programs may write there too.
     pub temp_dir: PathBuf,
+    /// More folders they may write (an agent's own state folders); none for commands.
+    pub writable: Vec<PathBuf>,
     /// Whether they may use the network.
     pub network: bool,
     /// Environment variables they must not see (API keys, `[secrets] env`).
@@ -81,7 +83,10 @@ pub(crate) fn prepare(jail: &Jail) -> Result<Restrictions, String> {
         Some(_) => {
             restrictions.landlock = Some(
                 landlock::ruleset(
-                    &[jail.worktree.clone(), jail.temp_dir.clone()],
+                    &[jail.worktree.clone(), jail.temp_dir.clone()]
+                        .into_iter()
+                        .chain(jail.writable.iter().cloned())
+                        .collect::<Vec<_>>(),
                     jail.network,
                 )
                 .map_err(|error| format!("cannot set up the command sandbox: {error}"))?,

@@ -19,7 +19,7 @@ pub enum Verdict {
     /// the router to look at; a response does not (it always goes to tower).
     Forward(Option<Request>),
     /// Answer it with this error; the string says why, for the log.
-    Reply(Response, String),
+    Reply(Box<Response>, String),
     /// A malformed notification or response: no reply is allowed, so log why and skip it.
     Drop(String),
 }
@@ -47,7 +47,7 @@ fn reply(code: ErrorCode, id: Id, reason: impl Into<String>) -> Verdict {
         message: Cow::Owned(format!("{}: {reason}", code.description())),
         data: None,
     };
-    Verdict::Reply(Response::from_error(id, error), reason)
+    Verdict::Reply(Box::new(Response::from_error(id, error)), reason)
 }
 
 /// Decides what happens to one message body.
