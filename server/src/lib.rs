@@ -12,6 +12,7 @@
 //! - [`api`] is the session protocol as one typed method table (serde only, no LSP).
 //! - [`lsp`] is the only module that knows LSP; it translates to and from the domain.
 
+pub mod acp;
 pub mod agent;
 pub mod api;
 mod beneath;

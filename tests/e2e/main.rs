@@ -2,6 +2,7 @@
 
 mod support;
 
+mod acp;
 mod agent;
 mod agents;
 mod apply;

@@ -81,7 +81,7 @@ pub(super) async fn run_command(
 }
 
 /// Puts the worktree's `.git` back if the command changed it; says so for the model.
-fn restore_gitlink(context: &ToolContext) -> Option<String> {
+pub(crate) fn restore_gitlink(context: &ToolContext) -> Option<String> {
     match context.git.restore_gitlink() {
         Ok(false) => None,
         Ok(true) => Some(
@@ -100,7 +100,7 @@ fn restore_gitlink(context: &ToolContext) -> Option<String> {
 
 /// The worktree as `git add -A` would record it, in the session's private index; `None`
 /// (and no changes reported) if it cannot be taken.
-async fn take_snapshot(context: &ToolContext) -> Option<Snapshot> {
+pub(crate) async fn take_snapshot(context: &ToolContext) -> Option<Snapshot> {
     match snapshot::take(&context.git, &context.private_index).await {
         Ok(snapshot) => Some(snapshot),
         Err(error) => {
@@ -114,7 +114,7 @@ async fn take_snapshot(context: &ToolContext) -> Option<Snapshot> {
 }
 
 /// The files that differ between two snapshots, with their line counts.
-async fn changes_between(
+pub(crate) async fn changes_between(
     context: &ToolContext,
     before: Snapshot,
     after: Snapshot,

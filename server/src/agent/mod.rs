@@ -16,6 +16,7 @@ mod files;
 pub mod tools;
 
 pub use crate::sandbox;
+pub(crate) use command::{changes_between, restore_gitlink, take_snapshot};
 
 use crate::provider::{
     ChatMessage, ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, ToolCallRequest,
@@ -83,7 +84,7 @@ pub enum PermissionCheck {
 }
 
 /// A message being streamed: started on its first delta, completed at the end of the turn.
-struct StreamingItem {
+pub(crate) struct StreamingItem {
     id: String,
     role: MessageRole,
     text: String,
@@ -92,7 +93,7 @@ struct StreamingItem {
 }
 
 impl StreamingItem {
-    fn new(role: MessageRole, sink: &mut dyn EventSink) -> Result<Self, String> {
+    pub(crate) fn new(role: MessageRole, sink: &mut dyn EventSink) -> Result<Self, String> {
         let item = StreamingItem {
             id: new_item_id(),
             role,
@@ -118,7 +119,7 @@ impl StreamingItem {
     /// Sends the unsent text up to its last whitespace, keeping a partial word back, so that
     /// a word (an API key, say) is never split across two deltas and redaction always sees
     /// it whole. A very long run without whitespace is sent anyway.
-    fn flush(&mut self, sink: &mut dyn EventSink) -> Result<(), String> {
+    pub(crate) fn flush(&mut self, sink: &mut dyn EventSink) -> Result<(), String> {
         let cut = match self.unsent.rfind(char::is_whitespace) {
             Some(index) => {
                 index
@@ -152,7 +153,11 @@ impl StreamingItem {
         })
     }
 
-    fn complete(mut self, interrupted: bool, sink: &mut dyn EventSink) -> Result<(), String> {
+    pub(crate) fn complete(
+        mut self,
+        interrupted: bool,
+        sink: &mut dyn EventSink,
+    ) -> Result<(), String> {
         self.flush_all(sink)?;
         sink.emit(Event::Item {
             phase: ItemPhase::Completed,
@@ -656,7 +661,7 @@ async fn stream_reply(
     }
 }
 
-fn push_text(
+pub(crate) fn push_text(
     slot: &mut Option<StreamingItem>,
     role: MessageRole,
     text: &str,

@@ -3,28 +3,13 @@
 //! session host (an agent's program on PATH, an API's key variable set) and, if not, what to
 //! do about it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{HostError, HostMethod};
+use crate::acp::find_program;
 use crate::api::{self, methods};
 use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::session::SessionManager;
-
-/// How to install each agent preset, for the picker to say when its program is missing.
-const INSTALL: &[(&str, &str)] = &[
-    (
-        "claude",
-        "npm install -g @agentclientprotocol/claude-agent-acp",
-    ),
-    ("codex", "npm install -g @zed-industries/codex-acp"),
-    ("gemini", "npm install -g @google/gemini-cli"),
-    ("opencode", "npm install -g opencode-ai"),
-    ("qwen", "npm install -g @qwen-code/qwen-code"),
-    (
-        "goose",
-        "install the goose CLI: https://block.github.io/goose",
-    ),
-];
 
 impl HostMethod for methods::Providers {
     async fn run(
@@ -79,10 +64,8 @@ fn entries(
                         Some(found) => entry.path = Some(found),
                         None => {
                             entry.available = false;
-                            let install = INSTALL
-                                .iter()
-                                .find(|(preset, _)| preset == name)
-                                .map(|(_, how)| format!("; {how}"))
+                            let install = crate::acp::install_hint(name)
+                                .map(|how| format!("; {how}"))
                                 .unwrap_or_default();
                             entry.missing = Some(format!("`{command}` is not on PATH{install}"));
                         }
@@ -120,27 +103,10 @@ fn same_provider(a: &ProviderConfig, b: &ProviderConfig) -> bool {
         && a.env == b.env
 }
 
-/// Where `command` runs from: itself when it names a path, else the first executable file of
-/// that name in `path` (as a shell finds it).
-pub fn find_program(command: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |candidate: &Path| {
-        std::fs::metadata(candidate)
-            .is_ok_and(|metadata| metadata.is_file() && metadata.permissions().mode() & 0o111 != 0)
-    };
-    if command.contains('/') {
-        let candidate = PathBuf::from(command);
-        return executable(&candidate).then_some(candidate);
-    }
-    std::env::split_paths(path)
-        .filter(|folder| folder.is_absolute())
-        .map(|folder| folder.join(command))
-        .find(|candidate| executable(candidate))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn an_agent_is_found_on_path_and_a_missing_one_says_how_to_install_it() {

@@ -120,7 +120,7 @@ pub fn build_provider(
         ProviderKind::Anthropic => Ok(Box::new(AnthropicProvider::new(name, config)?)),
         ProviderKind::Acp => Err(ProviderError::Config {
             provider: name.to_owned(),
-            message: "ACP agents are not supported by this version of tether yet; use kind = \"openai\" or \"anthropic\"".to_owned(),
+            message: "it is an ACP agent, which runs whole sessions and does not answer single model requests; use a kind = \"openai\" or \"anthropic\" provider here".to_owned(),
         }),
     }
 }

@@ -500,6 +500,13 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         summary: Option<String>,
     },
+    /// The session's ACP agent opened its own session `session_id` (a new one, or a new
+    /// one after the last could not be restored): a restarted agent resumes from there.
+    #[serde(rename_all = "camelCase")]
+    AgentSession {
+        provider: String,
+        session_id: String,
+    },
     #[serde(rename_all = "camelCase")]
     TurnEnded {
         reason: TurnEndReason,

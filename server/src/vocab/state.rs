@@ -80,6 +80,9 @@ pub struct SessionState {
     /// Whether the worktree was made (the session reached `running` or `waiting` since it
     /// last entered `creating`).
     pub worktree_ready: bool,
+    /// The ACP session its agent last opened: (provider, session id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session: Option<(String, String)>,
 }
 
 impl SessionState {
@@ -106,6 +109,7 @@ impl SessionState {
             allowed_scopes: Default::default(),
             denied_scopes: Default::default(),
             worktree_ready: false,
+            agent_session: None,
             spec,
         }
     }
@@ -176,7 +180,13 @@ impl SessionState {
                 self.queued.push_back((item_id.clone(), text.clone()));
             }
             Event::Usage { usage, .. } => self.usage.add(usage),
+            Event::AgentSession {
+                provider,
+                session_id,
+            } => self.agent_session = Some((provider.clone(), session_id.clone())),
             Event::ContextReset { summary } => {
+                // The agent's own conversation starts over too.
+                self.agent_session = None;
                 if let Some(history) = &mut self.history {
                     history.clear();
                     if let Some(summary) = summary {
@@ -294,6 +304,20 @@ impl SessionState {
             .as_ref()
             .and_then(|history| history.last())
             .is_some_and(|message| matches!(message.role, ChatRole::User | ChatRole::Tool))
+    }
+
+    /// Whether an ACP agent owes an answer: the user spoke last, not counting the tool calls
+    /// the agent made (it ran them itself; their results need no turn of their own).
+    pub fn awaits_agent_reply(&self) -> bool {
+        self.history
+            .as_ref()
+            .and_then(|history| {
+                history
+                    .iter()
+                    .rev()
+                    .find(|message| message.role != ChatRole::Tool)
+            })
+            .is_some_and(|message| message.role == ChatRole::User)
     }
 }
 

@@ -37,7 +37,11 @@ pub fn isolated_command(home: &Path) -> Command {
         .env("TETHER_HOME", home.join("state"))
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_DATA_HOME", home.join("data"))
-        .env("TETHER_LOG", "info")
+        // TETHER_TEST_LOG sets the servers' log filter when a test needs a closer look.
+        .env(
+            "TETHER_LOG",
+            std::env::var("TETHER_TEST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
         .env_remove("OPENAI_API_KEY")
         .env_remove("ANTHROPIC_API_KEY");
     command

@@ -55,6 +55,9 @@ pub(super) struct SessionActor {
     /// Why hooks or reviews could not run (the settings do not parse): the reason the
     /// session gives when it next waits.
     pub settings_problem: Option<String>,
+    /// The session's ACP agent between turns, still running with its session open (a turn
+    /// takes it; one that ends well puts it back).
+    pub agent: Option<crate::acp::AgentSession>,
     events: broadcast::Sender<AnnouncedEvent>,
     view: watch::Sender<Arc<SessionView>>,
     /// The last `seq` its log held when this process took it up (0 for a new session).
@@ -218,6 +221,7 @@ impl SessionActor {
             hook_blocks: 0,
             done_blocks: 0,
             settings_problem: None,
+            agent: None,
             events,
             view,
         }

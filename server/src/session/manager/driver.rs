@@ -14,9 +14,10 @@ use super::actor::{Pending, SessionActor, SessionHandle};
 use super::git::end_programs;
 use super::reviews::ReviewRun;
 use super::{SessionError, SessionManager};
+use crate::acp::AgentLaunch;
 use crate::agent::tools::ToolContext;
 use crate::agent::{self, EventSink, PermissionCheck, TurnSettings};
-use crate::config::{Config, PermissionMode};
+use crate::config::{Config, PermissionMode, ProviderKind};
 use crate::hooks::HookEvent;
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ModelProvider, build_provider};
 use crate::session::Redactor;
@@ -28,7 +29,7 @@ use crate::vocab::{
 use crate::workspace;
 
 /// How a drive ended, when it did not end `waiting`.
-enum DriveEnd {
+pub(super) enum DriveEnd {
     Stopped,
     /// A limit was reached (cost budget, turn timeout): stopped, resumable, with this reason.
     Halted(String),
@@ -95,6 +96,7 @@ impl SessionActor {
     fn next_step(
         &mut self,
         with_tools: bool,
+        agent_backend: bool,
         reviews: &[crate::vocab::FindingSource],
     ) -> Result<Step, SessionError> {
         while let Some((item_id, text)) = self.state.queued.front().cloned() {
@@ -108,7 +110,12 @@ impl SessionActor {
                 },
             )?;
         }
-        if self.state.awaits_reply() {
+        let owed = if agent_backend {
+            self.state.awaits_agent_reply()
+        } else {
+            self.state.awaits_reply()
+        };
+        if owed {
             let mut request = chat_request(
                 &self.state.spec,
                 self.state.history.as_deref().unwrap_or_default(),
@@ -149,8 +156,18 @@ async fn drive_turns(
 
     let resolved = manager.config_of(&spec)?;
     let config = &resolved.config;
-    let provider = build_provider(&spec.provider, config.provider(&spec.provider)?)?;
-    let settings = turn_settings(manager, handle, &spec, config).await?;
+    let provider_config = config.provider(&spec.provider)?;
+    let (settings, workspace) = turn_settings(manager, handle, &spec, config).await?;
+    let backend = match provider_config.kind {
+        ProviderKind::Acp => Backend::Agent(Box::new((
+            AgentLaunch::new(&spec.provider, provider_config, workspace.jail.clone())
+                .map_err(DriveEnd::Failed)?,
+            workspace,
+        ))),
+        ProviderKind::Openai | ProviderKind::Anthropic => {
+            Backend::Model(build_provider(&spec.provider, provider_config)?)
+        }
+    };
     let budget = config.session.budget_usd;
     load_history(handle).await?;
     // Whether a turn of this activation changed files: verification and review follow.
@@ -162,8 +179,9 @@ async fn drive_turns(
             Vec::new()
         };
         let with_tools = settings.tools.is_some();
+        let agent_backend = matches!(backend, Backend::Agent(..));
         let step = handle
-            .run(move |actor| actor.next_step(with_tools, &reviews))
+            .run(move |actor| actor.next_step(with_tools, agent_backend, &reviews))
             .await?;
         let request = match step {
             Step::Turn(request) => request,
@@ -182,7 +200,16 @@ async fn drive_turns(
             }
             settings.budget_left_usd = Some(budget - spent);
         }
-        let reason = run_turn(handle, provider.as_ref(), request, &settings, cancel).await?;
+        let reason = match &backend {
+            Backend::Model(provider) => {
+                run_turn(handle, provider.as_ref(), request, &settings, cancel).await?
+            }
+            Backend::Agent(agent) => {
+                let (launch, workspace) = &**agent;
+                super::agents::run_agent_turn(handle, launch, workspace, request, &settings, cancel)
+                    .await?
+            }
+        };
         changed_files |= manager.record_turn_checkpoint(handle, &spec).await?;
         after_turn(manager, handle, reason, &settings, budget).await?;
     }
@@ -238,13 +265,23 @@ async fn run_start_hooks(
     Ok(())
 }
 
-/// How this activation's turns run: tools, sandbox, limits, price.
+/// Who answers a session's turns.
+enum Backend {
+    /// Tether's own agent, on a model API.
+    Model(Box<dyn ModelProvider>),
+    /// An ACP agent, with the worktree it works in (whether `session.tools` is on or not:
+    /// it serves the agent's file and terminal requests).
+    Agent(Box<(AgentLaunch, ToolContext)>),
+}
+
+/// How this activation's turns run: tools, sandbox, limits, price; and the worktree's tool
+/// context (the same as `tools`, read-only when tools are off).
 async fn turn_settings(
     manager: &SessionManager,
     handle: &SessionHandle,
     spec: &SessionSpec,
     config: &Config,
-) -> Result<TurnSettings, DriveEnd> {
+) -> Result<(TurnSettings, ToolContext), DriveEnd> {
     let worktree = spec.worktree.canonicalize().map_err(|error| {
         DriveEnd::Failed(format!(
             "the worktree {} is missing ({error}); delete the session or restore it",
@@ -259,22 +296,25 @@ async fn turn_settings(
         })
         .await?;
     let git = workspace::SessionWorktree::pin(&spec.repo, &worktree)?;
-    Ok(TurnSettings {
-        tools: config.session.tools.then(|| ToolContext {
-            read_only: spec.mode == Mode::Chat
-                || config.session.permission_mode == PermissionMode::ReadOnly,
-            ask_permission: config.session.permission_mode == PermissionMode::Ask,
-            allowed_scopes: config.session.allow.clone(),
-            command_timeout: Duration::from_secs(config.session.command_timeout_secs.max(1)),
-            jail: manager.jail(&handle.store, spec, &worktree, config),
-            git,
-            private_index: manager.private_index(spec),
-        }),
+    let context = ToolContext {
+        read_only: spec.mode == Mode::Chat
+            || config.session.permission_mode == PermissionMode::ReadOnly
+            || !config.session.tools,
+        ask_permission: config.session.permission_mode == PermissionMode::Ask,
+        allowed_scopes: config.session.allow.clone(),
+        command_timeout: Duration::from_secs(config.session.command_timeout_secs.max(1)),
+        jail: manager.jail(&handle.store, spec, &worktree, config),
+        git,
+        private_index: manager.private_index(spec),
+    };
+    let settings = TurnSettings {
+        tools: config.session.tools.then(|| context.clone()),
         max_steps: config.session.max_turns,
         price: config.price_of(&spec.provider, &spec.model),
         budget_left_usd: None,
         turn_timeout: config.session.turn_timeout_secs.map(Duration::from_secs),
-    })
+    };
+    Ok((settings, context))
 }
 
 /// A session reloaded from its snapshot has no conversation in memory yet: it is folded from
@@ -309,6 +349,25 @@ async fn spent_usd(handle: &SessionHandle) -> Result<f64, SessionError> {
     handle.run(|actor| Ok(actor.state.usage.cost_usd)).await
 }
 
+/// Records the end of a turn.
+pub(super) async fn end_turn(
+    handle: &SessionHandle,
+    outcome: agent::TurnOutcome,
+) -> Result<(TurnEndReason, Option<String>), DriveEnd> {
+    let reason = outcome.reason;
+    let message = outcome.message.clone();
+    handle
+        .run(move |actor| {
+            actor.emit(Event::TurnEnded {
+                reason: outcome.reason,
+                message: outcome.message,
+            })?;
+            Ok(())
+        })
+        .await?;
+    Ok((reason, message))
+}
+
 /// Runs one turn against the model and records its end.
 async fn run_turn(
     handle: &Arc<SessionHandle>,
@@ -325,18 +384,7 @@ async fn run_turn(
     if let Some(tools) = &settings.tools {
         end_programs(&handle.id, &tools.git);
     }
-    let reason = outcome.reason;
-    let message = outcome.message.clone();
-    handle
-        .run(move |actor| {
-            actor.emit(Event::TurnEnded {
-                reason: outcome.reason,
-                message: outcome.message,
-            })?;
-            Ok(())
-        })
-        .await?;
-    Ok((reason, message))
+    end_turn(handle, outcome).await
 }
 
 /// What the end of a turn leads to: the next turn (a blocking `on_agent_finish` hook is a
@@ -379,8 +427,8 @@ async fn after_turn(
 /// Hands a turn's events and prompts to the session's actor, in the order the turn makes
 /// them. Emitting does not wait: the actor records events in order, and a failure to record
 /// one stops the turn (see [`SessionActor::emit_for_turn`]).
-struct TurnSink {
-    handle: Arc<SessionHandle>,
+pub(super) struct TurnSink {
+    pub handle: Arc<SessionHandle>,
 }
 
 impl EventSink for TurnSink {

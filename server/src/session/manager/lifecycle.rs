@@ -11,7 +11,6 @@ use super::driver::{drive, redactor_for};
 use super::{CreateSession, STOP_GRACE, SessionError, SessionInfo, SessionManager};
 use crate::config::ProviderKind;
 use crate::hooks::HookEvent;
-use crate::provider::build_provider;
 use crate::session::{slug_from_prompt, validate_session_name};
 use crate::store;
 use crate::vocab::{
@@ -148,14 +147,12 @@ impl SessionManager {
             .clone()
             .unwrap_or_else(|| config.default_provider_name());
         let provider_config = config.provider(&provider)?;
-        if provider_config.kind == ProviderKind::Acp {
-            // Fail now, not after a worktree was made.
-            build_provider(&provider, provider_config)?;
-        }
         let model = new
             .model
             .clone()
             .or_else(|| provider_config.model.clone())
+            // An ACP agent runs the model it is set up with.
+            .or_else(|| (provider_config.kind == ProviderKind::Acp).then(|| "default".to_owned()))
             .ok_or_else(|| SessionError::InvalidParams {
                 field: "model",
                 message: format!("provider {provider:?} sets no default model; name one"),
@@ -323,6 +320,10 @@ impl SessionManager {
         let task = handle
             .run(|actor| match actor.state.status {
                 SessionStatus::Waiting => {
+                    // Its agent (an ACP agent between turns) ends with it.
+                    if let Some(mut agent) = actor.agent.take() {
+                        agent.kill();
+                    }
                     actor.set_status(
                         SessionStatus::Stopped,
                         None,
@@ -468,6 +469,9 @@ impl SessionManager {
             .run(|actor| {
                 for cancel in actor.running_reviews.values() {
                     cancel.cancel();
+                }
+                if let Some(mut agent) = actor.agent.take() {
+                    agent.kill();
                 }
                 Ok(())
             })

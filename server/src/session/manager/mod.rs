@@ -25,6 +25,7 @@ use crate::vocab::{
 use crate::workspace::{self, GitError};
 
 mod actor;
+mod agents;
 mod driver;
 mod fanout;
 mod git;
@@ -307,6 +308,7 @@ impl SessionManager {
             mode: config.session.sandbox,
             worktree: worktree.to_owned(),
             temp_dir: self.temp_dir(&spec.id),
+            writable: Vec::new(),
             network: config.session.network,
             hidden_env: config.secret_variables(),
             owner: Arc::from(spec.id.as_str()),

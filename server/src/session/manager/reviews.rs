@@ -300,11 +300,24 @@ impl SessionManager {
             .unwrap_or_else(|| spec.title.clone());
         let resolved = self.config_of(&spec).map_err(|error| failed(&error))?;
         let config = &resolved.config;
-        let provider_name = config
-            .review
-            .provider
-            .clone()
-            .unwrap_or_else(|| spec.provider.clone());
+        let provider_name = match &config.review.provider {
+            Some(name) => name.clone(),
+            // An ACP agent answers prompts, not review requests: the default model does.
+            None if config
+                .provider(&spec.provider)
+                .is_ok_and(|provider| provider.kind == crate::config::ProviderKind::Acp) =>
+            {
+                match config.default_provider_name() {
+                    name if name == spec.provider => {
+                        return Err(failed(&format!(
+                            "the session's provider {name} is an ACP agent, which cannot review; set review.provider to a model API provider"
+                        )));
+                    }
+                    name => name,
+                }
+            }
+            None => spec.provider.clone(),
+        };
         let provider_config = config
             .provider(&provider_name)
             .map_err(|error| failed(&error))?;

@@ -1,0 +1,319 @@
+//! Agents over the Agent Client Protocol: Claude Code, Codex, Gemini CLI, OpenCode… run as a
+//! session's agent, one process per session, Tether being their client.
+//!
+//! - [`launch`] finds the agent's program and starts it in the session's sandbox, in the
+//!   worktree, in a process group of its own.
+//! - [`connection`] speaks JSON-RPC to it through the `agent-client-protocol` SDK.
+//! - [`AgentSession::start`] initializes it and opens its ACP session: the one a previous
+//!   process had, through `session/load` or `session/resume` when the agent offers them, else
+//!   a new one (primed with the transcript by the caller).
+//! - [`turn`] runs a Tether turn as one `session/prompt`: [`translate`] turns the agent's
+//!   updates into events, [`serve`] answers its file and terminal requests inside the
+//!   worktree, permissions become `permission` items.
+//!
+//! This module knows the agent side of a session; the session manager decides when a
+//! session's agent starts, which turn it runs and when it ends.
+
+mod connection;
+mod launch;
+mod serve;
+mod translate;
+mod turn;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agent_client_protocol::schema::ProtocolVersion;
+use agent_client_protocol::v1::schema::{
+    AgentNotification, ClientCapabilities, FileSystemCapabilities, Implementation,
+    InitializeRequest, InitializeResponse, LoadSessionRequest, NewSessionRequest,
+    ResumeSessionRequest, SessionId,
+};
+
+pub use connection::Connection;
+pub use launch::{AgentLaunch, find_program, install_hint};
+pub use turn::TurnContext;
+
+use connection::Incoming;
+
+/// How the agent's ACP session was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// A new session: the agent knows nothing of the conversation so far.
+    New,
+    /// The previous process's session, through `session/load` or `session/resume`.
+    Restored,
+}
+
+/// A running agent with its ACP session open.
+pub struct AgentSession {
+    launch: AgentLaunch,
+    connection: Connection,
+    session_id: SessionId,
+    /// The worktree as the agent knows it, and the other spellings of it it may use.
+    roots: Vec<PathBuf>,
+    pub opened: Opened,
+    /// The running cost the agent last reported.
+    cost_reported: Option<f64>,
+    terminals: serve::Terminals,
+}
+
+impl AgentSession {
+    /// Starts the agent in `worktree` and opens its session: `previous` (an ACP session id
+    /// this session had) when the agent can restore it, else a new one.
+    pub async fn start(
+        launch: AgentLaunch,
+        worktree: &Path,
+        previous: Option<&str>,
+    ) -> Result<AgentSession, String> {
+        let mut connection = Connection::open(&launch).await?;
+        let started = open_session(&launch, &mut connection, worktree, previous).await;
+        let (session_id, opened) = match started {
+            Ok(opened) => opened,
+            Err(failure) => {
+                let message = match failure {
+                    Failure::Said(message) => message,
+                    Failure::Gone => connection.gone_reason(&launch).await,
+                };
+                connection.kill();
+                return Err(message);
+            }
+        };
+        let mut roots = vec![worktree.to_owned()];
+        if let Ok(canonical) = worktree.canonicalize()
+            && canonical != worktree
+        {
+            roots.push(canonical);
+        }
+        Ok(AgentSession {
+            launch,
+            connection,
+            session_id,
+            roots,
+            opened,
+            cost_reported: None,
+            terminals: serve::Terminals::default(),
+        })
+    }
+
+    /// The agent's id for the session, to log so that a restart can restore it.
+    pub fn session_id(&self) -> &str {
+        &self.session_id.0
+    }
+
+    /// Whether the agent is still running.
+    pub fn is_alive(&self) -> bool {
+        !self.connection.exited() && self.connection.closed.borrow().is_none()
+    }
+
+    /// Ends the agent and everything it started.
+    pub fn kill(&mut self) {
+        self.connection.kill();
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &str {
+        &self.launch.provider
+    }
+}
+
+/// Why opening the session failed.
+enum Failure {
+    /// The agent answered with an error, or did not answer in time: the message says so.
+    Said(String),
+    /// The connection closed: the agent's exit says why.
+    Gone,
+}
+
+async fn open_session(
+    launch: &AgentLaunch,
+    connection: &mut Connection,
+    worktree: &Path,
+    previous: Option<&str>,
+) -> Result<(SessionId, Opened), Failure> {
+    let initialize = InitializeRequest::new(ProtocolVersion::V1)
+        .client_capabilities(
+            ClientCapabilities::new()
+                .fs(FileSystemCapabilities::new()
+                    .read_text_file(true)
+                    .write_text_file(true))
+                .terminal(true),
+        )
+        .client_info(Implementation::new("tether", env!("CARGO_PKG_VERSION")));
+    let initialized: InitializeResponse = ask(
+        launch,
+        connection,
+        "initialize",
+        connection.cx.send_request(initialize).block_task(),
+    )
+    .await?;
+    if let Some(previous) = previous {
+        let id = SessionId::new(previous);
+        let restored = if initialized.agent_capabilities.load_session {
+            // The agent replays the conversation as updates: Tether has it already.
+            let load = connection
+                .cx
+                .send_request(LoadSessionRequest::new(id.clone(), worktree))
+                .block_task();
+            discarding_updates(connection, launch.answer_timeout, load)
+                .await
+                .map(|_| ())
+        } else {
+            let resume = connection
+                .cx
+                .send_request(ResumeSessionRequest::new(id.clone(), worktree))
+                .block_task();
+            discarding_updates(connection, launch.answer_timeout, resume)
+                .await
+                .map(|_| ())
+        };
+        match restored {
+            Ok(()) => return Ok((id, Opened::Restored)),
+            Err(reason) => {
+                if matches!(&reason, Refused::Error(error) if gone(error)) {
+                    return Err(Failure::Gone);
+                }
+                tracing::info!(
+                    "agent {}: cannot restore its session {previous} ({reason}); starting a new one",
+                    launch.provider
+                );
+            }
+        }
+    }
+    let new = connection
+        .cx
+        .send_request(NewSessionRequest::new(worktree))
+        .block_task();
+    match discarding_updates(connection, launch.answer_timeout, new).await {
+        Ok(created) => Ok((created.session_id, Opened::New)),
+        Err(Refused::Error(error)) if i32::from(error.code) == -32000 => Err(Failure::Said(
+            login_message(launch, &initialized, &error.message),
+        )),
+        Err(Refused::Error(error)) if gone(&error) => Err(Failure::Gone),
+        Err(Refused::Error(error)) => Err(Failure::Said(format!(
+            "the agent `{}` refused to open a session: {error}",
+            launch.command_line()
+        ))),
+        Err(Refused::Timeout) => Err(Failure::Said(format!(
+            "the agent `{}` did not answer session/new within {} s{}",
+            launch.command_line(),
+            launch.answer_timeout.as_secs(),
+            connection::lock(&connection.traces).describe()
+        ))),
+    }
+}
+
+/// Whether `error` says the agent went away (its stdout closed, the connection ended).
+pub(crate) fn gone(error: &agent_client_protocol::Error) -> bool {
+    agent_client_protocol::is_incoming_transport_closed(error)
+        || agent_client_protocol::is_connection_terminated(error)
+}
+
+/// Awaits the answer to `request` within the launch's timeout.
+async fn ask<T>(
+    launch: &AgentLaunch,
+    connection: &Connection,
+    method: &str,
+    request: impl Future<Output = Result<T, agent_client_protocol::Error>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(launch.answer_timeout, request).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(error)) if gone(&error) || connection.exited() => Err(Failure::Gone),
+        Ok(Err(error)) => Err(Failure::Said(format!(
+            "the agent `{}` failed {method}: {error}",
+            launch.command_line()
+        ))),
+        Err(_) => Err(Failure::Said(format!(
+            "the agent `{}` did not answer {method} within {} s (providers.{}.timeout_secs){}",
+            launch.command_line(),
+            launch.answer_timeout.as_secs(),
+            launch.provider,
+            connection::lock(&connection.traces).describe()
+        ))),
+    }
+}
+
+enum Refused {
+    Error(agent_client_protocol::Error),
+    Timeout,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Error(error) => write!(f, "{error}"),
+            Refused::Timeout => f.write_str("no answer in time"),
+        }
+    }
+}
+
+/// Awaits `request` while dropping the session updates that come meanwhile (a loaded
+/// session's replay, the commands a new one offers); requests are refused.
+async fn discarding_updates<T>(
+    connection: &mut Connection,
+    timeout: Duration,
+    request: impl Future<Output = Result<T, agent_client_protocol::Error>>,
+) -> Result<T, Refused> {
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline, request);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            answer = &mut request => {
+                // What the agent sent before its answer is in the channel already.
+                while let Ok(incoming) = connection.incoming.try_recv() {
+                    discard(incoming);
+                }
+                return answer.map_err(Refused::Error);
+            }
+            () = &mut deadline => return Err(Refused::Timeout),
+            incoming = connection.incoming.recv(), if open => match incoming {
+                Some(incoming) => discard(incoming),
+                None => open = false,
+            },
+        }
+    }
+}
+
+/// Drops what the agent sent while its session was being opened; a request is refused.
+fn discard(incoming: Incoming) {
+    match incoming {
+        Incoming::Notification(notification) => {
+            if !matches!(*notification, AgentNotification::SessionNotification(_)) {
+                tracing::debug!("agent notification ignored while opening its session");
+            }
+        }
+        Incoming::Request(request) => serve::answer::<()>(
+            request.1,
+            Err(serve::refusal("the session is not open yet")),
+        ),
+    }
+}
+
+/// What to tell a user whose agent wants them to log in.
+fn login_message(launch: &AgentLaunch, initialized: &InitializeResponse, said: &str) -> String {
+    let methods: Vec<String> = initialized
+        .auth_methods
+        .iter()
+        .filter_map(|method| serde_json::to_value(method).ok())
+        .map(|method| {
+            let name = method["name"].as_str().unwrap_or("?").to_owned();
+            match method["description"].as_str() {
+                Some(description) => format!("{name} ({description})"),
+                None => name,
+            }
+        })
+        .collect();
+    let mut message = format!(
+        "the agent `{}` needs you to log in first ({said})",
+        launch.command_line()
+    );
+    if !methods.is_empty() {
+        message.push_str(&format!("; it offers: {}", methods.join("; ")));
+    }
+    message.push_str(&format!(
+        "; log in with the agent's own CLI (for Claude Code: run `claude` and `/login`), or set its API key variable (providers.{}.api_key_env)",
+        launch.provider
+    ));
+    message
+}
