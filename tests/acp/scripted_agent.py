@@ -281,7 +281,10 @@ def main():
             state["cwd"] = params["cwd"]
             state["session"] = "scripted-%d" % os.getpid()
             log({"event": "new", "cwd": params["cwd"], "mcpServers": params.get("mcpServers")})
-            respond(request_id, {"sessionId": state["session"]})
+            respond(request_id, {"sessionId": state["session"], "modes": {
+                "currentModeId": "normal",
+                "availableModes": [{"id": "normal", "name": "Normal"},
+                                   {"id": "careful", "name": "Careful"}]}})
         elif method == "session/load":
             state["cwd"] = params["cwd"]
             state["session"] = params["sessionId"]
@@ -294,6 +297,9 @@ def main():
             log({"event": "prompt", "prompt": params.get("prompt")})
             threading.Thread(target=run_prompt, args=(request_id, params, script),
                              daemon=True).start()
+        elif method == "session/set_mode":
+            log({"event": "mode", "modeId": params.get("modeId")})
+            respond(request_id, {})
         elif method == "session/cancel":
             log({"event": "cancel"})
             state["cancelled"] = True

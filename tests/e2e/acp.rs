@@ -237,6 +237,9 @@ async fn an_agents_permission_request_is_put_to_the_user_in_ask_mode() {
     );
     let mut settings = agent.settings(&model, "");
     settings["session"] = json!({"permission_mode": "ask"});
+    // The agent's own careful mode goes with Tether's ask mode; it has no mode for auto.
+    settings["providers"]["scripted"]["modes"] =
+        json!({"ask": "careful", "read-only": "normal", "auto": "reckless"});
     let mut client = env.server_with(settings).await;
     let (_, id) = client.create(json!({"prompt": "clean up"})).await;
     let asked = client
@@ -277,6 +280,12 @@ async fn an_agents_permission_request_is_put_to_the_user_in_ask_mode() {
         })
         .count();
     assert_eq!(asked, 1, "asked once");
+    let modes: Vec<Value> = agent
+        .events("mode")
+        .iter()
+        .map(|entry| entry["modeId"].clone())
+        .collect();
+    assert_eq!(modes, [json!("careful")]);
     client.shutdown().await;
 }
 

@@ -67,6 +67,9 @@ pub struct AgentLaunch {
     pub jail: Jail,
     /// How long `initialize` and `session/new` may take.
     pub answer_timeout: std::time::Duration,
+    /// The agent's session mode to set (`providers.<name>.modes` for the session's
+    /// permission mode).
+    pub mode: Option<String>,
 }
 
 impl AgentLaunch {
@@ -76,6 +79,7 @@ impl AgentLaunch {
         provider: &str,
         config: &ProviderConfig,
         mut jail: Jail,
+        permission_mode: &str,
     ) -> Result<AgentLaunch, String> {
         let command = config.command.clone().ok_or_else(|| {
             format!("providers.{provider} is an ACP agent without a `command` to run")
@@ -108,6 +112,7 @@ impl AgentLaunch {
             env,
             jail,
             answer_timeout: std::time::Duration::from_secs(config.timeout_secs.max(1)),
+            mode: config.modes.get(permission_mode).cloned(),
         })
     }
 

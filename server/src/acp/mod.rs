@@ -27,7 +27,7 @@ use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
     AgentNotification, ClientCapabilities, FileSystemCapabilities, Implementation,
     InitializeRequest, InitializeResponse, LoadSessionRequest, NewSessionRequest,
-    ResumeSessionRequest, SessionId,
+    ResumeSessionRequest, SessionId, SetSessionModeRequest,
 };
 
 pub use connection::Connection;
@@ -168,7 +168,10 @@ async fn open_session(
                 .map(|_| ())
         };
         match restored {
-            Ok(()) => return Ok((id, Opened::Restored)),
+            Ok(()) => {
+                set_mode(launch, connection, &id, None).await;
+                return Ok((id, Opened::Restored));
+            }
             Err(reason) => {
                 if matches!(&reason, Refused::Error(error) if gone(error)) {
                     return Err(Failure::Gone);
@@ -185,7 +188,17 @@ async fn open_session(
         .send_request(NewSessionRequest::new(worktree))
         .block_task();
     match discarding_updates(connection, launch.answer_timeout, new).await {
-        Ok(created) => Ok((created.session_id, Opened::New)),
+        Ok(created) => {
+            let offered = created.modes.as_ref().map(|modes| {
+                modes
+                    .available_modes
+                    .iter()
+                    .map(|mode| mode.id.0.to_string())
+                    .collect::<Vec<_>>()
+            });
+            set_mode(launch, connection, &created.session_id, offered.as_deref()).await;
+            Ok((created.session_id, Opened::New))
+        }
         Err(Refused::Error(error)) if i32::from(error.code) == -32000 => Err(Failure::Said(
             login_message(launch, &initialized, &error.message),
         )),
@@ -200,6 +213,32 @@ async fn open_session(
             launch.answer_timeout.as_secs(),
             connection::lock(&connection.traces).describe()
         ))),
+    }
+}
+
+/// Sets the agent's session mode the launch asks for, if the agent offers it (`None`: not
+/// known, tried anyway). A refusal is logged: the agent keeps its own mode, and Tether's
+/// sandbox and permission answers still hold.
+async fn set_mode(
+    launch: &AgentLaunch,
+    connection: &mut Connection,
+    session: &SessionId,
+    offered: Option<&[String]>,
+) {
+    let Some(mode) = &launch.mode else { return };
+    if offered.is_some_and(|offered| !offered.contains(mode)) {
+        tracing::info!("agent {} offers no mode {mode}", launch.provider);
+        return;
+    }
+    let request = connection
+        .cx
+        .send_request(SetSessionModeRequest::new(session.clone(), mode.clone()))
+        .block_task();
+    if let Err(error) = discarding_updates(connection, launch.answer_timeout, request).await {
+        tracing::info!(
+            "agent {} did not take mode {mode}: {error}",
+            launch.provider
+        );
     }
 }
 

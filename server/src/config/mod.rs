@@ -50,7 +50,7 @@ pub enum ConfigError {
         key: &'static str,
     },
     #[error(
-        "{path} sets `providers.{provider}.{key}`, which chooses what program runs or where it may write; only your own config file or the editor's settings may set it"
+        "{path} sets `providers.{provider}.{key}`, which chooses what program runs, where it may write or what it may do unasked; only your own config file or the editor's settings may set it"
     )]
     UntrustedProgram {
         path: PathBuf,
@@ -133,6 +133,10 @@ pub struct ProviderConfig {
     /// which its sandbox lets it write besides the worktree and its temp dir.
     #[serde(default)]
     pub state_dirs: Vec<String>,
+    /// `kind = "acp"`: the agent's own session mode for each `session.permission_mode`
+    /// (`ask`, `auto`, `read-only`), set after its session opens when it offers that mode.
+    #[serde(default)]
+    pub modes: BTreeMap<String, String>,
     /// The key itself, when the editor that started the session had `api_key_env` set in
     /// its environment and the session runs in the daemon (whose environment may predate
     /// it). Never parsed from a file, never written anywhere.
@@ -360,7 +364,10 @@ fn builtin_defaults() -> Value {
             },
             // The agents people already run, over the Agent Client Protocol: usable with
             // no settings when their command is on PATH (`tether/providers/list` says).
-            "claude": { "kind": "acp", "command": "claude-agent-acp", "state_dirs": ["~/.claude"] },
+            "claude": {
+                "kind": "acp", "command": "claude-agent-acp", "state_dirs": ["~/.claude"],
+                "modes": { "ask": "default", "auto": "acceptEdits", "read-only": "plan" }
+            },
             "codex": { "kind": "acp", "command": "codex-acp", "state_dirs": ["~/.codex"] },
             "gemini": { "kind": "acp", "command": "gemini", "args": ["--acp"], "state_dirs": ["~/.gemini"] },
             "opencode": {

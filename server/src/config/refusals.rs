@@ -49,7 +49,7 @@ pub(super) fn check_repository_layer(
         }
         // The agent's program, its arguments and environment: a cloned repository choosing
         // them would run code of its own as soon as a session starts.
-        for key in ["command", "args", "env", "state_dirs"] {
+        for key in ["command", "args", "env", "state_dirs", "modes"] {
             if provider.get(key).is_some() {
                 return Err(ConfigError::UntrustedProgram {
                     path: path.to_owned(),

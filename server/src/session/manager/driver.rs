@@ -160,8 +160,19 @@ async fn drive_turns(
     let (settings, workspace) = turn_settings(manager, handle, &spec, config).await?;
     let backend = match provider_config.kind {
         ProviderKind::Acp => Backend::Agent(Box::new((
-            AgentLaunch::new(&spec.provider, provider_config, workspace.jail.clone())
-                .map_err(DriveEnd::Failed)?,
+            AgentLaunch::new(
+                &spec.provider,
+                provider_config,
+                workspace.jail.clone(),
+                if workspace.read_only {
+                    "read-only"
+                } else if workspace.ask_permission {
+                    "ask"
+                } else {
+                    "auto"
+                },
+            )
+            .map_err(DriveEnd::Failed)?,
             workspace,
         ))),
         ProviderKind::Openai | ProviderKind::Anthropic => {
