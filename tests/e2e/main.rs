@@ -23,6 +23,7 @@ mod loops;
 mod malformed;
 mod neovim;
 mod provider;
+mod real_agents;
 mod review;
 mod scheduling;
 mod surfaces;

@@ -85,13 +85,19 @@ impl AgentLaunch {
             format!("providers.{provider} is an ACP agent without a `command` to run")
         })?;
         let mut env = config.env.clone();
+        // What the user's settings give the agent is the agent's, secrets included.
+        jail.hidden_env.retain(|name| !env.contains_key(name));
         if let Some(variable) = &config.api_key_env {
             jail.hidden_env.retain(|name| name != variable);
             if let Some(key) = &config.api_key_value {
                 env.insert(variable.clone(), key.0.clone());
             }
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from);
+        // `~` is the agent's home: the one its `env` gives it, else Tether's.
+        let home = env
+            .get("HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
         jail.writable = config
             .state_dirs
             .iter()

@@ -155,6 +155,9 @@ impl Reply {
     }
 }
 
+/// Which requests a script answers.
+type RequestFilter = fn(&Value) -> bool;
+
 #[derive(Default)]
 struct Shared {
     script: VecDeque<Reply>,
@@ -163,6 +166,11 @@ struct Shared {
     requests: Vec<Value>,
     /// Each request's headers, names lowercased.
     headers: Vec<Vec<(String, String)>>,
+    /// Which requests the script answers; the others (an agent's side requests: titles,
+    /// memories) get `aside` and are not counted in `requests`.
+    only: Option<(RequestFilter, Reply)>,
+    /// Whether a request that finds the script empty waits for the next push.
+    hold: bool,
 }
 
 /// The running server. Dropping it stops accepting connections.
@@ -204,6 +212,19 @@ impl FakeModel {
     /// Queues replies, answered in order.
     pub fn push(&self, reply: Reply) {
         self.shared.lock().expect("lock").script.push_back(reply);
+    }
+
+    /// Answers with the script only the requests `scripted` accepts; the others get `aside`.
+    #[allow(dead_code)] // used by the ACP agent tests, not by benches/tether.rs
+    pub fn script_only(&self, scripted: RequestFilter, aside: Reply) {
+        self.shared.lock().expect("lock").only = Some((scripted, aside));
+    }
+
+    /// A request that finds the script empty waits (up to 20 s) for the next push: for
+    /// replies that name what only exists once the request is on its way (a worktree).
+    #[allow(dead_code)] // used by the ACP agent tests, not by benches/tether.rs
+    pub fn hold_until_pushed(&self) {
+        self.shared.lock().expect("lock").hold = true;
     }
 
     /// The reply once the queue is empty (default: a 500).
@@ -269,17 +290,32 @@ async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) {
     let Some((body, headers)) = read_request(&mut socket).await else {
         return;
     };
-    let reply = {
-        let mut shared = shared.lock().expect("lock");
-        shared.requests.push(body);
-        shared.headers.push(headers);
-        match shared.script.pop_front() {
-            Some(reply) => reply,
-            None => shared
-                .fallback
-                .clone()
-                .unwrap_or_else(|| Reply::Status(500, "no scripted reply left".to_owned())),
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut counted = false;
+    let reply = loop {
+        {
+            let mut shared = shared.lock().expect("lock");
+            if let Some((scripted, aside)) = &shared.only
+                && !scripted(&body)
+            {
+                break aside.clone();
+            }
+            if !counted {
+                shared.requests.push(body.clone());
+                shared.headers.push(headers.clone());
+                counted = true;
+            }
+            if let Some(reply) = shared.script.pop_front() {
+                break reply;
+            }
+            if !shared.hold || tokio::time::Instant::now() >= deadline {
+                break shared
+                    .fallback
+                    .clone()
+                    .unwrap_or_else(|| Reply::Status(500, "no scripted reply left".to_owned()));
+            }
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let _ = write_reply(&mut socket, reply).await;
 }

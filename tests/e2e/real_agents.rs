@@ -1,0 +1,357 @@
+//! Real ACP agents as session back ends, installed from npm by scripts/acp-agents.sh: Claude
+//! Code's ACP adapter pointed at a scripted Anthropic server, and Qwen Code (chosen as the
+//! second agent because it speaks ACP and talks to any OpenAI-compatible server, which the
+//! tests' fake model is) pointed at the scripted OpenAI server. Both on 127.0.0.1 only.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::processes::eventually;
+use crate::support::{
+    FakeModel, LspClient, Reply, TestEnv, agent_messages, apply_text_edits, completed_items,
+    running,
+};
+
+/// The folder holding the agents' programs (`TETHER_ACP_AGENTS`, else the script's cache).
+fn agents_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("TETHER_ACP_AGENTS") {
+        return PathBuf::from(path);
+    }
+    let bin = PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+        .join(".cache/tether/acp-agents/node_modules/.bin");
+    assert!(
+        bin.join("claude-agent-acp").exists(),
+        "the real ACP agents are not installed; run scripts/acp-agents.sh install"
+    );
+    bin
+}
+
+/// One Anthropic Messages stream event list: a text reply that ends the turn.
+fn anthropic_text(text: &str) -> Reply {
+    Reply::anthropic(&anthropic_events(
+        json!({"type": "text", "text": ""}),
+        json!({"type": "text_delta", "text": text}),
+        "end_turn",
+    ))
+}
+
+/// A reply that calls Claude Code's tool `name` with `input`.
+fn anthropic_tool(id: &str, name: &str, input: Value) -> Reply {
+    Reply::anthropic(&anthropic_events(
+        json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+        json!({"type": "input_json_delta", "partial_json": input.to_string()}),
+        "tool_use",
+    ))
+}
+
+fn anthropic_events(block: Value, delta: Value, stop: &str) -> Vec<Value> {
+    vec![
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+            "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": block}),
+        json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+            "usage": {"output_tokens": 5}}),
+        json!({"type": "message_stop"}),
+    ]
+}
+
+/// Settings whose default provider is Claude Code's ACP adapter, talking to `model`, with
+/// its home (and so its state) in the test's folder.
+fn claude_settings(env: &TestEnv, model: &FakeModel, permission_mode: &str) -> Value {
+    let home = env.home().join("agent-home");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let mut settings = model.settings();
+    settings["default_provider"] = json!("claude");
+    settings["session"] = json!({"permission_mode": permission_mode});
+    settings["providers"]["claude"] = json!({
+        "kind": "acp",
+        "command": agents_bin().join("claude-agent-acp"),
+        "state_dirs": ["~/.claude", "~/.config", "~/.cache"],
+        "modes": {"ask": "default", "auto": "acceptEdits", "read-only": "plan"},
+        "timeout_secs": 60,
+        "env": {
+            "HOME": home,
+            "ANTHROPIC_BASE_URL": format!("http://127.0.0.1:{}", model.port),
+            "ANTHROPIC_API_KEY": "sk-ant-test-not-a-key",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_ERROR_REPORTING": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            // Claude Code refuses some modes as root unless it is told it is sandboxed,
+            // which it is: Tether's Landlock jail.
+            "IS_SANDBOX": "1",
+        },
+    });
+    settings
+}
+
+/// A fake Anthropic server for Claude Code: the script answers its agent turns (the ones
+/// with tools); side requests (a title) get a short text.
+async fn claude_model() -> FakeModel {
+    let model = FakeModel::start().await;
+    model.script_only(
+        |body| {
+            body["tools"]
+                .as_array()
+                .is_some_and(|tools| !tools.is_empty())
+        },
+        anthropic_text("Notes"),
+    );
+    model.hold_until_pushed();
+    model
+}
+
+fn worktree_of(info: &Value) -> PathBuf {
+    PathBuf::from(info["worktree"].as_str().expect("worktree"))
+}
+
+fn said(client: &LspClient, id: &str) -> String {
+    agent_messages(&client.session_events(id))
+        .iter()
+        .filter_map(|message| message["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real agents scripts/acp-agents.sh installs; scripts/test.sh runs it"]
+async fn claude_code_writes_edits_runs_and_is_applied_into_an_open_buffer() {
+    let env = TestEnv::new();
+    let model = claude_model().await;
+    let settings = claude_settings(&env, &model, "auto");
+    let mut client = LspClient::spawn(env.home()).await;
+    client
+        .initialize_with(
+            &env.repo(),
+            settings,
+            json!({"experimental": {"tether": true},
+                   "workspace": {"workspaceEdit": {"documentChanges": true,
+                       "resourceOperations": ["create", "rename", "delete"]}}}),
+        )
+        .await;
+    // The user has README.md open.
+    let readme_uri = format!("file://{}", env.repo().join("README.md").display());
+    client
+        .notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": readme_uri, "languageId": "markdown", "version": 1,
+                   "text": "# sample\n"}}),
+        )
+        .await;
+    let (info, id) = client
+        .create(json!({"prompt": "Write notes, fix the readme, and check"}))
+        .await;
+    let worktree = worktree_of(&info);
+    let notes = worktree.join("notes.txt");
+    let readme = worktree.join("README.md");
+    model.push(anthropic_tool(
+        "toolu_1",
+        "Write",
+        json!({"file_path": notes, "content": "one\n"}),
+    ));
+    model.push(anthropic_tool(
+        "toolu_2",
+        "Read",
+        json!({"file_path": readme}),
+    ));
+    model.push(anthropic_tool(
+        "toolu_3",
+        "Edit",
+        json!({"file_path": readme, "old_string": "# sample", "new_string": "# sample, by Claude"}),
+    ));
+    model.push(anthropic_tool(
+        "toolu_4",
+        "Bash",
+        json!({"command": "echo ran > ran.txt && cat notes.txt", "description": "Check"}),
+    ));
+    model.push(anthropic_text("All done."));
+    client.wait_for_status(&id, "waiting").await;
+
+    assert_eq!(std::fs::read_to_string(&notes).expect("notes.txt"), "one\n");
+    assert_eq!(
+        std::fs::read_to_string(&readme).expect("README.md"),
+        "# sample, by Claude\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("ran.txt")).expect("ran.txt"),
+        "ran\n"
+    );
+    assert!(
+        said(&client, &id).contains("All done."),
+        "{}",
+        said(&client, &id)
+    );
+    let tools = completed_items(&client.session_events(&id), "toolCall");
+    assert_eq!(tools.len(), 4, "{tools:#?}");
+    assert!(
+        tools.iter().all(|tool| tool["status"] == "completed"),
+        "{tools:#?}"
+    );
+    let mut changed: Vec<String> = completed_items(&client.session_events(&id), "fileChange")
+        .iter()
+        .filter_map(|change| change["path"].as_str().map(str::to_owned))
+        .collect();
+    changed.sort();
+    assert_eq!(changed, ["README.md", "notes.txt", "ran.txt"]);
+    let diff = client.call("tether/session/diff", json!({"id": id})).await;
+    let mut paths: Vec<&str> = diff["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|file| file["path"].as_str())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["README.md", "notes.txt", "ran.txt"]);
+
+    // Apply: the open buffer gets a text edit; the new files are created.
+    client.call("tether/session/apply", json!({"id": id})).await;
+    let request = client.wait_for_message("workspace/applyEdit").await;
+    let changes = request["params"]["edit"]["documentChanges"]
+        .as_array()
+        .expect("documentChanges")
+        .clone();
+    let readme_edit = changes
+        .iter()
+        .find(|change| change["textDocument"]["uri"] == readme_uri)
+        .expect("an edit of the open README.md");
+    assert_eq!(readme_edit["textDocument"]["version"], 1);
+    let edits = readme_edit["edits"].as_array().expect("edits");
+    assert_eq!(
+        apply_text_edits("# sample\n", edits, false),
+        "# sample, by Claude\n"
+    );
+    assert!(
+        changes.iter().any(|change| change["kind"] == "create"
+            && change["uri"]
+                .as_str()
+                .is_some_and(|uri| uri.ends_with("/notes.txt"))),
+        "{changes:#?}"
+    );
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real agents scripts/acp-agents.sh installs; scripts/test.sh runs it"]
+async fn claude_code_asks_permission_through_tether_and_stops_mid_command() {
+    let env = TestEnv::new();
+    let model = claude_model().await;
+    let mut client = env.server_with(claude_settings(&env, &model, "ask")).await;
+    let (info, id) = client.create(json!({"prompt": "Run the long job"})).await;
+    let worktree = worktree_of(&info);
+    model.push(anthropic_tool(
+        "toolu_1",
+        "Bash",
+        json!({"command": "echo $$ > job.pid; sleep 300", "description": "Long job"}),
+    ));
+    model.push(anthropic_text("Finished."));
+    // Claude Code asks (its mode is "default" in ask mode); Tether puts it to the user.
+    let asked = client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "item"
+                && event["phase"] == "started"
+                && event["item"]["type"] == "permission"
+        })
+        .await;
+    let item = asked["event"]["item"].clone();
+    assert!(
+        item["tool"]
+            .as_str()
+            .is_some_and(|tool| tool.contains("sleep 300")),
+        "{item}"
+    );
+    assert!(
+        !worktree.join("job.pid").exists(),
+        "nothing runs before the user allows it"
+    );
+    client
+        .call(
+            "tether/session/answer",
+            json!({"id": id, "questionId": item["id"], "answers": ["allow_once"]}),
+        )
+        .await;
+    let pidfile = worktree.join("job.pid");
+    assert!(
+        eventually(Duration::from_secs(30), || pidfile.exists()).await,
+        "the allowed command ran"
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(running(pid));
+    client.call("tether/session/stop", json!({"id": id})).await;
+    client.wait_for_status(&id, "stopped").await;
+    assert!(
+        eventually(Duration::from_secs(10), || !running(pid)).await,
+        "the agent's command outlived the stop"
+    );
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real agents scripts/acp-agents.sh installs; scripts/test.sh runs it"]
+async fn qwen_code_runs_a_session_against_an_openai_compatible_server() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    // Qwen Code's own side requests (its memory agent) are not part of the script.
+    model.script_only(
+        |body| {
+            body["tools"].as_array().is_some_and(|tools| {
+                tools
+                    .iter()
+                    .any(|tool| tool["function"]["name"] == "exit_plan_mode")
+            })
+        },
+        Reply::text(&["nothing to remember"]),
+    );
+    model.hold_until_pushed();
+    let home = env.home().join("agent-home");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let mut settings = model.settings();
+    settings["default_provider"] = json!("qwen");
+    settings["providers"]["qwen"] = json!({
+        "kind": "acp",
+        "command": agents_bin().join("qwen"),
+        "args": ["--acp"],
+        "state_dirs": ["~/.qwen", "~/.cache", "~/.config"],
+        "timeout_secs": 60,
+        "env": {
+            "HOME": home,
+            "OPENAI_BASE_URL": model.base_url(),
+            "OPENAI_API_KEY": "sk-test-not-a-key",
+            "OPENAI_MODEL": "fake-model",
+        },
+    });
+    let mut client = env.server_with(settings).await;
+    let (info, id) = client.create(json!({"prompt": "Write hello.txt"})).await;
+    let worktree = worktree_of(&info);
+    let hello = worktree.join("hello.txt");
+    model.push(Reply::tool_calls(&[(
+        "write_file",
+        &json!({"file_path": hello, "content": "hello from qwen\n"}).to_string(),
+    )]));
+    model.push(Reply::text(&["Wrote ", "it."]));
+    client.wait_for_status(&id, "waiting").await;
+    assert_eq!(
+        std::fs::read_to_string(&hello).expect("hello.txt"),
+        "hello from qwen\n"
+    );
+    assert!(
+        said(&client, &id).contains("Wrote it."),
+        "{}",
+        said(&client, &id)
+    );
+    let changed: Vec<String> = completed_items(&client.session_events(&id), "fileChange")
+        .iter()
+        .filter_map(|change| change["path"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(changed, ["hello.txt"]);
+    client.shutdown().await;
+}
