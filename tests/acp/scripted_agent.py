@@ -17,6 +17,7 @@ Steps (each a one-key object):
   {"terminal": command}         a tool call that runs `sh -c command` in a client terminal
   {"permission": title}         asks session/request_permission; says the option chosen
   {"elicit": message}           asks elicitation/create for a "name" field; says the answer
+  {"exit_plan": plan}           asks to leave plan mode (a switch_mode permission); says it
   {"plan": [entry, ...]}        a plan update
   {"cost": amount}              a usage_update with this running cost in USD
   {"sleep": seconds}            waits, ending the turn early if it is cancelled
@@ -176,6 +177,18 @@ def play(step, index):
         tool_done(call_id, "permission: " + chosen,
                   "completed" if chosen in ("yes", "always") else "failed")
         say("Permission outcome: %s. " % chosen)
+    elif kind == "exit_plan":
+        result, error = request("session/request_permission", {
+            "sessionId": state["session"],
+            "toolCall": {"toolCallId": call_id, "title": "Ready to code?", "kind": "switch_mode",
+                         "rawInput": {"plan": value}},
+            "options": [
+                {"optionId": "go", "name": "Yes, go", "kind": "allow_once"},
+                {"optionId": "keep", "name": "No, keep planning", "kind": "reject_once"},
+            ],
+        })
+        outcome = (result or {}).get("outcome", {})
+        say("Plan outcome: %s. " % outcome.get("optionId", outcome.get("outcome", "error")))
     elif kind == "elicit":
         result, error = request("elicitation/create", {
             "sessionId": state["session"], "mode": "form", "message": value,
@@ -218,6 +231,12 @@ def prompts_so_far():
         return 0
     with open(LOG, encoding="utf-8") as file:
         return sum(1 for line in file if '"event": "prompt"' in line) - 1
+
+
+def model_options(current):
+    return [{"id": "model", "name": "Model", "category": "model", "type": "select",
+             "currentValue": current,
+             "options": [{"value": "fast", "name": "Fast"}, {"value": "smart", "name": "Smart"}]}]
 
 
 def run_prompt(request_id, params, script):
@@ -284,7 +303,10 @@ def main():
             respond(request_id, {"sessionId": state["session"], "modes": {
                 "currentModeId": "normal",
                 "availableModes": [{"id": "normal", "name": "Normal"},
-                                   {"id": "careful", "name": "Careful"}]}})
+                                   {"id": "careful", "name": "Careful"}]},
+                "configOptions": model_options("fast")})
+            update("available_commands_update", availableCommands=[
+                {"name": "review", "description": "Review the changes"}])
         elif method == "session/load":
             state["cwd"] = params["cwd"]
             state["session"] = params["sessionId"]
@@ -297,6 +319,10 @@ def main():
             log({"event": "prompt", "prompt": params.get("prompt")})
             threading.Thread(target=run_prompt, args=(request_id, params, script),
                              daemon=True).start()
+        elif method == "session/set_config_option":
+            log({"event": "config", "configId": params.get("configId"),
+                 "value": params.get("value")})
+            respond(request_id, {"configOptions": model_options(params.get("value"))})
         elif method == "session/set_mode":
             log({"event": "mode", "modeId": params.get("modeId")})
             respond(request_id, {})

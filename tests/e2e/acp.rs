@@ -111,7 +111,10 @@ async fn an_acp_agent_runs_a_whole_session_through_tether() {
         ]}),
     );
     let mut client = env.server_with(agent.settings(&model, "")).await;
-    let (id, _) = run_to(&mut client, "Write hello.txt please", "waiting").await;
+    let (_, id) = client
+        .create(json!({"prompt": "Write hello.txt please", "model": "smart"}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
 
     let events = client.session_events(&id);
     let messages = agent_messages(&events);
@@ -199,6 +202,32 @@ async fn an_acp_agent_runs_a_whole_session_through_tether() {
     );
     let prompts = agent.events("prompt");
     assert_eq!(prompts[0]["prompt"][0]["text"], "Write hello.txt please");
+    // The session's model was chosen through the agent's model selector; what the agent
+    // says of its session is in the session's info.
+    let configs = agent.events("config");
+    assert_eq!(configs.len(), 1);
+    assert_eq!(configs[0]["value"], "smart");
+    assert_eq!(
+        info["agent"],
+        json!({
+            "commands": [{"name": "review", "description": "Review the changes"}],
+            "mode": "normal",
+            "modes": ["normal", "careful"],
+            "model": "smart",
+            "models": ["fast", "smart"],
+        }),
+        "{info}"
+    );
+    // The providers' picker lists the models the agent offered.
+    let listed = client.call("tether/providers/list", json!({})).await;
+    let scripted = listed["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .find(|entry| entry["name"] == "scripted")
+        .cloned()
+        .expect("the scripted agent is listed");
+    assert_eq!(scripted["models"], json!(["fast", "smart"]), "{scripted}");
     // The ACP session id is in the log, for a restart.
     let logged = client
         .session_events(&id)
@@ -326,6 +355,69 @@ async fn an_agents_question_is_a_question_item_the_user_answers() {
         "{said}"
     );
     drop(agent);
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_plan_mode_is_a_plan_the_user_approves_or_rejects() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    let agent = ScriptedAgent::new(
+        &env,
+        json!({"turns": [[
+            {"exit_plan": "# Plan\n1. Read the code\n2. Fix the bug"},
+            {"exit_plan": "1. Fix only the bug"}
+        ]]}),
+    );
+    let mut client = env.server_with(agent.settings(&model, "")).await;
+    let (_, id) = client.create(json!({"prompt": "plan it"})).await;
+    let first = client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "item"
+                && event["phase"] == "started"
+                && event["item"]["type"] == "plan"
+        })
+        .await["event"]["item"]
+        .clone();
+    let titles: Vec<&str> = first["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .filter_map(|phase| phase["title"].as_str())
+        .collect();
+    assert_eq!(titles, ["Plan", "Read the code", "Fix the bug"]);
+    let info = client.call("tether/session/get", json!({"id": id})).await["session"].clone();
+    assert_eq!(info["activity"], "awaiting_plan_approval", "{info}");
+    client
+        .call(
+            "tether/session/decidePlan",
+            json!({"id": id, "planId": first["id"], "approve": false, "feedback": "smaller"}),
+        )
+        .await;
+    let second = client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "item"
+                && event["phase"] == "started"
+                && event["item"]["type"] == "plan"
+                && event["item"]["id"] != first["id"]
+        })
+        .await["event"]["item"]
+        .clone();
+    client
+        .call(
+            "tether/session/decidePlan",
+            json!({"id": id, "planId": second["id"], "approve": true}),
+        )
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    let said: String = agent_messages(&client.session_events(&id))
+        .iter()
+        .filter_map(|message| message["text"].as_str())
+        .collect();
+    assert!(
+        said.contains("Plan outcome: keep. Plan outcome: go."),
+        "{said}"
+    );
     client.shutdown().await;
 }
 

@@ -70,6 +70,8 @@ pub struct AgentLaunch {
     /// The agent's session mode to set (`providers.<name>.modes` for the session's
     /// permission mode).
     pub mode: Option<String>,
+    /// The model to choose through the agent's model selector (`None`: the agent's own).
+    pub model: Option<String>,
 }
 
 impl AgentLaunch {
@@ -119,7 +121,14 @@ impl AgentLaunch {
             jail,
             answer_timeout: std::time::Duration::from_secs(config.timeout_secs.max(1)),
             mode: config.modes.get(permission_mode).cloned(),
+            model: None,
         })
+    }
+
+    /// The session's model, unless it is the agent's own (`default`).
+    pub fn with_model(mut self, model: &str) -> AgentLaunch {
+        self.model = (model != "default" && !model.is_empty()).then(|| model.to_owned());
+        self
     }
 
     /// The command line, for messages.

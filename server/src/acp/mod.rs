@@ -15,6 +15,7 @@
 //! session's agent starts, which turn it runs and when it ends.
 
 mod connection;
+mod facts;
 mod launch;
 mod serve;
 mod translate;
@@ -27,8 +28,11 @@ use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
     AgentNotification, ClientCapabilities, FileSystemCapabilities, Implementation,
     InitializeRequest, InitializeResponse, LoadSessionRequest, NewSessionRequest,
-    ResumeSessionRequest, SessionId, SetSessionModeRequest,
+    ResumeSessionRequest, SessionConfigOption, SessionConfigValueId, SessionId,
+    SetSessionConfigOptionRequest, SetSessionModeRequest,
 };
+
+use crate::vocab::AgentFacts;
 
 pub use connection::Connection;
 pub use launch::{AgentLaunch, find_program, install_hint};
@@ -56,6 +60,9 @@ pub struct AgentSession {
     /// The running cost the agent last reported.
     cost_reported: Option<f64>,
     terminals: serve::Terminals,
+    /// What the agent says about its session, and what of it the session last recorded.
+    facts: AgentFacts,
+    facts_recorded: Option<AgentFacts>,
 }
 
 impl AgentSession {
@@ -67,7 +74,8 @@ impl AgentSession {
         previous: Option<&str>,
     ) -> Result<AgentSession, String> {
         let mut connection = Connection::open(&launch).await?;
-        let started = open_session(&launch, &mut connection, worktree, previous).await;
+        let mut facts = AgentFacts::default();
+        let started = open_session(&launch, &mut connection, worktree, previous, &mut facts).await;
         let (session_id, opened) = match started {
             Ok(opened) => opened,
             Err(failure) => {
@@ -93,7 +101,20 @@ impl AgentSession {
             opened,
             cost_reported: None,
             terminals: serve::Terminals::default(),
+            facts,
+            facts_recorded: None,
         })
+    }
+
+    /// What the agent says about its session, when it changed since the last call.
+    pub fn new_facts(&mut self) -> Option<AgentFacts> {
+        if self.facts_recorded.as_ref() == Some(&self.facts)
+            || (self.facts_recorded.is_none() && self.facts == AgentFacts::default())
+        {
+            return None;
+        }
+        self.facts_recorded = Some(self.facts.clone());
+        Some(self.facts.clone())
     }
 
     /// The agent's id for the session, to log so that a restart can restore it.
@@ -130,6 +151,7 @@ async fn open_session(
     connection: &mut Connection,
     worktree: &Path,
     previous: Option<&str>,
+    facts: &mut AgentFacts,
 ) -> Result<(SessionId, Opened), Failure> {
     let initialize = InitializeRequest::new(ProtocolVersion::V1)
         .client_capabilities(
@@ -155,21 +177,23 @@ async fn open_session(
                 .cx
                 .send_request(LoadSessionRequest::new(id.clone(), worktree))
                 .block_task();
-            discarding_updates(connection, launch.answer_timeout, load)
+            discarding_updates(connection, launch.answer_timeout, load, facts)
                 .await
-                .map(|_| ())
+                .map(|loaded| (loaded.modes, loaded.config_options))
         } else {
             let resume = connection
                 .cx
                 .send_request(ResumeSessionRequest::new(id.clone(), worktree))
                 .block_task();
-            discarding_updates(connection, launch.answer_timeout, resume)
+            discarding_updates(connection, launch.answer_timeout, resume, facts)
                 .await
-                .map(|_| ())
+                .map(|resumed| (resumed.modes, resumed.config_options))
         };
         match restored {
-            Ok(()) => {
-                set_mode(launch, connection, &id, None).await;
+            Ok((modes, options)) => {
+                facts::opened(facts, modes.as_ref(), options.as_deref());
+                set_mode(launch, connection, &id, None, facts).await;
+                set_model(launch, connection, &id, options.as_deref(), facts).await;
                 return Ok((id, Opened::Restored));
             }
             Err(reason) => {
@@ -187,8 +211,13 @@ async fn open_session(
         .cx
         .send_request(NewSessionRequest::new(worktree))
         .block_task();
-    match discarding_updates(connection, launch.answer_timeout, new).await {
+    match discarding_updates(connection, launch.answer_timeout, new, facts).await {
         Ok(created) => {
+            facts::opened(
+                facts,
+                created.modes.as_ref(),
+                created.config_options.as_deref(),
+            );
             let offered = created.modes.as_ref().map(|modes| {
                 modes
                     .available_modes
@@ -196,8 +225,17 @@ async fn open_session(
                     .map(|mode| mode.id.0.to_string())
                     .collect::<Vec<_>>()
             });
-            set_mode(launch, connection, &created.session_id, offered.as_deref()).await;
-            Ok((created.session_id, Opened::New))
+            let session = created.session_id.clone();
+            set_mode(launch, connection, &session, offered.as_deref(), facts).await;
+            set_model(
+                launch,
+                connection,
+                &session,
+                created.config_options.as_deref(),
+                facts,
+            )
+            .await;
+            Ok((session, Opened::New))
         }
         Err(Refused::Error(error)) if i32::from(error.code) == -32000 => Err(Failure::Said(
             login_message(launch, &initialized, &error.message),
@@ -224,6 +262,7 @@ async fn set_mode(
     connection: &mut Connection,
     session: &SessionId,
     offered: Option<&[String]>,
+    facts: &mut AgentFacts,
 ) {
     let Some(mode) = &launch.mode else { return };
     if offered.is_some_and(|offered| !offered.contains(mode)) {
@@ -234,11 +273,52 @@ async fn set_mode(
         .cx
         .send_request(SetSessionModeRequest::new(session.clone(), mode.clone()))
         .block_task();
-    if let Err(error) = discarding_updates(connection, launch.answer_timeout, request).await {
-        tracing::info!(
-            "agent {} did not take mode {mode}: {error}",
-            launch.provider
-        );
+    match discarding_updates(connection, launch.answer_timeout, request, facts).await {
+        Ok(_) => facts.mode = Some(mode.clone()),
+        Err(error) => {
+            tracing::info!(
+                "agent {} did not take mode {mode}: {error}",
+                launch.provider
+            );
+        }
+    }
+}
+
+/// Chooses the session's model through the agent's model selector, when the session names
+/// one the agent offers.
+async fn set_model(
+    launch: &AgentLaunch,
+    connection: &mut Connection,
+    session: &SessionId,
+    options: Option<&[SessionConfigOption]>,
+    facts: &mut AgentFacts,
+) {
+    let Some(model) = &launch.model else { return };
+    let Some((config, current, values)) = options.and_then(facts::model_option) else {
+        return;
+    };
+    if current == *model || !values.contains(model) {
+        if current != *model {
+            tracing::info!("agent {} offers no model {model}", launch.provider);
+        }
+        return;
+    }
+    let request = connection
+        .cx
+        .send_request(SetSessionConfigOptionRequest::new(
+            session.clone(),
+            config,
+            SessionConfigValueId::new(model.as_str()),
+        ))
+        .block_task();
+    match discarding_updates(connection, launch.answer_timeout, request, facts).await {
+        Ok(answer) => facts::opened(facts, None, Some(&answer.config_options)),
+        Err(error) => {
+            tracing::info!(
+                "agent {} did not take model {model}: {error}",
+                launch.provider
+            );
+        }
     }
 }
 
@@ -292,6 +372,7 @@ async fn discarding_updates<T>(
     connection: &mut Connection,
     timeout: Duration,
     request: impl Future<Output = Result<T, agent_client_protocol::Error>>,
+    facts: &mut AgentFacts,
 ) -> Result<T, Refused> {
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline, request);
@@ -301,13 +382,13 @@ async fn discarding_updates<T>(
             answer = &mut request => {
                 // What the agent sent before its answer is in the channel already.
                 while let Ok(incoming) = connection.incoming.try_recv() {
-                    discard(incoming);
+                    discard(incoming, facts);
                 }
                 return answer.map_err(Refused::Error);
             }
             () = &mut deadline => return Err(Refused::Timeout),
             incoming = connection.incoming.recv(), if open => match incoming {
-                Some(incoming) => discard(incoming),
+                Some(incoming) => discard(incoming, facts),
                 None => open = false,
             },
         }
@@ -315,13 +396,14 @@ async fn discarding_updates<T>(
 }
 
 /// Drops what the agent sent while its session was being opened; a request is refused.
-fn discard(incoming: Incoming) {
+fn discard(incoming: Incoming, facts: &mut AgentFacts) {
     match incoming {
-        Incoming::Notification(notification) => {
-            if !matches!(*notification, AgentNotification::SessionNotification(_)) {
-                tracing::debug!("agent notification ignored while opening its session");
+        Incoming::Notification(notification) => match *notification {
+            AgentNotification::SessionNotification(notification) => {
+                facts::update(facts, &notification.update);
             }
-        }
+            _ => tracing::debug!("agent notification ignored while opening its session"),
+        },
         Incoming::Request(request) => serve::answer::<()>(
             request.1,
             Err(serve::refusal("the session is not open yet")),

@@ -26,8 +26,8 @@ use crate::agent::{
     restore_gitlink, take_snapshot,
 };
 use crate::vocab::{
-    Answer, Event, Item, ItemPhase, PermissionDecision, Question, QuestionKind, Resolution,
-    TurnEndReason,
+    Answer, Event, Item, ItemPhase, PermissionDecision, PlanPhase, Question, QuestionKind,
+    Resolution, TurnEndReason,
 };
 
 /// How long an agent has to end its turn after `session/cancel` before it is killed.
@@ -277,6 +277,11 @@ impl AgentSession {
                 AgentNotification::SessionNotification(notification)
                     if notification.session_id == self.session_id =>
                 {
+                    if super::facts::update(&mut self.facts, &notification.update)
+                        && let Some(facts) = self.new_facts()
+                    {
+                        sink.emit(Event::AgentFacts { facts })?;
+                    }
                     Ok(translator.update(notification.update, sink)?.is_some())
                 }
                 _ => Ok(false),
@@ -343,7 +348,8 @@ impl AgentSession {
     }
 
     /// A permission request: answered at once in `auto` and `read-only` modes, by what the
-    /// user already granted or denied, else put to the user.
+    /// user already granted or denied, else put to the user. Leaving plan mode is a plan
+    /// for the user to approve, whatever the mode.
     async fn permission(
         &self,
         request: RequestPermissionRequest,
@@ -356,16 +362,45 @@ impl AgentSession {
             respond_permission(responder, &request, Some(PermissionDecision::RejectOnce));
             return Ok(());
         }
-        if !tools.ask_permission {
-            respond_permission(responder, &request, Some(PermissionDecision::AllowOnce));
-            return Ok(());
-        }
         let fields = &request.tool_call.fields;
         let title = fields
             .title
             .clone()
             .unwrap_or_else(|| "tool call".to_owned());
         let kind = fields.kind.unwrap_or(ToolKind::Other);
+        if kind == ToolKind::SwitchMode {
+            // Leaving plan mode: the plan is the user's to approve, in every mode.
+            let plan = fields
+                .raw_input
+                .as_ref()
+                .and_then(|input| input["plan"].as_str())
+                .unwrap_or(&title)
+                .to_owned();
+            let item_id = new_item_id();
+            let decided = sink.propose(&item_id, &phases_of(&plan))?;
+            let (decision, receiver) = oneshot::channel();
+            tokio::spawn(async move {
+                if let Ok(decided) = decided.await {
+                    let answer = if decided.approved {
+                        PermissionDecision::AllowOnce
+                    } else {
+                        PermissionDecision::RejectOnce
+                    };
+                    let _ = decision.send((answer, decided.feedback));
+                }
+            });
+            permissions.push(PendingPermission {
+                item_id,
+                responder,
+                request,
+                decision: receiver,
+            });
+            return Ok(());
+        }
+        if !tools.ask_permission {
+            respond_permission(responder, &request, Some(PermissionDecision::AllowOnce));
+            return Ok(());
+        }
         let input = fields
             .raw_input
             .clone()
@@ -393,6 +428,41 @@ impl AgentSession {
             }),
         }
         Ok(())
+    }
+}
+
+/// A plan's text as phases: its headings, list items and numbered steps, else the whole
+/// text as one.
+fn phases_of(plan: &str) -> Vec<PlanPhase> {
+    let phases: Vec<PlanPhase> = plan
+        .lines()
+        .map(str::trim)
+        .filter_map(|line| {
+            let step = line
+                .strip_prefix('#')
+                .map(|rest| rest.trim_start_matches('#'))
+                .or_else(|| line.strip_prefix("- "))
+                .or_else(|| line.strip_prefix("* "))
+                .or_else(|| {
+                    let digits = line.find(|c: char| !c.is_ascii_digit())?;
+                    (digits > 0)
+                        .then(|| line[digits..].strip_prefix(". "))
+                        .flatten()
+                })?;
+            let step = step.trim();
+            (!step.is_empty()).then(|| PlanPhase {
+                title: step.to_owned(),
+                subtasks: Vec::new(),
+            })
+        })
+        .collect();
+    if phases.is_empty() {
+        vec![PlanPhase {
+            title: plan.trim().to_owned(),
+            subtasks: Vec::new(),
+        }]
+    } else {
+        phases
     }
 }
 
@@ -672,6 +742,14 @@ async fn report_changes(
 #[cfg(test)]
 mod tests {
     use super::super::serve::refusal;
+
+    #[test]
+    fn a_plans_steps_are_its_phases() {
+        let phases = super::phases_of("# Plan\n\n1. Read the code\n2. Fix it\n- then test\nprose");
+        let titles: Vec<&str> = phases.iter().map(|phase| phase.title.as_str()).collect();
+        assert_eq!(titles, ["Plan", "Read the code", "Fix it", "then test"]);
+        assert_eq!(super::phases_of("just do it")[0].title, "just do it");
+    }
 
     #[test]
     fn a_refusal_carries_its_reason() {

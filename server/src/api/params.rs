@@ -465,4 +465,7 @@ pub struct ProviderEntry {
     /// Why not, and what to do about it (how to install the agent, which variable to set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<String>,
+    /// The models the agent offers, as its latest session on this host reported them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
 }

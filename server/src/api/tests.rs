@@ -226,6 +226,16 @@ fn domain_info() -> crate::session::SessionInfo {
         started_by: Some(crate::vocab::StartedBy::Editor {
             name: Some("Neovim".to_owned()),
         }),
+        agent: Some(crate::vocab::AgentFacts {
+            commands: vec![crate::vocab::AgentCommand {
+                name: "review".to_owned(),
+                description: "Review the changes".to_owned(),
+            }],
+            mode: Some("default".to_owned()),
+            modes: vec!["default".to_owned(), "plan".to_owned()],
+            model: Some("sonnet".to_owned()),
+            models: vec!["sonnet".to_owned(), "opus".to_owned()],
+        }),
     }
 }
 

@@ -38,6 +38,9 @@ pub struct SessionInfo {
     /// Who started it (absent for sessions from before tether recorded it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_by: Option<crate::vocab::StartedBy>,
+    /// What its ACP agent says about its session: slash commands, modes, models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::vocab::AgentFacts>,
 }
 
 /// The conversions between the domain's SessionInfo and this copy, field by field (a new
@@ -49,12 +52,12 @@ macro_rules! convert_session_info {
                 let $($from)::+ {
                     id, name, title, mode, status, activity, status_reason, provider, model, branch,
                     base_branch, repo, worktree, created_at, updated_at, usage, queued_messages,
-                    last_seq, read_only, started_by,
+                    last_seq, read_only, started_by, agent,
                 } = info;
                 $($to)::+ {
                     id, name, title, mode, status, activity, status_reason, provider, model, branch,
                     base_branch, repo, worktree, created_at, updated_at, usage, queued_messages,
-                    last_seq, read_only, started_by,
+                    last_seq, read_only, started_by, agent,
                 }
             }
         }

@@ -27,9 +27,22 @@ impl HostMethod for methods::Providers {
         };
         let presets = crate::config::builtin_providers();
         let path = std::env::var_os("PATH").unwrap_or_default();
-        Ok(api::ProvidersResult {
-            providers: entries(&resolved.config, &presets, &path),
-        })
+        let mut providers = entries(&resolved.config, &presets, &path);
+        // What agents said of their models, newest session last.
+        let sessions = manager.list(&crate::session::ListFilter::default());
+        for entry in &mut providers {
+            if let Some(models) = sessions
+                .iter()
+                .filter(|session| session.provider == entry.name)
+                .filter_map(|session| session.agent.as_ref())
+                .filter(|facts| !facts.models.is_empty())
+                .map(|facts| facts.models.clone())
+                .next_back()
+            {
+                entry.models = models;
+            }
+        }
+        Ok(api::ProvidersResult { providers })
     }
 }
 
@@ -57,6 +70,7 @@ fn entries(
                 path: None,
                 available: true,
                 missing: None,
+                models: Vec::new(),
             };
             match provider.kind {
                 ProviderKind::Acp => match provider.command.as_deref() {

@@ -380,6 +380,32 @@ impl Item {
     }
 }
 
+/// What a session's ACP agent says about its own session: the slash commands it takes, its
+/// modes and its models (with the ones in use).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentFacts {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<AgentCommand>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+}
+
+/// A slash command an agent takes (`/review`), as the editors offer it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCommand {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
 /// What never changes about a session once it exists: written as the first event of its log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -506,6 +532,11 @@ pub enum Event {
     AgentSession {
         provider: String,
         session_id: String,
+    },
+    /// What the session's ACP agent now says about its session (replaces the last).
+    #[serde(rename_all = "camelCase")]
+    AgentFacts {
+        facts: AgentFacts,
     },
     #[serde(rename_all = "camelCase")]
     TurnEnded {

@@ -19,9 +19,9 @@ pub use chat::{ChatMessage, ChatRole, ToolCallRequest};
 #[cfg(test)]
 pub use events::sample_spec;
 pub use events::{
-    Activity, Answer, Event, EventRecord, Finding, FindingSource, Item, ItemPhase, MessageRole,
-    PlanDecision, PlanPhase, Question, QuestionKind, RunFacts, SessionSpec, SessionStatus,
-    Severity, StartedBy, TokenUsage, ToolCallStatus, TurnEndReason,
+    Activity, AgentCommand, AgentFacts, Answer, Event, EventRecord, Finding, FindingSource, Item,
+    ItemPhase, MessageRole, PlanDecision, PlanPhase, Question, QuestionKind, RunFacts, SessionSpec,
+    SessionStatus, Severity, StartedBy, TokenUsage, ToolCallStatus, TurnEndReason,
 };
 pub use outcomes::{HookEvent, HookStatus, LoopOutcome, PermissionDecision, Resolution, RunStatus};
 pub use state::{SessionState, check_transition};

@@ -83,6 +83,9 @@ pub struct SessionState {
     /// The ACP session its agent last opened: (provider, session id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_session: Option<(String, String)>,
+    /// What its ACP agent last said about its session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_facts: Option<super::AgentFacts>,
 }
 
 impl SessionState {
@@ -110,6 +113,7 @@ impl SessionState {
             denied_scopes: Default::default(),
             worktree_ready: false,
             agent_session: None,
+            agent_facts: None,
             spec,
         }
     }
@@ -184,6 +188,7 @@ impl SessionState {
                 provider,
                 session_id,
             } => self.agent_session = Some((provider.clone(), session_id.clone())),
+            Event::AgentFacts { facts } => self.agent_facts = Some(facts.clone()),
             Event::ContextReset { summary } => {
                 // The agent's own conversation starts over too.
                 self.agent_session = None;

@@ -423,6 +423,7 @@ fn info_of(state: &SessionState, read_only: bool) -> SessionInfo {
         last_seq: state.last_seq,
         read_only,
         started_by: spec.started_by.clone(),
+        agent: state.agent_facts.clone(),
     }
 }
 

@@ -95,7 +95,7 @@ async fn agent_for_turn(
         }
         started = AgentSession::start(launch.clone(), tools.worktree(), previous.as_deref()) => started,
     };
-    let agent = match started {
+    let mut agent = match started {
         Ok(agent) => agent,
         Err(message) => {
             return Ok(Err(TurnOutcome {
@@ -104,18 +104,24 @@ async fn agent_for_turn(
             }));
         }
     };
+    let mut events = Vec::new();
     if agent.opened == Opened::New {
-        let event = Event::AgentSession {
+        events.push(Event::AgentSession {
             provider: launch.provider.clone(),
             session_id: agent.session_id().to_owned(),
-        };
-        handle
-            .run(move |actor| {
-                actor.emit(event)?;
-                Ok(())
-            })
-            .await?;
+        });
     }
+    if let Some(facts) = agent.new_facts() {
+        events.push(Event::AgentFacts { facts });
+    }
+    handle
+        .run(move |actor| {
+            for event in events {
+                actor.emit(event)?;
+            }
+            Ok(())
+        })
+        .await?;
     Ok(Ok(agent))
 }
 

@@ -172,7 +172,8 @@ async fn drive_turns(
                     "auto"
                 },
             )
-            .map_err(DriveEnd::Failed)?,
+            .map_err(DriveEnd::Failed)?
+            .with_model(&spec.model),
             workspace,
         ))),
         ProviderKind::Openai | ProviderKind::Anthropic => {

@@ -122,6 +122,9 @@ pub struct SessionInfo {
     pub read_only: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_by: Option<crate::vocab::StartedBy>,
+    /// What its ACP agent says about its session (commands, modes, models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::vocab::AgentFacts>,
 }
 
 /// A session's info with the events after a given `seq`, consistent with each other.
