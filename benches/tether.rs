@@ -764,6 +764,7 @@ async fn bench_loop_in_process() {
         price: None,
         budget_left_usd: None,
         turn_timeout: None,
+        mcp: None,
     };
     let request = tether::provider::ChatRequest {
         model: "instant".into(),

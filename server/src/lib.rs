@@ -23,6 +23,7 @@ pub mod front;
 pub mod hooks;
 pub mod host;
 pub mod lsp;
+pub mod mcp;
 pub mod provider;
 pub mod review;
 pub mod sandbox;

@@ -110,7 +110,17 @@ async fn an_acp_agent_runs_a_whole_session_through_tether() {
             [{"cost": 0.40}, {"say": "Second turn."}]
         ]}),
     );
-    let mut client = env.server_with(agent.settings(&model, "")).await;
+    let mut settings = agent.settings(&model, "");
+    // Its MCP servers: the stdio one is handed over; the agent speaks no HTTP MCP.
+    let notes = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/mcp/notes_server.py")
+        .canonicalize()
+        .expect("notes server");
+    settings["mcp_servers"] = json!([
+        {"name": "notes", "command": notes, "env": {"NOTES": "1"}},
+        {"name": "web", "url": "http://127.0.0.1:9/mcp"}
+    ]);
+    let mut client = env.server_with(settings).await;
     let (_, id) = client
         .create(json!({"prompt": "Write hello.txt please", "model": "smart"}))
         .await;
@@ -199,6 +209,11 @@ async fn an_acp_agent_runs_a_whole_session_through_tether() {
             .canonicalize()
             .expect("cwd"),
         worktree.canonicalize().expect("worktree")
+    );
+    assert_eq!(
+        new[0]["mcpServers"],
+        json!([{"name": "notes", "command": notes, "args": [],
+                "env": [{"name": "NOTES", "value": "1"}]}])
     );
     let prompts = agent.events("prompt");
     assert_eq!(prompts[0]["prompt"][0]["text"], "Write hello.txt please");

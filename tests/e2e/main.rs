@@ -21,6 +21,7 @@ mod lifecycle;
 mod local_model;
 mod loops;
 mod malformed;
+mod mcp;
 mod neovim;
 mod provider;
 mod real_agents;

@@ -355,3 +355,50 @@ async fn qwen_code_runs_a_session_against_an_openai_compatible_server() {
     assert_eq!(changed, ["hello.txt"]);
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real agents scripts/acp-agents.sh installs; scripts/test.sh runs it"]
+async fn claude_code_uses_the_sessions_mcp_server() {
+    let env = TestEnv::new();
+    let model = claude_model().await;
+    let mut settings = claude_settings(&env, &model, "auto");
+    // The server runs in the agent's sandbox: its log goes where the agent may write.
+    let log = env.home().join("agent-home/.cache/notes.log");
+    settings["mcp_servers"] = json!([{
+        "name": "notes",
+        "command": std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/mcp/notes_server.py")
+            .canonicalize()
+            .expect("notes server"),
+        "env": {"NOTES_SERVER_LOG": log},
+    }]);
+    let mut client = env.server_with(settings).await;
+    let (_, id) = client.create(json!({"prompt": "Shout hello"})).await;
+    model.push(anthropic_tool(
+        "toolu_1",
+        "mcp__notes__shout",
+        json!({"text": "hello from claude"}),
+    ));
+    model.push(anthropic_text("Shouted."));
+    client.wait_for_status(&id, "waiting").await;
+    let calls: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|message: &Value| message["method"] == "tools/call")
+        .collect();
+    assert_eq!(
+        calls.len(),
+        1,
+        "Claude Code called the session's MCP server once"
+    );
+    assert_eq!(calls[0]["params"]["arguments"]["text"], "hello from claude");
+    // The tool's answer went back to the model.
+    let answered = model
+        .requests()
+        .iter()
+        .any(|request| request.to_string().contains("HELLO FROM CLAUDE"));
+    assert!(answered, "the MCP result reached the model");
+    assert!(said(&client, &id).contains("Shouted."));
+    client.shutdown().await;
+}

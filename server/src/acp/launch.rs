@@ -72,6 +72,8 @@ pub struct AgentLaunch {
     pub mode: Option<String>,
     /// The model to choose through the agent's model selector (`None`: the agent's own).
     pub model: Option<String>,
+    /// The session's MCP servers, handed to the agent when its session opens.
+    pub mcp_servers: Vec<crate::config::McpServerConfig>,
 }
 
 impl AgentLaunch {
@@ -122,12 +124,19 @@ impl AgentLaunch {
             answer_timeout: std::time::Duration::from_secs(config.timeout_secs.max(1)),
             mode: config.modes.get(permission_mode).cloned(),
             model: None,
+            mcp_servers: Vec::new(),
         })
     }
 
     /// The session's model, unless it is the agent's own (`default`).
     pub fn with_model(mut self, model: &str) -> AgentLaunch {
         self.model = (model != "default" && !model.is_empty()).then(|| model.to_owned());
+        self
+    }
+
+    /// The MCP servers to hand the agent.
+    pub fn with_mcp_servers(mut self, servers: Vec<crate::config::McpServerConfig>) -> AgentLaunch {
+        self.mcp_servers = servers;
         self
     }
 

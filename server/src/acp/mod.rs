@@ -26,10 +26,10 @@ use std::time::Duration;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    AgentNotification, ClientCapabilities, FileSystemCapabilities, Implementation,
-    InitializeRequest, InitializeResponse, LoadSessionRequest, NewSessionRequest,
-    ResumeSessionRequest, SessionConfigOption, SessionConfigValueId, SessionId,
-    SetSessionConfigOptionRequest, SetSessionModeRequest,
+    AgentNotification, ClientCapabilities, EnvVariable, FileSystemCapabilities, HttpHeader,
+    Implementation, InitializeRequest, InitializeResponse, LoadSessionRequest, McpServer,
+    McpServerHttp, McpServerStdio, NewSessionRequest, ResumeSessionRequest, SessionConfigOption,
+    SessionConfigValueId, SessionId, SetSessionConfigOptionRequest, SetSessionModeRequest,
 };
 
 use crate::vocab::AgentFacts;
@@ -169,13 +169,16 @@ async fn open_session(
         connection.cx.send_request(initialize).block_task(),
     )
     .await?;
+    let servers = mcp_servers(launch, &initialized);
     if let Some(previous) = previous {
         let id = SessionId::new(previous);
         let restored = if initialized.agent_capabilities.load_session {
             // The agent replays the conversation as updates: Tether has it already.
             let load = connection
                 .cx
-                .send_request(LoadSessionRequest::new(id.clone(), worktree))
+                .send_request(
+                    LoadSessionRequest::new(id.clone(), worktree).mcp_servers(servers.clone()),
+                )
                 .block_task();
             discarding_updates(connection, launch.answer_timeout, load, facts)
                 .await
@@ -183,7 +186,9 @@ async fn open_session(
         } else {
             let resume = connection
                 .cx
-                .send_request(ResumeSessionRequest::new(id.clone(), worktree))
+                .send_request(
+                    ResumeSessionRequest::new(id.clone(), worktree).mcp_servers(servers.clone()),
+                )
                 .block_task();
             discarding_updates(connection, launch.answer_timeout, resume, facts)
                 .await
@@ -209,7 +214,7 @@ async fn open_session(
     }
     let new = connection
         .cx
-        .send_request(NewSessionRequest::new(worktree))
+        .send_request(NewSessionRequest::new(worktree).mcp_servers(servers))
         .block_task();
     match discarding_updates(connection, launch.answer_timeout, new, facts).await {
         Ok(created) => {
@@ -252,6 +257,51 @@ async fn open_session(
             connection::lock(&connection.traces).describe()
         ))),
     }
+}
+
+/// The session's MCP servers as the agent takes them: every stdio one, and the HTTP ones
+/// when it says it speaks HTTP.
+fn mcp_servers(launch: &AgentLaunch, initialized: &InitializeResponse) -> Vec<McpServer> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    launch
+        .mcp_servers
+        .iter()
+        .filter_map(|server| match (&server.command, &server.url) {
+            (Some(command), _) => {
+                let program = find_program(command, &path).unwrap_or_else(|| command.into());
+                Some(McpServer::Stdio(
+                    McpServerStdio::new(server.name.clone(), program)
+                        .args(server.args.clone())
+                        .env(
+                            server
+                                .env
+                                .iter()
+                                .map(|(name, value)| EnvVariable::new(name, value))
+                                .collect(),
+                        ),
+                ))
+            }
+            (None, Some(url)) if initialized.agent_capabilities.mcp_capabilities.http => {
+                Some(McpServer::Http(
+                    McpServerHttp::new(server.name.clone(), url.clone()).headers(
+                        server
+                            .headers
+                            .iter()
+                            .map(|(name, value)| HttpHeader::new(name, value))
+                            .collect(),
+                    ),
+                ))
+            }
+            _ => {
+                tracing::info!(
+                    "agent {} does not take the HTTP MCP server {}",
+                    launch.provider,
+                    server.name
+                );
+                None
+            }
+        })
+        .collect()
 }
 
 /// Sets the agent's session mode the launch asks for, if the agent offers it (`None`: not

@@ -182,6 +182,8 @@ pub struct TurnSettings {
     pub budget_left_usd: Option<f64>,
     /// The longest a turn may take; it then ends with `timeout`.
     pub turn_timeout: Option<Duration>,
+    /// The session's MCP servers' tools, offered besides Tether's own.
+    pub mcp: Option<std::sync::Arc<crate::mcp::McpTools>>,
 }
 
 /// Runs a turn: model calls and the tool calls they ask for, until the model ends its
@@ -266,7 +268,8 @@ async fn run_steps(
         });
         let mut finished = false;
         for call in reply.tool_calls {
-            let outcome = run_tool_call(context, &call, cancel, sink).await?;
+            let outcome =
+                run_tool_call(context, settings.mcp.as_deref(), &call, cancel, sink).await?;
             if cancel.is_cancelled() {
                 return Ok(TurnEndReason::Stopped);
             }
@@ -286,6 +289,7 @@ async fn run_steps(
 /// Runs one tool call as a `toolCall` item (and a `fileChange` item per file it changed).
 async fn run_tool_call(
     context: &tools::ToolContext,
+    mcp: Option<&crate::mcp::McpTools>,
     call: &ToolCallRequest,
     cancel: &CancellationToken,
     sink: &mut dyn EventSink,
@@ -310,6 +314,9 @@ async fn run_tool_call(
     let outcome = match call.name.as_str() {
         "ask_user" => ask_user(&call.arguments, cancel, sink).await?,
         "propose_plan" => propose_plan(&call.arguments, cancel, sink).await?,
+        name if let Some(mcp) = mcp.filter(|mcp| mcp.offers(name)) => {
+            run_mcp_tool(context, mcp, call, &input, cancel, sink).await?
+        }
         name if context.ask_permission
             && tools::needs_permission(name)
             && !context
@@ -348,6 +355,38 @@ async fn run_tool_call(
         })?;
     }
     Ok(outcome)
+}
+
+/// An MCP server's tool: refused in read-only sessions (it may change anything), asked
+/// for in `ask` mode like any tool that writes, then called.
+async fn run_mcp_tool(
+    context: &tools::ToolContext,
+    mcp: &crate::mcp::McpTools,
+    call: &ToolCallRequest,
+    input: &serde_json::Value,
+    cancel: &CancellationToken,
+    sink: &mut dyn EventSink,
+) -> Result<tools::ToolOutcome, String> {
+    if context.read_only {
+        return Ok(tools::ToolOutcome::error(
+            "MCP tools are off in this session (chat mode or permission_mode = \"read-only\")",
+        ));
+    }
+    if context.ask_permission
+        && !context.allowed_scopes.contains(&call.name)
+        && let Some(refusal) = ask_permission(call, input, cancel, sink).await?
+    {
+        return Ok(refusal);
+    }
+    Ok(
+        match mcp
+            .call(&call.name, &call.arguments, context.command_timeout, cancel)
+            .await
+        {
+            Ok(output) => tools::ToolOutcome::ok(output),
+            Err(message) => tools::ToolOutcome::error(message),
+        },
+    )
 }
 
 #[derive(serde::Deserialize)]

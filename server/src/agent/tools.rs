@@ -21,57 +21,57 @@ pub fn definitions() -> Vec<ToolDefinition> {
     let path = json!({"type": "string", "description": "A path relative to the repository root"});
     vec![
         ToolDefinition {
-            name: "read_file",
-            description: "Read a text file, optionally only lines start_line..=end_line (1-based).",
+            name: "read_file".into(),
+            description: "Read a text file, optionally only lines start_line..=end_line (1-based).".into(),
             parameters: json!({"type": "object", "properties": {
                 "path": path, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}},
                 "required": ["path"]}),
         },
         ToolDefinition {
-            name: "list_directory",
-            description: "List a directory's entries (folders end with /).",
+            name: "list_directory".into(),
+            description: "List a directory's entries (folders end with /).".into(),
             parameters: json!({"type": "object", "properties": {"path": path}}),
         },
         ToolDefinition {
-            name: "search",
-            description: "Search files for a regular expression, honouring .gitignore. Returns path:line: text.",
+            name: "search".into(),
+            description: "Search files for a regular expression, honouring .gitignore. Returns path:line: text.".into(),
             parameters: json!({"type": "object", "properties": {
                 "pattern": {"type": "string"}, "path": path}, "required": ["pattern"]}),
         },
         ToolDefinition {
-            name: "edit_file",
-            description: "Replace old_string, which must occur exactly once, with new_string.",
+            name: "edit_file".into(),
+            description: "Replace old_string, which must occur exactly once, with new_string.".into(),
             parameters: json!({"type": "object", "properties": {
                 "path": path, "old_string": {"type": "string"}, "new_string": {"type": "string"}},
                 "required": ["path", "old_string", "new_string"]}),
         },
         ToolDefinition {
-            name: "write_file",
-            description: "Create or overwrite a file with content.",
+            name: "write_file".into(),
+            description: "Create or overwrite a file with content.".into(),
             parameters: json!({"type": "object", "properties": {
                 "path": path, "content": {"type": "string"}}, "required": ["path", "content"]}),
         },
         ToolDefinition {
-            name: "delete_file",
-            description: "Delete a file.",
+            name: "delete_file".into(),
+            description: "Delete a file.".into(),
             parameters: json!({"type": "object", "properties": {"path": path}, "required": ["path"]}),
         },
         ToolDefinition {
-            name: "move_file",
-            description: "Move or rename a file.",
+            name: "move_file".into(),
+            description: "Move or rename a file.".into(),
             parameters: json!({"type": "object", "properties": {"from": path, "to": path},
                 "required": ["from", "to"]}),
         },
         ToolDefinition {
-            name: "run_command",
-            description: "Run a shell command in the repository root; returns its exit code and output.",
+            name: "run_command".into(),
+            description: "Run a shell command in the repository root; returns its exit code and output.".into(),
             parameters: json!({"type": "object", "properties": {
                 "command": {"type": "string"}, "timeout_secs": {"type": "integer"}},
                 "required": ["command"]}),
         },
         ToolDefinition {
-            name: "ask_user",
-            description: "Ask the user one or more questions and wait for the answers. kind: text (free answer), single (one of options, or another answer), multi (any of options).",
+            name: "ask_user".into(),
+            description: "Ask the user one or more questions and wait for the answers. kind: text (free answer), single (one of options, or another answer), multi (any of options).".into(),
             parameters: json!({"type": "object", "properties": {"questions": {"type": "array", "items": {
                 "type": "object", "properties": {
                     "prompt": {"type": "string"},
@@ -80,8 +80,8 @@ pub fn definitions() -> Vec<ToolDefinition> {
                 "required": ["prompt"]}}}, "required": ["questions"]}),
         },
         ToolDefinition {
-            name: "propose_plan",
-            description: "Propose a plan (phases with subtasks) and wait for the user to approve or reject it with feedback.",
+            name: "propose_plan".into(),
+            description: "Propose a plan (phases with subtasks) and wait for the user to approve or reject it with feedback.".into(),
             parameters: json!({"type": "object", "properties": {"phases": {"type": "array", "items": {
                 "type": "object", "properties": {
                     "title": {"type": "string"},
@@ -89,8 +89,8 @@ pub fn definitions() -> Vec<ToolDefinition> {
                 "required": ["title"]}}}, "required": ["phases"]}),
         },
         ToolDefinition {
-            name: "finish",
-            description: "Say the task is done, with a short summary. Set exit_signal when a loop should stop.",
+            name: "finish".into(),
+            description: "Say the task is done, with a short summary. Set exit_signal when a loop should stop.".into(),
             parameters: json!({"type": "object", "properties": {
                 "summary": {"type": "string"}, "exit_signal": {"type": "boolean"}},
                 "required": ["summary"]}),

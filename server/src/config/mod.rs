@@ -12,12 +12,14 @@ mod cache;
 mod daemon;
 mod files;
 pub mod hooks;
+mod mcp;
 mod refusals;
 mod repository;
 
 pub use cache::ProfileKeys;
 pub use cache::{ConfigCache, EditorLayers, valid_profile_id};
 pub use daemon::{DaemonSettings, ScheduleConfig};
+pub use mcp::McpServerConfig;
 pub use repository::{ConfigWarning, IgnoredBecause, REPOSITORY_FILE};
 
 use std::collections::BTreeMap;
@@ -296,6 +298,11 @@ pub struct Config {
     pub daemon: DaemonSettings,
     /// Sessions the daemon starts on time (`[[schedules]]`), from your own settings only.
     pub schedules: Vec<ScheduleConfig>,
+    /// MCP servers from the user's own settings and the editor's (`[[mcp_servers]]`).
+    pub mcp_servers: Vec<McpServerConfig>,
+    /// MCP servers the repository's file names: used only in a trusted repository.
+    #[serde(skip)]
+    pub repository_mcp_servers: Vec<McpServerConfig>,
 }
 
 /// `[trust]`, from the user's own settings only (a repository cannot trust itself).
@@ -470,9 +477,21 @@ impl ConfigSources {
         }
         let mut warnings = Vec::new();
         let mut repository_urls = Vec::new();
+        let mut repository_mcp_servers = Vec::new();
         if let Some(repo) = repo {
             let path = repo.join(REPOSITORY_FILE);
             let mut repo_layer = read_toml_if_present(&path, Some(repo))?;
+            // The repository's MCP servers are kept apart: they run only once it is trusted.
+            if let Some(servers) = repo_layer
+                .as_object_mut()
+                .and_then(|layer| layer.remove("mcp_servers"))
+            {
+                repository_mcp_servers =
+                    serde_json::from_value(servers).map_err(|error| ConfigError::Invalid {
+                        key: "mcp_servers".to_owned(),
+                        message: format!("{}: {error}", path.display()),
+                    })?;
+            }
             if !repo_layer.is_null() {
                 check_repository_layer(&path, &repo_layer, &merged)?;
                 // What the repository is compared with: built-ins and the user's file.
@@ -499,7 +518,14 @@ impl ConfigSources {
                 &later_layers,
             )?;
         }
-        let config = parse(merged)?;
+        let mut config = parse(merged)?;
+        config.repository_mcp_servers = repository_mcp_servers;
+        for servers in [&config.mcp_servers, &config.repository_mcp_servers] {
+            mcp::check_all(servers).map_err(|message| ConfigError::Invalid {
+                key: "mcp_servers".to_owned(),
+                message,
+            })?;
+        }
         config
             .hooks
             .validate()

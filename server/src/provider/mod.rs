@@ -24,8 +24,8 @@ pub use crate::vocab::{ChatMessage, ChatRole, ToolCallRequest};
 /// A tool the model may call: its name, what it does, and its parameters' JSON schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolDefinition {
-    pub name: &'static str,
-    pub description: &'static str,
+    pub name: std::borrow::Cow<'static, str>,
+    pub description: std::borrow::Cow<'static, str>,
     pub parameters: serde_json::Value,
 }
 

@@ -17,8 +17,9 @@ use super::{SessionError, SessionManager};
 use crate::acp::AgentLaunch;
 use crate::agent::tools::ToolContext;
 use crate::agent::{self, EventSink, PermissionCheck, TurnSettings};
-use crate::config::{Config, PermissionMode, ProviderKind};
+use crate::config::{Config, McpServerConfig, PermissionMode, ProviderKind};
 use crate::hooks::HookEvent;
+use crate::mcp::McpTools;
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ModelProvider, build_provider};
 use crate::session::Redactor;
 use crate::store;
@@ -157,7 +158,8 @@ async fn drive_turns(
     let resolved = manager.config_of(&spec)?;
     let config = &resolved.config;
     let provider_config = config.provider(&spec.provider)?;
-    let (settings, workspace) = turn_settings(manager, handle, &spec, config).await?;
+    let (mut settings, workspace) = turn_settings(manager, handle, &spec, config).await?;
+    let mcp_servers = mcp_servers(handle, &spec, config).await?;
     let backend = match provider_config.kind {
         ProviderKind::Acp => Backend::Agent(Box::new((
             AgentLaunch::new(
@@ -173,10 +175,16 @@ async fn drive_turns(
                 },
             )
             .map_err(DriveEnd::Failed)?
-            .with_model(&spec.model),
+            .with_model(&spec.model)
+            .with_mcp_servers(mcp_servers),
             workspace,
         ))),
         ProviderKind::Openai | ProviderKind::Anthropic => {
+            if settings.tools.is_some() && !mcp_servers.is_empty() {
+                let (tools, problems) = McpTools::start(&mcp_servers, &workspace.jail).await;
+                report(handle, problems).await?;
+                settings.mcp = Some(Arc::new(tools));
+            }
             Backend::Model(build_provider(&spec.provider, provider_config)?)
         }
     };
@@ -195,13 +203,18 @@ async fn drive_turns(
         let step = handle
             .run(move |actor| actor.next_step(with_tools, agent_backend, &reviews))
             .await?;
-        let request = match step {
+        let mut request = match step {
             Step::Turn(request) => request,
             Step::Idle(reviews) => {
                 manager.run_reviews(handle, reviews);
                 return Ok(());
             }
         };
+        if let Some(mcp) = &settings.mcp
+            && !request.tools.is_empty()
+        {
+            request.tools.extend(mcp.definitions());
+        }
         let mut settings = settings.clone();
         if let Some(budget) = budget {
             let spent = spent_usd(handle).await?;
@@ -277,6 +290,57 @@ async fn run_start_hooks(
     Ok(())
 }
 
+/// The session's MCP servers: those of the user's and the editor's settings, and the
+/// repository's when the user trusts it (else they are reported, not run).
+async fn mcp_servers(
+    handle: &SessionHandle,
+    spec: &SessionSpec,
+    config: &Config,
+) -> Result<Vec<McpServerConfig>, DriveEnd> {
+    let mut servers = config.mcp_servers.clone();
+    if !config.repository_mcp_servers.is_empty() {
+        if super::hooks::trusted(&handle.store, config, &spec.repo) {
+            servers.extend(config.repository_mcp_servers.iter().cloned());
+        } else {
+            let names: Vec<&str> = config
+                .repository_mcp_servers
+                .iter()
+                .map(|server| server.name.as_str())
+                .collect();
+            report(handle, vec![format!(
+                "the repository's MCP servers ({}) are not run: it is not trusted; run the command tether.trust, or list it under [trust] repositories in your own settings",
+                names.join(", ")
+            )])
+            .await?;
+        }
+    }
+    Ok(servers)
+}
+
+/// Tells the session (and so the agent) what went wrong outside a turn, as notes.
+async fn report(handle: &SessionHandle, problems: Vec<String>) -> Result<(), DriveEnd> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    handle
+        .run(move |actor| {
+            for problem in problems {
+                actor.emit_item(
+                    ItemPhase::Completed,
+                    Item::Message {
+                        id: agent::new_item_id(),
+                        role: MessageRole::System,
+                        text: problem,
+                        interrupted: false,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
 /// Who answers a session's turns.
 enum Backend {
     /// Tether's own agent, on a model API.
@@ -325,6 +389,7 @@ async fn turn_settings(
         price: config.price_of(&spec.provider, &spec.model),
         budget_left_usd: None,
         turn_timeout: config.session.turn_timeout_secs.map(Duration::from_secs),
+        mcp: None,
     };
     Ok((settings, context))
 }

@@ -39,14 +39,7 @@ impl SessionManager {
         if hooks.is_empty() {
             return Vec::new();
         }
-        let canonical = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_owned());
-        let trusted = handle.store.hooks_trusted()
-            || config
-                .trust
-                .repositories
-                .iter()
-                .any(|trusted| canonical(trusted) == canonical(&spec.repo));
-        if !trusted {
+        if !trusted(&handle.store, config, &spec.repo) {
             for hook in hooks {
                 self.record_hook(
                     handle,
@@ -229,4 +222,20 @@ impl SessionManager {
         });
         Ok(info)
     }
+}
+
+/// Whether the user trusts `repo` to run its own programs (its hooks, its MCP servers):
+/// through `tether.trust`, or by listing it under `[trust] repositories`.
+pub(super) fn trusted(
+    store: &crate::store::RepoStore,
+    config: &crate::config::Config,
+    repo: &Path,
+) -> bool {
+    let canonical = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    store.hooks_trusted()
+        || config
+            .trust
+            .repositories
+            .iter()
+            .any(|trusted| canonical(trusted) == canonical(repo))
 }
