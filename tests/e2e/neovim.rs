@@ -223,6 +223,21 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
         "{asked:?}"
     );
     assert!(asked.contains(&"Which way?"), "{asked:?}");
+    // ... after asking which agent: the default first, a missing agent saying how to get it.
+    assert_eq!(asked[0], "Which agent runs the session?", "{asked:?}");
+    let agents: Vec<&str> = results["agents"]
+        .as_array()
+        .expect("the agents offered")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(agents[0].starts_with("fake (default)"), "{agents:?}");
+    assert!(
+        agents.iter().any(|agent| agent.starts_with("claude")
+            && agent.contains("not available")
+            && agent.contains("npm install -g @agentclientprotocol/claude-agent-acp")),
+        "{agents:?}"
+    );
     let first_prompt = model.requests()[0]["messages"]
         .as_array()
         .and_then(|messages| messages.iter().find(|m| m["role"] == "user").cloned())

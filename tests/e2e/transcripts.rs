@@ -204,7 +204,9 @@ async fn a_selection_becomes_a_draft_and_the_saved_draft_a_session() {
         "{text}"
     );
 
-    // Saved with a prompt, the draft starts a session about the selection.
+    // Saved with a prompt (and a provider), the draft starts a session about the selection.
+    assert!(text.contains("Provider: default"), "{text}");
+    let text = text.replace("Provider: default", "Provider: fake");
     client
         .notify(
             "textDocument/didSave",
@@ -221,6 +223,7 @@ async fn a_selection_becomes_a_draft_and_the_saved_draft_a_session() {
     let sessions = client.call("tether/session/list", json!({})).await;
     let session = &sessions["sessions"][0];
     assert_eq!(session["title"], "make these async");
+    assert_eq!(session["provider"], "fake");
     let id = session["id"].as_str().expect("id").to_owned();
     client.wait_for_status(&id, "waiting").await;
     let prompt = model.requests()[0]["messages"]

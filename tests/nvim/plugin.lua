@@ -16,6 +16,14 @@ vim.ui.input = function(opts, on_confirm)
 end
 vim.ui.select = function(items, opts, on_choice)
   table.insert(results.asked, opts.prompt)
+  if opts.prompt == 'Which agent runs the session?' then
+    -- The agent picker: what it offers, as the user sees it; the first (the default) is picked.
+    results.agents = {}
+    for _, item in ipairs(items) do
+      table.insert(results.agents, opts.format_item(item))
+    end
+    return on_choice(items[1], 1)
+  end
   for index, item in ipairs(items) do
     if item == 'right' then
       return on_choice(item, index)

@@ -75,6 +75,16 @@ async function main() {
 
     step("new session from the palette");
     await palette("Tether: New Session");
+    // The agent picker: the default first; the agents that are not installed say how to get them.
+    await page.locator(".quick-input-widget", { hasText: "Which agent runs the session?" }).waitFor();
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: "fake (default)" }).first().waitFor();
+    await page
+      .locator(".quick-input-list .monaco-list-row", { hasText: "claude" })
+      .filter({ hasText: "not available" })
+      .first()
+      .waitFor();
+    await shot("agent-picker");
+    await page.keyboard.press("Enter");
     const prompt = page.locator(".quick-input-widget input").first();
     await page.locator(".quick-input-widget", { hasText: "What should the session do?" }).waitFor();
     await prompt.fill("fix subtract, asking me first");

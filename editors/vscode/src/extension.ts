@@ -11,6 +11,7 @@ import {
   type StaticFeature,
 } from "vscode-languageclient/node";
 
+import { type ProviderEntry, providerItems } from "./providers";
 import { EMPTY_SCHEME, SessionPanels, emptyDocuments, openFileDiff } from "./panel";
 import { type EventParams, type SessionInfo, SessionStore, describe } from "./sessions";
 import { type SettingsSource, serverSettings } from "./settings";
@@ -108,7 +109,8 @@ async function request<T>(method: string, params: unknown): Promise<T | undefine
     return undefined;
   }
   try {
-    return await client.sendRequest<T>(`tether/session/${method}`, params);
+    // A bare name is a session method; a full one (`tether/providers/list`) is sent as it is.
+    return await client.sendRequest<T>(method.includes("/") ? method : `tether/session/${method}`, params);
   } catch (error) {
     void vscode.window.showErrorMessage(`Tether: ${method}: ${(error as Error).message}`);
     return undefined;
@@ -225,8 +227,25 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }
   });
   on("newSession", async () => {
+    // Which agent: the providers the server can run first, the missing ones with how to get them.
+    const listed = await request<{ providers: ProviderEntry[] }>("tether/providers/list", {});
+    if (!listed) {
+      return;
+    }
+    const picked = await vscode.window.showQuickPick(providerItems(listed.providers), {
+      title: "Which agent runs the session?",
+      placeHolder: "Pick an agent or a model API",
+      matchOnDescription: true,
+    });
+    if (!picked) {
+      return;
+    }
+    if (!picked.provider.available) {
+      void vscode.window.showWarningMessage(`Tether: ${picked.provider.name}: ${picked.provider.missing ?? "not available"}`);
+      return;
+    }
     const prompt = await vscode.window.showInputBox({ prompt: "What should the session do?" });
-    const session = prompt && (await request<SessionInfo>("create", { prompt }));
+    const session = prompt && (await request<SessionInfo>("create", { prompt, provider: picked.provider.name }));
     if (session) {
       if (!store.get(session.id)) {
         store.reset([...store.all(), session]);

@@ -470,7 +470,7 @@ impl Transcripts {
                 name: None,
                 root: Some(root),
                 base_branch: None,
-                provider: None,
+                provider: transcript::draft_provider(&document.text),
                 model: None,
                 toggles: Default::default(),
                 started_by: Some(self.started_by.clone()),

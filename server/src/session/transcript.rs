@@ -15,6 +15,8 @@ use super::{
 pub const REPLY_HEADING: &str = "## Reply";
 /// The heading of a draft's prompt.
 pub const PROMPT_HEADING: &str = "## Prompt";
+/// The draft's line that names the session's provider.
+const PROVIDER_LABEL: &str = "Provider:";
 const CONTEXT_HEADING: &str = "## Context";
 const QUESTION_MARKER: &str = "<!-- tether:question ";
 
@@ -185,13 +187,29 @@ pub fn written_answers(text: &str, open_questions: &[Item]) -> Option<(String, V
 /// The draft a new session starts from; `context` is quoted code the session is about.
 pub fn render_draft(context: Option<&str>) -> String {
     let mut out = String::from(
-        "# New tether session\n\nWrite what the session should do under \"## Prompt\" and save this file to start it.\n",
+        "# New tether session\n\nWrite what the session should do under \"## Prompt\" and save this file to start it.\n\n",
+    );
+    let _ = write!(
+        out,
+        "{PROVIDER_LABEL} default\n(or an agent: claude, codex, gemini, opencode, qwen, goose; or a provider of your settings; `:lsp-workspace-command tether.providers` lists them)\n"
     );
     if let Some(context) = context {
         let _ = write!(out, "\n{CONTEXT_HEADING}\n\n{}\n", context.trim_end());
     }
     let _ = write!(out, "\n{PROMPT_HEADING}\n\n");
     out
+}
+
+/// The provider a saved draft names on its `Provider:` line, before its prompt (`None`: the
+/// default).
+pub fn draft_provider(text: &str) -> Option<String> {
+    // Up to the prompt's heading (the last, as `draft_prompt` takes it).
+    let end = find_heading(text, PROMPT_HEADING).unwrap_or(text.len());
+    let value = text[..end]
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(PROVIDER_LABEL))?
+        .trim();
+    (!value.is_empty() && value != "default").then(|| value.to_owned())
 }
 
 /// The prompt a saved draft asks for: what is under `## Prompt`, with the context before it.
@@ -225,6 +243,21 @@ mod tests {
             kind,
             options: options.iter().map(|option| (*option).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn a_draft_names_its_provider_or_leaves_the_default() {
+        let draft = render_draft(None);
+        assert_eq!(draft_provider(&draft), None);
+        let chosen = draft.replace("Provider: default", "Provider: claude");
+        assert_eq!(draft_provider(&chosen).as_deref(), Some("claude"));
+        // A "Provider:" line in the prompt is the prompt's.
+        let in_prompt = format!("{draft}Provider: codex is what I use\n");
+        assert_eq!(draft_provider(&in_prompt), None);
+        assert_eq!(
+            draft_prompt(&in_prompt).as_deref(),
+            Some("Provider: codex is what I use")
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@ function M.request(method, params, on_result)
   local send = vim.fn.has("nvim-0.11") == 1 and function(...)
     return c:request(...)
   end or c.request
-  send("tether/session/" .. method, params, function(err, result)
+  -- A bare name is a session method; a full one (`tether/providers/list`) is sent as it is.
+  local full = method:find("/", 1, true) and method or ("tether/session/" .. method)
+  send(full, params, function(err, result)
     if err then
       notify(method .. ": " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
       return
@@ -229,20 +231,65 @@ end
 
 local commands = {}
 
+--- The providers as the New Session picker shows them: the ones that can run first (the
+--- default at the top), then the missing ones, which say how to get them.
+function M.provider_choices(providers)
+  local ordered = {}
+  for _, pass in ipairs({ "default", "available", "missing" }) do
+    for _, provider in ipairs(providers) do
+      local group = not provider.available and "missing" or (provider.default and "default" or "available")
+      if group == pass then
+        table.insert(ordered, provider)
+      end
+    end
+  end
+  return ordered
+end
+
+--- One provider, as the picker shows it.
+function M.describe_provider(provider)
+  local what = provider.kind == "acp" and ("agent " .. (provider.command or "?"))
+    or (provider.kind .. " " .. (provider.model or ""))
+  local line = provider.name .. (provider.default and " (default)" or "") .. "  " .. what
+  if provider.models and #provider.models > 0 then
+    line = line .. "  models: " .. table.concat(provider.models, ", ")
+  end
+  if not provider.available then
+    line = line .. "  [not available: " .. (provider.missing or "?") .. "]"
+  end
+  return line
+end
+
 function commands.new(args)
-  local function start(prompt)
+  local function start(prompt, provider)
     if prompt and prompt ~= "" then
-      M.request("create", { prompt = prompt }, function(session)
+      M.request("create", { prompt = prompt, provider = provider }, function(session)
         notify("session " .. session.name .. " started")
         M.open_transcript(session)
       end)
     end
   end
   if args ~= "" then
-    start(args)
-  else
-    vim.ui.input({ prompt = "What should the session do? " }, start)
+    return start(args)
   end
+  -- Which agent first, then what it should do.
+  M.request("tether/providers/list", {}, function(listed)
+    local choices = M.provider_choices(listed.providers or {})
+    vim.ui.select(choices, {
+      prompt = "Which agent runs the session?",
+      format_item = M.describe_provider,
+    }, function(provider)
+      if not provider then
+        return
+      end
+      if not provider.available then
+        return notify(provider.name .. ": " .. (provider.missing or "not available"), vim.log.levels.WARN)
+      end
+      vim.ui.input({ prompt = "What should the session do? " }, function(prompt)
+        start(prompt, provider.name)
+      end)
+    end)
+  end)
 end
 
 function commands.list()
