@@ -9,6 +9,7 @@
 mod support;
 mod tool_steps;
 
+mod acp;
 mod daemon;
 mod scale;
 
@@ -69,6 +70,9 @@ fn main() {
         }
         if wanted("scale") {
             scale::bench_scale().await;
+        }
+        if wanted("acp") {
+            acp::bench_acp().await;
         }
     });
     if wanted("edit") {

@@ -23,6 +23,8 @@ Steps (each a one-key object):
   {"sleep": seconds}            waits, ending the turn early if it is cancelled
   {"spawn_sleeper": pidfile}    starts `sleep 300` and writes its pid to pidfile
   {"flood": count}              count one-word message chunks
+  {"reads": [path, count]}      count fs/read_text_file requests (for the benchmarks)
+  {"writes": [path, count]}     count fs/write_text_file requests (for the benchmarks)
   {"garbage": text}             writes a line that is not JSON-RPC to stdout
   {"crash": code}               exits at once with this status
 Paths are relative to the session's cwd; "ABS:" before one sends it as written. Each
@@ -214,6 +216,15 @@ def play(step, index):
     elif kind == "flood":
         for number in range(value):
             say("w%d " % number)
+    elif kind == "reads":
+        path, count = value
+        for _ in range(count):
+            request("fs/read_text_file", {"sessionId": state["session"], "path": path_of(path)})
+    elif kind == "writes":
+        path, count = value
+        for number in range(count):
+            request("fs/write_text_file", {"sessionId": state["session"],
+                                           "path": path_of(path), "content": "%d\n" % number})
     elif kind == "garbage":
         with out_lock:
             sys.stdout.write(value + "\n")

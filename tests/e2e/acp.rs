@@ -746,3 +746,48 @@ async fn a_flooding_agent_is_streamed_whole_and_the_editor_stays_responsive() {
     assert_eq!(text.split_whitespace().count(), 20000);
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_checkpoints_and_rewind_work_the_same_on_an_acp_session() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.repo().join(".tether")).expect("mkdir");
+    std::fs::write(
+        env.repo().join(".tether/config.toml"),
+        "[[hooks.on_agent_finish]]\nname = \"check\"\ncommand = \"test -f fixed.txt || { echo 'fixed.txt is missing' >&2; exit 2; }\"\n",
+    )
+    .expect("write");
+    crate::support::git(&env.repo(), &["add", "."]);
+    crate::support::git(&env.repo(), &["commit", "-q", "-m", "hooks"]);
+    let model = FakeModel::start().await;
+    let agent = ScriptedAgent::new(
+        &env,
+        json!({"turns": [
+            [{"write": ["a.txt", "one\n"]}, {"say": "done, I think"}],
+            [{"write": ["fixed.txt", "ok\n"]}, {"say": "fixed"}]
+        ]}),
+    );
+    let mut client = env.server_with(agent.settings(&model, "")).await;
+    client.call("tether/session/trust", json!({})).await;
+    let (info, id) = client.create(json!({"prompt": "make it pass"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    // The blocking hook's complaint was the agent's next prompt.
+    let prompts = agent.events("prompt");
+    assert_eq!(prompts.len(), 2, "{:?}", agent.log());
+    let complaint = prompts[1]["prompt"][0]["text"].as_str().unwrap_or_default();
+    assert!(complaint.contains("fixed.txt is missing"), "{complaint}");
+    // Each turn that changed files left a checkpoint; a rewind puts the first one back.
+    let checkpoints: Vec<Value> = client
+        .session_events(&id)
+        .iter()
+        .filter(|params| params["event"]["kind"] == "checkpoint")
+        .map(|params| params["event"]["name"].clone())
+        .collect();
+    assert_eq!(checkpoints, [json!("turn-1"), json!("turn-2")]);
+    client
+        .call("tether/session/rewind", json!({"id": id, "turn": 1}))
+        .await;
+    let worktree = PathBuf::from(info["worktree"].as_str().expect("worktree"));
+    assert!(worktree.join("a.txt").exists());
+    assert!(!worktree.join("fixed.txt").exists());
+    client.shutdown().await;
+}
