@@ -111,8 +111,7 @@ impl Bare {
             if message["id"] == id && message.get("method").is_none() {
                 return message;
             }
-            if let (Some(method), Some(request)) = (message["method"].as_str(), message.get("id"))
-            {
+            if let (Some(method), Some(request)) = (message["method"].as_str(), message.get("id")) {
                 let params = &message["params"];
                 let result = match method {
                     "fs/read_text_file" => json!({"content": std::fs::read_to_string(
@@ -209,9 +208,13 @@ async fn turn_times(env: &TestEnv, steps: Value) -> (Duration, Duration) {
     let worktree = env.repo().canonicalize().expect("repo");
     let vars = json!({"SCRIPTED_ACP_SCRIPT": script});
     let program = scripted_agent();
-    let mut agent = AgentSession::start(launch(env, "scripted", &program, &[], vars.clone()), &worktree, None)
-        .await
-        .expect("the agent starts");
+    let mut agent = AgentSession::start(
+        launch(env, "scripted", &program, &[], vars.clone()),
+        &worktree,
+        None,
+    )
+    .await
+    .expect("the agent starts");
     let tools = tools(env);
     let mut sink = MemorySink(Vec::new());
     let cancel = CancellationToken::new();
@@ -254,8 +257,14 @@ pub async fn bench_acp() {
         through.saturating_sub(bare).as_secs_f64() * 1000.0 / UPDATES as f64
     );
     for (kind, step) in [
-        ("fs/read_text_file", json!([{"reads": ["hello.txt", FILE_REQUESTS]}])),
-        ("fs/write_text_file", json!([{"writes": ["out.txt", FILE_REQUESTS]}])),
+        (
+            "fs/read_text_file",
+            json!([{"reads": ["hello.txt", FILE_REQUESTS]}]),
+        ),
+        (
+            "fs/write_text_file",
+            json!([{"writes": ["out.txt", FILE_REQUESTS]}]),
+        ),
     ] {
         let (through, bare) = turn_times(&env, step).await;
         println!(
@@ -273,7 +282,10 @@ pub async fn bench_acp() {
             std::env::var_os("HOME")
                 .map(|home| PathBuf::from(home).join(".cache/tether/acp-agents/node_modules/.bin"))
         });
-    match agents.map(|bin| bin.join("claude-agent-acp")).filter(|path| path.exists()) {
+    match agents
+        .map(|bin| bin.join("claude-agent-acp"))
+        .filter(|path| path.exists())
+    {
         Some(claude) => {
             let vars = json!({
                 "HOME": env.home().join("agent-home"),

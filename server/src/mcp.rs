@@ -1,5 +1,6 @@
-//! Tether's own agent as an MCP client (the `rmcp` crate): the session's `[[mcp_servers]]`
-//! started in the session's sandbox, in its worktree; their tools offered to the model as
+//! Tether's own agent as an MCP client (the `rmcp` crate): the session's `[[mcp_servers]]`,
+//! stdio ones started in the session's sandbox, in its worktree, HTTP ones reached at their
+//! URL; their tools offered to the model as
 //! `mcp__<server>__<tool>` and called with a timeout. A server that does not start is
 //! reported, never a failed turn; one that hangs or answers nonsense is a tool error.
 
@@ -9,6 +10,8 @@ use std::time::Duration;
 
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -73,14 +76,13 @@ impl McpTools {
         };
         let mut problems = Vec::new();
         for server in servers {
-            if server.url.is_some() {
-                problems.push(format!(
-                    "MCP server {}: Tether's own agent reaches stdio servers only so far; its HTTP servers go to ACP agents",
-                    server.name
-                ));
-                continue;
-            }
-            match tokio::time::timeout(START_TIMEOUT, start_one(server, &jail)).await {
+            let starting = async {
+                match &server.url {
+                    Some(url) => connect_http(server, url).await,
+                    None => start_one(server, &jail).await,
+                }
+            };
+            match tokio::time::timeout(START_TIMEOUT, starting).await {
                 Ok(Ok((running, tools))) => {
                     let index = started.servers.len();
                     started.servers.push(running);
@@ -192,6 +194,32 @@ impl McpTools {
         }
         Ok(text)
     }
+}
+
+/// Connects to a streamable HTTP server and lists its tools.
+async fn connect_http(
+    server: &McpServerConfig,
+    url: &str,
+) -> Result<(RunningService<RoleClient, ()>, Vec<rmcp::model::Tool>), String> {
+    let mut headers = std::collections::HashMap::new();
+    for (name, value) in &server.headers {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|error| format!("the header name {name:?} is not valid: {error}"))?;
+        let value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|error| format!("the value of header {name} is not valid: {error}"))?;
+        headers.insert(name, value);
+    }
+    let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers);
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    let running = ()
+        .serve(transport)
+        .await
+        .map_err(|error| format!("{url} did not answer as an MCP server: {error}"))?;
+    let tools = running
+        .list_all_tools()
+        .await
+        .map_err(|error| format!("{url} did not list its tools: {error}"))?;
+    Ok((running, tools))
 }
 
 async fn start_one(

@@ -158,3 +158,46 @@ async fn a_repositorys_mcp_servers_wait_for_the_user_to_trust_it() {
     );
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tethers_agent_calls_an_http_mcp_servers_tools() {
+    let env = TestEnv::new();
+    let portfile = env.home().join("port");
+    let mut server = tokio::process::Command::new(notes_server())
+        .arg("--http")
+        .arg(&portfile)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the HTTP MCP server");
+    let mut port = String::new();
+    for _ in 0..500 {
+        port = std::fs::read_to_string(&portfile).unwrap_or_default();
+        if !port.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!port.is_empty(), "the HTTP MCP server never said its port");
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "mcp__web__shout",
+        r#"{"text": "over http"}"#,
+    )]));
+    model.push(Reply::text(&["done"]));
+    let mut settings = model.settings();
+    settings["mcp_servers"] = json!([{
+        "name": "web",
+        "url": format!("http://127.0.0.1:{port}/mcp"),
+        "headers": {"X-Test": "yes"},
+    }]);
+    let mut client = env.server_with(settings).await;
+    let (_, id) = client.create(json!({"prompt": "shout over http"})).await;
+    client.wait_for_status(&id, "waiting").await;
+    let tools = completed_items(&client.session_events(&id), "toolCall");
+    let shout = tool_named(&tools, "mcp__web__shout");
+    assert_eq!(shout.len(), 1, "{tools:#?}");
+    assert_eq!(shout[0]["status"], "completed", "{:?}", shout[0]);
+    assert_eq!(shout[0]["output"], "OVER HTTP");
+    client.shutdown().await;
+    let _ = server.kill().await;
+}
