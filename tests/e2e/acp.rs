@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::processes::eventually;
-use crate::support::{FakeModel, LspClient, TestEnv, agent_messages, completed_items, running};
+use crate::support::{
+    FakeModel, LspClient, TestEnv, agent_messages, agent_said, completed_items, running,
+};
 
 /// The scripted agent, set up for one test: its script, its log, the provider settings
 /// that run it.
@@ -307,10 +309,7 @@ async fn an_agents_permission_request_is_put_to_the_user_in_ask_mode() {
     // The second request of the same kind is allowed without asking.
     client.wait_for_status(&id, "waiting").await;
     let events = client.session_events(&id);
-    let said: String = agent_messages(&events)
-        .iter()
-        .filter_map(|message| message["text"].as_str())
-        .collect();
+    let said = agent_said(&events);
     assert!(
         said.contains("Permission outcome: always. Permission outcome: yes."),
         "{said}"
@@ -361,10 +360,7 @@ async fn an_agents_question_is_a_question_item_the_user_answers() {
         )
         .await;
     client.wait_for_status(&id, "waiting").await;
-    let said: String = agent_messages(&client.session_events(&id))
-        .iter()
-        .filter_map(|message| message["text"].as_str())
-        .collect();
+    let said = agent_said(&client.session_events(&id));
     assert!(
         said.contains(r#""action": "accept""#) && said.contains(r#""name": "Ada""#),
         "{said}"
@@ -425,10 +421,7 @@ async fn leaving_plan_mode_is_a_plan_the_user_approves_or_rejects() {
         )
         .await;
     client.wait_for_status(&id, "waiting").await;
-    let said: String = agent_messages(&client.session_events(&id))
-        .iter()
-        .filter_map(|message| message["text"].as_str())
-        .collect();
+    let said = agent_said(&client.session_events(&id));
     assert!(
         said.contains("Plan outcome: keep. Plan outcome: go."),
         "{said}"
@@ -711,10 +704,7 @@ async fn an_agent_cannot_read_or_write_outside_its_worktree() {
     let (id, _) = run_to(&mut client, "escape", "waiting").await;
     assert!(!outside.exists(), "the agent wrote outside its worktree");
     assert!(!env.home().join("escape.txt").exists());
-    let said: String = agent_messages(&client.session_events(&id))
-        .iter()
-        .filter_map(|message| message["text"].as_str())
-        .collect();
+    let said = agent_said(&client.session_events(&id));
     assert!(said.contains("outside the session's worktree"), "{said}");
     assert!(said.contains("leaves the repository"), "{said}");
     assert!(said.contains("inside .git"), "{said}");
@@ -750,14 +740,9 @@ async fn a_flooding_agent_is_streamed_whole_and_the_editor_stays_responsive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_checkpoints_and_rewind_work_the_same_on_an_acp_session() {
     let env = TestEnv::new();
-    std::fs::create_dir_all(env.repo().join(".tether")).expect("mkdir");
-    std::fs::write(
-        env.repo().join(".tether/config.toml"),
+    env.commit_repo_config(
         "[[hooks.on_agent_finish]]\nname = \"check\"\ncommand = \"test -f fixed.txt || { echo 'fixed.txt is missing' >&2; exit 2; }\"\n",
-    )
-    .expect("write");
-    crate::support::git(&env.repo(), &["add", "."]);
-    crate::support::git(&env.repo(), &["commit", "-q", "-m", "hooks"]);
+    );
     let model = FakeModel::start().await;
     let agent = ScriptedAgent::new(
         &env,

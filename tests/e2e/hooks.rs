@@ -3,13 +3,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, LspClient, Reply, TestEnv, error_message, git};
+use crate::support::{FakeModel, LspClient, Reply, TestEnv, error_message};
 
 fn write_hooks(env: &TestEnv, toml: &str) {
-    std::fs::create_dir_all(env.repo().join(".tether")).expect("mkdir");
-    std::fs::write(env.repo().join(".tether/config.toml"), toml).expect("write");
-    git(&env.repo(), &["add", "."]);
-    git(&env.repo(), &["commit", "-q", "-m", "hooks"]);
+    env.commit_repo_config(toml);
 }
 
 fn hook_runs(client: &LspClient, id: &str) -> Vec<Value> {

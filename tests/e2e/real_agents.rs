@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::processes::eventually;
 use crate::support::{
-    FakeModel, LspClient, Reply, TestEnv, agent_messages, apply_text_edits, completed_items,
-    running,
+    FakeModel, LspClient, Reply, TestEnv, agent_said, apply_text_edits, completed_items, running,
 };
 
 /// The folder holding the agents' programs (`TETHER_ACP_AGENTS`, else the script's cache).
@@ -112,11 +111,7 @@ fn worktree_of(info: &Value) -> PathBuf {
 }
 
 fn said(client: &LspClient, id: &str) -> String {
-    agent_messages(&client.session_events(id))
-        .iter()
-        .filter_map(|message| message["text"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
+    agent_said(&client.session_events(id))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

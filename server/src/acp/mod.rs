@@ -14,6 +14,7 @@
 //! This module knows the agent side of a session; the session manager decides when a
 //! session's agent starts, which turn it runs and when it ends.
 
+mod asks;
 mod connection;
 mod facts;
 mod launch;

@@ -224,6 +224,14 @@ impl TestEnv {
         }
     }
 
+    /// Writes and commits the repository's `.tether/config.toml`.
+    pub fn commit_repo_config(&self, toml: &str) {
+        std::fs::create_dir_all(self.repo().join(".tether")).expect("mkdir");
+        std::fs::write(self.repo().join(".tether/config.toml"), toml).expect("write");
+        git(&self.repo(), &["add", "."]);
+        git(&self.repo(), &["commit", "-q", "-m", "tether settings"]);
+    }
+
     /// A server initialized on this repo, opted in to notifications, with these settings.
     pub async fn server_with(&self, settings: Value) -> LspClient {
         let mut client = LspClient::spawn(self.home()).await;
@@ -287,6 +295,14 @@ pub fn names_in(dir: &Path) -> Vec<String> {
 }
 
 /// The completed agent messages of a session, from notifications.
+/// Everything the agent said in `events`: its messages' texts, one after the other.
+pub fn agent_said(events: &[Value]) -> String {
+    agent_messages(events)
+        .iter()
+        .filter_map(|message| message["text"].as_str())
+        .collect()
+}
+
 pub fn agent_messages(events: &[Value]) -> Vec<Value> {
     events
         .iter()

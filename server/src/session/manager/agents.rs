@@ -7,20 +7,19 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::SessionError;
 use super::actor::SessionHandle;
-use super::driver::{DriveEnd, TurnSink, end_turn};
-use super::git::end_programs;
 use crate::acp::{AgentLaunch, AgentSession, Opened, TurnContext};
 use crate::agent::tools::ToolContext;
-use crate::agent::{TurnOutcome, TurnSettings};
+use crate::agent::{EventSink, TurnOutcome, TurnSettings};
 use crate::provider::{ChatMessage, ChatRequest, ChatRole};
 use crate::vocab::{Event, TurnEndReason};
 
 /// The most of the transcript a new ACP session is primed with (its tail is kept).
 const PRIMER_LIMIT: usize = 60_000;
 
-/// Runs one turn on the session's agent, starting the agent first if none is running, and
-/// records its end.
+/// Runs one turn on the session's agent, starting the agent first if none is running; how
+/// it ended (the driver records it).
 pub(super) async fn run_agent_turn(
     handle: &Arc<SessionHandle>,
     launch: &AgentLaunch,
@@ -28,7 +27,8 @@ pub(super) async fn run_agent_turn(
     request: ChatRequest,
     settings: &TurnSettings,
     cancel: &CancellationToken,
-) -> Result<(TurnEndReason, Option<String>), DriveEnd> {
+    sink: &mut dyn EventSink,
+) -> Result<TurnOutcome, SessionError> {
     let (earlier, new) = split_new_messages(&request.messages);
     let outcome = match agent_for_turn(handle, launch, tools, cancel).await? {
         Err(outcome) => outcome,
@@ -38,15 +38,12 @@ pub(super) async fn run_agent_turn(
             } else {
                 new
             };
-            let mut sink = TurnSink {
-                handle: handle.clone(),
-            };
             let context = TurnContext {
                 tools,
                 turn_timeout: settings.turn_timeout,
                 budget_left_usd: settings.budget_left_usd,
             };
-            let outcome = agent.run_turn(prompt, context, cancel, &mut sink).await;
+            let outcome = agent.run_turn(prompt, context, cancel, sink).await;
             // The agent's session is restored from where it stopped next time; only an
             // agent that ended its turn well is kept running.
             agent.opened = Opened::Restored;
@@ -63,9 +60,7 @@ pub(super) async fn run_agent_turn(
             outcome
         }
     };
-    // The terminals it opened end with the turn.
-    end_programs(&handle.id, &tools.git);
-    end_turn(handle, outcome).await
+    Ok(outcome)
 }
 
 /// The session's running agent, or a new one (restoring the ACP session the log names);
@@ -75,7 +70,7 @@ async fn agent_for_turn(
     launch: &AgentLaunch,
     tools: &ToolContext,
     cancel: &CancellationToken,
-) -> Result<Result<AgentSession, TurnOutcome>, DriveEnd> {
+) -> Result<Result<AgentSession, TurnOutcome>, SessionError> {
     let (running, logged) = handle
         .run(|actor| Ok((actor.agent.take(), actor.state.agent_session.clone())))
         .await?;

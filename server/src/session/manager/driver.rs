@@ -17,7 +17,7 @@ use super::{SessionError, SessionManager};
 use crate::acp::AgentLaunch;
 use crate::agent::tools::ToolContext;
 use crate::agent::{self, EventSink, PermissionCheck, TurnSettings};
-use crate::config::{Config, McpServerConfig, PermissionMode, ProviderKind};
+use crate::config::{Config, PermissionMode, ProviderKind};
 use crate::hooks::HookEvent;
 use crate::mcp::McpTools;
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ModelProvider, build_provider};
@@ -30,7 +30,7 @@ use crate::vocab::{
 use crate::workspace;
 
 /// How a drive ended, when it did not end `waiting`.
-pub(super) enum DriveEnd {
+enum DriveEnd {
     Stopped,
     /// A limit was reached (cost budget, turn timeout): stopped, resumable, with this reason.
     Halted(String),
@@ -159,7 +159,7 @@ async fn drive_turns(
     let config = &resolved.config;
     let provider_config = config.provider(&spec.provider)?;
     let (mut settings, workspace) = turn_settings(manager, handle, &spec, config).await?;
-    let mcp_servers = mcp_servers(handle, &spec, config).await?;
+    let mcp_servers = super::mcp::servers(handle, &spec, config).await?;
     let backend = match provider_config.kind {
         ProviderKind::Acp => Backend::Agent(Box::new((
             AgentLaunch::new(
@@ -182,7 +182,7 @@ async fn drive_turns(
         ProviderKind::Openai | ProviderKind::Anthropic => {
             if settings.tools.is_some() && !mcp_servers.is_empty() {
                 let (tools, problems) = McpTools::start(&mcp_servers, &workspace.jail).await;
-                report(handle, problems).await?;
+                super::mcp::report(handle, problems).await?;
                 settings.mcp = Some(Arc::new(tools));
             }
             Backend::Model(build_provider(&spec.provider, provider_config)?)
@@ -231,8 +231,16 @@ async fn drive_turns(
             }
             Backend::Agent(agent) => {
                 let (launch, workspace) = &**agent;
-                super::agents::run_agent_turn(handle, launch, workspace, request, &settings, cancel)
-                    .await?
+                let mut sink = TurnSink {
+                    handle: handle.clone(),
+                };
+                let outcome = super::agents::run_agent_turn(
+                    handle, launch, workspace, request, &settings, cancel, &mut sink,
+                )
+                .await?;
+                // The terminals it opened end with the turn.
+                end_programs(&handle.id, &workspace.git);
+                end_turn(handle, outcome).await?
             }
         };
         changed_files |= manager.record_turn_checkpoint(handle, &spec).await?;
@@ -284,57 +292,6 @@ async fn run_start_hooks(
     handle
         .run(|actor| {
             actor.hook_blocks = 0;
-            Ok(())
-        })
-        .await?;
-    Ok(())
-}
-
-/// The session's MCP servers: those of the user's and the editor's settings, and the
-/// repository's when the user trusts it (else they are reported, not run).
-async fn mcp_servers(
-    handle: &SessionHandle,
-    spec: &SessionSpec,
-    config: &Config,
-) -> Result<Vec<McpServerConfig>, DriveEnd> {
-    let mut servers = config.mcp_servers.clone();
-    if !config.repository_mcp_servers.is_empty() {
-        if super::hooks::trusted(&handle.store, config, &spec.repo) {
-            servers.extend(config.repository_mcp_servers.iter().cloned());
-        } else {
-            let names: Vec<&str> = config
-                .repository_mcp_servers
-                .iter()
-                .map(|server| server.name.as_str())
-                .collect();
-            report(handle, vec![format!(
-                "the repository's MCP servers ({}) are not run: it is not trusted; run the command tether.trust, or list it under [trust] repositories in your own settings",
-                names.join(", ")
-            )])
-            .await?;
-        }
-    }
-    Ok(servers)
-}
-
-/// Tells the session (and so the agent) what went wrong outside a turn, as notes.
-async fn report(handle: &SessionHandle, problems: Vec<String>) -> Result<(), DriveEnd> {
-    if problems.is_empty() {
-        return Ok(());
-    }
-    handle
-        .run(move |actor| {
-            for problem in problems {
-                actor.emit_item(
-                    ItemPhase::Completed,
-                    Item::Message {
-                        id: agent::new_item_id(),
-                        role: MessageRole::System,
-                        text: problem,
-                        interrupted: false,
-                    },
-                )?;
-            }
             Ok(())
         })
         .await?;
@@ -427,7 +384,7 @@ async fn spent_usd(handle: &SessionHandle) -> Result<f64, SessionError> {
 }
 
 /// Records the end of a turn.
-pub(super) async fn end_turn(
+async fn end_turn(
     handle: &SessionHandle,
     outcome: agent::TurnOutcome,
 ) -> Result<(TurnEndReason, Option<String>), DriveEnd> {
@@ -504,8 +461,8 @@ async fn after_turn(
 /// Hands a turn's events and prompts to the session's actor, in the order the turn makes
 /// them. Emitting does not wait: the actor records events in order, and a failure to record
 /// one stops the turn (see [`SessionActor::emit_for_turn`]).
-pub(super) struct TurnSink {
-    pub handle: Arc<SessionHandle>,
+struct TurnSink {
+    handle: Arc<SessionHandle>,
 }
 
 impl EventSink for TurnSink {

@@ -32,6 +32,7 @@ mod git;
 mod hooks;
 mod lifecycle;
 mod loops;
+mod mcp;
 mod prompts;
 mod recovery;
 mod reviews;
