@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::processes::eventually;
 use crate::support::{
-    FakeModel, LspClient, TestEnv, agent_messages, agent_said, completed_items, running,
+    FakeModel, LspClient, Reply, TestEnv, agent_messages, agent_said, completed_items, running,
 };
 
 /// The scripted agent, set up for one test: its script, its log, the provider settings
@@ -774,5 +774,71 @@ async fn hooks_checkpoints_and_rewind_work_the_same_on_an_acp_session() {
     let worktree = PathBuf::from(info["worktree"].as_str().expect("worktree"));
     assert!(worktree.join("a.txt").exists());
     assert!(!worktree.join("fixed.txt").exists());
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acp_sessions_changes_are_verified_and_reviewed_by_the_review_provider() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    let finding = "{\"findings\": [{\"file\": \"notes.txt\", \"startLine\": 1, \"endLine\": 1, \"severity\": \"low\", \"category\": \"style\", \"title\": \"terse note\"}]}";
+    model.push(Reply::text(&[finding]));
+    model.push(Reply::text(&[finding]));
+    let agent = ScriptedAgent::new(
+        &env,
+        json!({"turns": [[{"write": ["notes.txt", "a note\n"]}, {"say": "wrote it"}]]}),
+    );
+    let mut settings = agent.settings(&model, "");
+    // The agent runs the session; a model API reviews what it did.
+    settings["review"] = json!({"auto": true, "provider": "fake"});
+    let mut client = env.server_with(settings).await;
+    let (_, id) = client.create(json!({"prompt": "write a note"})).await;
+    let reviewed = client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "item"
+                && event["phase"] == "completed"
+                && event["item"]["type"] == "review"
+        })
+        .await;
+    let review = &reviewed["event"]["item"];
+    assert_eq!(review["status"], "completed", "{review}");
+    assert_eq!(review["findings"][0]["title"], "terse note");
+    // The review model saw the agent's change.
+    let asked = model
+        .requests()
+        .last()
+        .expect("a review request")
+        .to_string();
+    assert!(asked.contains("a note"), "{asked}");
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_spends_the_budget_is_stopped() {
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    let agent = ScriptedAgent::new(
+        &env,
+        json!({"turns": [[{"cost": 0.5}, {"sleep": 10}, {"say": "still going"}]]}),
+    );
+    let mut settings = agent.settings(&model, "");
+    settings["session"] = json!({"budget_usd": 0.3});
+    let mut client = env.server_with(settings).await;
+    let (id, event) = run_to(&mut client, "spend", "stopped").await;
+    let reason = reason_of(&event);
+    assert!(reason.contains("cost budget"), "{reason}");
+    assert_eq!(
+        agent.events("cancel").len(),
+        1,
+        "the agent was told to stop"
+    );
+    let said = agent_said(&client.session_events(&id));
+    assert!(!said.contains("still going"), "{said}");
+    let ended = client
+        .session_events(&id)
+        .into_iter()
+        .find(|params| params["event"]["kind"] == "turnEnded")
+        .expect("turnEnded");
+    assert_eq!(ended["event"]["reason"], "budget");
     client.shutdown().await;
 }
