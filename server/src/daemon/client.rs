@@ -31,6 +31,10 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ConnectError {
     #[error("{0}")]
     Refused(String),
+    /// A daemon took the connection and went away before saying hello (it was stopping, or
+    /// lost the race to serve): the next attempt finds the one that serves.
+    #[error("the daemon did not say hello: the connection was lost")]
+    Lost,
     #[error("cannot start the tether daemon: {0}")]
     Start(String),
     #[error("the tether daemon did not answer within {0:?}; its log is {1}")]
@@ -113,6 +117,7 @@ impl DaemonClient {
         };
         let welcome: Welcome =
             match tokio::time::timeout(HELLO_TIMEOUT, connection.call(wire::HELLO, &hello)).await {
+                Ok(Err(CallError::Disconnected)) => return Err(ConnectError::Lost),
                 Ok(answer) => answer.map_err(|error| {
                     ConnectError::Refused(format!("the daemon did not say hello: {error}"))
                 })?,
@@ -131,15 +136,23 @@ impl DaemonClient {
         client: &str,
         notifications: mpsc::UnboundedSender<(String, Value)>,
     ) -> Result<DaemonClient, ConnectError> {
-        if let Some(connected) = Self::connect(paths, client, notifications.clone()).await? {
-            return Ok(connected);
-        }
-        start_daemon(paths)?;
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         let mut pause = Duration::from_millis(2);
+        let mut started = false;
         loop {
-            if let Some(connected) = Self::connect(paths, client, notifications.clone()).await? {
-                return Ok(connected);
+            match Self::connect(paths, client, notifications.clone()).await {
+                Ok(Some(connected)) => return Ok(connected),
+                Ok(None) if !started => {
+                    start_daemon(paths)?;
+                    started = true;
+                }
+                Ok(None) => {}
+                Err(ConnectError::Lost) => {
+                    // Whoever serves next answers; if nobody does, start one again.
+                    tracing::debug!("a tether daemon went away before saying hello");
+                    started = false;
+                }
+                Err(error) => return Err(error),
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(ConnectError::NoAnswer(START_TIMEOUT, paths.log.clone()));
