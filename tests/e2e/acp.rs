@@ -172,6 +172,8 @@ async fn an_acp_agent_runs_a_whole_session_through_tether() {
         tools.iter().all(|tool| tool["status"] == "completed"),
         "{tools:#?}"
     );
+    // The terminal's tool call shows what the command printed in it.
+    assert_eq!(tools[2]["output"], "from-terminal\n", "{:?}", tools[2]);
     let mut changed: Vec<String> = items_of(&client, &id, "fileChange")
         .iter()
         .filter_map(|change| change["path"].as_str().map(str::to_owned))

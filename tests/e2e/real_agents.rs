@@ -188,6 +188,14 @@ async fn claude_code_writes_edits_runs_and_is_applied_into_an_open_buffer() {
         tools.iter().all(|tool| tool["status"] == "completed"),
         "{tools:#?}"
     );
+    // The command's output is in its item (`cat notes.txt` printed "one").
+    assert!(
+        tools[3]["output"]
+            .as_str()
+            .is_some_and(|output| output.contains("one")),
+        "{:#?}",
+        tools[3]
+    );
     let mut changed: Vec<String> = completed_items(&client.session_events(&id), "fileChange")
         .iter()
         .filter_map(|change| change["path"].as_str().map(str::to_owned))
@@ -271,15 +279,14 @@ async fn claude_code_asks_permission_through_tether_and_stops_mid_command() {
         )
         .await;
     let pidfile = worktree.join("job.pid");
+    // The file exists a moment before the shell writes its pid into it.
+    let read_pid =
+        || -> Option<i32> { std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok() };
     assert!(
-        eventually(Duration::from_secs(30), || pidfile.exists()).await,
+        eventually(Duration::from_secs(30), || read_pid().is_some()).await,
         "the allowed command ran"
     );
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("a pid");
+    let pid = read_pid().expect("a pid");
     assert!(running(pid));
     client.call("tether/session/stop", json!({"id": id})).await;
     client.wait_for_status(&id, "stopped").await;

@@ -147,6 +147,9 @@ struct Terminal {
 #[derive(Default)]
 pub struct Terminals {
     open: HashMap<String, Terminal>,
+    /// What the last released terminals printed: an agent often releases a terminal before
+    /// it reports the tool call that ran it.
+    released: std::collections::VecDeque<(String, String)>,
 }
 
 impl Terminals {
@@ -216,6 +219,18 @@ impl Terminals {
         Ok(TerminalOutputResponse::new(text, output.truncated).exit_status(exit))
     }
 
+    /// What terminal `id` printed so far, as text (for its tool call's item).
+    pub fn printed(&self, id: &str) -> Option<String> {
+        match self.open.get(id) {
+            Some(terminal) => Some(text_of(&terminal.output)),
+            None => self
+                .released
+                .iter()
+                .find(|(released, _)| released == id)
+                .map(|(_, text)| text.clone()),
+        }
+    }
+
     /// The exit of terminal `id`, whenever it comes (answered off the turn's loop).
     pub fn wait_for_exit(
         &self,
@@ -250,9 +265,19 @@ impl Terminals {
         id: &str,
     ) -> Result<ReleaseTerminalResponse, agent_client_protocol::Error> {
         self.kill(id)?;
-        self.open.remove(id);
+        if let Some(terminal) = self.open.remove(id) {
+            if self.released.len() == TERMINAL_LIMIT {
+                self.released.pop_front();
+            }
+            self.released
+                .push_back((id.to_owned(), text_of(&terminal.output)));
+        }
         Ok(ReleaseTerminalResponse::new())
     }
+}
+
+fn text_of(output: &Mutex<Output>) -> String {
+    String::from_utf8_lossy(&lock(output).text).into_owned()
 }
 
 async fn collect<R: tokio::io::AsyncRead + Unpin>(

@@ -57,6 +57,7 @@ impl Translator {
     pub fn update(
         &mut self,
         update: SessionUpdate,
+        terminals: &dyn Fn(&str) -> Option<String>,
         sink: &mut dyn EventSink,
     ) -> Result<Option<ToolFinished>, String> {
         match update {
@@ -73,9 +74,11 @@ impl Translator {
             }
             SessionUpdate::ToolCall(call) => {
                 self.close_messages(sink)?;
-                return self.tool_call(call, sink);
+                return self.tool_call(call, terminals, sink);
             }
-            SessionUpdate::ToolCallUpdate(update) => return self.tool_call_update(update, sink),
+            SessionUpdate::ToolCallUpdate(update) => {
+                return self.tool_call_update(update, terminals, sink);
+            }
             SessionUpdate::Plan(plan) => self.plan(plan, sink)?,
             SessionUpdate::UsageUpdate(usage) => self.usage(usage, sink)?,
             // The user's own words come from Tether; the rest describes the agent's session
@@ -133,6 +136,7 @@ impl Translator {
     fn tool_call(
         &mut self,
         call: ToolCall,
+        terminals: &dyn Fn(&str) -> Option<String>,
         sink: &mut dyn EventSink,
     ) -> Result<Option<ToolFinished>, String> {
         let call_id = call.tool_call_id.0.to_string();
@@ -146,7 +150,7 @@ impl Translator {
             item_id: new_item_id(),
             title: call.title.clone(),
             input,
-            output: output_of(&call.content),
+            output: output_of(&call.content, terminals),
             started: Instant::now(),
         };
         let status = status_of(call.status);
@@ -165,6 +169,7 @@ impl Translator {
     fn tool_call_update(
         &mut self,
         update: ToolCallUpdate,
+        terminals: &dyn Fn(&str) -> Option<String>,
         sink: &mut dyn EventSink,
     ) -> Result<Option<ToolFinished>, String> {
         let call_id = update.tool_call_id.0.to_string();
@@ -180,7 +185,7 @@ impl Translator {
             tool.input = input;
         }
         if let Some(content) = &fields.content {
-            tool.output = output_of(content);
+            tool.output = output_of(content, terminals);
         }
         if let Some(output) = fields.raw_output
             && tool.output.is_empty()
@@ -298,16 +303,18 @@ fn text_of(content: &ContentBlock) -> Option<String> {
     }
 }
 
-/// A tool call's content as text: its text blocks, and a line for each diff and terminal.
-fn output_of(content: &[ToolCallContent]) -> String {
+/// A tool call's content as text: its text blocks, a line for each diff, and what each of
+/// its terminals printed (as Tether ran them).
+fn output_of(content: &[ToolCallContent], terminals: &dyn Fn(&str) -> Option<String>) -> String {
     let mut text = String::new();
     for block in content {
         let part = match block {
             ToolCallContent::Content(content) => text_of(&content.content),
             ToolCallContent::Diff(diff) => Some(format!("edited {}", diff.path.display())),
-            ToolCallContent::Terminal(terminal) => {
-                Some(format!("[terminal {}]", terminal.terminal_id.0))
-            }
+            ToolCallContent::Terminal(terminal) => Some(
+                terminals(&terminal.terminal_id.0)
+                    .unwrap_or_else(|| format!("[terminal {}]", terminal.terminal_id.0)),
+            ),
             _ => None,
         };
         if let Some(part) = part {

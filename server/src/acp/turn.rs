@@ -263,7 +263,11 @@ impl AgentSession {
                     {
                         sink.emit(Event::AgentFacts { facts })?;
                     }
-                    Ok(translator.update(notification.update, sink)?.is_some())
+                    let terminals = &self.terminals;
+                    let printed = |id: &str| terminals.printed(id);
+                    Ok(translator
+                        .update(notification.update, &printed, sink)?
+                        .is_some())
                 }
                 _ => Ok(false),
             },
