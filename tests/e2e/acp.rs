@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use crate::support::processes::eventually;
 use crate::support::{
-    FakeModel, LspClient, Reply, TestEnv, agent_messages, agent_said, completed_items, running,
+    FakeModel, LspClient, Reply, TestEnv, agent_messages, agent_said, changed_paths,
+    completed_items, diff_paths, running,
 };
 
 /// The scripted agent, set up for one test: its script, its log, the provider settings
@@ -174,12 +175,11 @@ async fn an_acp_agent_runs_a_whole_session_through_tether() {
     );
     // The terminal's tool call shows what the command printed in it.
     assert_eq!(tools[2]["output"], "from-terminal\n", "{:?}", tools[2]);
-    let mut changed: Vec<String> = items_of(&client, &id, "fileChange")
-        .iter()
-        .filter_map(|change| change["path"].as_str().map(str::to_owned))
-        .collect();
-    changed.sort();
-    assert_eq!(changed, ["hello.txt", "made.txt"], "each change once");
+    assert_eq!(
+        changed_paths(&client.session_events(&id)),
+        ["hello.txt", "made.txt"],
+        "each change once"
+    );
     let plan = items_of(&client, &id, "plan");
     assert_eq!(plan.len(), 1);
     assert_eq!(plan[0]["phases"][0]["title"], "[ ] write hello.txt");
@@ -192,14 +192,7 @@ async fn an_acp_agent_runs_a_whole_session_through_tether() {
         "hello from the agent\n"
     );
     let diff = client.call("tether/session/diff", json!({"id": id})).await;
-    let mut paths: Vec<&str> = diff["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .filter_map(|file| file["path"].as_str())
-        .collect();
-    paths.sort();
-    assert_eq!(paths, ["hello.txt", "made.txt"]);
+    assert_eq!(diff_paths(&diff), ["hello.txt", "made.txt"]);
     // Its cost is the session's.
     assert!(
         (info["usage"]["costUsd"].as_f64().unwrap_or_default() - 0.25).abs() < 1e-9,

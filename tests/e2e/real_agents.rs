@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use crate::support::processes::eventually;
 use crate::support::{
-    FakeModel, LspClient, Reply, TestEnv, agent_said, apply_text_edits, completed_items, running,
+    FakeModel, LspClient, Reply, TestEnv, agent_said, apply_text_edits, changed_paths,
+    completed_items, diff_paths, running,
 };
 
 /// The folder holding the agents' programs (`TETHER_ACP_AGENTS`, else the script's cache).
@@ -196,21 +197,12 @@ async fn claude_code_writes_edits_runs_and_is_applied_into_an_open_buffer() {
         "{:#?}",
         tools[3]
     );
-    let mut changed: Vec<String> = completed_items(&client.session_events(&id), "fileChange")
-        .iter()
-        .filter_map(|change| change["path"].as_str().map(str::to_owned))
-        .collect();
-    changed.sort();
-    assert_eq!(changed, ["README.md", "notes.txt", "ran.txt"]);
+    assert_eq!(
+        changed_paths(&client.session_events(&id)),
+        ["README.md", "notes.txt", "ran.txt"]
+    );
     let diff = client.call("tether/session/diff", json!({"id": id})).await;
-    let mut paths: Vec<&str> = diff["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .filter_map(|file| file["path"].as_str())
-        .collect();
-    paths.sort();
-    assert_eq!(paths, ["README.md", "notes.txt", "ran.txt"]);
+    assert_eq!(diff_paths(&diff), ["README.md", "notes.txt", "ran.txt"]);
 
     // Apply: the open buffer gets a text edit; the new files are created.
     client.call("tether/session/apply", json!({"id": id})).await;

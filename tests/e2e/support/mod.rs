@@ -295,6 +295,28 @@ pub fn names_in(dir: &Path) -> Vec<String> {
 }
 
 /// The completed agent messages of a session, from notifications.
+/// The paths of the `fileChange` items in `events`, sorted.
+pub fn changed_paths(events: &[Value]) -> Vec<String> {
+    let mut paths: Vec<String> = completed_items(events, "fileChange")
+        .iter()
+        .filter_map(|change| change["path"].as_str().map(str::to_owned))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// The paths a `tether/session/diff` answer lists, sorted.
+pub fn diff_paths(diff: &Value) -> Vec<String> {
+    let mut paths: Vec<String> = diff["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|file| file["path"].as_str().map(str::to_owned))
+        .collect();
+    paths.sort();
+    paths
+}
+
 /// Everything the agent said in `events`: its messages' texts, one after the other.
 pub fn agent_said(events: &[Value]) -> String {
     agent_messages(events)
