@@ -481,6 +481,7 @@ fn bench_spec(id: &str, name: &str, repo: &Path, state: &Path, created_at: u64) 
         mode: Mode::Develop,
         repo: repo.to_owned(),
         base_branch: "main".into(),
+        base_commit: None,
         branch: format!("tether/{name}"),
         worktree: state.join("worktrees").join(id),
         provider: "fake".into(),

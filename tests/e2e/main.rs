@@ -28,5 +28,6 @@ mod real_agents;
 mod review;
 mod scheduling;
 mod surfaces;
+mod tasks;
 mod transcripts;
 mod vscode;

@@ -28,39 +28,6 @@ fn agents_bin() -> PathBuf {
     bin
 }
 
-/// One Anthropic Messages stream event list: a text reply that ends the turn.
-fn anthropic_text(text: &str) -> Reply {
-    Reply::anthropic(&anthropic_events(
-        json!({"type": "text", "text": ""}),
-        json!({"type": "text_delta", "text": text}),
-        "end_turn",
-    ))
-}
-
-/// A reply that calls Claude Code's tool `name` with `input`.
-fn anthropic_tool(id: &str, name: &str, input: Value) -> Reply {
-    Reply::anthropic(&anthropic_events(
-        json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
-        json!({"type": "input_json_delta", "partial_json": input.to_string()}),
-        "tool_use",
-    ))
-}
-
-fn anthropic_events(block: Value, delta: Value, stop: &str) -> Vec<Value> {
-    vec![
-        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
-            "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
-            "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 10, "output_tokens": 1}}}),
-        json!({"type": "content_block_start", "index": 0, "content_block": block}),
-        json!({"type": "content_block_delta", "index": 0, "delta": delta}),
-        json!({"type": "content_block_stop", "index": 0}),
-        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
-            "usage": {"output_tokens": 5}}),
-        json!({"type": "message_stop"}),
-    ]
-}
-
 /// Settings whose default provider is Claude Code's ACP adapter, talking to `model`, with
 /// its home (and so its state) in the test's folder.
 fn claude_settings(env: &TestEnv, model: &FakeModel, permission_mode: &str) -> Value {
@@ -101,7 +68,7 @@ async fn claude_model() -> FakeModel {
                 .as_array()
                 .is_some_and(|tools| !tools.is_empty())
         },
-        anthropic_text("Notes"),
+        Reply::anthropic_text("Notes"),
     );
     model.hold_until_pushed();
     model
@@ -146,27 +113,27 @@ async fn claude_code_writes_edits_runs_and_is_applied_into_an_open_buffer() {
     let worktree = worktree_of(&info);
     let notes = worktree.join("notes.txt");
     let readme = worktree.join("README.md");
-    model.push(anthropic_tool(
+    model.push(Reply::anthropic_tool(
         "toolu_1",
         "Write",
         json!({"file_path": notes, "content": "one\n"}),
     ));
-    model.push(anthropic_tool(
+    model.push(Reply::anthropic_tool(
         "toolu_2",
         "Read",
         json!({"file_path": readme}),
     ));
-    model.push(anthropic_tool(
+    model.push(Reply::anthropic_tool(
         "toolu_3",
         "Edit",
         json!({"file_path": readme, "old_string": "# sample", "new_string": "# sample, by Claude"}),
     ));
-    model.push(anthropic_tool(
+    model.push(Reply::anthropic_tool(
         "toolu_4",
         "Bash",
         json!({"command": "echo ran > ran.txt && cat notes.txt", "description": "Check"}),
     ));
-    model.push(anthropic_text("All done."));
+    model.push(Reply::anthropic_text("All done."));
     client.wait_for_status(&id, "waiting").await;
 
     assert_eq!(std::fs::read_to_string(&notes).expect("notes.txt"), "one\n");
@@ -239,12 +206,12 @@ async fn claude_code_asks_permission_through_tether_and_stops_mid_command() {
     let mut client = env.server_with(claude_settings(&env, &model, "ask")).await;
     let (info, id) = client.create(json!({"prompt": "Run the long job"})).await;
     let worktree = worktree_of(&info);
-    model.push(anthropic_tool(
+    model.push(Reply::anthropic_tool(
         "toolu_1",
         "Bash",
         json!({"command": "echo $$ > job.pid; sleep 300", "description": "Long job"}),
     ));
-    model.push(anthropic_text("Finished."));
+    model.push(Reply::anthropic_text("Finished."));
     // Claude Code asks (its mode is "default" in ask mode); Tether puts it to the user.
     let asked = client
         .wait_for_event(&id, |event| {
@@ -368,12 +335,12 @@ async fn claude_code_uses_the_sessions_mcp_server() {
     }]);
     let mut client = env.server_with(settings).await;
     let (_, id) = client.create(json!({"prompt": "Shout hello"})).await;
-    model.push(anthropic_tool(
+    model.push(Reply::anthropic_tool(
         "toolu_1",
         "mcp__notes__shout",
         json!({"text": "hello from claude"}),
     ));
-    model.push(anthropic_text("Shouted."));
+    model.push(Reply::anthropic_text("Shouted."));
     client.wait_for_status(&id, "waiting").await;
     let calls: Vec<Value> = std::fs::read_to_string(&log)
         .unwrap_or_default()

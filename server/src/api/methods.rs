@@ -3,8 +3,11 @@
 //! shadow the prelude here: use them qualified, `api::methods::Send`.
 
 use super::params::*;
+use super::tasks::*;
 use super::types::SessionInfo;
 use super::{Method, MethodInfo, Schedule, Side};
+use crate::session::TaskComparison;
+use crate::vocab::TaskInfo;
 
 /// A method's full name: `tether/session/<short>`, unless it names itself.
 macro_rules! name_of {
@@ -93,4 +96,22 @@ methods! { $
     /// The providers a new session can use, for pickers: configured, built in, found or not.
     Providers = "providers" as "tether/providers/list": ProvidersParams => ProvidersResult,
         Blocking, Host, optional = true;
+    /// Starts a task: one prompt raced by 1–8 trials, each a session of its own.
+    TaskCreate = "taskCreate" as "tether/task/create": TaskCreateParams => TaskInfo,
+        Blocking, Host;
+    TaskList = "taskList" as "tether/task/list": TaskListParams => TaskListResult,
+        Blocking, Host, optional = true;
+    TaskGet = "taskGet" as "tether/task/get": IdParams => TaskInfo, Blocking, Host;
+    /// The trials side by side: files, regions where they agree and differ, patches.
+    TaskCompare = "taskCompare" as "tether/task/compare": TaskCompareParams => TaskComparison,
+        Blocking, Host;
+    /// Lands one trial (apply into the editor's buffers, merge, or a pull request).
+    TaskPromote = "taskPromote" as "tether/task/promote": TaskPromoteParams => TaskPromoteResult,
+        Blocking, Front;
+    /// Stops every trial still working.
+    TaskStop = "taskStop" as "tether/task/stop": IdParams => TaskInfo, Runtime, Host;
+    /// Deletes the task and its trials' sessions.
+    TaskDelete = "taskDelete" as "tether/task/delete": IdParams => DeleteResult, Blocking, Host;
+    /// Renders the task document `.tether/tasks/<name>.md` and opens it in the editor that asked.
+    TaskOpen = "taskOpen" as "tether/task/open": IdParams => UriResult, Runtime, Front;
 }

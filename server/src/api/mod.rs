@@ -14,6 +14,7 @@
 
 pub mod methods;
 mod params;
+mod tasks;
 mod types;
 
 use serde::Serialize;
@@ -22,14 +23,17 @@ use serde::de::DeserializeOwned;
 pub use methods::METHODS;
 pub(crate) use methods::for_each_method;
 pub use params::*;
+pub use tasks::*;
 pub use types::*;
 
 /// The prefix every custom request's name starts with.
 pub const METHOD_PREFIX: &str = "tether/session/";
 /// The prefix of the `workspace/executeCommand` twin of each request: `tether.<short>`.
 pub const COMMAND_PREFIX: &str = "tether.";
-/// The one custom notification, server → client.
+/// The session notification, server → client.
 pub const SESSION_EVENT: &str = "tether/session/event";
+/// The task notification, server → client: `{taskId, task: TaskInfo}`.
+pub const TASK_EVENT: &str = "tether/task/event";
 
 /// One custom request of the protocol.
 pub trait Method {

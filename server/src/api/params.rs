@@ -309,6 +309,12 @@ pub struct GitParams {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// A pull request's title (default: the branch's last commit's subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A pull request's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// The status after a git operation, and the commit it made.
@@ -318,6 +324,9 @@ pub struct GitResult {
     pub status: GitStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The pull request `pr` opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<String>,
 }
 
 /// Runs the same prompt in iterations (see docs/protocol.md, "Loops").

@@ -40,7 +40,9 @@ fn documented_methods() -> BTreeMap<String, BTreeSet<(String, String)>> {
     let (method, schedule, side) = (column("method"), column("schedule"), column("side"));
     let mut documented: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
     for row in PROTOCOL.lines().filter(|line| {
-        line.starts_with("| `tether/session/") || line.starts_with("| `tether/providers/")
+        line.starts_with("| `tether/session/")
+            || line.starts_with("| `tether/providers/")
+            || line.starts_with("| `tether/task/")
     }) {
         let row = cells(row);
         documented
@@ -110,6 +112,11 @@ fn only_cheap_reads_run_on_the_lsp_thread() {
         methods::Delete::NAME,
         methods::Rewind::NAME,
         methods::Stop::NAME,
+        methods::TaskCreate::NAME,
+        methods::TaskList::NAME,
+        methods::TaskCompare::NAME,
+        methods::TaskPromote::NAME,
+        methods::TaskDelete::NAME,
     ] {
         let method = MethodInfo::named(slow).expect("in the table");
         assert_ne!(method.schedule, Schedule::Snapshot, "{slow}");
@@ -119,7 +126,16 @@ fn only_cheap_reads_run_on_the_lsp_thread() {
         .filter(|method| method.side == Side::Front)
         .map(|method| method.short)
         .collect();
-    assert_eq!(front, ["apply", "newSession", "openTranscript"]);
+    assert_eq!(
+        front,
+        [
+            "apply",
+            "newSession",
+            "openTranscript",
+            "taskPromote",
+            "taskOpen"
+        ]
+    );
 }
 
 #[test]
@@ -236,6 +252,7 @@ fn domain_info() -> crate::session::SessionInfo {
             model: Some("sonnet".to_owned()),
             models: vec!["sonnet".to_owned(), "opus".to_owned()],
         }),
+        pull_request: Some("https://github.com/me/app/pull/7".to_owned()),
     }
 }
 

@@ -41,6 +41,9 @@ pub struct SessionInfo {
     /// What its ACP agent says about its session: slash commands, modes, models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<crate::vocab::AgentFacts>,
+    /// The pull request opened for its branch (`git {op: "pr"}`, a task's promotion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<String>,
 }
 
 /// The conversions between the domain's SessionInfo and this copy, field by field (a new
@@ -52,12 +55,12 @@ macro_rules! convert_session_info {
                 let $($from)::+ {
                     id, name, title, mode, status, activity, status_reason, provider, model, branch,
                     base_branch, repo, worktree, created_at, updated_at, usage, queued_messages,
-                    last_seq, read_only, started_by, agent,
+                    last_seq, read_only, started_by, agent, pull_request,
                 } = info;
                 $($to)::+ {
                     id, name, title, mode, status, activity, status_reason, provider, model, branch,
                     base_branch, repo, worktree, created_at, updated_at, usage, queued_messages,
-                    last_seq, read_only, started_by, agent,
+                    last_seq, read_only, started_by, agent, pull_request,
                 }
             }
         }

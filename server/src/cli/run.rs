@@ -156,6 +156,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             name: args.name,
             root: args.repo,
             base_branch: args.base_branch,
+            base_commit: None,
             provider: args.provider,
             model: args.model,
             toggles: Default::default(),

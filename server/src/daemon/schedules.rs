@@ -150,6 +150,7 @@ async fn start(manager: &SessionManager, schedule: &ScheduleConfig) {
             name: None,
             root: schedule.root.clone(),
             base_branch: None,
+            base_commit: None,
             provider: schedule.provider.clone(),
             model: schedule.model.clone(),
             toggles: Default::default(),

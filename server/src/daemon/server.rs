@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, Notify, mpsc};
 
 use super::paths::{DaemonPaths, prepare_dir};
 use super::wire::{self, Message, WireError, read_message, write_message};
-use crate::api::{Method, methods};
+
 use crate::session::SessionManager;
 
 /// What `daemon/hello` answers, and what a front compares.
@@ -88,8 +88,6 @@ pub(super) struct Host {
     stop: Notify,
     /// Who asked for the stop: answered once the sessions are stopped and the logs flushed.
     stop_requests: Mutex<Vec<(u64, Arc<Mutex<OwnedWriteHalf>>)>>,
-    /// Sessions deleted: every subscribed front hears it (there is no event for it).
-    removed: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Host {
@@ -207,7 +205,6 @@ pub async fn serve(manager: SessionManager, options: DaemonOptions) -> Result<()
         last_seen: std::sync::Mutex::new(Instant::now()),
         stop: Notify::new(),
         stop_requests: Mutex::default(),
-        removed: tokio::sync::broadcast::channel(1024).0,
     });
     let schedules = tokio::spawn(super::schedules::run(
         host.manager.clone(),
@@ -367,6 +364,9 @@ impl Connection {
                 }
                 wire::DIFF => self.answer_in_task(id, diff(self.host.manager.clone(), params)),
                 wire::NOTE => self.answer_in_task(id, note(self.host.manager.clone(), params)),
+                wire::PROMOTE => {
+                    self.answer_in_task(id, promote(self.host.manager.clone(), params));
+                }
                 wire::STATES => {
                     self.answer_in_task(id, states(self.host.manager.clone(), params));
                 }
@@ -397,15 +397,9 @@ impl Connection {
                     // Each request in its own task: a slow one (a push, a replay) never holds
                     // up the next.
                     tokio::spawn(async move {
-                        let deleted = (method == <methods::Delete as Method>::NAME)
-                            .then(|| params.get("id").and_then(Value::as_str).map(str::to_owned))
-                            .flatten();
                         let answer = crate::host::dispatch(&host.manager, &method, params)
                             .await
                             .map_err(WireError::from);
-                        if let (Some(id), Ok(_)) = (deleted, &answer) {
-                            let _ = host.removed.send(id);
-                        }
                         let _ = outgoing.send(Message::response(id, answer));
                     });
                 }
@@ -453,7 +447,8 @@ impl Connection {
     fn forward_events(&self) -> std::collections::BTreeMap<String, u64> {
         let mut events = self.host.manager.subscribe();
         let positions = events.positions();
-        let mut removed = self.host.removed.subscribe();
+        let mut removed = self.host.manager.subscribe_removed();
+        let mut tasks = self.host.manager.subscribe_tasks();
         let outgoing = self.outgoing.clone();
         tokio::spawn(async move {
             loop {
@@ -468,6 +463,15 @@ impl Connection {
                         });
                         Message::notification(crate::api::SESSION_EVENT, params)
                     }
+                    task = tasks.recv() => match task {
+                        Ok(task) => Message::notification(
+                            crate::api::TASK_EVENT,
+                            json!({"taskId": &task.id, "task": task}),
+                        ),
+                        // The next change of the task says it all again.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
                     deleted = removed.recv() => match deleted {
                         Ok(id) => Message::notification(wire::REMOVED, json!({"sessionId": id})),
                         // A front that missed a deletion finds it at its next refresh.
@@ -550,6 +554,16 @@ async fn note(manager: SessionManager, params: Value) -> Result<Value, WireError
         .await
         .map_err(|error| WireError::from(crate::host::HostError::from(error)))?;
     Ok(json!({}))
+}
+
+/// `daemon/promote`: a task's trial promoted, or an `apply` checked.
+async fn promote(manager: SessionManager, params: Value) -> Result<Value, WireError> {
+    let request: crate::session::PromoteRequest = parse(wire::PROMOTE, params)?;
+    let promoted = manager
+        .promote_task(request)
+        .await
+        .map_err(|error| WireError::from(crate::host::HostError::from(error)))?;
+    to_value(promoted)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(method: &str, params: Value) -> Result<T, WireError> {

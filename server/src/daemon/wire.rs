@@ -43,6 +43,10 @@ pub struct NoteParams {
 /// Notification `{sessionId}`: a session was deleted (there is no event for it).
 pub const REMOVED: &str = "daemon/removed";
 
+/// `PromoteRequest` → `Promoted`: a task's trial promoted (merge, pr), or for `apply` checked
+/// (then recorded once the front has sent the edit, `applied: true`).
+pub const PROMOTE: &str = "daemon/promote";
+
 /// `daemon/diff` params.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DiffParams {

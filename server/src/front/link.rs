@@ -293,6 +293,16 @@ async fn follow(client: &DaemonClient, folded: &mut Folded, method: &str, params
                 }
             }
         }
+        api::TASK_EVENT => {
+            match params
+                .get("task")
+                .cloned()
+                .map(serde_json::from_value::<crate::vocab::TaskInfo>)
+            {
+                Some(Ok(task)) => folded.task_changed(task),
+                other => tracing::warn!("a task event that does not parse: {other:?}"),
+            }
+        }
         wire::REMOVED => {
             if let Some(id) = params.get("sessionId").and_then(Value::as_str) {
                 folded.remove(id);

@@ -25,6 +25,8 @@ pub struct Mirror {
     events: broadcast::Sender<AnnouncedEvent>,
     /// Sessions went away without an event (deleted): what is shown for them must go.
     pub removed: Arc<Notify>,
+    /// Tasks of the repositories this editor follows, each time one changed.
+    pub tasks: broadcast::Sender<crate::vocab::TaskInfo>,
     /// Bumped each time the writer is done with a batch: for whoever waits for a session to
     /// reach a `seq` (see [`Mirror::caught_up`]).
     changed: tokio::sync::watch::Sender<u64>,
@@ -37,6 +39,7 @@ impl Mirror {
             taken_up: DashMap::new(),
             events: broadcast::channel(16_384).0,
             removed: Arc::new(Notify::new()),
+            tasks: broadcast::channel(256).0,
             changed: tokio::sync::watch::Sender::new(0),
         })
     }
@@ -77,6 +80,21 @@ impl Mirror {
         let reached = || self.view(id).is_some_and(|view| view.info.last_seq >= seq);
         let _ = tokio::time::timeout(patience, async {
             while !reached() {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Waits (at most `patience`) until none of `ids` is mirrored any more: a front that
+    /// answers a request that deleted sessions lets the deletions arrive first.
+    pub async fn dropped(&self, ids: &[String], patience: std::time::Duration) {
+        let mut changed = self.changed.subscribe();
+        let gone = || ids.iter().all(|id| !self.views.contains_key(id));
+        let _ = tokio::time::timeout(patience, async {
+            while !gone() {
                 if changed.changed().await.is_err() {
                     return;
                 }
@@ -153,6 +171,13 @@ impl Folded {
         repos.sort();
         repos.dedup();
         repos
+    }
+
+    /// Tells the editor of a task's change, if it follows the task's repository.
+    pub fn task_changed(&self, task: crate::vocab::TaskInfo) {
+        if self.in_scope(&task.repo) {
+            let _ = self.mirror.tasks.send(task);
+        }
     }
 
     fn in_scope(&self, repo: &Path) -> bool {

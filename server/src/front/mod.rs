@@ -92,6 +92,44 @@ impl Sessions {
         }
     }
 
+    /// Tasks each time one changed (the daemon's, of the repositories this editor follows).
+    pub fn task_events(&self) -> tokio::sync::broadcast::Receiver<crate::vocab::TaskInfo> {
+        match self {
+            Sessions::Local(manager) => manager.subscribe_tasks(),
+            Sessions::Remote(remote) => remote.mirror().tasks.subscribe(),
+        }
+    }
+
+    /// Promotes a task's trial where the sessions are (or, for `apply`, checks it can be).
+    pub async fn promote(
+        &self,
+        request: crate::session::PromoteRequest,
+    ) -> Result<crate::session::Promoted, HostError> {
+        match self {
+            Sessions::Local(manager) => {
+                manager.promote_task(request).await.map_err(HostError::from)
+            }
+            Sessions::Remote(remote) => {
+                let params = serde_json::to_value(&request).map_err(HostError::internal)?;
+                let answer = remote
+                    .call_value(crate::daemon::wire::PROMOTE, params)
+                    .await?;
+                serde_json::from_value(answer).map_err(HostError::internal)
+            }
+        }
+    }
+
+    /// Waits until this front no longer shows sessions the host deleted (2 s at most), so
+    /// that what the editor reads next agrees with the answer that deleted them.
+    pub async fn deleted(&self, ids: &[String]) {
+        if let Sessions::Remote(remote) = self {
+            remote
+                .mirror()
+                .dropped(ids, std::time::Duration::from_secs(2))
+                .await;
+        }
+    }
+
     /// Runs a host method where the sessions are.
     pub async fn call<M: HostMethod>(&self, params: M::Params) -> Result<M::Result, HostError> {
         match self {

@@ -10,6 +10,7 @@
 mod providers;
 mod reviews;
 mod sessions;
+mod tasks;
 
 use std::future::Future;
 
@@ -50,13 +51,15 @@ impl HostError {
 impl From<SessionError> for HostError {
     fn from(error: SessionError) -> HostError {
         let code = match &error {
-            SessionError::UnknownSession(_) => error_code::UNKNOWN_SESSION,
+            SessionError::UnknownSession(_) | SessionError::UnknownTask(_) => {
+                error_code::UNKNOWN_SESSION
+            }
             SessionError::InvalidState { .. } => error_code::INVALID_STATE,
             SessionError::InvalidParams { .. } => INVALID_PARAMS,
             SessionError::ReadOnly(_) => error_code::READ_ONLY,
             SessionError::Git(_) | SessionError::GitRefused(_) => error_code::REPOSITORY,
             SessionError::Config(_) | SessionError::Provider(_) => error_code::CONFIGURATION,
-            SessionError::Store(_) => error_code::INTERNAL,
+            SessionError::Store(_) | SessionError::Internal(_) => error_code::INTERNAL,
             SessionError::ShuttingDown => error_code::SHUTTING_DOWN,
         };
         HostError {
@@ -126,4 +129,4 @@ macro_rules! front_only {
     )*};
 }
 
-front_only!(Apply, NewSession, OpenTranscript);
+front_only!(Apply, NewSession, OpenTranscript, TaskPromote, TaskOpen);

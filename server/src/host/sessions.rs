@@ -9,7 +9,7 @@ use crate::session::{CreateSession, LoopRequest, PlanDecision, SessionManager, e
 
 /// The repository a request names: a front always names one (its first workspace folder by
 /// default), since the host has no editor to ask.
-fn root_of(root: Option<String>) -> Result<PathBuf, HostError> {
+pub(super) fn root_of(root: Option<String>) -> Result<PathBuf, HostError> {
     match root {
         Some(root) if !root.is_empty() => Ok(PathBuf::from(root)),
         _ => Err(HostError::invalid_params(
@@ -31,6 +31,7 @@ impl HostMethod for methods::Create {
                 name: params.name,
                 root,
                 base_branch: params.base_branch,
+                base_commit: None,
                 provider: params.provider,
                 model: params.model,
                 toggles: params.toggles,
@@ -218,15 +219,20 @@ impl HostMethod for methods::Git {
         let outcome = manager
             .git(
                 &params.id,
-                params.op,
-                params.paths.as_deref(),
-                params.message.as_deref(),
-                params.branch.as_deref(),
+                crate::session::GitRequest {
+                    operation: params.op,
+                    paths: params.paths.as_deref(),
+                    message: params.message.as_deref(),
+                    branch: params.branch.as_deref(),
+                    title: params.title.as_deref(),
+                    body: params.body.as_deref(),
+                },
             )
             .await?;
         Ok(api::GitResult {
             status: outcome.status.into(),
             commit: outcome.commit,
+            pull_request: outcome.pull_request,
         })
     }
 }

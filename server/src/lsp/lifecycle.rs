@@ -68,7 +68,7 @@ pub(super) fn server_capabilities(utf8: bool) -> ServerCapabilities {
             "tether": {
                 "protocolVersion": 1,
                 "methods": METHODS.iter().map(|method| method.name).collect::<Vec<_>>(),
-                "notifications": [api::SESSION_EVENT],
+                "notifications": [api::SESSION_EVENT, api::TASK_EVENT],
             }
         })),
         ..Default::default()
@@ -127,6 +127,7 @@ impl Backend {
         if self.state.opted_in.load(Ordering::SeqCst) {
             self.start_event_forwarding(early.events);
         }
+        super::tasks::start(self);
         {
             let backend = self.clone();
             tokio::spawn(async move {

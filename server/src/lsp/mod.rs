@@ -17,6 +17,7 @@ mod lifecycle;
 mod notices;
 mod progress;
 mod routing;
+mod tasks;
 mod transcripts;
 mod transport;
 
@@ -89,6 +90,7 @@ fn build(
             saved_documents: Arc::new(saved_documents),
             transcripts: Arc::default(),
             scheduler: Scheduler::new(work),
+            tasks: Arc::default(),
             state: Arc::new(ServerState {
                 lifecycle: AtomicU8::new(Lifecycle::Uninitialized as u8),
                 initialized: AtomicBool::default(),
@@ -134,6 +136,8 @@ pub struct Backend {
     transcripts: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<transcripts::Request>>>,
     /// Where requests run, by their method's schedule.
     scheduler: Scheduler,
+    /// The tasks this editor heard of, and their documents.
+    tasks: Arc<tasks::KnownTasks>,
     state: Arc<ServerState>,
 }
 
@@ -486,10 +490,11 @@ impl LanguageServer for Backend {
         params: CodeActionParams,
     ) -> jsonrpc::Result<Option<CodeActionResponse>> {
         self.sessions_ready().await;
-        Ok(Some(handlers::code_action::actions(
-            &self.sessions,
-            &params,
-        )))
+        let mut actions = handlers::code_action::actions(&self.sessions, &params);
+        if let Some(document) = params.text_document.uri.to_file_path() {
+            actions.extend(tasks::document_actions(&self.tasks, &document));
+        }
+        Ok(Some(actions))
     }
 
     async fn execute_command(

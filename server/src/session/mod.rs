@@ -16,9 +16,13 @@ pub use crate::vocab::{
     format_timestamp, now_millis,
 };
 pub use manager::{
-    AnnouncedEvent, CreateSession, EXIT_SIGNAL, EventSource, GitOutcome, ListFilter, LoopRequest,
-    SessionError, SessionFindings, SessionInfo, SessionManager, SessionSnapshot, SessionView,
-    Subscription,
+    Agreement, ComparedFile, ComparedRegion, CreateTask, FileInTrial, PromoteRequest, Promoted,
+    TaskComparison, TrialPatch, TrialRequest, Variant, task_document,
+};
+pub use manager::{
+    AnnouncedEvent, CreateSession, EXIT_SIGNAL, EventSource, GitOutcome, GitRequest, ListFilter,
+    LoopRequest, SessionError, SessionFindings, SessionInfo, SessionManager, SessionSnapshot,
+    SessionView, Subscription,
 };
 pub use names::{slug_from_prompt, validate_session_name};
 pub use redact::{REDACTED, Redactor};

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::vocab::{Event, EventRecord, SessionState};
 
+mod tasks;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot {action} {path}: {source}")]

@@ -419,6 +419,10 @@ pub struct SessionSpec {
     /// The user's repository (its top-level work tree).
     pub repo: PathBuf,
     pub base_branch: String,
+    /// The commit the worktree starts from, when it must be exactly this one (a task's
+    /// trials all start from one commit); otherwise the base branch as it is then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_commit: Option<String>,
     /// Always `tether/<name>`: the only branch Tether ever deletes.
     pub branch: String,
     pub worktree: PathBuf,
@@ -456,8 +460,12 @@ pub enum StartedBy {
     Cli,
     /// A `[[schedules]]` entry, by its name.
     Schedule { name: String },
-    /// A trial of a task, by the task's id.
-    Task { id: String },
+    /// Trial `trial` (1-based) of a task, by the task's id.
+    Task {
+        id: String,
+        #[serde(default)]
+        trial: u32,
+    },
 }
 
 /// One entry of a session's history.
@@ -538,6 +546,11 @@ pub enum Event {
     AgentFacts {
         facts: AgentFacts,
     },
+    /// A pull request was opened for the session's branch.
+    #[serde(rename_all = "camelCase")]
+    PullRequest {
+        url: String,
+    },
     #[serde(rename_all = "camelCase")]
     TurnEnded {
         reason: TurnEndReason,
@@ -566,6 +579,7 @@ pub fn sample_spec(id: &str) -> SessionSpec {
         mode: Mode::Develop,
         repo: "/repo".into(),
         base_branch: "main".into(),
+        base_commit: None,
         branch: "tether/demo".into(),
         worktree: "/wt/demo".into(),
         provider: "local".into(),

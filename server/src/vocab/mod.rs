@@ -14,6 +14,7 @@ mod chat;
 mod events;
 mod outcomes;
 mod state;
+mod tasks;
 
 pub use chat::{ChatMessage, ChatRole, ToolCallRequest};
 #[cfg(test)]
@@ -25,6 +26,10 @@ pub use events::{
 };
 pub use outcomes::{HookEvent, HookStatus, LoopOutcome, PermissionDecision, Resolution, RunStatus};
 pub use state::{SessionState, check_transition};
+pub use tasks::{
+    Evidence, FindingCounts, HookResult, MAX_TRIALS, PromoteHow, Promotion, TaskInfo, TaskRecord,
+    TaskStatus, TrialSpec, TrialSummary, Verdict,
+};
 
 use serde::{Deserialize, Serialize};
 

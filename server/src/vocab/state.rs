@@ -86,6 +86,22 @@ pub struct SessionState {
     /// What its ACP agent last said about its session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_facts: Option<super::AgentFacts>,
+    /// How its work went: its latest verification, its `on_agent_finish` hooks, its pull
+    /// request (what a task compares its trials on).
+    #[serde(default)]
+    pub evidence: super::Evidence,
+}
+
+/// What a finished review or verification came to.
+fn verdict_of(status: RunStatus, findings: &[super::Finding]) -> super::Verdict {
+    match status {
+        RunStatus::Completed if findings.is_empty() => super::Verdict::Passed,
+        RunStatus::Completed => super::Verdict::Failed,
+        RunStatus::Failed => super::Verdict::Error,
+        RunStatus::Cancelled => super::Verdict::Cancelled,
+        RunStatus::Pending | RunStatus::Running => super::Verdict::Running,
+        RunStatus::Skipped => super::Verdict::Skipped,
+    }
 }
 
 impl SessionState {
@@ -114,6 +130,7 @@ impl SessionState {
             worktree_ready: false,
             agent_session: None,
             agent_facts: None,
+            evidence: super::Evidence::default(),
             spec,
         }
     }
@@ -164,8 +181,13 @@ impl SessionState {
                     | Item::Permission { id, .. } => {
                         self.open_questions.insert(id.clone(), item.clone());
                     }
-                    Item::Review { id, .. } | Item::Verification { id, .. } => {
+                    Item::Review { id, .. } => {
                         self.open_runs.insert(id.clone(), item.clone());
+                        self.evidence.review = Some(super::Verdict::Running);
+                    }
+                    Item::Verification { id, .. } => {
+                        self.open_runs.insert(id.clone(), item.clone());
+                        self.evidence.verification = Some(super::Verdict::Running);
                     }
                     Item::FileChange { .. } | Item::LoopIteration { .. } | Item::Hook { .. } => {}
                 },
@@ -189,6 +211,7 @@ impl SessionState {
                 session_id,
             } => self.agent_session = Some((provider.clone(), session_id.clone())),
             Event::AgentFacts { facts } => self.agent_facts = Some(facts.clone()),
+            Event::PullRequest { url } => self.evidence.pull_request = Some(url.clone()),
             Event::ContextReset { summary } => {
                 // The agent's own conversation starts over too.
                 self.agent_session = None;
@@ -206,6 +229,7 @@ impl SessionState {
     }
 
     fn apply_completed_item(&mut self, item: &Item) {
+        self.gather_evidence(item);
         if let Item::Permission {
             scope,
             decision: Some(decision),
@@ -299,6 +323,30 @@ impl SessionState {
                     ..ChatMessage::new(ChatRole::Tool, output.clone().unwrap_or_default())
                 });
             }
+            _ => {}
+        }
+    }
+
+    /// What a finished item says about how the work went.
+    fn gather_evidence(&mut self, item: &Item) {
+        match item {
+            Item::Verification {
+                status, findings, ..
+            } => self.evidence.verification = Some(verdict_of(*status, findings)),
+            Item::Review {
+                status, findings, ..
+            } => self.evidence.review = Some(verdict_of(*status, findings)),
+            Item::Hook {
+                event: super::HookEvent::OnAgentFinish,
+                name,
+                status,
+                exit_code,
+                ..
+            } => self.evidence.hook_ran(super::HookResult {
+                name: name.clone(),
+                status: *status,
+                exit_code: *exit_code,
+            }),
             _ => {}
         }
     }

@@ -236,6 +236,16 @@ pub fn hunks(base: &str, new: &str) -> Vec<Hunk> {
         .collect()
 }
 
+/// The lines `base → new` changes, without context: each a range of `base`'s lines and the
+/// range of `new`'s that replace them (counted from 0, end excluded), in order.
+pub fn changed_ranges(base: &str, new: &str) -> Vec<(Range<usize>, Range<usize>)> {
+    diff_lines(&split_lines(base), &split_lines(new))
+        .into_iter()
+        .filter(|op| !matches!(op, DiffOp::Equal { .. }))
+        .map(|op| (op.old_range(), op.new_range()))
+        .collect()
+}
+
 /// A unified diff of `base → new` (3 lines of context), hunks as [`hunks`] numbers them.
 pub fn unified_patch(old_path: &str, new_path: &str, base: &str, new: &str) -> String {
     use std::fmt::Write as _;

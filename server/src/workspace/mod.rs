@@ -10,6 +10,7 @@ mod checkpoints;
 pub mod edits;
 pub mod git;
 pub mod operations;
+pub mod pull_request;
 pub mod snapshot;
 pub mod worktree;
 
@@ -218,6 +219,18 @@ impl Repository {
         git::tether(GitPlace::Repository(&self.root), args, None)
             .await
             .map(drop)
+    }
+
+    /// The commit `branch` points at now: where a task's trials all start from.
+    pub async fn tip_of(&self, branch: &str) -> Result<String, GitError> {
+        let name = format!("refs/heads/{branch}^{{commit}}");
+        git::tether(
+            GitPlace::Repository(&self.root),
+            &["rev-parse", "--verify", "--quiet", &name],
+            None,
+        )
+        .await
+        .map(|commit| commit.trim().to_owned())
     }
 }
 

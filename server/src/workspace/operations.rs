@@ -28,6 +28,8 @@ pub enum Operation {
     PullBranch,
     MergeToBase,
     PullFromBase,
+    /// Push the branch and open a pull request into the base branch (`gh`).
+    Pr,
 }
 
 impl Operation {
@@ -327,6 +329,60 @@ impl SessionGit<'_> {
     pub async fn pull_from_base(&self) -> Result<(), Refusal> {
         self.merge_into(self.worktree.place(), self.base_branch, self.base_branch)
             .await
+    }
+
+    /// Commits every change in the worktree (untracked files too) with `message`; the commit
+    /// made, or `None` when there was nothing to commit.
+    pub async fn commit_all(&self, message: &str) -> Result<Option<String>, Refusal> {
+        self.git(&["add", "-A"]).await?;
+        if self.git(&["diff", "--cached", "--quiet"]).await.is_ok() {
+            return Ok(None);
+        }
+        self.git(&["commit", "-q", "-m", message]).await?;
+        Ok(Some(self.git(&["rev-parse", "HEAD"]).await?))
+    }
+
+    /// Pushes the branch and opens a pull request into the base branch; its URL. What is not
+    /// committed is not in a pull request, so uncommitted changes are refused, and so is a
+    /// branch with nothing the base lacks.
+    pub async fn pull_request(
+        &self,
+        title: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<String, Refusal> {
+        let uncommitted = self.git(&["status", "--porcelain", "-z"]).await?;
+        let uncommitted = uncommitted
+            .split('\0')
+            .filter(|entry| !entry.is_empty())
+            .count();
+        if uncommitted > 0 {
+            return Err(refused(format!(
+                "{uncommitted} file(s) have changes that are not committed; commit them (or discard them) first, so the pull request has what you see"
+            )));
+        }
+        let (ahead, _) = self.ahead_behind("HEAD", self.base_branch).await?;
+        if ahead == 0 {
+            return Err(refused(format!(
+                "{} has no commit that {} lacks; commit the session's changes first",
+                self.branch, self.base_branch
+            )));
+        }
+        self.push().await?;
+        let subject = self.git(&["log", "-1", "--format=%s"]).await?;
+        let title = title
+            .map(str::trim)
+            .filter(|title| !title.is_empty())
+            .unwrap_or(&subject);
+        let body = body.unwrap_or_default();
+        super::pull_request::PullRequest {
+            repo: self.repo,
+            head: self.branch,
+            base: self.base_branch,
+            title,
+            body,
+        }
+        .open()
+        .await
     }
 
     /// Merges the session branch into the base branch, in the user's repository when the

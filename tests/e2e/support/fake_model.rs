@@ -130,6 +130,26 @@ impl Reply {
         )
     }
 
+    /// An Anthropic Messages reply that says `text` and ends the turn.
+    #[allow(dead_code)] // used by the agent and task tests, not by benches/tether.rs
+    pub fn anthropic_text(text: &str) -> Reply {
+        Reply::anthropic(&anthropic_events(
+            json!({"type": "text", "text": ""}),
+            json!({"type": "text_delta", "text": text}),
+            "end_turn",
+        ))
+    }
+
+    /// An Anthropic Messages reply that calls tool `name` with `input`.
+    #[allow(dead_code)] // used by the agent and task tests, not by benches/tether.rs
+    pub fn anthropic_tool(id: &str, name: &str, input: Value) -> Reply {
+        Reply::anthropic(&anthropic_events(
+            json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+            json!({"type": "input_json_delta", "partial_json": input.to_string()}),
+            "tool_use",
+        ))
+    }
+
     /// Streams `pieces` and then drops the connection without finishing.
     pub fn cut_after(pieces: &[&str]) -> Reply {
         let mut steps: Vec<Step> = pieces
@@ -434,4 +454,21 @@ async fn write_reply(socket: &mut TcpStream, reply: Reply) -> std::io::Result<()
             socket.shutdown().await
         }
     }
+}
+
+/// One Anthropic Messages stream: a message with one content block, then its stop reason.
+#[allow(dead_code)] // used by the agent and task tests, not by benches/tether.rs
+fn anthropic_events(block: Value, delta: Value, stop: &str) -> Vec<Value> {
+    vec![
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+            "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": block}),
+        json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+            "usage": {"output_tokens": 5}}),
+        json!({"type": "message_stop"}),
+    ]
 }

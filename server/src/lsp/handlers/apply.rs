@@ -93,7 +93,10 @@ impl Handler for methods::Apply {
     }
 }
 
-async fn apply(backend: &Backend, params: ApplyParams) -> jsonrpc::Result<api::ApplyResult> {
+pub(super) async fn apply(
+    backend: &Backend,
+    params: ApplyParams,
+) -> jsonrpc::Result<api::ApplyResult> {
     let manager = &backend.sessions;
     let info = manager.info(&params.id).map_err(session_error)?;
     let diff = manager

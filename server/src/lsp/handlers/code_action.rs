@@ -12,7 +12,7 @@ use crate::front::Sessions;
 use crate::session::{Activity, Answer, Item, QuestionKind, SessionInfo, SessionStatus};
 
 /// An action that runs `M`'s command with `params`, typed as the request takes them.
-fn action<M: Method>(title: String, params: &M::Params) -> CodeActionOrCommand {
+pub(in crate::lsp) fn action<M: Method>(title: String, params: &M::Params) -> CodeActionOrCommand {
     // Params are plain structs with string keys: writing them as JSON cannot fail.
     let argument = serde_json::to_value(params).unwrap_or_default();
     CodeActionOrCommand::CodeAction(CodeAction {

@@ -4,4 +4,5 @@
 pub mod apply;
 pub mod code_action;
 pub mod session;
+pub mod tasks;
 pub mod transcript;

@@ -66,7 +66,7 @@ fn root_path(root: &str) -> jsonrpc::Result<PathBuf> {
 }
 
 /// Runs a host method where the sessions are: in process, or in the daemon.
-pub(super) async fn on_host<M: HostMethod>(
+pub(in crate::lsp) async fn on_host<M: HostMethod>(
     backend: &Backend,
     params: M::Params,
 ) -> jsonrpc::Result<M::Result> {
@@ -128,11 +128,16 @@ on_host!(
     Review,
     CancelReview,
     FixFinding,
-    DismissFinding
+    DismissFinding,
+    TaskCompare,
+    TaskStop
 );
 
 /// A `root` the host can use: the one given, as a path, or the first workspace folder.
-fn root_for_host(backend: &Backend, root: Option<String>) -> jsonrpc::Result<Option<String>> {
+pub(super) fn root_for_host(
+    backend: &Backend,
+    root: Option<String>,
+) -> jsonrpc::Result<Option<String>> {
     let root = resolve_root(backend, root)?;
     root.to_str()
         .map(|root| Some(root.to_owned()))

@@ -103,6 +103,10 @@ pub struct SessionView {
     /// Findings that are not dismissed.
     pub findings: Arc<Vec<(FindingSource, Finding)>>,
     pub in_loop: bool,
+    /// How its work went (a task's trial is compared on it).
+    pub evidence: crate::vocab::Evidence,
+    /// Its last event's time (milliseconds since the epoch).
+    pub updated_at: u64,
 }
 
 impl SessionView {
@@ -144,6 +148,8 @@ impl SessionView {
             open_questions: Arc::new(state.open_questions.values().cloned().collect()),
             findings: Arc::new(state.findings.values().cloned().collect()),
             in_loop,
+            evidence: state.evidence.clone(),
+            updated_at: state.updated_at,
         }
     }
 }
@@ -424,6 +430,7 @@ fn info_of(state: &SessionState, read_only: bool) -> SessionInfo {
         read_only,
         started_by: spec.started_by.clone(),
         agent: state.agent_facts.clone(),
+        pull_request: state.evidence.pull_request.clone(),
     }
 }
 

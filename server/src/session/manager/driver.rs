@@ -268,7 +268,11 @@ async fn make_worktree(
         .remove_worktree(&spec.worktree, &spec.branch)
         .await?;
     repository
-        .add_worktree(&spec.worktree, &spec.branch, &spec.base_branch)
+        .add_worktree(
+            &spec.worktree,
+            &spec.branch,
+            spec.base_commit.as_deref().unwrap_or(&spec.base_branch),
+        )
         .await?;
     if cancel.is_cancelled() {
         return Err(DriveEnd::Stopped);

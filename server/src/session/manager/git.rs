@@ -8,11 +8,27 @@ use super::{SessionError, SessionManager};
 use crate::vocab::{Event, SessionSpec, new_item_id};
 use crate::workspace;
 
-/// What a git operation leaves: the status after it, and the commit it made.
+/// What a git operation leaves: the status after it, the commit it made, the pull request
+/// it opened.
 #[derive(Debug, Clone)]
 pub struct GitOutcome {
     pub status: workspace::operations::Status,
     pub commit: Option<String>,
+    pub pull_request: Option<String>,
+}
+
+/// A git operation on a session's branch (`tether/session/git`).
+#[derive(Debug, Clone, Copy)]
+pub struct GitRequest<'a> {
+    pub operation: workspace::operations::Operation,
+    pub paths: Option<&'a [String]>,
+    /// A commit's message.
+    pub message: Option<&'a str>,
+    /// The branch of `pullBranch`.
+    pub branch: Option<&'a str>,
+    /// A pull request's title and description.
+    pub title: Option<&'a str>,
+    pub body: Option<&'a str>,
 }
 
 impl SessionManager {
@@ -86,15 +102,16 @@ impl SessionManager {
     /// the agent is not working). Answers with the status after it, and the commit made.
     /// Only a merge into the base waits for the repository's lock: a push or pull holds no
     /// lock while it talks to the remote.
-    pub async fn git(
-        &self,
-        id: &str,
-        operation: workspace::operations::Operation,
-        paths: Option<&[String]>,
-        message: Option<&str>,
-        branch: Option<&str>,
-    ) -> Result<GitOutcome, SessionError> {
+    pub async fn git(&self, id: &str, request: GitRequest<'_>) -> Result<GitOutcome, SessionError> {
         use workspace::operations::{Operation, Refusal};
+        let GitRequest {
+            operation,
+            paths,
+            message,
+            branch,
+            title,
+            body,
+        } = request;
         let handle = if operation.writes() {
             self.writable_handle(id)?
         } else {
@@ -131,6 +148,7 @@ impl SessionManager {
         };
         git.pathspecs(paths).map_err(refusal)?;
         let mut commit = None;
+        let mut pull_request = None;
         {
             // Merging into the base touches the user's repository: one writer there at a time
             // (worktrees are added and removed under the same lock). Everything else changes
@@ -151,10 +169,59 @@ impl SessionManager {
                 Operation::PullBranch => git.pull_branch(branch).await.map_err(refusal)?,
                 Operation::MergeToBase => git.merge_to_base().await.map_err(refusal)?,
                 Operation::PullFromBase => git.pull_from_base().await.map_err(refusal)?,
+                Operation::Pr => {
+                    let url = git.pull_request(title, body).await.map_err(refusal)?;
+                    handle
+                        .run({
+                            let url = url.clone();
+                            move |actor| Ok(actor.emit(Event::PullRequest { url })?)
+                        })
+                        .await?;
+                    pull_request = Some(url);
+                }
             }
         }
         let status = git.status().await.map_err(refusal)?;
-        Ok(GitOutcome { status, commit })
+        Ok(GitOutcome {
+            status,
+            commit,
+            pull_request,
+        })
+    }
+
+    /// Commits everything in the session's worktree (a trial being promoted), as the user;
+    /// the commit, or `None` when everything was committed already.
+    pub(super) async fn commit_session_work(
+        &self,
+        id: &str,
+        message: &str,
+    ) -> Result<Option<String>, SessionError> {
+        let handle = self.writable_handle(id)?;
+        let view = handle.view();
+        if view.info.status.is_active() || !view.worktree_ready || !view.spec.worktree.exists() {
+            return Err(SessionError::InvalidState {
+                name: view.spec.name.clone(),
+                status: view.info.status,
+                operation: "commit the work of",
+                hint: "; it is working or has no worktree",
+            });
+        }
+        let spec = &view.spec;
+        let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
+        let git = workspace::operations::SessionGit {
+            worktree: &worktree,
+            repo: &spec.repo,
+            branch: &spec.branch,
+            base_branch: &spec.base_branch,
+        };
+        git.commit_all(message)
+            .await
+            .map_err(|refusal| match refusal {
+                workspace::operations::Refusal::Refused(message) => {
+                    SessionError::GitRefused(message)
+                }
+                workspace::operations::Refusal::Git(error) => SessionError::Git(error),
+            })
     }
 
     /// The session's private index file (shared with the tools' before/after comparison). It

@@ -22,12 +22,15 @@ use tokio_util::sync::CancellationToken;
 
 /// What a new session is made from: a request, or the session it clones.
 pub(super) struct NewSession {
+    /// Chosen ahead (a task records its trials' ids before they start); default a new one.
+    pub id: Option<String>,
     pub root: PathBuf,
     pub preferred_name: String,
     pub exact_name: bool,
     pub title: String,
     pub mode: Mode,
     pub base_branch: Option<String>,
+    pub base_commit: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
     pub temperature: Option<f32>,
@@ -37,6 +40,35 @@ pub(super) struct NewSession {
     pub prompt: Option<String>,
     pub started_by: Option<crate::vocab::StartedBy>,
     pub settings_profile: Option<String>,
+}
+
+/// Where the worktrees of `repo`'s sessions go.
+pub(super) fn worktrees_of(config: &crate::config::Config, repo: &std::path::Path) -> PathBuf {
+    config
+        .session
+        .worktree_dir
+        .clone()
+        .unwrap_or_else(store::default_worktrees_home)
+        .join(store::repo_key(repo))
+}
+
+impl SessionManager {
+    /// Whether a session of `repository` may not be named `name`: names are unique per
+    /// repository, so no other session, branch or folder may have it.
+    pub(super) fn session_name_taken(
+        &self,
+        repository: &workspace::Repository,
+        worktrees: &std::path::Path,
+        name: &str,
+    ) -> Result<bool, SessionError> {
+        let in_use = self.inner.sessions.iter().any(|entry| {
+            let view = entry.value().view();
+            view.spec.repo == repository.root && view.spec.name == name
+        });
+        Ok(in_use
+            || repository.branch_exists(&format!("{SESSION_BRANCH_PREFIX}{name}"))?
+            || worktrees.join(name).exists())
+    }
 }
 
 impl SessionActor {
@@ -102,12 +134,14 @@ impl SessionManager {
             None => slug_from_prompt(&request.prompt),
         };
         self.new_session(NewSession {
+            id: None,
             root: request.root,
             preferred_name,
             exact_name: request.name.is_some(),
             title,
             mode: request.mode,
             base_branch: request.base_branch,
+            base_commit: request.base_commit,
             provider: request.provider,
             model: request.model,
             temperature: None,
@@ -123,7 +157,7 @@ impl SessionManager {
 
     /// Records and starts a new session; returns its info as it was born (`pending`: its
     /// task may have moved it on by the time the caller could read it again).
-    async fn new_session(&self, new: NewSession) -> Result<SessionInfo, SessionError> {
+    pub(super) async fn new_session(&self, new: NewSession) -> Result<SessionInfo, SessionError> {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return Err(SessionError::ShuttingDown);
         }
@@ -158,23 +192,8 @@ impl SessionManager {
                 message: format!("provider {provider:?} sets no default model; name one"),
             })?;
         let base_branch = repository.resolve_base_branch(new.base_branch.as_deref())?;
-        let worktrees = config
-            .session
-            .worktree_dir
-            .clone()
-            .unwrap_or_else(store::default_worktrees_home)
-            .join(store::repo_key(&repository.root));
-
-        // Names are unique per repository: no other session, branch or folder may have it.
-        let taken = |name: &str| -> Result<bool, SessionError> {
-            let in_use = self.inner.sessions.iter().any(|entry| {
-                let view = entry.value().view();
-                view.spec.repo == repository.root && view.spec.name == name
-            });
-            Ok(in_use
-                || repository.branch_exists(&format!("{SESSION_BRANCH_PREFIX}{name}"))?
-                || worktrees.join(name).exists())
-        };
+        let worktrees = worktrees_of(config, &repository.root);
+        let taken = |name: &str| self.session_name_taken(&repository, &worktrees, name);
         let mut name = new.preferred_name.clone();
         let mut suffix = 2;
         while taken(&name)? {
@@ -191,7 +210,10 @@ impl SessionManager {
             suffix += 1;
         }
 
-        let id = uuid::Uuid::now_v7().simple().to_string();
+        let id = new
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
         let spec = SessionSpec {
             id: id.clone(),
             branch: format!("{SESSION_BRANCH_PREFIX}{name}"),
@@ -201,6 +223,7 @@ impl SessionManager {
             mode: new.mode,
             repo: repository.root.clone(),
             base_branch,
+            base_commit: new.base_commit,
             provider,
             model,
             temperature: new.temperature.or(provider_config.temperature),
@@ -439,12 +462,14 @@ impl SessionManager {
     pub async fn clone_session(&self, id: &str) -> Result<SessionInfo, SessionError> {
         let spec = self.view(id)?.spec.clone();
         self.new_session(NewSession {
+            id: None,
             root: spec.repo.clone(),
             preferred_name: format!("{}-clone", spec.name),
             exact_name: false,
             title: spec.title.clone(),
             mode: spec.mode,
             base_branch: Some(spec.base_branch.clone()),
+            base_commit: None,
             provider: Some(spec.provider.clone()),
             model: Some(spec.model.clone()),
             temperature: spec.temperature,
@@ -493,6 +518,12 @@ impl SessionManager {
         let _ = std::fs::remove_dir_all(self.temp_dir(&handle.id));
         let _ = std::fs::remove_dir_all(self.inner.home.join("private").join(&*handle.id));
         self.inner.sessions.remove(id);
+        let _ = self.inner.removed.send(id.to_owned());
         Ok(())
+    }
+
+    /// Sessions deleted from now on, by id.
+    pub fn subscribe_removed(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.removed.subscribe()
     }
 }

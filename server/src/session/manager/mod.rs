@@ -36,12 +36,17 @@ mod mcp;
 mod prompts;
 mod recovery;
 mod reviews;
+mod tasks;
 
 pub use actor::SessionView;
 use actor::{SessionActor, SessionHandle};
 pub use fanout::{EventSource, Subscription};
-pub use git::GitOutcome;
+pub use git::{GitOutcome, GitRequest};
 pub use loops::{EXIT_SIGNAL, LoopRequest};
+pub use tasks::{
+    Agreement, ComparedFile, ComparedRegion, CreateTask, FileInTrial, PromoteRequest, Promoted,
+    TaskComparison, TrialPatch, TrialRequest, Variant, task_document,
+};
 
 /// How long `stop` and shutdown wait for a session's task to notice and record the stop.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -50,6 +55,8 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub enum SessionError {
     #[error("unknown session {0:?}")]
     UnknownSession(String),
+    #[error("unknown task {0:?}")]
+    UnknownTask(String),
     #[error("cannot {operation} session {name:?}: it is {status}{hint}")]
     InvalidState {
         name: String,
@@ -77,6 +84,9 @@ pub enum SessionError {
     /// A git operation that cannot proceed; the repository is as it was.
     #[error("{0}")]
     GitRefused(String),
+    /// Tether's own fault (a worker thread that panicked).
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// What `tether/session/create` (and `tether run`) asks for.
@@ -88,6 +98,9 @@ pub struct CreateSession {
     /// Any path inside the repository.
     pub root: PathBuf,
     pub base_branch: Option<String>,
+    /// The commit its worktree starts from (a task's trials); default the base branch's tip
+    /// when the worktree is made.
+    pub base_commit: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
     pub toggles: BTreeMap<String, bool>,
@@ -126,6 +139,8 @@ pub struct SessionInfo {
     /// What its ACP agent says about its session (commands, modes, models).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<crate::vocab::AgentFacts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<String>,
 }
 
 /// A session's info with the events after a given `seq`, consistent with each other.
@@ -166,6 +181,10 @@ struct ManagerInner {
     repos: Mutex<HashMap<PathBuf, Arc<RepoStore>>>,
     sessions: dashmap::DashMap<String, Arc<SessionHandle>>,
     events: broadcast::Sender<AnnouncedEvent>,
+    /// Sessions deleted (there is no event for it): a daemon tells its fronts.
+    removed: broadcast::Sender<String>,
+    /// Tasks and the trials racing in them.
+    tasks: tasks::TaskBoard,
     working_slots: Arc<Semaphore>,
     max_working: Mutex<usize>,
     /// One per repository: `git worktree add/remove` are not safe to run concurrently in one
@@ -252,7 +271,7 @@ impl SessionManager {
         };
         let (events, _) = broadcast::channel(capacity);
         let config = ConfigCache::with_profiles_dir(sources, home.join("editors"));
-        Ok(SessionManager {
+        let manager = SessionManager {
             inner: Arc::new(ManagerInner {
                 home,
                 runtime: tokio::runtime::Handle::current(),
@@ -260,13 +279,17 @@ impl SessionManager {
                 repos: Mutex::new(HashMap::new()),
                 sessions: dashmap::DashMap::new(),
                 events,
+                removed: broadcast::channel(1024).0,
+                tasks: tasks::TaskBoard::default(),
                 working_slots: Arc::new(Semaphore::new(max_working)),
                 max_working: Mutex::new(max_working),
                 worktree_locks: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
                 hooks: Default::default(),
             }),
-        })
+        };
+        manager.watch_tasks();
+        Ok(manager)
     }
 
     /// Replaces one of the editor's layers of settings (`initializationOptions`, or the
@@ -452,6 +475,7 @@ impl SessionManager {
             let handle = actor.spawn(&self.inner.runtime);
             self.inner.sessions.insert(id.to_string(), Arc::new(handle));
         }
+        self.inner.tasks.load(&store);
         repos.insert(repo_root.to_owned(), store.clone());
         Ok(store)
     }
