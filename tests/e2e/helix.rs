@@ -13,7 +13,7 @@ fn helix_dir() -> PathBuf {
 }
 
 /// What Helix 25.07 tells a server it can do (the parts that matter here).
-fn helix_capabilities() -> Value {
+pub(crate) fn helix_capabilities() -> Value {
     json!({
         "general": {"positionEncodings": ["utf-8", "utf-32", "utf-16"]},
         "window": {"workDoneProgress": true},

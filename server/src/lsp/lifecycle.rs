@@ -111,6 +111,7 @@ impl Backend {
                 saved,
                 self.state.sessions_loaded.subscribe(),
                 self.started_by(),
+                self.tasks.clone(),
             );
             let _ = self.transcripts.set(sender);
         }

@@ -15,6 +15,7 @@ use super::ext::TaskEventNotification;
 use super::handlers::code_action::action;
 use crate::api::{self, methods};
 use crate::beneath::Beneath;
+use crate::front::Sessions;
 use crate::host::HostError;
 use crate::vocab::{PromoteHow, SessionStatus, TaskInfo, TaskStatus};
 
@@ -67,15 +68,18 @@ pub fn document_path(task: &TaskInfo) -> PathBuf {
 }
 
 /// Renders `task`'s document (with its comparison) and writes it; its path.
-pub async fn write_document(backend: &Backend, id: &str) -> Result<PathBuf, HostError> {
-    let compared = backend
-        .sessions
+pub async fn write_document(
+    sessions: &Sessions,
+    known: &KnownTasks,
+    id: &str,
+) -> Result<PathBuf, HostError> {
+    let compared = sessions
         .call::<methods::TaskCompare>(api::TaskCompareParams {
             id: id.to_owned(),
             session_ids: None,
         })
         .await?;
-    backend.tasks.remember(&compared.task);
+    known.remember(&compared.task);
     let path = document_path(&compared.task);
     let repo = compared.task.repo.clone();
     if let Err(error) = crate::workspace::exclude_locally(&repo, &format!("/{TASK_DIR}/")).await {
@@ -96,8 +100,7 @@ pub async fn write_document(backend: &Backend, id: &str) -> Result<PathBuf, Host
     .await
     .map_err(HostError::internal)?
     .map_err(|error| HostError::internal(format!("cannot write the task document: {error}")))?;
-    backend
-        .tasks
+    known
         .documents
         .insert(compared.task.id.clone(), path.clone());
     Ok(path)
@@ -129,7 +132,9 @@ pub fn start(backend: &Backend) {
             if backend.tasks.documents.contains_key(&task.id) {
                 let backend = backend.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = write_document(&backend, &task.id).await {
+                    if let Err(error) =
+                        write_document(&backend.sessions, &backend.tasks, &task.id).await
+                    {
                         tracing::warn!("re-rendering task {}: {error}", task.name);
                     }
                 });

@@ -84,10 +84,12 @@ pub fn start(
     saved: mpsc::UnboundedReceiver<SavedDocument>,
     sessions_loaded: tokio::sync::watch::Receiver<bool>,
     started_by: crate::vocab::StartedBy,
+    tasks: std::sync::Arc<super::tasks::KnownTasks>,
 ) -> mpsc::UnboundedSender<Request> {
     let (sender, requests) = mpsc::unbounded_channel();
     let transcripts = Transcripts {
         started_by,
+        tasks,
         client,
         manager,
         documents,
@@ -102,6 +104,8 @@ pub fn start(
 struct Transcripts {
     /// The editor, for sessions started from a draft.
     started_by: crate::vocab::StartedBy,
+    /// Tasks started from a draft get their document.
+    tasks: std::sync::Arc<super::tasks::KnownTasks>,
     client: Client,
     manager: Sessions,
     documents: Documents,
@@ -462,6 +466,12 @@ impl Transcripts {
         };
         let root = repo.display().to_string();
         self.manager.follow(&root).await;
+        let providers = transcript::draft_providers(&document.text);
+        if providers.len() > 1 {
+            self.start_task_from_draft(repo, document, prompt, root, providers)
+                .await;
+            return;
+        }
         let created = self
             .manager
             .call::<methods::Create>(api::CreateParams {
@@ -470,7 +480,7 @@ impl Transcripts {
                 name: None,
                 root: Some(root),
                 base_branch: None,
-                provider: transcript::draft_provider(&document.text),
+                provider: providers.into_iter().next().flatten(),
                 model: None,
                 toggles: Default::default(),
                 started_by: Some(self.started_by.clone()),
@@ -490,6 +500,53 @@ impl Transcripts {
             }
             Err(error) => {
                 self.tell(format!("tether: the session was not started: {error}"))
+                    .await;
+            }
+        }
+    }
+
+    /// A draft that names several providers races them: a task, whose document is shown.
+    async fn start_task_from_draft(
+        &mut self,
+        repo: &Path,
+        document: &SavedDocument,
+        prompt: String,
+        root: String,
+        providers: Vec<Option<String>>,
+    ) {
+        let created = self
+            .manager
+            .call::<methods::TaskCreate>(api::TaskCreateParams {
+                prompt,
+                trials: providers
+                    .into_iter()
+                    .map(|provider| api::TrialParams {
+                        provider,
+                        model: None,
+                    })
+                    .collect(),
+                name: None,
+                root: Some(root),
+                base_branch: None,
+                toggles: Default::default(),
+                settings_profile: self.manager.settings_profile(),
+            })
+            .await;
+        match created {
+            Ok(task) => {
+                let blank = transcript::render_draft(None);
+                if let Err(WriteError::Failed(error)) =
+                    self.write(repo, &document.path, &blank, true).await
+                {
+                    tracing::warn!("could not reset the draft: {error}");
+                }
+                match super::tasks::write_document(&self.manager, &self.tasks, &task.id).await {
+                    Ok(path) => show_document(&self.client, &path),
+                    Err(error) => tracing::warn!("the task document of {}: {error}", task.name),
+                }
+            }
+            Err(error) => {
+                self.tell(format!("tether: the task was not started: {error}"))
                     .await;
             }
         }

@@ -191,7 +191,7 @@ pub fn render_draft(context: Option<&str>) -> String {
     );
     let _ = write!(
         out,
-        "{PROVIDER_LABEL} default\n(or an agent: claude, codex, gemini, opencode, qwen, goose; or a provider of your settings; `:lsp-workspace-command tether.providers` lists them)\n"
+        "{PROVIDER_LABEL} default\n(or an agent: claude, codex, gemini, opencode, qwen, goose; or a provider of your settings; `:lsp-workspace-command tether.providers` lists them; several, comma-separated, race as a task: `claude, codex, default`)\n"
     );
     if let Some(context) = context {
         let _ = write!(out, "\n{CONTEXT_HEADING}\n\n{}\n", context.trim_end());
@@ -200,16 +200,24 @@ pub fn render_draft(context: Option<&str>) -> String {
     out
 }
 
-/// The provider a saved draft names on its `Provider:` line, before its prompt (`None`: the
-/// default).
-pub fn draft_provider(text: &str) -> Option<String> {
+/// The providers a saved draft names on its `Provider:` line, before its prompt, comma
+/// separated (`None`: the default). One starts a session; several race as a task's trials.
+pub fn draft_providers(text: &str) -> Vec<Option<String>> {
     // Up to the prompt's heading (the last, as `draft_prompt` takes it).
     let end = find_heading(text, PROMPT_HEADING).unwrap_or(text.len());
-    let value = text[..end]
+    let Some(value) = text[..end]
         .lines()
-        .find_map(|line| line.trim().strip_prefix(PROVIDER_LABEL))?
-        .trim();
-    (!value.is_empty() && value != "default").then(|| value.to_owned())
+        .find_map(|line| line.trim().strip_prefix(PROVIDER_LABEL))
+    else {
+        return vec![None];
+    };
+    let named: Vec<Option<String>> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| (name != "default").then(|| name.to_owned()))
+        .collect();
+    if named.is_empty() { vec![None] } else { named }
 }
 
 /// The prompt a saved draft asks for: what is under `## Prompt`, with the context before it.
@@ -248,12 +256,18 @@ mod tests {
     #[test]
     fn a_draft_names_its_provider_or_leaves_the_default() {
         let draft = render_draft(None);
-        assert_eq!(draft_provider(&draft), None);
+        assert_eq!(draft_providers(&draft), [None]);
         let chosen = draft.replace("Provider: default", "Provider: claude");
-        assert_eq!(draft_provider(&chosen).as_deref(), Some("claude"));
+        assert_eq!(draft_providers(&chosen), [Some("claude".to_owned())]);
+        // Several race as a task; `default` is the default provider.
+        let race = draft.replace("Provider: default", "Provider: claude, default ,codex,");
+        assert_eq!(
+            draft_providers(&race),
+            [Some("claude".to_owned()), None, Some("codex".to_owned())]
+        );
         // A "Provider:" line in the prompt is the prompt's.
         let in_prompt = format!("{draft}Provider: codex is what I use\n");
-        assert_eq!(draft_provider(&in_prompt), None);
+        assert_eq!(draft_providers(&in_prompt), [None]);
         assert_eq!(
             draft_prompt(&in_prompt).as_deref(),
             Some("Provider: codex is what I use")

@@ -140,9 +140,10 @@ impl Handler for methods::TaskPromote {
 
 impl Handler for methods::TaskOpen {
     async fn handle(backend: Backend, params: api::IdParams) -> jsonrpc::Result<api::UriResult> {
-        let path = super::super::tasks::write_document(&backend, &params.id)
-            .await
-            .map_err(host_error)?;
+        let path =
+            super::super::tasks::write_document(&backend.sessions, &backend.tasks, &params.id)
+                .await
+                .map_err(host_error)?;
         show_document(&backend.client, &path);
         Ok(api::UriResult {
             uri: Uri::from_file_path(&path)
