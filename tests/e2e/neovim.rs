@@ -299,3 +299,92 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
     );
     results
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Neovim 0.11: scripts/neovim.sh installs it, scripts/test.sh runs this"]
+async fn the_neovim_plugin_races_two_agents_as_a_task_and_promotes_one() {
+    let nvim = checked_neovim();
+    let env = calc_repository();
+    let (alpha, beta) = (FakeModel::start().await, FakeModel::start().await);
+    alpha.push(Reply::tool_calls(&[("edit_file", FIX_SUBTRACT)]));
+    alpha.push(Reply::text(&["fixed"]));
+    beta.push(Reply::tool_calls(&[(
+        "edit_file",
+        r#"{"path": "calc.py", "old_string": "def subtract(a, b):\n    return a + b\n", "new_string": "def subtract(a, b):\n    return b - a\n"}"#,
+    )]));
+    beta.push(Reply::text(&["fixed too"]));
+    let provider = |model: &FakeModel, name: &str| {
+        serde_json::json!({"kind": "openai", "base_url": model.base_url(),
+            "model": format!("{name}-model"), "max_retries": 0})
+    };
+    let settings = serde_json::json!({
+        "review": {"auto": false},
+        "default_provider": "alpha",
+        "providers": {"alpha": provider(&alpha, "alpha"), "beta": provider(&beta, "beta")},
+    })
+    .to_string();
+    let results = run_script(
+        &nvim,
+        "tasks.lua",
+        &env,
+        &alpha,
+        "calc.py",
+        &[("TETHER_SETTINGS", &settings)],
+    )
+    .await;
+    let asked: Vec<&str> = results["asked"]
+        .as_array()
+        .expect("asked")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        &asked[..4],
+        [
+            "Trial 1: which agent? (0 chosen)",
+            "Trial 2: which agent? (1 chosen)",
+            "Trial 3: which agent? (2 chosen)",
+            "What should the trials do? "
+        ],
+        "{asked:?}"
+    );
+    let text = results["task_text"].as_str().expect("the task buffer");
+    assert!(text.starts_with("# Task: fix subtract"), "{text}");
+    assert!(text.contains("## Where the trials differ"), "{text}");
+    assert!(
+        results["task_buffer_name"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("tether-task://fix-subtract")),
+        "{results:#}"
+    );
+    // Both trials were offered with their evidence; the user took beta's, applied.
+    let offered = results["trials_offered"]
+        .as_array()
+        .expect("trials offered");
+    assert_eq!(offered.len(), 2, "{results:#}");
+    assert!(
+        offered[1].as_str().is_some_and(
+            |line| line.starts_with("trial 2  beta/beta-model  [waiting]  1 files +1 -1")
+        ),
+        "{offered:?}"
+    );
+    assert_eq!(
+        results["hows"],
+        serde_json::json!([
+            "apply to my files",
+            "merge into main",
+            "open a pull request"
+        ])
+    );
+    assert_eq!(results["file_lines"][5], "    return b - a", "{results:#}");
+    assert!(
+        results["notified"]
+            .as_array()
+            .expect("notified")
+            .iter()
+            .any(|message| message.as_str().is_some_and(
+                |message| message.contains("trial 2 of fix-subtract promoted (apply)")
+            )),
+        "{results:#}"
+    );
+}

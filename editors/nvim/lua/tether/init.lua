@@ -2,7 +2,8 @@
 --
 --   require("tether").setup({ cmd = { "tether", "lsp" }, settings = { ... } })
 --
--- Commands: :Tether new|list|send|stop|resume|apply|export|review|loop|transcript
+-- Commands: :Tether new|list|send|stop|resume|apply|export|review|loop|transcript, and
+-- :Tether task new|list|compare|promote|stop|delete (tasks.lua: several agents race a prompt)
 -- Questions, plans and permissions are asked with vim.ui.select / vim.ui.input as they
 -- arrive; progress comes through Neovim's own $/progress handling; findings are diagnostics
 -- and every choice is also a code action.
@@ -382,6 +383,10 @@ function commands.loop(args)
   end)
 end
 
+function commands.task(args)
+  require("tether.tasks").command(args)
+end
+
 --- `:Tether <subcommand> [text]`.
 function M.command(opts)
   local name, rest = opts.args:match("^(%S+)%s*(.*)$")
@@ -410,6 +415,9 @@ local function server_config()
       ["tether/session/event"] = function(_, params)
         M.on_event(params)
       end,
+      ["tether/task/event"] = function(_, params)
+        require("tether.tasks").on_event(params)
+      end,
     },
   }
 end
@@ -435,7 +443,7 @@ function M.setup(opts)
   end
   vim.api.nvim_create_user_command("Tether", M.command, {
     nargs = "+",
-    desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript",
+    desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task",
     complete = function(lead)
       return vim.tbl_filter(function(name)
         return name:find(lead, 1, true) == 1
