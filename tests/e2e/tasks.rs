@@ -523,6 +523,10 @@ async fn promotion_by_merge_lands_in_the_base_and_a_conflict_changes_nothing() {
     assert_eq!(names, [one["name"].as_str().expect("name")]);
     let task = client.call("tether/task/get", json!({"id": id})).await;
     assert_eq!(trial(&task, 2)["gone"], true, "{task:#}");
+    // The merged trial still shows its work: against the task's base, not the moved main.
+    assert_eq!(trial(&task, 1)["filesChanged"], 1, "{task:#}");
+    let compared = client.call("tether/task/compare", json!({"id": id})).await;
+    assert_eq!(compared["files"][0]["path"], "a.txt", "{compared:#}");
     client.shutdown().await;
 }
 

@@ -112,8 +112,6 @@ const REVIEW: &str = r#"{"findings": [{"file": "calc/ops.py", "startLine": 11, "
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs code-server, Chromium and the packaged extension: scripts/code-server.sh installs them, scripts/test.sh runs this"]
 async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnostic() {
-    let (launcher, node) = code_server();
-    let vsix = vsix();
     let env = TestEnv::new();
     let fixture = root().join("fixtures/sample-repo");
     let copied = std::process::Command::new("cp")
@@ -147,124 +145,9 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     model.push(Reply::text(&["glad to help"]));
     write_config(env.home(), &model);
 
-    let home = env.home();
-    let user_data = home.join("vscode-user");
-    let extensions = home.join("vscode-extensions");
-    std::fs::create_dir_all(user_data.join("User")).expect("mkdir user");
-    let settings = serde_json::json!({
-        "tether.path": env!("CARGO_BIN_EXE_tether"),
-        "tether.permissionMode": "ask",
-        "workbench.startupEditor": "none",
-        "workbench.tips.enabled": false,
-        "workbench.secondarySideBar.defaultVisibility": "hidden",
-        "security.workspace.trust.enabled": false,
-        "extensions.autoCheckUpdates": false,
-        "extensions.autoUpdate": false,
-        "telemetry.telemetryLevel": "off",
-        "chat.disableAIFeatures": true,
-        "files.autoSave": "off",
-    });
-    std::fs::write(
-        user_data.join("User/settings.json"),
-        serde_json::to_vec_pretty(&settings).expect("json"),
-    )
-    .expect("write settings");
-    let config = home.join("code-server.yaml");
-    std::fs::write(&config, "auth: none\ncert: false\n").expect("write config");
-    let common = |command: &mut tokio::process::Command| {
-        command
-            .arg("--config")
-            .arg(&config)
-            .arg("--user-data-dir")
-            .arg(&user_data)
-            .arg("--extensions-dir")
-            .arg(&extensions);
-    };
-
-    let mut install = command(&launcher, home, &node);
-    common(&mut install);
-    let installed = install
-        .arg("--install-extension")
-        .arg(&vsix)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("code-server ran");
-    assert!(
-        installed.status.success(),
-        "installing the extension failed: {}{}",
-        String::from_utf8_lossy(&installed.stdout),
-        String::from_utf8_lossy(&installed.stderr)
-    );
-
-    let port = free_port();
-    let log = std::fs::File::create(home.join("code-server.log")).expect("log");
-    let mut serve = command(&launcher, home, &node);
-    common(&mut serve);
-    let server = serve
-        .args(["--auth", "none", "--bind-addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args([
-            "--disable-telemetry",
-            "--disable-update-check",
-            "--disable-workspace-trust",
-            "--disable-getting-started-override",
-        ])
-        .arg(env.repo())
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("code-server started");
-    let _group = Group(server.id().expect("a pid"));
-    let url = format!("http://127.0.0.1:{port}");
-    wait_healthy(&url).await;
-
-    let screenshots = std::env::var_os("TETHER_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join("screenshots"));
-    std::fs::create_dir_all(&screenshots).expect("mkdir screenshots");
-    let driver = tokio::process::Command::new("node")
-        .arg(root().join("tests/vscode/drive.mjs"))
-        .env("TETHER_URL", &url)
-        .env("TETHER_REPO", env.repo())
-        .env("TETHER_SCREENSHOTS", &screenshots)
-        .env("XDG_CONFIG_HOME", home.join("chromium-config"))
-        .env("TETHER_CHROMIUM_PROFILE", home.join("chromium-profile"))
-        .current_dir(root().join("tests/vscode"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), driver)
-        .await
-        .expect("the driver finished within 240 s")
-        .expect("node ran");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let server_log = std::fs::read_to_string(home.join("code-server.log")).unwrap_or_default();
-    let results: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line).ok())
-        .unwrap_or_else(|| {
-            panic!("no results from the driver; stdout {stdout}\nstderr {stderr}\ncode-server {server_log}")
-        });
-    if !output.status.success() {
-        // The temp home goes with the test: keep what the user would have seen, and the log.
-        let kept = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vscode-failure");
-        let _ = std::fs::create_dir_all(&kept);
-        let _ = std::fs::copy(
-            screenshots.join("vscode-failure.png"),
-            kept.join("vscode-failure.png"),
-        );
-        let _ = std::fs::write(kept.join("code-server.log"), &server_log);
-        panic!(
-            "the driver failed: {results:#}\nstderr {stderr}\nscreenshot and log kept in {kept:?}"
-        );
-    }
+    let workbench = Workbench::start(&env, &[("tether.permissionMode", "ask")]).await;
+    let results = workbench.drive("drive.mjs", &[]).await;
+    let screenshots = &workbench.screenshots;
 
     // What the clicks and keys sent reached the model, in order: the answers (the first one
     // typed as "Other"), the rejection's feedback, the approval, the allowed edit, the
@@ -345,6 +228,157 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     }
 }
 
+/// code-server with the packaged extension, serving a test's repository; its process group
+/// goes when this is dropped.
+pub(crate) struct Workbench {
+    pub url: String,
+    pub home: PathBuf,
+    pub screenshots: PathBuf,
+    _group: Group,
+}
+
+impl Workbench {
+    /// Installs the extension and starts code-server on `env`'s repository, with the user's
+    /// settings plus `settings` (string values).
+    pub(crate) async fn start(env: &TestEnv, settings: &[(&str, &str)]) -> Workbench {
+        let (launcher, node) = code_server();
+        let vsix = vsix();
+        let home = env.home();
+        let user_data = home.join("vscode-user");
+        let extensions = home.join("vscode-extensions");
+        std::fs::create_dir_all(user_data.join("User")).expect("mkdir user");
+        let mut user_settings = serde_json::json!({
+            "tether.path": env!("CARGO_BIN_EXE_tether"),
+            "workbench.startupEditor": "none",
+            "workbench.tips.enabled": false,
+            "workbench.secondarySideBar.defaultVisibility": "hidden",
+            "security.workspace.trust.enabled": false,
+            "extensions.autoCheckUpdates": false,
+            "extensions.autoUpdate": false,
+            "telemetry.telemetryLevel": "off",
+            "chat.disableAIFeatures": true,
+            "files.autoSave": "off",
+        });
+        for (key, value) in settings {
+            user_settings[*key] = Value::from(*value);
+        }
+        std::fs::write(
+            user_data.join("User/settings.json"),
+            serde_json::to_vec_pretty(&user_settings).expect("json"),
+        )
+        .expect("write settings");
+        let config = home.join("code-server.yaml");
+        std::fs::write(&config, "auth: none\ncert: false\n").expect("write config");
+        let common = |command: &mut tokio::process::Command| {
+            command
+                .arg("--config")
+                .arg(&config)
+                .arg("--user-data-dir")
+                .arg(&user_data)
+                .arg("--extensions-dir")
+                .arg(&extensions);
+        };
+
+        let mut install = command(&launcher, home, &node);
+        common(&mut install);
+        let installed = install
+            .arg("--install-extension")
+            .arg(&vsix)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("code-server ran");
+        assert!(
+            installed.status.success(),
+            "installing the extension failed: {}{}",
+            String::from_utf8_lossy(&installed.stdout),
+            String::from_utf8_lossy(&installed.stderr)
+        );
+
+        let port = free_port();
+        let log = std::fs::File::create(home.join("code-server.log")).expect("log");
+        let mut serve = command(&launcher, home, &node);
+        common(&mut serve);
+        let server = serve
+            .args(["--auth", "none", "--bind-addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args([
+                "--disable-telemetry",
+                "--disable-update-check",
+                "--disable-workspace-trust",
+                "--disable-getting-started-override",
+            ])
+            .arg(env.repo())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("code-server started");
+        let group = Group(server.id().expect("a pid"));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_healthy(&url).await;
+        let screenshots = std::env::var_os("TETHER_SCREENSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join("screenshots"));
+        std::fs::create_dir_all(&screenshots).expect("mkdir screenshots");
+        Workbench {
+            url,
+            home: home.to_path_buf(),
+            screenshots,
+            _group: group,
+        }
+    }
+
+    /// Runs `tests/vscode/<script>` against the workbench; the JSON it printed last. A
+    /// failure keeps its screenshot and code-server's log and fails the test.
+    pub(crate) async fn drive(&self, script: &str, extra_env: &[(&str, &str)]) -> Value {
+        let home = &self.home;
+        let driver = tokio::process::Command::new("node")
+            .arg(root().join("tests/vscode").join(script))
+            .env("TETHER_URL", &self.url)
+            .env("TETHER_REPO", home.join("repo"))
+            .env("TETHER_SCREENSHOTS", &self.screenshots)
+            .env("XDG_CONFIG_HOME", home.join("chromium-config"))
+            .env("TETHER_CHROMIUM_PROFILE", home.join("chromium-profile"))
+            .envs(extra_env.iter().copied())
+            .current_dir(root().join("tests/vscode"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(240), driver)
+            .await
+            .expect("the driver finished within 240 s")
+            .expect("node ran");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let server_log = std::fs::read_to_string(home.join("code-server.log")).unwrap_or_default();
+        let results: Value = stdout
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str(line).ok())
+            .unwrap_or_else(|| {
+                panic!("no results from the driver; stdout {stdout}\nstderr {stderr}\ncode-server {server_log}")
+            });
+        if !output.status.success() {
+            // The temp home goes with the test: keep what the user would have seen, and the log.
+            let kept = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vscode-failure");
+            let _ = std::fs::create_dir_all(&kept);
+            let _ = std::fs::copy(
+                self.screenshots.join("vscode-failure.png"),
+                kept.join("vscode-failure.png"),
+            );
+            let _ = std::fs::write(kept.join("code-server.log"), &server_log);
+            panic!(
+                "the driver failed: {results:#}\nstderr {stderr}\nscreenshot and log kept in {kept:?}"
+            );
+        }
+        results
+    }
+}
+
 async fn wait_healthy(url: &str) {
     let client = reqwest::Client::new();
     for _ in 0..300 {
@@ -356,4 +390,88 @@ async fn wait_healthy(url: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("code-server did not come up at {url}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs code-server, Chromium and the packaged extension: scripts/code-server.sh installs them, scripts/test.sh runs this"]
+async fn vs_code_races_two_agents_in_a_task_compares_them_and_merges_one() {
+    let env = TestEnv::new();
+    let fixture = root().join("fixtures/sample-repo");
+    let copied = std::process::Command::new("cp")
+        .arg("-R")
+        .arg(format!("{}/.", fixture.display()))
+        .arg(env.repo())
+        .status()
+        .expect("cp ran");
+    assert!(copied.success(), "copied {fixture:?}");
+    git(&env.repo(), &["add", "."]);
+    git(
+        &env.repo(),
+        &["commit", "-q", "-m", "the sample repository"],
+    );
+    git(&env.repo(), &["config", "user.name", "Test"]);
+    git(&env.repo(), &["config", "user.email", "test@example.com"]);
+    let (alpha, beta) = (FakeModel::start().await, FakeModel::start().await);
+    // Trial 1 fixes subtract one way, verified clean, reviewed with a finding; trial 2 another
+    // way, its verification finds something.
+    alpha.push(Reply::tool_calls(&[("edit_file", FIX_SUBTRACT)]));
+    alpha.push(Reply::text(&["fixed"]));
+    alpha.push(Reply::text(&["{\"findings\": []}"]));
+    alpha.push(Reply::text(&[REVIEW]));
+    beta.push(Reply::tool_calls(&[(
+        "edit_file",
+        r#"{"path": "calc/ops.py", "old_string": "    return b - a\n", "new_string": "    return -(b - a)\n"}"#,
+    )]));
+    beta.push(Reply::text(&["fixed too"]));
+    beta.push(Reply::text(&[REVIEW]));
+    beta.push(Reply::text(&[REVIEW]));
+    let provider = |model: &FakeModel, name: &str| {
+        format!(
+            "[providers.{name}]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"{name}-model\"\nmax_retries = 0\ntimeout_secs = 10\n",
+            model.base_url()
+        )
+    };
+    env.write_user_config(&format!(
+        "default_provider = \"alpha\"\n\n[review]\nauto = true\n\n{}\n{}",
+        provider(&alpha, "alpha"),
+        provider(&beta, "beta")
+    ));
+
+    let workbench = Workbench::start(&env, &[]).await;
+    let results = workbench.drive("drive_task.mjs", &[]).await;
+
+    for (field, wanted) in [
+        ("trials_text", "alpha/alpha-model"),
+        ("trials_text", "beta/beta-model"),
+        ("trials_text", "+1 −1"),
+        ("trials_text", "0/1/0/0"),
+        ("files_text", "calc/ops.py"),
+        ("files_text", "differ"),
+        ("trials_diff_tab", "ops.py (trial 1 ↔ trial 2)"),
+        ("base_diff_tab", "ops.py (base ↔ trial 1)"),
+        ("header_text", "trial 2 promoted by merge: keeps the operands' order visible"),
+        ("sessions_view", "Tasks (1)"),
+    ] {
+        assert!(
+            results[field]
+                .as_str()
+                .is_some_and(|text| text.contains(wanted)),
+            "{field} shows {wanted:?}: {results:#}"
+        );
+    }
+    // The merge landed in the user's repository, on main, with the trial's commit.
+    assert!(
+        std::fs::read_to_string(env.repo().join("calc/ops.py"))
+            .expect("read")
+            .contains("    return -(b - a)\n")
+    );
+    let log = git(&env.repo(), &["log", "--format=%s%n%b", "main"]);
+    assert!(log.contains("Trial 2 of task"), "{log}");
+    for shot in ["task-agents", "task", "task-diff", "task-promoted", "task-sessions"] {
+        let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
+        assert!(
+            std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),
+            "{path:?} was taken"
+        );
+    }
 }

@@ -14,10 +14,13 @@ import {
 import { type ProviderEntry, providerItems } from "./providers";
 import { EMPTY_SCHEME, SessionPanels, emptyDocuments, openFileDiff } from "./panel";
 import { type EventParams, type SessionInfo, SessionStore, describe } from "./sessions";
+import { BASE_SCHEME, TaskPanels, baseDocuments } from "./taskPanel";
+import { type TaskInfo, TaskStore, describeTask } from "./tasks";
 import { type SettingsSource, serverSettings } from "./settings";
 
 let client: LanguageClient | undefined;
 const store = new SessionStore();
+const tasks = new TaskStore();
 
 /**
  * Where the extension reads its settings. User-only settings (`"scope": "application"`) are
@@ -66,7 +69,11 @@ const optIn: StaticFeature = {
   clear() {},
 };
 
-type Node = { kind: "group"; status: string; sessions: SessionInfo[] } | { kind: "session"; session: SessionInfo };
+type Node =
+  | { kind: "group"; status: string; sessions: SessionInfo[] }
+  | { kind: "session"; session: SessionInfo }
+  | { kind: "tasks" }
+  | { kind: "task"; task: TaskInfo };
 
 class SessionsView implements vscode.TreeDataProvider<Node> {
   private readonly changed = new vscode.EventEmitter<Node | undefined>();
@@ -77,6 +84,21 @@ class SessionsView implements vscode.TreeDataProvider<Node> {
   }
 
   getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === "tasks") {
+      const item = new vscode.TreeItem(`Tasks (${tasks.all().length})`, vscode.TreeItemCollapsibleState.Expanded);
+      item.contextValue = "tasks";
+      return item;
+    }
+    if (node.kind === "task") {
+      const item = new vscode.TreeItem(node.task.name, vscode.TreeItemCollapsibleState.None);
+      item.description = describeTask(node.task);
+      item.tooltip = `${node.task.title}\n${item.description}`;
+      item.contextValue = "task";
+      item.id = `task:${node.task.id}`;
+      item.iconPath = new vscode.ThemeIcon("layers");
+      item.command = { command: "tether.ui.openTask", title: "Open Task", arguments: [node] };
+      return item;
+    }
     if (node.kind === "group") {
       const item = new vscode.TreeItem(
         `${node.status} (${node.sessions.length})`,
@@ -97,7 +119,11 @@ class SessionsView implements vscode.TreeDataProvider<Node> {
 
   getChildren(node?: Node): Node[] {
     if (!node) {
-      return store.grouped().map(([status, sessions]) => ({ kind: "group", status, sessions }));
+      const groups: Node[] = store.grouped().map(([status, sessions]) => ({ kind: "group", status, sessions }));
+      return tasks.all().length > 0 ? [{ kind: "tasks" }, ...groups] : groups;
+    }
+    if (node.kind === "tasks") {
+      return tasks.all().map((task) => ({ kind: "task", task }));
     }
     return node.kind === "group" ? node.sessions.map((session) => ({ kind: "session", session })) : [];
   }
@@ -122,8 +148,24 @@ async function reload(view: SessionsView): Promise<void> {
   if (listed) {
     store.reset(listed.sessions);
     store.gaps.clear();
-    view.refresh();
   }
+  const listedTasks = await request<{ tasks: TaskInfo[] }>("tether/task/list", {});
+  if (listedTasks) {
+    tasks.reset(listedTasks.tasks);
+  }
+  view.refresh();
+}
+
+/** The task a command is about: the tree item it was run on, or one picked. */
+async function chooseTask(node?: Node): Promise<TaskInfo | undefined> {
+  if (node?.kind === "task") {
+    return tasks.get(node.task.id) ?? node.task;
+  }
+  const picked = await vscode.window.showQuickPick(
+    tasks.all().map((task) => ({ label: task.name, description: describeTask(task), task })),
+    { placeHolder: "Which task?" },
+  );
+  return picked?.task;
 }
 
 /** The session a command is about: the tree item it was run on, or one picked. */
@@ -159,6 +201,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     await vscode.commands.executeCommand(`tether.ui.${name}`, { kind: "session", session });
   });
   context.subscriptions.push(panels, vscode.workspace.registerTextDocumentContentProvider(EMPTY_SCHEME, emptyDocuments));
+  const taskPanels = new TaskPanels(
+    context.extensionUri,
+    request,
+    async (sessionId) => {
+      const session = store.get(sessionId);
+      if (session) {
+        await panels.open(session);
+      }
+    },
+    () => void reload(view),
+  );
+  context.subscriptions.push(taskPanels, vscode.workspace.registerTextDocumentContentProvider(BASE_SCHEME, baseDocuments));
   /** A session that waits on the user while its panel is closed says so, once per item. */
   const promptIfWaiting = (params: EventParams) => {
     const item = params.event.item as { id?: string; type?: string } | undefined;
@@ -203,6 +257,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     if (store.gaps.size > 0) {
       void reload(view);
     }
+  });
+  client.onNotification("tether/task/event", (params: { taskId: string; task: TaskInfo }) => {
+    tasks.apply(params.task);
+    view.refresh();
+    taskPanels.changed(params.task);
   });
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((change) => {
@@ -252,6 +311,60 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         view.refresh();
       }
       await panels.open(session);
+    }
+  });
+  on("newTask", async () => {
+    // The agents that race: one trial each (the ones that can run).
+    const listed = await request<{ providers: ProviderEntry[] }>("tether/providers/list", {});
+    if (!listed) {
+      return;
+    }
+    const picked = await vscode.window.showQuickPick(
+      providerItems(listed.providers).filter((item) => item.provider.available),
+      { title: "Which agents race the task? (one trial each, up to 8)", canPickMany: true, matchOnDescription: true },
+    );
+    if (!picked || picked.length === 0) {
+      return;
+    }
+    const prompt = await vscode.window.showInputBox({ prompt: "What should the trials do?" });
+    const task =
+      prompt &&
+      (await request<TaskInfo>("tether/task/create", {
+        prompt,
+        trials: picked.map((item) => ({ provider: item.provider.name })),
+      }));
+    if (task) {
+      tasks.apply(task);
+      await reload(view);
+      await taskPanels.open(task);
+    }
+  });
+  on("openTask", async (node) => {
+    const task = await chooseTask(node);
+    if (task) {
+      await taskPanels.open(task);
+    }
+  });
+  on("stopTask", async (node) => {
+    const task = await chooseTask(node);
+    if (task) {
+      await request("tether/task/stop", { id: task.id });
+    }
+  });
+  on("deleteTask", async (node) => {
+    const task = await chooseTask(node);
+    const sure =
+      task &&
+      (await vscode.window.showWarningMessage(
+        `Delete task ${task.name} and its ${task.trials.length} trials (their worktrees and branches)?`,
+        { modal: true },
+        "Delete",
+      ));
+    if (task && sure === "Delete") {
+      await request("tether/task/delete", { id: task.id });
+      taskPanels.close(task.id);
+      tasks.remove(task.id);
+      await reload(view);
     }
   });
   on("send", async (node) => {

@@ -32,7 +32,8 @@ pub struct GitRequest<'a> {
 }
 
 impl SessionManager {
-    /// The session's changes against its base branch, untracked files included.
+    /// The session's changes against its base branch (a trial's: against its task's base
+    /// commit), untracked files included.
     pub async fn diff(&self, id: &str) -> Result<Vec<workspace::FileDiff>, SessionError> {
         let view = self.view(id)?;
         let spec = &view.spec;
@@ -49,7 +50,9 @@ impl SessionManager {
         }
         let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
         let files = checkpoints(spec, &worktree, &index)
-            .diff(&spec.base_branch)
+            // A task's trial against the commit every trial started from: once one is merged
+            // into the base branch, its own work must still show.
+            .diff(spec.base_commit.as_deref().unwrap_or(&spec.base_branch))
             .await;
         let _ = std::fs::remove_file(&index);
         Ok(files?)
