@@ -12,6 +12,7 @@ mod tool_steps;
 mod acp;
 mod daemon;
 mod scale;
+mod tasks;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -73,6 +74,9 @@ fn main() {
         }
         if wanted("acp") {
             acp::bench_acp().await;
+        }
+        if wanted("task") {
+            tasks::bench_tasks().await;
         }
     });
     if wanted("edit") {

@@ -449,7 +449,10 @@ async fn vs_code_races_two_agents_in_a_task_compares_them_and_merges_one() {
         ("files_text", "differ"),
         ("trials_diff_tab", "ops.py (trial 1 ↔ trial 2)"),
         ("base_diff_tab", "ops.py (base ↔ trial 1)"),
-        ("header_text", "trial 2 promoted by merge: keeps the operands' order visible"),
+        (
+            "header_text",
+            "trial 2 promoted by merge: keeps the operands' order visible",
+        ),
         ("sessions_view", "Tasks (1)"),
     ] {
         assert!(
@@ -467,7 +470,13 @@ async fn vs_code_races_two_agents_in_a_task_compares_them_and_merges_one() {
     );
     let log = git(&env.repo(), &["log", "--format=%s%n%b", "main"]);
     assert!(log.contains("Trial 2 of task"), "{log}");
-    for shot in ["task-agents", "task", "task-diff", "task-promoted", "task-sessions"] {
+    for shot in [
+        "task-agents",
+        "task",
+        "task-diff",
+        "task-promoted",
+        "task-sessions",
+    ] {
         let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
         assert!(
             std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),

@@ -138,9 +138,40 @@ impl Repository {
         }
     }
 
-    /// Makes a linked worktree at `path` on a new branch from `base`. On failure nothing is
-    /// left behind: no folder, no branch, no worktree entry.
-    pub async fn add_worktree(
+    /// Checks out the files of a worktree [`Repository::add_worktree_entry`] made. Worktrees of
+    /// one repository may be checked out at the same time (only the entries are serialized).
+    /// On failure the caller removes the worktree (under its lock).
+    pub async fn check_out_worktree(&self, path: &Path) -> Result<(), GitError> {
+        let worktree = SessionWorktree::pin(&self.root, path)?;
+        // Parallel checkout (one worker per core) makes a large worktree several times
+        // faster to check out than git's default of one.
+        git::tether(
+            worktree.place(),
+            &[
+                "-c",
+                "checkout.workers=0",
+                "reset",
+                "--hard",
+                "--quiet",
+                "HEAD",
+            ],
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Forgets worktree entries whose folders are gone.
+    pub async fn prune_worktrees(&self) -> Result<(), GitError> {
+        self.git(&["worktree", "prune"]).await
+    }
+
+    /// Makes the entry of a linked worktree at `path` on a new branch from `base`, without
+    /// its files ([`Repository::check_out_worktree`] checks them out). `git worktree add`s
+    /// of one repository must not run at the same time; this is the part that must be
+    /// serialized, and it is quick. On failure nothing is left behind: no folder, no branch,
+    /// no worktree entry.
+    pub async fn add_worktree_entry(
         &self,
         path: &Path,
         branch: &str,
@@ -165,15 +196,12 @@ impl Repository {
             })?;
         }
         let path_arg = path.to_string_lossy();
-        // Parallel checkout (one worker per core) makes a large worktree several times
-        // faster to check out than git's default of one.
         let result = self
             .git(&[
-                "-c",
-                "checkout.workers=0",
                 "worktree",
                 "add",
                 "--quiet",
+                "--no-checkout",
                 "-b",
                 branch,
                 &path_arg,

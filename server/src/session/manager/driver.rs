@@ -261,19 +261,33 @@ async fn make_worktree(
     let repository = workspace::Repository {
         root: spec.repo.clone(),
     };
-    let worktree_lock = manager.worktree_lock(&spec.repo);
-    let _serialized = worktree_lock.lock().await;
-    // Left over from a crash mid-creation: remove it (only ever a `tether/` branch).
-    repository
-        .remove_worktree(&spec.worktree, &spec.branch)
-        .await?;
-    repository
-        .add_worktree(
-            &spec.worktree,
-            &spec.branch,
-            spec.base_commit.as_deref().unwrap_or(&spec.base_branch),
-        )
-        .await?;
+    {
+        // Only the worktree's entry is made under the repository's lock: the checkout, the
+        // slow part, runs beside other sessions' (a task's trials start together).
+        let worktree_lock = manager.worktree_lock(&spec.repo);
+        let _serialized = worktree_lock.lock().await;
+        // Left over from a crash mid-creation: remove it (only ever a `tether/` branch).
+        repository
+            .remove_worktree(&spec.worktree, &spec.branch)
+            .await?;
+        repository
+            .add_worktree_entry(
+                &spec.worktree,
+                &spec.branch,
+                spec.base_commit.as_deref().unwrap_or(&spec.base_branch),
+            )
+            .await?;
+    }
+    if let Err(error) = repository.check_out_worktree(&spec.worktree).await {
+        // Undone under the lock, as it was made.
+        let worktree_lock = manager.worktree_lock(&spec.repo);
+        let _serialized = worktree_lock.lock().await;
+        let _ = repository
+            .remove_worktree(&spec.worktree, &spec.branch)
+            .await;
+        let _ = repository.prune_worktrees().await;
+        return Err(error.into());
+    }
     if cancel.is_cancelled() {
         return Err(DriveEnd::Stopped);
     }
