@@ -117,17 +117,25 @@ impl SessionManager {
                 message: format!("{unknown:?} is not a trial of task {}", task.name),
             });
         }
-        let mut diffs = Vec::new();
+        // The trials' diffs side by side: each is git processes, mostly waiting.
+        let mut running = tokio::task::JoinSet::new();
         for trial in &task.trials {
             if trial.gone || sessions.is_some_and(|ids| !ids.contains(&trial.session_id)) {
                 continue;
             }
-            diffs.push((
-                trial.index,
-                trial.session_id.clone(),
-                self.diff(&trial.session_id).await?,
-            ));
+            let (manager, index, id) = (self.clone(), trial.index, trial.session_id.clone());
+            running.spawn(async move {
+                let diff = manager.diff(&id).await;
+                diff.map(|diff| (index, id, diff))
+            });
         }
+        let mut diffs = Vec::new();
+        while let Some(joined) = running.join_next().await {
+            diffs.push(joined.map_err(|error| {
+                SessionError::Internal(format!("reading a trial's diff failed: {error}"))
+            })??);
+        }
+        diffs.sort_by_key(|(index, _, _)| *index);
         let compared = tokio::task::spawn_blocking(move || compare(&diffs))
             .await
             .map_err(|error| {
