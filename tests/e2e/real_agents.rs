@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::support::processes::eventually;
 use crate::support::{
     FakeModel, LspClient, Reply, TestEnv, agent_said, apply_text_edits, changed_paths,
-    completed_items, diff_paths, running,
+    completed_items, diff_paths, git, running,
 };
 
 /// The folder holding the agents' programs (`TETHER_ACP_AGENTS`, else the script's cache).
@@ -361,5 +361,73 @@ async fn claude_code_uses_the_sessions_mcp_server() {
         .any(|request| request.to_string().contains("HELLO FROM CLAUDE"));
     assert!(answered, "the MCP result reached the model");
     assert!(said(&client, &id).contains("Shouted."));
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real agents scripts/acp-agents.sh installs; scripts/test.sh runs it"]
+async fn claude_code_races_tethers_own_agent_in_a_task_and_is_merged() {
+    let env = TestEnv::new();
+    git(&env.repo(), &["config", "user.name", "Test"]);
+    git(&env.repo(), &["config", "user.email", "test@example.com"]);
+    let claude = claude_model().await;
+    let own = FakeModel::start().await;
+    own.push(Reply::tool_calls(&[(
+        "write_file",
+        r#"{"path": "notes.txt", "content": "from tether\n"}"#,
+    )]));
+    own.push(Reply::text(&["done"]));
+    let mut settings = claude_settings(&env, &claude, "auto");
+    settings["providers"]["fake"]["base_url"] = json!(own.base_url());
+    let mut client = LspClient::spawn(env.home()).await;
+    client.initialize(&env.repo(), settings, true).await;
+    let task = client
+        .call(
+            "tether/task/create",
+            json!({"prompt": "Write notes", "name": "race",
+                   "trials": [{"provider": "claude"}, {"provider": "fake"}]}),
+        )
+        .await;
+    let id = task["id"].as_str().expect("id").to_owned();
+    let claude_trial = task["trials"][0]["sessionId"].as_str().expect("id").to_owned();
+    let info = client
+        .call("tether/session/get", json!({"id": claude_trial}))
+        .await;
+    let notes = worktree_of(&info["session"]).join("notes.txt");
+    claude.push(Reply::anthropic_tool(
+        "toolu_1",
+        "Write",
+        json!({"file_path": notes, "content": "from claude\n"}),
+    ));
+    claude.push(Reply::anthropic_text("Wrote the notes."));
+    let settled = eventually(Duration::from_secs(90), || {
+        std::fs::read_to_string(&notes).is_ok_and(|text| text == "from claude\n")
+    })
+    .await;
+    assert!(settled, "Claude Code wrote its notes");
+    let task = loop {
+        let task = client.call("tether/task/get", json!({"id": id})).await;
+        if task["status"] == "done" {
+            break task;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(task["trials"][0]["provider"], "claude", "{task:#}");
+    assert_eq!(task["trials"][0]["filesChanged"], 1, "{task:#}");
+    assert_eq!(task["trials"][1]["filesChanged"], 1, "{task:#}");
+    let compared = client
+        .call("tether/task/compare", json!({"id": id}))
+        .await;
+    assert_eq!(compared["files"][0]["agreement"], "different", "{compared:#}");
+    client
+        .call(
+            "tether/task/promote",
+            json!({"id": id, "sessionId": claude_trial, "how": "merge", "reason": "Claude's notes"}),
+        )
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(env.repo().join("notes.txt")).expect("merged into main"),
+        "from claude\n"
+    );
     client.shutdown().await;
 }

@@ -870,3 +870,105 @@ async fn in_helix_a_draft_naming_two_providers_races_them_and_a_code_action_prom
     );
     client.shutdown().await;
 }
+
+/// A scripted ACP agent (tests/acp/scripted_agent.py) as provider `name`, playing `turns`.
+fn scripted_agent(env: &TestEnv, name: &str, turns: Value) -> Value {
+    let dir = env.home().join(format!("agent-{name}"));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("script.json"), json!({"turns": turns}).to_string()).expect("script");
+    let program = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/acp/scripted_agent.py")
+        .canonicalize()
+        .expect("the scripted agent");
+    json!({
+        "kind": "acp",
+        "command": program,
+        "env": {
+            "SCRIPTED_ACP_SCRIPT": dir.join("script.json"),
+            "SCRIPTED_ACP_LOG": dir.join("log.jsonl"),
+        },
+        "state_dirs": [dir],
+        "timeout_secs": 5,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acp_agent_races_tethers_own_and_one_that_crashes_leaves_the_others_racing() {
+    let env = TestEnv::new();
+    let (alpha, beta, gamma) = (
+        FakeModel::start().await,
+        FakeModel::start().await,
+        FakeModel::start().await,
+    );
+    alpha.push(Reply::tool_calls(&[(
+        "write_file",
+        r#"{"path": "notes.txt", "content": "from tether's agent\n"}"#,
+    )]));
+    alpha.push(Reply::text(&["done"]));
+    let mut settings = race_settings(&alpha, &beta, &gamma);
+    settings["review"] = json!({"auto": false});
+    settings["providers"]["scripted"] = scripted_agent(
+        &env,
+        "scripted",
+        json!([[{"write": ["notes.txt", "from the ACP agent\n"]}, {"say": "wrote the notes"}]]),
+    );
+    settings["providers"]["crasher"] = scripted_agent(
+        &env,
+        "crasher",
+        json!([[{"write": ["half.txt", "half\n"]}, {"say": "about to"}, {"crash": 3}]]),
+    );
+    let mut client = race_client(&env, settings, &[]).await;
+    let created = client
+        .call(
+            "tether/task/create",
+            json!({"prompt": "write notes", "name": "notes",
+                   "trials": [{"provider": "alpha"}, {"provider": "scripted"}, {"provider": "crasher"}]}),
+        )
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let task = task_until(&mut client, &id, |task| task["status"] != "running").await;
+    assert_eq!(task["status"], "done", "{task:#}");
+    assert_eq!(trial(&task, 1)["status"], "waiting", "{task:#}");
+    let acp = trial(&task, 2);
+    assert_eq!(acp["status"], "waiting", "{task:#}");
+    assert_eq!(acp["model"], "default");
+    assert_eq!(acp["filesChanged"], 1, "{task:#}");
+    let crashed = trial(&task, 3);
+    assert_eq!(crashed["status"], "failed", "{task:#}");
+    assert!(
+        crashed["statusReason"]
+            .as_str()
+            .is_some_and(|reason| !reason.is_empty()),
+        "{crashed:#}"
+    );
+
+    let compared = client
+        .call("tether/task/compare", json!({"id": id}))
+        .await;
+    let notes = compared["regions"]
+        .as_array()
+        .and_then(|regions| regions.iter().find(|region| region["path"] == "notes.txt"))
+        .expect("notes.txt's region");
+    assert_eq!(notes["agreement"], "different", "{notes:#}");
+
+    // The crashed trial cannot be promoted; the ACP agent's can, into the editor's files.
+    let error = client
+        .call_err(
+            "tether/task/promote",
+            json!({"id": id, "sessionId": crashed["sessionId"], "how": "apply"}),
+        )
+        .await;
+    assert_eq!(error["code"], -31002, "{error}");
+    assert!(client.messages("workspace/applyEdit").is_empty());
+    let promoted = client
+        .call(
+            "tether/task/promote",
+            json!({"id": id, "sessionId": acp["sessionId"], "how": "apply"}),
+        )
+        .await;
+    assert_eq!(promoted["task"]["promoted"]["trial"], 2, "{promoted:#}");
+    let edit = client.wait_for_message("workspace/applyEdit").await;
+    let edit = edit["params"]["edit"].to_string();
+    assert!(edit.contains("from the ACP agent"), "{edit}");
+    client.shutdown().await;
+}
