@@ -389,7 +389,10 @@ async fn claude_code_races_tethers_own_agent_in_a_task_and_is_merged() {
         )
         .await;
     let id = task["id"].as_str().expect("id").to_owned();
-    let claude_trial = task["trials"][0]["sessionId"].as_str().expect("id").to_owned();
+    let claude_trial = task["trials"][0]["sessionId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let info = client
         .call("tether/session/get", json!({"id": claude_trial}))
         .await;
@@ -415,10 +418,11 @@ async fn claude_code_races_tethers_own_agent_in_a_task_and_is_merged() {
     assert_eq!(task["trials"][0]["provider"], "claude", "{task:#}");
     assert_eq!(task["trials"][0]["filesChanged"], 1, "{task:#}");
     assert_eq!(task["trials"][1]["filesChanged"], 1, "{task:#}");
-    let compared = client
-        .call("tether/task/compare", json!({"id": id}))
-        .await;
-    assert_eq!(compared["files"][0]["agreement"], "different", "{compared:#}");
+    let compared = client.call("tether/task/compare", json!({"id": id})).await;
+    assert_eq!(
+        compared["files"][0]["agreement"], "different",
+        "{compared:#}"
+    );
     client
         .call(
             "tether/task/promote",

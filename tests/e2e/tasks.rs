@@ -607,6 +607,16 @@ async fn pull_requests_go_through_gh_and_its_absence_or_failure_is_said() {
         info["session"]["pullRequest"], "https://github.com/me/app/pull/42",
         "{info:#}"
     );
+    // Every editor's transcript (Helix's document, Neovim's buffer) says so too.
+    let exported = client
+        .call("tether/session/export", json!({"id": session_id}))
+        .await;
+    assert!(
+        exported["content"]
+            .as_str()
+            .is_some_and(|text| text.contains("- Pull request: https://github.com/me/app/pull/42")),
+        "{exported:#}"
+    );
     client.shutdown().await;
 }
 
@@ -942,9 +952,7 @@ async fn an_acp_agent_races_tethers_own_and_one_that_crashes_leaves_the_others_r
         "{crashed:#}"
     );
 
-    let compared = client
-        .call("tether/task/compare", json!({"id": id}))
-        .await;
+    let compared = client.call("tether/task/compare", json!({"id": id})).await;
     let notes = compared["regions"]
         .as_array()
         .and_then(|regions| regions.iter().find(|region| region["path"] == "notes.txt"))

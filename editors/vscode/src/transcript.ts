@@ -75,6 +75,8 @@ export interface Header {
   repo: string;
   model: string;
   usage: { inputTokens: number; outputTokens: number; costUsd: number };
+  /** The pull request opened for the session's branch, if any. */
+  pullRequest?: string;
 }
 
 export class Transcript {
@@ -96,6 +98,7 @@ export class Transcript {
       repo: session.repo ?? "",
       model: session.model ?? "",
       usage: { inputTokens: 0, outputTokens: 0, costUsd: 0 },
+      pullRequest: session.pullRequest,
     };
   }
 
@@ -141,6 +144,9 @@ export class Transcript {
       case "status":
         this.header.status = String(event.status);
         this.header.activity = (event.activity as string | null) ?? null;
+        return ["header"];
+      case "pullRequest":
+        this.header.pullRequest = String(event.url);
         return ["header"];
       case "usage":
         this.header.usage.inputTokens += num(event.inputTokens);

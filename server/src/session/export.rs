@@ -34,6 +34,9 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
         "- Branch: `{}` from `{}`",
         info.branch, info.base_branch
     );
+    if let Some(url) = &info.pull_request {
+        let _ = writeln!(out, "- Pull request: {url}");
+    }
     let _ = writeln!(out, "- Model: {} / {}", info.provider, info.model);
     let _ = writeln!(
         out,

@@ -69,8 +69,10 @@ test("tool calls, file changes, usage and status make the header and entries", (
     { kind: "usage", inputTokens: 50, outputTokens: 5, costUsd: 0.002 },
     { kind: "turnEnded", reason: "end_turn" },
     { kind: "turnEnded", reason: "budget", message: "spent $1" },
+    { kind: "pullRequest", url: "https://github.com/me/app/pull/7" },
   );
   assert.equal(transcript.header.status, "running");
+  assert.equal(transcript.header.pullRequest, "https://github.com/me/app/pull/7");
   assert.equal(transcript.header.worktree, "/w");
   assert.deepEqual(transcript.header.usage, { inputTokens: 150, outputTokens: 25, costUsd: 0.012 });
   assert.deepEqual(transcript.all(), [

@@ -107,6 +107,9 @@ interface PanelEntry extends Json {
           `${Number(usage.inputTokens ?? 0).toLocaleString()} in · ${Number(usage.outputTokens ?? 0).toLocaleString()} out · $${Number(usage.costUsd ?? 0).toFixed(4)}`,
         ),
       ),
+      ...(header.pullRequest
+        ? [el("div", { class: "muted pull-request" }, "Pull request: ", el("span", { class: "url" }, str(header.pullRequest)))]
+        : []),
       el(
         "div",
         { class: "actions" },
