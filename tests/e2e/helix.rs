@@ -1,12 +1,15 @@
 //! Helix: its `languages.toml` and guide are right, and the guide's whole session runs with
 //! only what Helix 25.07 has (no custom notifications, code actions, `executeCommand`,
-//! `applyEdit`, pushed diagnostics, didOpen/didChange/didSave).
+//! `applyEdit`, pushed diagnostics, didOpen/didChange/didSave), and so does a task raced
+//! from the draft and promoted by a code action on its document.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, LspClient, Reply, TestEnv, last_message};
+use crate::support::{FakeModel, LspClient, Reply, TestEnv, git, last_message};
+use crate::tasks::race_settings;
 
 fn helix_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../editors/helix")
@@ -222,5 +225,127 @@ async fn the_guides_session_runs_with_what_helix_has() {
         )
         .await;
     assert!(trusted["trusted"].is_string(), "{trusted}");
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_helix_a_draft_naming_two_providers_races_them_and_a_code_action_promotes_one() {
+    let env = TestEnv::new();
+    let repo = env.repo();
+    git(&repo, &["config", "user.name", "Test"]);
+    git(&repo, &["config", "user.email", "test@example.com"]);
+    let (alpha, beta, gamma) = (
+        FakeModel::start().await,
+        FakeModel::start().await,
+        FakeModel::start().await,
+    );
+    for (model, text) in [(&alpha, "from alpha\n"), (&beta, "from beta\n")] {
+        model.push(Reply::tool_calls(&[(
+            "write_file",
+            &json!({"path": "notes.txt", "content": text}).to_string(),
+        )]));
+        model.push(Reply::text(&["done"]));
+    }
+    let mut settings = race_settings(&alpha, &beta, &gamma);
+    settings["review"] = json!({"auto": false});
+    let mut client = LspClient::spawn(env.home()).await;
+    client
+        .initialize_with(&repo, settings, helix_capabilities())
+        .await;
+
+    // The guide's way: the draft, with two providers on its `Provider:` line.
+    let opened = client
+        .call(
+            "workspace/executeCommand",
+            json!({"command": "tether.newSession"}),
+        )
+        .await;
+    let draft_uri = opened["uri"].as_str().expect("draft uri").to_owned();
+    let draft = std::fs::read_to_string(draft_uri.trim_start_matches("file://")).expect("draft");
+    let written = format!(
+        "{}write notes\n",
+        draft.replace("Provider: default", "Provider: alpha, beta")
+    );
+    client
+        .notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": draft_uri, "languageId": "markdown", "version": 1, "text": written}}),
+        )
+        .await;
+    client
+        .notify(
+            "textDocument/didSave",
+            json!({"textDocument": {"uri": draft_uri}, "text": written}),
+        )
+        .await;
+    let shown = client
+        .wait_for_message_matching("window/showDocument", |params| {
+            params["uri"]
+                .as_str()
+                .is_some_and(|uri| uri.contains("/.tether/tasks/"))
+        })
+        .await;
+    let document_uri = shown["params"]["uri"].as_str().expect("uri").to_owned();
+    let document_path = PathBuf::from(document_uri.trim_start_matches("file://"));
+    let listed = loop {
+        let listed = client
+            .call(
+                "workspace/executeCommand",
+                json!({"command": "tether.taskList"}),
+            )
+            .await;
+        if listed["tasks"][0]["status"] == "done" {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let task = &listed["tasks"][0];
+    assert_eq!(
+        task["trials"]
+            .as_array()
+            .expect("trials")
+            .iter()
+            .map(|trial| trial["provider"].clone())
+            .collect::<Vec<_>>(),
+        [json!("alpha"), json!("beta")]
+    );
+    // The document follows the task: both trials, and where they differ.
+    let settled = crate::support::processes::eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&document_path)
+            .is_ok_and(|text| text.contains("| 2 | beta/beta-model | waiting |"))
+    })
+    .await;
+    assert!(
+        settled,
+        "{}",
+        std::fs::read_to_string(&document_path).unwrap_or_default()
+    );
+    assert!(
+        client.messages("tether/task/event").is_empty(),
+        "Helix gets no custom notifications"
+    );
+
+    // `space a` on the document: promote trial 2 by merge.
+    let actions = client.code_actions(&document_uri, (0, 0), (0, 0)).await;
+    let merge = actions
+        .iter()
+        .find(|action| {
+            action["title"] == "tether: Promote trial 2 (beta/beta-model): merge into main"
+        })
+        .unwrap_or_else(|| panic!("no merge action in {actions:#?}"))
+        .clone();
+    client.execute_action(&merge).await.expect("promoted");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("notes.txt")).expect("merged"),
+        "from beta\n"
+    );
+    // The promoted task offers no more promotions.
+    let after = client.code_actions(&document_uri, (0, 0), (0, 0)).await;
+    assert!(
+        after.iter().all(|action| !action["title"]
+            .as_str()
+            .is_some_and(|title| title.contains("Promote"))),
+        "{after:#?}"
+    );
     client.shutdown().await;
 }

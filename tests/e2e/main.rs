@@ -24,6 +24,7 @@ mod malformed;
 mod mcp;
 mod neovim;
 mod provider;
+mod pull_requests;
 mod real_agents;
 mod review;
 mod scheduling;

@@ -3,7 +3,7 @@
 //! promoted by apply, merge or pull request. Each trial talks to its own scripted model
 //! server, so what each trial does is certain however the race runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,14 +21,14 @@ fn findings(severity: &str, title: &str) -> String {
     )
 }
 
-fn openai(model: &FakeModel, name: &str) -> Value {
+pub(crate) fn openai(model: &FakeModel, name: &str) -> Value {
     json!({"kind": "openai", "base_url": model.base_url(), "model": format!("{name}-model"),
            "max_retries": 0, "timeout_secs": 10})
 }
 
 /// Settings with providers `alpha` and `beta` (OpenAI-compatible) and `gamma` (Anthropic),
 /// each its own server; verification and review run after every turn that changed files.
-fn race_settings(alpha: &FakeModel, beta: &FakeModel, gamma: &FakeModel) -> Value {
+pub(crate) fn race_settings(alpha: &FakeModel, beta: &FakeModel, gamma: &FakeModel) -> Value {
     json!({
         "review": {"auto": true},
         "default_provider": "alpha",
@@ -42,7 +42,11 @@ fn race_settings(alpha: &FakeModel, beta: &FakeModel, gamma: &FakeModel) -> Valu
     })
 }
 
-async fn race_client(env: &TestEnv, settings: Value, extra_env: &[(&str, &str)]) -> LspClient {
+pub(crate) async fn race_client(
+    env: &TestEnv,
+    settings: Value,
+    extra_env: &[(&str, &str)],
+) -> LspClient {
     let mut env_vars = vec![("TETHER_TEST_ANTHROPIC_KEY", "test-key")];
     env_vars.extend_from_slice(extra_env);
     let mut client = LspClient::spawn_with_env(env.home(), &env_vars).await;
@@ -61,7 +65,11 @@ async fn race_client(env: &TestEnv, settings: Value, extra_env: &[(&str, &str)])
 }
 
 /// Polls `tether/task/get` until `done` holds (30 s at most); the task then.
-async fn task_until(client: &mut LspClient, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn task_until(
+    client: &mut LspClient,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let task = client.call("tether/task/get", json!({"id": id})).await;
@@ -76,7 +84,7 @@ async fn task_until(client: &mut LspClient, id: &str, done: impl Fn(&Value) -> b
     }
 }
 
-fn trial(task: &Value, index: u64) -> &Value {
+pub(crate) fn trial(task: &Value, index: u64) -> &Value {
     task["trials"]
         .as_array()
         .and_then(|trials| trials.iter().find(|trial| trial["index"] == index))
@@ -364,54 +372,6 @@ async fn three_trials_on_two_kinds_of_provider_race_and_are_compared_on_evidence
     client.shutdown().await;
 }
 
-/// A fake `gh` that records its arguments in `<dir>/gh-args` and answers as `script` says.
-fn fake_gh(dir: &Path, script: &str) -> PathBuf {
-    let bin = dir.join("gh-bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let gh = bin.join("gh");
-    std::fs::write(
-        &gh,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n{script}\n",
-            dir.join("gh-args").display()
-        ),
-    )
-    .expect("write gh");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&gh, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    bin
-}
-
-fn path_with(bin: &Path) -> String {
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
-/// A bare repository as the user's origin.
-fn add_origin(env: &TestEnv) -> PathBuf {
-    let remote = env.home().join("origin.git");
-    git(
-        env.home(),
-        &[
-            "init",
-            "-q",
-            "--bare",
-            "-b",
-            "main",
-            remote.to_str().expect("utf-8"),
-        ],
-    );
-    git(
-        &env.repo(),
-        &["remote", "add", "origin", remote.to_str().expect("utf-8")],
-    );
-    git(&env.repo(), &["push", "-q", "origin", "main"]);
-    remote
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promotion_by_merge_lands_in_the_base_and_a_conflict_changes_nothing() {
     let env = TestEnv::new();
@@ -531,165 +491,6 @@ async fn promotion_by_merge_lands_in_the_base_and_a_conflict_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pull_requests_go_through_gh_and_its_absence_or_failure_is_said() {
-    let env = TestEnv::new();
-    let repo = env.repo();
-    git(&repo, &["config", "user.name", "Test"]);
-    git(&repo, &["config", "user.email", "test@example.com"]);
-    let remote = add_origin(&env);
-    let bin = fake_gh(
-        env.home(),
-        "echo 'Creating pull request'\necho 'https://github.com/me/app/pull/42'",
-    );
-    let (alpha, beta, gamma) = (
-        FakeModel::start().await,
-        FakeModel::start().await,
-        FakeModel::start().await,
-    );
-    alpha.push(Reply::tool_calls(&[(
-        "write_file",
-        r#"{"path": "pr.txt", "content": "for review\n"}"#,
-    )]));
-    alpha.push(Reply::text(&["done"]));
-    let mut settings = race_settings(&alpha, &beta, &gamma);
-    settings["review"] = json!({"auto": false});
-    let path = path_with(&bin);
-    let mut client = race_client(&env, settings, &[("PATH", &path)]).await;
-    let created = client
-        .call(
-            "tether/task/create",
-            json!({"prompt": "Add pr.txt", "name": "prtask", "trials": [{"provider": "alpha"}]}),
-        )
-        .await;
-    let id = created["id"].as_str().expect("id").to_owned();
-    let task = task_until(&mut client, &id, |task| task["status"] == "done").await;
-    let session_id = trial(&task, 1)["sessionId"].clone();
-
-    let promoted = client
-        .call(
-            "tether/task/promote",
-            json!({"id": id, "sessionId": session_id, "how": "pr", "body": "Please look"}),
-        )
-        .await;
-    assert_eq!(
-        promoted["pullRequest"], "https://github.com/me/app/pull/42",
-        "{promoted:#}"
-    );
-    assert_eq!(
-        promoted["task"]["promoted"]["pullRequest"],
-        "https://github.com/me/app/pull/42"
-    );
-    let args = std::fs::read_to_string(env.home().join("gh-args")).expect("gh ran");
-    let args: Vec<&str> = args.lines().collect();
-    assert_eq!(
-        args,
-        [
-            "pr",
-            "create",
-            "--head",
-            "tether/prtask-1",
-            "--base",
-            "main",
-            "--title",
-            "Add pr.txt",
-            "--body",
-            "Please look"
-        ]
-    );
-    // The branch is on the remote, with the trial's work.
-    let pushed = git(&remote, &["show", "tether/prtask-1:pr.txt"]);
-    assert_eq!(pushed, "for review\n");
-    // The session shows its pull request.
-    let info = client
-        .call("tether/session/get", json!({"id": session_id}))
-        .await;
-    assert_eq!(
-        info["session"]["pullRequest"], "https://github.com/me/app/pull/42",
-        "{info:#}"
-    );
-    // Every editor's transcript (Helix's document, Neovim's buffer) says so too.
-    let exported = client
-        .call("tether/session/export", json!({"id": session_id}))
-        .await;
-    assert!(
-        exported["content"]
-            .as_str()
-            .is_some_and(|text| text.contains("- Pull request: https://github.com/me/app/pull/42")),
-        "{exported:#}"
-    );
-    client.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_pull_request_without_gh_or_with_a_failing_gh_is_refused_clearly() {
-    let env = TestEnv::new();
-    let repo = env.repo();
-    git(&repo, &["config", "user.name", "Test"]);
-    git(&repo, &["config", "user.email", "test@example.com"]);
-    add_origin(&env);
-    let model = FakeModel::start().await;
-    model.push(Reply::tool_calls(&[(
-        "write_file",
-        r#"{"path": "x.txt", "content": "x\n"}"#,
-    )]));
-    model.push(Reply::text(&["done"]));
-    // gh "not logged in": fails with a message.
-    let bin = fake_gh(
-        env.home(),
-        "echo 'To get started with GitHub CLI, please run:  gh auth login' >&2\nexit 4",
-    );
-    let path = path_with(&bin);
-    let mut client = LspClient::spawn_with_env(env.home(), &[("PATH", &path)]).await;
-    client.initialize(&env.repo(), model.settings(), true).await;
-    let (_, id) = client
-        .create(json!({"prompt": "add x", "name": "solo"}))
-        .await;
-    client.wait_for_status(&id, "waiting").await;
-
-    // Uncommitted work is not in a pull request: refused until committed.
-    let error = client
-        .call_err("tether/session/git", json!({"id": id, "op": "pr"}))
-        .await;
-    assert_eq!(error["code"], -31004, "{error}");
-    assert!(error_message(&error).contains("not committed"), "{error}");
-    client
-        .call("tether/session/git", json!({"id": id, "op": "stage"}))
-        .await;
-    client
-        .call(
-            "tether/session/git",
-            json!({"id": id, "op": "commit", "message": "Add x"}),
-        )
-        .await;
-    let error = client
-        .call_err(
-            "tether/session/git",
-            json!({"id": id, "op": "pr", "title": "Add x"}),
-        )
-        .await;
-    assert_eq!(error["code"], -31004, "{error}");
-    let message = error_message(&error);
-    assert!(
-        message.contains("gh auth login") && message.contains("gh pr create --head tether/solo"),
-        "{message}"
-    );
-    let info = client.call("tether/session/get", json!({"id": id})).await;
-    assert!(info["session"]["pullRequest"].is_null());
-
-    // Without gh at all, the same: what happened and the command to run.
-    std::fs::remove_file(bin.join("gh")).expect("remove gh");
-    let error = client
-        .call_err("tether/session/git", json!({"id": id, "op": "pr"}))
-        .await;
-    assert_eq!(error["code"], -31004, "{error}");
-    assert!(
-        error_message(&error).contains("`gh` is not installed"),
-        "{error}"
-    );
-    client.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_outlives_a_daemon_killed_mid_race_and_working_or_failed_trials_are_not_promoted() {
     let env = TestEnv::new();
     let (alpha, beta, gamma) = (
@@ -756,128 +557,6 @@ async fn a_task_outlives_a_daemon_killed_mid_race_and_working_or_failed_trials_a
     client.call("tether/task/delete", json!({"id": id})).await;
     let error = client.call_err("tether/task/get", json!({"id": id})).await;
     assert_eq!(error["code"], -31001, "{error}");
-    client.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_helix_a_draft_naming_two_providers_races_them_and_a_code_action_promotes_one() {
-    let env = TestEnv::new();
-    let repo = env.repo();
-    git(&repo, &["config", "user.name", "Test"]);
-    git(&repo, &["config", "user.email", "test@example.com"]);
-    let (alpha, beta, gamma) = (
-        FakeModel::start().await,
-        FakeModel::start().await,
-        FakeModel::start().await,
-    );
-    for (model, text) in [(&alpha, "from alpha\n"), (&beta, "from beta\n")] {
-        model.push(Reply::tool_calls(&[(
-            "write_file",
-            &json!({"path": "notes.txt", "content": text}).to_string(),
-        )]));
-        model.push(Reply::text(&["done"]));
-    }
-    let mut settings = race_settings(&alpha, &beta, &gamma);
-    settings["review"] = json!({"auto": false});
-    let mut client = LspClient::spawn(env.home()).await;
-    client
-        .initialize_with(&repo, settings, crate::helix::helix_capabilities())
-        .await;
-
-    // The guide's way: the draft, with two providers on its `Provider:` line.
-    let opened = client
-        .call(
-            "workspace/executeCommand",
-            json!({"command": "tether.newSession"}),
-        )
-        .await;
-    let draft_uri = opened["uri"].as_str().expect("draft uri").to_owned();
-    let draft = std::fs::read_to_string(draft_uri.trim_start_matches("file://")).expect("draft");
-    let written = format!(
-        "{}write notes\n",
-        draft.replace("Provider: default", "Provider: alpha, beta")
-    );
-    client
-        .notify(
-            "textDocument/didOpen",
-            json!({"textDocument": {"uri": draft_uri, "languageId": "markdown", "version": 1, "text": written}}),
-        )
-        .await;
-    client
-        .notify(
-            "textDocument/didSave",
-            json!({"textDocument": {"uri": draft_uri}, "text": written}),
-        )
-        .await;
-    let shown = client
-        .wait_for_message_matching("window/showDocument", |params| {
-            params["uri"]
-                .as_str()
-                .is_some_and(|uri| uri.contains("/.tether/tasks/"))
-        })
-        .await;
-    let document_uri = shown["params"]["uri"].as_str().expect("uri").to_owned();
-    let document_path = PathBuf::from(document_uri.trim_start_matches("file://"));
-    let listed = loop {
-        let listed = client
-            .call(
-                "workspace/executeCommand",
-                json!({"command": "tether.taskList"}),
-            )
-            .await;
-        if listed["tasks"][0]["status"] == "done" {
-            break listed;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let task = &listed["tasks"][0];
-    assert_eq!(
-        task["trials"]
-            .as_array()
-            .expect("trials")
-            .iter()
-            .map(|trial| trial["provider"].clone())
-            .collect::<Vec<_>>(),
-        [json!("alpha"), json!("beta")]
-    );
-    // The document follows the task: both trials, and where they differ.
-    let settled = crate::support::processes::eventually(Duration::from_secs(10), || {
-        std::fs::read_to_string(&document_path)
-            .is_ok_and(|text| text.contains("| 2 | beta/beta-model | waiting |"))
-    })
-    .await;
-    assert!(
-        settled,
-        "{}",
-        std::fs::read_to_string(&document_path).unwrap_or_default()
-    );
-    assert!(
-        client.messages("tether/task/event").is_empty(),
-        "Helix gets no custom notifications"
-    );
-
-    // `space a` on the document: promote trial 2 by merge.
-    let actions = client.code_actions(&document_uri, (0, 0), (0, 0)).await;
-    let merge = actions
-        .iter()
-        .find(|action| {
-            action["title"] == "tether: Promote trial 2 (beta/beta-model): merge into main"
-        })
-        .unwrap_or_else(|| panic!("no merge action in {actions:#?}"))
-        .clone();
-    client.execute_action(&merge).await.expect("promoted");
-    assert_eq!(
-        std::fs::read_to_string(repo.join("notes.txt")).expect("merged"),
-        "from beta\n"
-    );
-    // The promoted task offers no more promotions.
-    let after = client.code_actions(&document_uri, (0, 0), (0, 0)).await;
-    assert!(
-        after.iter().all(|action| !action["title"]
-            .as_str()
-            .is_some_and(|title| title.contains("Promote"))),
-        "{after:#?}"
-    );
     client.shutdown().await;
 }
 

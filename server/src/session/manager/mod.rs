@@ -5,7 +5,8 @@
 //! The files, one job each: [`lifecycle`] (create, send, stop, resume, complete, clone,
 //! delete), [`driver`] (the task that runs a session's turns), [`prompts`] (questions, plans,
 //! permissions), [`reviews`] (reviews, verifications, findings), [`git`] (diff, rewind, git
-//! operations, checkpoints), [`recovery`] (what a crash left open), [`hooks`], [`loops`].
+//! operations, checkpoints), [`recovery`] (what a crash left open), [`hooks`], [`loops`],
+//! [`tasks`] (tasks and their trials), [`views`] (what readers are given: infos, filters).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -13,15 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{Semaphore, broadcast};
 
 use crate::config::{ConfigCache, ConfigError, ConfigSources, ConfigWarning, EditorLayer};
 use crate::provider::ProviderError;
 use crate::store::{RepoStore, StoreError};
-use crate::vocab::{
-    Activity, EventRecord, Finding, FindingSource, Item, Mode, SessionStatus, TokenUsage,
-};
+use crate::vocab::{EventRecord, Finding, FindingSource, Item, Mode, SessionStatus};
 use crate::workspace::{self, GitError};
 
 mod actor;
@@ -37,6 +35,7 @@ mod prompts;
 mod recovery;
 mod reviews;
 mod tasks;
+mod views;
 
 pub use actor::SessionView;
 use actor::{SessionActor, SessionHandle};
@@ -47,6 +46,7 @@ pub use tasks::{
     Agreement, ComparedFile, ComparedRegion, CreateTask, FileInTrial, PromoteRequest, Promoted,
     TaskComparison, TrialPatch, TrialRequest, Variant, task_document,
 };
+pub use views::{ListFilter, SessionFindings, SessionInfo, SessionSnapshot};
 
 /// How long `stop` and shutdown wait for a session's task to notice and record the stop.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -110,55 +110,6 @@ pub struct CreateSession {
     pub settings_profile: Option<String>,
 }
 
-/// A session as lists and pickers show it (SessionInfo in docs/protocol.md).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionInfo {
-    pub id: String,
-    pub name: String,
-    pub title: String,
-    pub mode: Mode,
-    pub status: SessionStatus,
-    pub activity: Option<Activity>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status_reason: Option<String>,
-    pub provider: String,
-    pub model: String,
-    pub branch: String,
-    pub base_branch: String,
-    pub repo: PathBuf,
-    pub worktree: PathBuf,
-    pub created_at: String,
-    pub updated_at: String,
-    pub usage: TokenUsage,
-    pub queued_messages: usize,
-    pub last_seq: u64,
-    pub read_only: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_by: Option<crate::vocab::StartedBy>,
-    /// What its ACP agent says about its session (commands, modes, models).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agent: Option<crate::vocab::AgentFacts>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pull_request: Option<String>,
-}
-
-/// A session's info with the events after a given `seq`, consistent with each other.
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionSnapshot {
-    pub session: SessionInfo,
-    pub events: Vec<EventRecord>,
-}
-
-/// One session's open findings.
-#[derive(Debug, Clone)]
-pub struct SessionFindings {
-    pub session_id: String,
-    pub name: String,
-    pub repo: PathBuf,
-    pub findings: Vec<(FindingSource, Finding)>,
-}
-
 /// An event as announced to subscribers (the LSP layer, `tether run`).
 #[derive(Debug, Clone)]
 pub struct AnnouncedEvent {
@@ -203,50 +154,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Filters for `list`.
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    pub status: Option<SessionStatus>,
-    pub mode: Option<Mode>,
-    /// Matched, case-insensitively, against the name and the title.
-    pub query: Option<String>,
-}
-
-impl ListFilter {
-    /// The sessions among `views` that pass, oldest first: what `list` answers, in the
-    /// daemon and in a front's mirror alike.
-    pub fn select(&self, views: impl Iterator<Item = Arc<SessionView>>) -> Vec<SessionInfo> {
-        let query = self.query.as_ref().map(|query| query.to_lowercase());
-        let mut sessions: Vec<SessionInfo> = views
-            .filter(|view| self.status.is_none_or(|status| view.info.status == status))
-            .filter(|view| self.mode.is_none_or(|mode| view.info.mode == mode))
-            .filter(|view| {
-                query.as_ref().is_none_or(|query| {
-                    view.info.name.to_lowercase().contains(query)
-                        || view.info.title.to_lowercase().contains(query)
-                })
-            })
-            .map(|view| view.info.clone())
-            .collect();
-        sessions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        sessions
-    }
-}
-
-impl SessionFindings {
-    /// The open findings of each of `views` that has some.
-    pub fn of(views: impl Iterator<Item = Arc<SessionView>>) -> Vec<SessionFindings> {
-        views
-            .filter(|view| !view.findings.is_empty())
-            .map(|view| SessionFindings {
-                session_id: view.spec.id.clone(),
-                name: view.spec.name.clone(),
-                repo: view.spec.repo.clone(),
-                findings: view.findings.to_vec(),
-            })
-            .collect()
-    }
-}
-
 impl SessionManager {
     /// A manager keeping its state under `home` (see [`crate::store::state_home`]). Must be
     /// called inside a Tokio runtime: the session tasks run there.
