@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, LspClient, Reply, TestEnv, git, last_message};
-use crate::tasks::race_settings;
+use crate::support::{FakeModel, LspClient, Reply, TestEnv, last_message};
+use crate::tasks::{race_settings, three_models};
 
 fn helix_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../editors/helix")
@@ -232,13 +232,8 @@ async fn the_guides_session_runs_with_what_helix_has() {
 async fn in_helix_a_draft_naming_two_providers_races_them_and_a_code_action_promotes_one() {
     let env = TestEnv::new();
     let repo = env.repo();
-    git(&repo, &["config", "user.name", "Test"]);
-    git(&repo, &["config", "user.email", "test@example.com"]);
-    let (alpha, beta, gamma) = (
-        FakeModel::start().await,
-        FakeModel::start().await,
-        FakeModel::start().await,
-    );
+    env.identify_user();
+    let (alpha, beta, gamma) = three_models().await;
     for (model, text) in [(&alpha, "from alpha\n"), (&beta, "from beta\n")] {
         model.push(Reply::tool_calls(&[(
             "write_file",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::support::{FakeModel, LspClient, Reply, TestEnv, error_message, git};
-use crate::tasks::{race_client, race_settings, task_until, trial};
+use crate::tasks::{race_client, race_settings, task_until, three_models, trial};
 
 /// A fake `gh` that records its arguments in `<dir>/gh-args` and answers as `script` says.
 fn fake_gh(dir: &Path, script: &str) -> PathBuf {
@@ -57,21 +57,15 @@ fn add_origin(env: &TestEnv) -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pull_requests_go_through_gh_and_its_absence_or_failure_is_said() {
+async fn a_trial_promoted_as_a_pull_request_is_pushed_and_opened_through_gh() {
     let env = TestEnv::new();
-    let repo = env.repo();
-    git(&repo, &["config", "user.name", "Test"]);
-    git(&repo, &["config", "user.email", "test@example.com"]);
+    env.identify_user();
     let remote = add_origin(&env);
     let bin = fake_gh(
         env.home(),
         "echo 'Creating pull request'\necho 'https://github.com/me/app/pull/42'",
     );
-    let (alpha, beta, gamma) = (
-        FakeModel::start().await,
-        FakeModel::start().await,
-        FakeModel::start().await,
-    );
+    let (alpha, beta, gamma) = three_models().await;
     alpha.push(Reply::tool_calls(&[(
         "write_file",
         r#"{"path": "pr.txt", "content": "for review\n"}"#,
@@ -149,9 +143,7 @@ async fn pull_requests_go_through_gh_and_its_absence_or_failure_is_said() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_pull_request_without_gh_or_with_a_failing_gh_is_refused_clearly() {
     let env = TestEnv::new();
-    let repo = env.repo();
-    git(&repo, &["config", "user.name", "Test"]);
-    git(&repo, &["config", "user.email", "test@example.com"]);
+    env.identify_user();
     add_origin(&env);
     let model = FakeModel::start().await;
     model.push(Reply::tool_calls(&[(

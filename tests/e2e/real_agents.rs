@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::support::processes::eventually;
 use crate::support::{
     FakeModel, LspClient, Reply, TestEnv, agent_said, apply_text_edits, changed_paths,
-    completed_items, diff_paths, git, running,
+    completed_items, diff_paths, running,
 };
 
 /// The folder holding the agents' programs (`TETHER_ACP_AGENTS`, else the script's cache).
@@ -368,8 +368,7 @@ async fn claude_code_uses_the_sessions_mcp_server() {
 #[ignore = "needs the real agents scripts/acp-agents.sh installs; scripts/test.sh runs it"]
 async fn claude_code_races_tethers_own_agent_in_a_task_and_is_merged() {
     let env = TestEnv::new();
-    git(&env.repo(), &["config", "user.name", "Test"]);
-    git(&env.repo(), &["config", "user.email", "test@example.com"]);
+    env.identify_user();
     let claude = claude_model().await;
     let own = FakeModel::start().await;
     own.push(Reply::tool_calls(&[(

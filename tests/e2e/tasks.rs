@@ -26,6 +26,15 @@ pub(crate) fn openai(model: &FakeModel, name: &str) -> Value {
            "max_retries": 0, "timeout_secs": 10})
 }
 
+/// Three model servers: `alpha`, `beta` and `gamma` of [`race_settings`].
+pub(crate) async fn three_models() -> (FakeModel, FakeModel, FakeModel) {
+    (
+        FakeModel::start().await,
+        FakeModel::start().await,
+        FakeModel::start().await,
+    )
+}
+
 /// Settings with providers `alpha` and `beta` (OpenAI-compatible) and `gamma` (Anthropic),
 /// each its own server; verification and review run after every turn that changed files.
 pub(crate) fn race_settings(alpha: &FakeModel, beta: &FakeModel, gamma: &FakeModel) -> Value {
@@ -109,11 +118,7 @@ async fn three_trials_on_two_kinds_of_provider_race_and_are_compared_on_evidence
     let env = TestEnv::new();
     env.commit_repo_config(TEST_HOOK);
     let base = git(&env.repo(), &["rev-parse", "main"]).trim().to_owned();
-    let (alpha, beta, gamma) = (
-        FakeModel::start().await,
-        FakeModel::start().await,
-        FakeModel::start().await,
-    );
+    let (alpha, beta, gamma) = three_models().await;
     // Trial 1: greets with "hello", edits the README; verified clean, reviewed with one
     // high finding.
     alpha.push(Reply::tool_calls(&[
@@ -376,13 +381,8 @@ async fn three_trials_on_two_kinds_of_provider_race_and_are_compared_on_evidence
 async fn promotion_by_merge_lands_in_the_base_and_a_conflict_changes_nothing() {
     let env = TestEnv::new();
     let repo = env.repo();
-    git(&repo, &["config", "user.name", "Test"]);
-    git(&repo, &["config", "user.email", "test@example.com"]);
-    let (alpha, beta, gamma) = (
-        FakeModel::start().await,
-        FakeModel::start().await,
-        FakeModel::start().await,
-    );
+    env.identify_user();
+    let (alpha, beta, gamma) = three_models().await;
     alpha.push(Reply::tool_calls(&[(
         "write_file",
         r#"{"path": "a.txt", "content": "from trial one\n"}"#,
@@ -493,11 +493,7 @@ async fn promotion_by_merge_lands_in_the_base_and_a_conflict_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_outlives_a_daemon_killed_mid_race_and_working_or_failed_trials_are_not_promoted() {
     let env = TestEnv::new();
-    let (alpha, beta, gamma) = (
-        FakeModel::start().await,
-        FakeModel::start().await,
-        FakeModel::start().await,
-    );
+    let (alpha, beta, gamma) = three_models().await;
     // Trial 1 works slowly; trial 2's provider points at nothing, so it fails.
     alpha.push(Reply::text_paced(
         &["thinking", " still", " thinking", " more"],
@@ -584,11 +580,7 @@ fn scripted_agent(env: &TestEnv, name: &str, turns: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acp_agent_races_tethers_own_and_one_that_crashes_leaves_the_others_racing() {
     let env = TestEnv::new();
-    let (alpha, beta, gamma) = (
-        FakeModel::start().await,
-        FakeModel::start().await,
-        FakeModel::start().await,
-    );
+    let (alpha, beta, gamma) = three_models().await;
     alpha.push(Reply::tool_calls(&[(
         "write_file",
         r#"{"path": "notes.txt", "content": "from tether's agent\n"}"#,

@@ -46,6 +46,25 @@ fn vsix() -> PathBuf {
     path
 }
 
+/// A test repository holding a copy of fixtures/sample-repo, committed.
+fn sample_repository() -> TestEnv {
+    let env = TestEnv::new();
+    let fixture = root().join("fixtures/sample-repo");
+    let copied = std::process::Command::new("cp")
+        .arg("-R")
+        .arg(format!("{}/.", fixture.display()))
+        .arg(env.repo())
+        .status()
+        .expect("cp ran");
+    assert!(copied.success(), "copied {fixture:?}");
+    git(&env.repo(), &["add", "."]);
+    git(
+        &env.repo(),
+        &["commit", "-q", "-m", "the sample repository"],
+    );
+    env
+}
+
 /// The process group code-server and everything it starts run in, killed on drop.
 struct Group(u32);
 
@@ -112,20 +131,7 @@ const REVIEW: &str = r#"{"findings": [{"file": "calc/ops.py", "startLine": 11, "
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs code-server, Chromium and the packaged extension: scripts/code-server.sh installs them, scripts/test.sh runs this"]
 async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnostic() {
-    let env = TestEnv::new();
-    let fixture = root().join("fixtures/sample-repo");
-    let copied = std::process::Command::new("cp")
-        .arg("-R")
-        .arg(format!("{}/.", fixture.display()))
-        .arg(env.repo())
-        .status()
-        .expect("cp ran");
-    assert!(copied.success(), "copied {fixture:?}");
-    git(&env.repo(), &["add", "."]);
-    git(
-        &env.repo(),
-        &["commit", "-q", "-m", "the sample repository"],
-    );
+    let env = sample_repository();
     let model = FakeModel::start().await;
     model.push(Reply::tool_calls(&[("ask_user", QUESTIONS)]));
     // The first plan is rejected with feedback, the second approved.
@@ -395,22 +401,8 @@ async fn wait_healthy(url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs code-server, Chromium and the packaged extension: scripts/code-server.sh installs them, scripts/test.sh runs this"]
 async fn vs_code_races_two_agents_in_a_task_compares_them_and_merges_one() {
-    let env = TestEnv::new();
-    let fixture = root().join("fixtures/sample-repo");
-    let copied = std::process::Command::new("cp")
-        .arg("-R")
-        .arg(format!("{}/.", fixture.display()))
-        .arg(env.repo())
-        .status()
-        .expect("cp ran");
-    assert!(copied.success(), "copied {fixture:?}");
-    git(&env.repo(), &["add", "."]);
-    git(
-        &env.repo(),
-        &["commit", "-q", "-m", "the sample repository"],
-    );
-    git(&env.repo(), &["config", "user.name", "Test"]);
-    git(&env.repo(), &["config", "user.email", "test@example.com"]);
+    let env = sample_repository();
+    env.identify_user();
     let (alpha, beta) = (FakeModel::start().await, FakeModel::start().await);
     // Trial 1 fixes subtract one way, verified clean, reviewed with a finding; trial 2 another
     // way, its verification finds something.

@@ -30,6 +30,37 @@ function harness.run(main)
   end
 end
 
+--- Sets the plugin up as a user would (servers attach on FileType) and opens TETHER_FILE;
+--- returns the plugin and the file's buffer once its server is up. `before_setup` runs just
+--- before `setup`.
+function harness.start_plugin(before_setup)
+  vim.cmd('filetype on')
+  vim.opt.runtimepath:prepend(assert(os.getenv('TETHER_PLUGIN')))
+  if before_setup then
+    before_setup()
+  end
+  local tether = require('tether')
+  tether.setup({
+    cmd = { assert(os.getenv('TETHER_BIN')), 'lsp' },
+    settings = vim.json.decode(assert(os.getenv('TETHER_SETTINGS'))),
+  })
+  harness.step('open')
+  vim.cmd('edit ' .. vim.fn.fnameescape(os.getenv('TETHER_REPO') .. '/' .. os.getenv('TETHER_FILE')))
+  local file_buf = vim.api.nvim_get_current_buf()
+  if not vim.wait(10000, function()
+    local client = vim.lsp.get_clients({ name = 'tether', bufnr = file_buf })[1]
+    return client ~= nil and client.initialized
+  end) then
+    harness.fail('the plugin did not start the server')
+  end
+  return tether, file_buf
+end
+
+--- A buffer's text.
+function harness.text_of(buf)
+  return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n')
+end
+
 vim.defer_fn(function()
   harness.fail('timed out at step ' .. tostring(results.steps[#results.steps]))
 end, 60000)

@@ -37,43 +37,26 @@ vim.notify = function(message)
   table.insert(results.notified, message)
 end
 
-local function text_of(buf)
-  return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n')
-end
+local text_of = harness.text_of
 
 local function main()
   -- As in a user's Neovim (-u NONE leaves it off): servers attach on FileType.
-  vim.cmd('filetype on')
-  vim.opt.runtimepath:prepend(assert(os.getenv('TETHER_PLUGIN')))
-  if os.getenv('TETHER_NVIM_AS_0_10') == '1' then
-    -- Neovim 0.10 has neither: the plugin must start the server itself on FileType.
-    vim.lsp.config = nil
-    vim.lsp.enable = nil
-    results.started_by = 'vim.lsp.start'
-  end
-  -- The turn's progress, as Neovim's own $/progress handling passes it on.
-  results.progress = {}
-  vim.api.nvim_create_autocmd('LspProgress', {
-    callback = function(event)
-      local value = event.data.params.value
-      table.insert(results.progress, { kind = value.kind, title = value.title, message = value.message })
-    end,
-  })
-  local tether = require('tether')
-  tether.setup({
-    cmd = { assert(os.getenv('TETHER_BIN')), 'lsp' },
-    settings = vim.json.decode(assert(os.getenv('TETHER_SETTINGS'))),
-  })
-
-  step('open')
-  vim.cmd('edit ' .. vim.fn.fnameescape(os.getenv('TETHER_REPO') .. '/' .. os.getenv('TETHER_FILE')))
-  local file_buf = vim.api.nvim_get_current_buf()
-  if not vim.wait(10000, function()
-    local client = vim.lsp.get_clients({ name = 'tether', bufnr = file_buf })[1]
-    return client ~= nil and client.initialized
-  end) then
-    return fail('the plugin did not start the server')
-  end
+  local _, file_buf = harness.start_plugin(function()
+    if os.getenv('TETHER_NVIM_AS_0_10') == '1' then
+      -- Neovim 0.10 has neither: the plugin must start the server itself on FileType.
+      vim.lsp.config = nil
+      vim.lsp.enable = nil
+      results.started_by = 'vim.lsp.start'
+    end
+    -- The turn's progress, as Neovim's own $/progress handling passes it on.
+    results.progress = {}
+    vim.api.nvim_create_autocmd('LspProgress', {
+      callback = function(event)
+        local value = event.data.params.value
+        table.insert(results.progress, { kind = value.kind, title = value.title, message = value.message })
+      end,
+    })
+  end)
 
   step('new')
   vim.cmd('Tether new')

@@ -55,28 +55,10 @@ vim.notify = function(message)
   table.insert(results.notified, message)
 end
 
-local function text_of(buf)
-  return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n')
-end
+local text_of = harness.text_of
 
 local function main()
-  vim.cmd('filetype on')
-  vim.opt.runtimepath:prepend(assert(os.getenv('TETHER_PLUGIN')))
-  local tether = require('tether')
-  tether.setup({
-    cmd = { assert(os.getenv('TETHER_BIN')), 'lsp' },
-    settings = vim.json.decode(assert(os.getenv('TETHER_SETTINGS'))),
-  })
-
-  step('open')
-  vim.cmd('edit ' .. vim.fn.fnameescape(os.getenv('TETHER_REPO') .. '/' .. os.getenv('TETHER_FILE')))
-  local file_buf = vim.api.nvim_get_current_buf()
-  if not vim.wait(10000, function()
-    local client = vim.lsp.get_clients({ name = 'tether', bufnr = file_buf })[1]
-    return client ~= nil and client.initialized
-  end) then
-    return fail('the plugin did not start the server')
-  end
+  local _, file_buf = harness.start_plugin()
 
   step('task new')
   vim.cmd('Tether task new')

@@ -3,221 +3,150 @@
 // Sessions view. Run by tests/e2e/vscode.rs, which starts code-server and the fake model and
 // checks the JSON this prints as its last line. Screenshots go to TETHER_SCREENSHOTS.
 
-import { chromium } from "playwright-core";
+import { closeDiff as closeTab, drive, page, palette, results, shot, step, text } from "./workbench.mjs";
 
-const url = process.env.TETHER_URL;
-const repo = process.env.TETHER_REPO;
-const shots = process.env.TETHER_SCREENSHOTS;
-const results = { steps: [] };
-let page;
 /**
  * The fixed line. A regular expression, because a string matches case-insensitively ("Return
  * a - b." in the docstring too); `\s`, because the editor draws spaces as U+00A0.
  */
 const FIXED = /return\sa\s-\sb/;
 
-function step(name) {
-  results.steps.push(name);
-  process.stderr.write(`step: ${name}\n`);
-}
-
-async function shot(name) {
-  await page.screenshot({ path: `${shots}/vscode-${name}.png` });
-}
-
-/** Runs a command from the palette, as a user types it. */
-async function palette(command) {
-  await page.keyboard.press("F1");
-  const input = page.locator(".quick-input-widget input").first();
-  await input.waitFor();
-  await input.fill(`>${command}`);
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: command }).first().waitFor();
-  await input.press("Enter");
-}
-
 /** Closes the open "yours ↔ session" diff editor. */
 async function closeDiff() {
-  const tab = page.locator(".tab", { hasText: "yours ↔" }).first();
-  await tab.hover();
-  await tab.locator('[aria-label^="Close"]').first().click();
-  await page.locator(".monaco-diff-editor").first().waitFor({ state: "detached" });
-}
-
-/** The text a locator shows, with the editor's non-breaking spaces made plain. */
-async function text(locator) {
-  return (await locator.innerText()).replace(/\u00a0/g, " ");
+  await closeTab("yours ↔");
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.TETHER_CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  try {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(60_000);
+  step("new session from the palette");
+  await palette("Tether: New Session");
+  // The agent picker: the default first; the agents that are not installed say how to get them.
+  await page.locator(".quick-input-widget", { hasText: "Which agent runs the session?" }).waitFor();
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: "fake (default)" }).first().waitFor();
+  await page
+    .locator(".quick-input-list .monaco-list-row", { hasText: "claude" })
+    .filter({ hasText: "not available" })
+    .first()
+    .waitFor();
+  await shot("agent-picker");
+  await page.keyboard.press("Enter");
+  const prompt = page.locator(".quick-input-widget input").first();
+  await page.locator(".quick-input-widget", { hasText: "What should the session do?" }).waitFor();
+  await prompt.fill("fix subtract, asking me first");
+  await prompt.press("Enter");
 
-    step("open the workbench");
-    await page.goto(`${url}/?folder=${encodeURIComponent(repo)}`);
-    await page.locator(".monaco-workbench").waitFor();
-    step("the extension starts");
-    await page.locator(".statusbar-item", { hasText: "tether:" }).first().waitFor();
+  step("the panel shows the question form");
+  const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+  const form = panel.locator(".question-form");
+  await form.waitFor();
+  // An answer of one's own: typing it chooses "Other".
+  await form.locator("input.other").fill("neither: use minus");
+  await form.locator(".tab", { hasText: "Which checks?" }).click();
+  await form.locator("label", { hasText: "unit tests" }).click();
+  await form.locator("label", { hasText: "types" }).click();
+  await shot("question");
+  await form.locator(".tab", { hasText: "Anything else?" }).click();
+  await form.locator("textarea").fill("keep it small");
+  await form.locator("button", { hasText: "Answer" }).click();
 
-    step("new session from the palette");
-    await palette("Tether: New Session");
-    // The agent picker: the default first; the agents that are not installed say how to get them.
-    await page.locator(".quick-input-widget", { hasText: "Which agent runs the session?" }).waitFor();
-    await page.locator(".quick-input-list .monaco-list-row", { hasText: "fake (default)" }).first().waitFor();
-    await page
-      .locator(".quick-input-list .monaco-list-row", { hasText: "claude" })
-      .filter({ hasText: "not available" })
-      .first()
-      .waitFor();
-    await shot("agent-picker");
-    await page.keyboard.press("Enter");
-    const prompt = page.locator(".quick-input-widget input").first();
-    await page.locator(".quick-input-widget", { hasText: "What should the session do?" }).waitFor();
-    await prompt.fill("fix subtract, asking me first");
-    await prompt.press("Enter");
+  step("reject the first plan with feedback");
+  const firstPlan = panel.locator(".entry-plan").first();
+  await firstPlan.locator("textarea.feedback").fill("smaller please");
+  await firstPlan.locator("button", { hasText: "Reject" }).click();
+  await firstPlan.getByText("Rejected: smaller please").waitFor();
 
-    step("the panel shows the question form");
-    const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
-    const form = panel.locator(".question-form");
-    await form.waitFor();
-    // An answer of one's own: typing it chooses "Other".
-    await form.locator("input.other").fill("neither: use minus");
-    await form.locator(".tab", { hasText: "Which checks?" }).click();
-    await form.locator("label", { hasText: "unit tests" }).click();
-    await form.locator("label", { hasText: "types" }).click();
-    await shot("question");
-    await form.locator(".tab", { hasText: "Anything else?" }).click();
-    await form.locator("textarea").fill("keep it small");
-    await form.locator("button", { hasText: "Answer" }).click();
+  step("approve the second");
+  const approve = panel.locator(".entry-plan").nth(1).locator("button", { hasText: "Approve" });
+  await approve.waitFor();
+  await shot("plan");
+  await approve.click();
 
-    step("reject the first plan with feedback");
-    const firstPlan = panel.locator(".entry-plan").first();
-    await firstPlan.locator("textarea.feedback").fill("smaller please");
-    await firstPlan.locator("button", { hasText: "Reject" }).click();
-    await firstPlan.getByText("Rejected: smaller please").waitFor();
+  step("allow the edit once");
+  const allow = panel.locator(".entry-permission button", { hasText: "Allow once" });
+  await allow.waitFor();
+  await shot("permission");
+  await allow.click();
 
-    step("approve the second");
-    const approve = panel.locator(".entry-plan").nth(1).locator("button", { hasText: "Approve" });
-    await approve.waitFor();
-    await shot("plan");
-    await approve.click();
+  step("the turn and its review arrive");
+  const reply = panel.locator(".entry-message", { hasText: "fixed subtract as you said" });
+  await reply.waitFor();
+  results.markdown_code = await reply.locator("code").first().innerText();
+  await reply.getByText("<img src=x", { exact: false }).waitFor();
+  results.injected_images = await reply.locator("img").count();
+  const finding = panel.locator(".entry-findings button", { hasText: "calc/ops.py:11" });
+  await finding.waitFor();
+  await panel.locator("[data-status='waiting']").waitFor();
+  results.panel_text = await text(panel.locator("#entries"));
+  await shot("transcript");
 
-    step("allow the edit once");
-    const allow = panel.locator(".entry-permission button", { hasText: "Allow once" });
-    await allow.waitFor();
-    await shot("permission");
-    await allow.click();
+  step("a changed file's link opens its diff beside the panel, before applying");
+  await panel.locator(".entry-fileChange button", { hasText: "calc/ops.py" }).click();
+  const diff = page.locator(".monaco-diff-editor").first();
+  await diff.locator(".view-lines", { hasText: FIXED }).first().waitFor();
+  results.diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
+  results.panel_visible_beside_diff = await page.locator("iframe.webview.ready").first().isVisible();
+  await shot("diff");
+  await closeDiff();
 
-    step("the turn and its review arrive");
-    const reply = panel.locator(".entry-message", { hasText: "fixed subtract as you said" });
-    await reply.waitFor();
-    results.markdown_code = await reply.locator("code").first().innerText();
-    await reply.getByText("<img src=x", { exact: false }).waitFor();
-    results.injected_images = await reply.locator("img").count();
-    const finding = panel.locator(".entry-findings button", { hasText: "calc/ops.py:11" });
-    await finding.waitFor();
-    await panel.locator("[data-status='waiting']").waitFor();
-    results.panel_text = await text(panel.locator("#entries"));
-    await shot("transcript");
-
-    step("a changed file's link opens its diff beside the panel, before applying");
-    await panel.locator(".entry-fileChange button", { hasText: "calc/ops.py" }).click();
-    const diff = page.locator(".monaco-diff-editor").first();
-    await diff.locator(".view-lines", { hasText: FIXED }).first().waitFor();
-    results.diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
-    results.panel_visible_beside_diff = await page.locator("iframe.webview.ready").first().isVisible();
-    await shot("diff");
-    await closeDiff();
-
-    step("Open Diff from the palette: pick the session, then one of its changed files");
-    // Closing the diff gives the panel focus, late: a quick pick opened before that closes
-    // when it loses focus. Put focus in the panel first, and wait until it is there; if the
-    // workbench still moves focus (a busy machine), the quick pick closes and the user would
-    // open it again: so does this, up to three times.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await panel.locator("#header .title").click();
-        await page.waitForFunction(() => document.activeElement?.matches("iframe.webview"));
-        await palette("Tether: Open Diff");
-        await page.locator(".quick-input-list .monaco-list-row", { hasText: "fix-subtract-asking-me-first" }).first().click({ timeout: 15000 });
-        const fileRow = page.locator(".quick-input-list .monaco-list-row", { hasText: "calc/ops.py" }).first();
-        await fileRow.waitFor({ timeout: 15000 });
-        results.palette_diff_choices = await text(page.locator(".quick-input-list").first());
-        await fileRow.click({ timeout: 15000 });
-        break;
-      } catch (error) {
-        if (attempt >= 3) throw error;
-        process.stderr.write(`the quick pick closed before a choice (attempt ${attempt}); opening it again\n`);
-        await page.keyboard.press("Escape");
-      }
+  step("Open Diff from the palette: pick the session, then one of its changed files");
+  // Closing the diff gives the panel focus, late: a quick pick opened before that closes
+  // when it loses focus. Put focus in the panel first, and wait until it is there; if the
+  // workbench still moves focus (a busy machine), the quick pick closes and the user would
+  // open it again: so does this, up to three times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await panel.locator("#header .title").click();
+      await page.waitForFunction(() => document.activeElement?.matches("iframe.webview"));
+      await palette("Tether: Open Diff");
+      await page.locator(".quick-input-list .monaco-list-row", { hasText: "fix-subtract-asking-me-first" }).first().click({ timeout: 15000 });
+      const fileRow = page.locator(".quick-input-list .monaco-list-row", { hasText: "calc/ops.py" }).first();
+      await fileRow.waitFor({ timeout: 15000 });
+      results.palette_diff_choices = await text(page.locator(".quick-input-list").first());
+      await fileRow.click({ timeout: 15000 });
+      break;
+    } catch (error) {
+      if (attempt >= 3) throw error;
+      process.stderr.write(`the quick pick closed before a choice (attempt ${attempt}); opening it again\n`);
+      await page.keyboard.press("Escape");
     }
-    await diff.locator(".view-lines", { hasText: FIXED }).first().waitFor();
-    results.palette_diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
-    await closeDiff();
-
-    step("open the finding's file and apply the session's changes into it");
-    await finding.click();
-    const editor = page.locator(".editor-instance .monaco-editor", { hasText: "def subtract" }).first();
-    await editor.waitFor();
-    await panel.locator("#apply").click();
-    await page
-      .locator(".editor-instance .monaco-editor .view-lines", { hasText: FIXED })
-      .first()
-      .waitFor();
-    results.editor_text = await text(editor.locator(".view-lines"));
-    await editor.locator(".view-lines").click();
-    await page.keyboard.press("Control+S");
-    await page.locator(".tab.dirty", { hasText: "ops.py" }).waitFor({ state: "detached" });
-    await shot("applied");
-
-    step("the Sessions view lists the session");
-    await page.locator('.activitybar a[aria-label^="Tether"]').first().click();
-    const sessions = page.locator(".pane", { hasText: "Sessions" }).first();
-    await sessions.locator(".monaco-list-row", { hasText: "waiting" }).first().waitFor();
-    results.sessions_view = await text(sessions);
-    await shot("sessions");
-
-    step("the finding is a problem");
-    await palette("Problems: Focus on Problems View");
-    const problems = page.locator(".markers-panel").first();
-    await problems.locator(".monaco-list-row", { hasText: "no test catches swapped operands" }).first().waitFor();
-    results.problems = await text(problems);
-    await shot("problems");
-
-    step("a follow-up from the message box");
-    await panel.locator("#message").fill("thanks, that's all");
-    await panel.locator("#message").press("Control+Enter");
-    await panel.locator(".entry-message", { hasText: "glad to help" }).waitFor();
-    results.follow_up = await text(panel.locator(".entry-message").last());
-
-    step("done");
-  } catch (error) {
-    await page?.screenshot({ path: `${shots}/vscode-failure.png` }).catch(() => {});
-    throw error;
-  } finally {
-    await browser.close();
   }
+  await diff.locator(".view-lines", { hasText: FIXED }).first().waitFor();
+  results.palette_diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
+  await closeDiff();
+
+  step("open the finding's file and apply the session's changes into it");
+  await finding.click();
+  const editor = page.locator(".editor-instance .monaco-editor", { hasText: "def subtract" }).first();
+  await editor.waitFor();
+  await panel.locator("#apply").click();
+  await page
+    .locator(".editor-instance .monaco-editor .view-lines", { hasText: FIXED })
+    .first()
+    .waitFor();
+  results.editor_text = await text(editor.locator(".view-lines"));
+  await editor.locator(".view-lines").click();
+  await page.keyboard.press("Control+S");
+  await page.locator(".tab.dirty", { hasText: "ops.py" }).waitFor({ state: "detached" });
+  await shot("applied");
+
+  step("the Sessions view lists the session");
+  await page.locator('.activitybar a[aria-label^="Tether"]').first().click();
+  const sessions = page.locator(".pane", { hasText: "Sessions" }).first();
+  await sessions.locator(".monaco-list-row", { hasText: "waiting" }).first().waitFor();
+  results.sessions_view = await text(sessions);
+  await shot("sessions");
+
+  step("the finding is a problem");
+  await palette("Problems: Focus on Problems View");
+  const problems = page.locator(".markers-panel").first();
+  await problems.locator(".monaco-list-row", { hasText: "no test catches swapped operands" }).first().waitFor();
+  results.problems = await text(problems);
+  await shot("problems");
+
+  step("a follow-up from the message box");
+  await panel.locator("#message").fill("thanks, that's all");
+  await panel.locator("#message").press("Control+Enter");
+  await panel.locator(".entry-message", { hasText: "glad to help" }).waitFor();
+  results.follow_up = await text(panel.locator(".entry-message").last());
 }
 
-try {
-  await main();
-  process.stdout.write(`${JSON.stringify(results)}\n`);
-} catch (error) {
-  results.error = String(error?.stack ?? error);
-  process.stdout.write(`${JSON.stringify(results)}\n`);
-  process.exitCode = 1;
-}
+await drive(main);

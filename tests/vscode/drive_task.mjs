@@ -4,129 +4,64 @@
 // is promoted by merge. Run by tests/e2e/vscode.rs, which checks the JSON printed last.
 // Screenshots go to TETHER_SCREENSHOTS.
 
-import { chromium } from "playwright-core";
-
-const url = process.env.TETHER_URL;
-const repo = process.env.TETHER_REPO;
-const shots = process.env.TETHER_SCREENSHOTS;
-const results = { steps: [] };
-let page;
-
-function step(name) {
-  results.steps.push(name);
-  process.stderr.write(`step: ${name}\n`);
-}
-
-async function shot(name) {
-  await page.screenshot({ path: `${shots}/vscode-${name}.png` });
-}
-
-async function palette(command) {
-  await page.keyboard.press("F1");
-  const input = page.locator(".quick-input-widget input").first();
-  await input.waitFor();
-  await input.fill(`>${command}`);
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: command }).first().waitFor();
-  await input.press("Enter");
-}
-
-async function text(locator) {
-  return (await locator.innerText()).replace(/\u00a0/g, " ");
-}
-
-async function closeDiff() {
-  const tab = page.locator(".tab.active", { hasText: "ops.py" }).last();
-  await tab.hover();
-  await tab.locator('[aria-label^="Close"]').first().click();
-  await page.locator(".monaco-diff-editor").first().waitFor({ state: "detached" });
-}
+import { closeDiff, drive, page, palette, results, shot, step, text } from "./workbench.mjs";
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.TETHER_CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  try {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(60_000);
-
-    step("open the workbench");
-    await page.goto(`${url}/?folder=${encodeURIComponent(repo)}`);
-    await page.locator(".monaco-workbench").waitFor();
-    await page.locator(".statusbar-item", { hasText: "tether:" }).first().waitFor();
-
-    step("new task from the palette: two agents, one prompt");
-    await palette("Tether: New Task…");
-    await page.locator(".quick-input-widget", { hasText: "Which agents race the task?" }).waitFor();
-    for (const agent of ["alpha", "beta"]) {
-      const row = page.locator(".quick-input-list .monaco-list-row", { hasText: agent }).first();
-      await row.locator('input[type="checkbox"], .monaco-checkbox, .quick-input-list-checkbox').first().click();
-    }
-    await shot("task-agents");
-    await page.locator(".quick-input-widget input").first().press("Enter");
-    await page.locator(".quick-input-widget", { hasText: "What should the trials do?" }).waitFor();
-    const prompt = page.locator(".quick-input-widget input").first();
-    await prompt.fill("fix subtract");
-    await prompt.press("Enter");
-
-    step("the task panel shows the trials side by side once both are done");
-    const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
-    await panel.locator("[data-task-status='done']").waitFor({ timeout: 90_000 });
-    // The evidence arrives with the reviews, after the trials settle.
-    await panel.locator("tr[data-row='review'] td", { hasText: "failed" }).first().waitFor();
-    await panel.locator("tr[data-row='verification'] td", { hasText: "failed" }).first().waitFor();
-    results.trials_text = await text(panel.locator("#trials"));
-    results.files_text = await text(panel.locator("#files"));
-    await shot("task");
-
-    step("a file's diff between the two trials");
-    await panel.locator("#compare-with select").nth(0).selectOption({ label: "trial 1 (alpha)" });
-    await panel.locator("#compare-with select").nth(1).selectOption({ label: "trial 2 (beta)" });
-    await panel.locator("tr[data-file='calc/ops.py'] button", { hasText: "calc/ops.py" }).click();
-    const diff = page.locator(".monaco-diff-editor").first();
-    await diff.locator(".view-lines", { hasText: /return\s-\(b\s-\sa\)/ }).first().waitFor();
-    results.trials_diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
-    await shot("task-diff");
-    await closeDiff();
-
-    step("and between the base and a trial");
-    await panel.locator("tr[data-file='calc/ops.py'] button[data-trial='1']").click();
-    await diff.locator(".view-lines", { hasText: /return\sa\s-\sb/ }).first().waitFor();
-    results.base_diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
-    await closeDiff();
-
-    step("promote trial 2 by merge, with a reason");
-    const column = 2; // th is column 1, trial 1 is 2, trial 2 is 3
-    const promoteCell = panel.locator("tr[data-row='promote'] td").nth(column - 1);
-    await promoteCell.locator("input.reason").fill("keeps the operands' order visible");
-    await promoteCell.locator("button[data-how='merge']").click();
-    await panel.locator("[data-task-status='promoted']").waitFor();
-    results.header_text = await text(panel.locator("#header"));
-    await shot("task-promoted");
-
-    step("the Sessions view lists the task");
-    await page.locator('.activitybar a[aria-label^="Tether"]').first().click();
-    const sessions = page.locator(".pane", { hasText: "Sessions" }).first();
-    await sessions.locator(".monaco-list-row", { hasText: "promoted" }).first().waitFor();
-    results.sessions_view = await text(sessions);
-    await shot("task-sessions");
-
-    step("done");
-  } catch (error) {
-    await page?.screenshot({ path: `${shots}/vscode-failure.png` }).catch(() => {});
-    throw error;
-  } finally {
-    await browser.close();
+  step("new task from the palette: two agents, one prompt");
+  await palette("Tether: New Task…");
+  await page.locator(".quick-input-widget", { hasText: "Which agents race the task?" }).waitFor();
+  for (const agent of ["alpha", "beta"]) {
+    const row = page.locator(".quick-input-list .monaco-list-row", { hasText: agent }).first();
+    await row.locator('input[type="checkbox"], .monaco-checkbox, .quick-input-list-checkbox').first().click();
   }
+  await shot("task-agents");
+  await page.locator(".quick-input-widget input").first().press("Enter");
+  await page.locator(".quick-input-widget", { hasText: "What should the trials do?" }).waitFor();
+  const prompt = page.locator(".quick-input-widget input").first();
+  await prompt.fill("fix subtract");
+  await prompt.press("Enter");
+
+  step("the task panel shows the trials side by side once both are done");
+  const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+  await panel.locator("[data-task-status='done']").waitFor({ timeout: 90_000 });
+  // The evidence arrives with the reviews, after the trials settle.
+  await panel.locator("tr[data-row='review'] td", { hasText: "failed" }).first().waitFor();
+  await panel.locator("tr[data-row='verification'] td", { hasText: "failed" }).first().waitFor();
+  results.trials_text = await text(panel.locator("#trials"));
+  results.files_text = await text(panel.locator("#files"));
+  await shot("task");
+
+  step("a file's diff between the two trials");
+  await panel.locator("#compare-with select").nth(0).selectOption({ label: "trial 1 (alpha)" });
+  await panel.locator("#compare-with select").nth(1).selectOption({ label: "trial 2 (beta)" });
+  await panel.locator("tr[data-file='calc/ops.py'] button", { hasText: "calc/ops.py" }).click();
+  const diff = page.locator(".monaco-diff-editor").first();
+  await diff.locator(".view-lines", { hasText: /return\s-\(b\s-\sa\)/ }).first().waitFor();
+  results.trials_diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
+  await shot("task-diff");
+  await closeDiff("↔");
+
+  step("and between the base and a trial");
+  await panel.locator("tr[data-file='calc/ops.py'] button[data-trial='1']").click();
+  await diff.locator(".view-lines", { hasText: /return\sa\s-\sb/ }).first().waitFor();
+  results.base_diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
+  await closeDiff("↔");
+
+  step("promote trial 2 by merge, with a reason");
+  const column = 2; // th is column 1, trial 1 is 2, trial 2 is 3
+  const promoteCell = panel.locator("tr[data-row='promote'] td").nth(column - 1);
+  await promoteCell.locator("input.reason").fill("keeps the operands' order visible");
+  await promoteCell.locator("button[data-how='merge']").click();
+  await panel.locator("[data-task-status='promoted']").waitFor();
+  results.header_text = await text(panel.locator("#header"));
+  await shot("task-promoted");
+
+  step("the Sessions view lists the task");
+  await page.locator('.activitybar a[aria-label^="Tether"]').first().click();
+  const sessions = page.locator(".pane", { hasText: "Sessions" }).first();
+  await sessions.locator(".monaco-list-row", { hasText: "promoted" }).first().waitFor();
+  results.sessions_view = await text(sessions);
+  await shot("task-sessions");
 }
 
-try {
-  await main();
-  process.stdout.write(`${JSON.stringify(results)}\n`);
-} catch (error) {
-  results.error = String(error?.stack ?? error);
-  process.stdout.write(`${JSON.stringify(results)}\n`);
-  process.exitCode = 1;
-}
+await drive(main);

@@ -275,6 +275,7 @@ export const emptyDocuments: vscode.TextDocumentContentProvider = {
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
   const nonce = randomBytes(16).toString("hex");
   const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "out", "webview", "panel.js"));
+  const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "out", "webview", "dom.js"));
   const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
   const markdown = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, MARKDOWN_IT, "markdown-it.min.js"));
   return `<!DOCTYPE html>
@@ -294,6 +295,7 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 <button id="send" type="button" class="primary">Send</button>
 </div>
 <script nonce="${nonce}" src="${markdown.toString()}"></script>
+<script nonce="${nonce}" src="${dom.toString()}"></script>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;

@@ -199,6 +199,7 @@ function viewOf(task: TaskInfo): View {
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
   const nonce = randomBytes(16).toString("hex");
   const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "out", "webview", "task.js"));
+  const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "out", "webview", "dom.js"));
   const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
   return `<!DOCTYPE html>
 <html lang="en">
@@ -216,6 +217,7 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 <h3>Files</h3>
 <div id="compare-with"></div>
 <div id="files"></div>
+<script nonce="${nonce}" src="${dom.toString()}"></script>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;

@@ -24,5 +24,5 @@ pub use manager::{
     LoopRequest, SessionError, SessionFindings, SessionInfo, SessionManager, SessionSnapshot,
     SessionView, Subscription,
 };
-pub use names::{slug_from_prompt, validate_session_name};
+pub use names::{slug_from_prompt, title_of, validate_session_name};
 pub use redact::{REDACTED, Redactor};

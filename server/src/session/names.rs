@@ -26,6 +26,19 @@ pub fn slug_from_prompt(prompt: &str) -> String {
 
 /// Checks a name the user chose: lowercase letters, digits, `-` and `_`, 1 to 64 characters,
 /// starting with a letter or digit.
+/// A session's (or task's) title: the first line of its prompt with text, at most 80
+/// characters.
+pub fn title_of(prompt: &str) -> String {
+    prompt
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(80)
+        .collect()
+}
+
 pub fn validate_session_name(name: &str) -> Result<(), String> {
     let valid_chars = name
         .chars()

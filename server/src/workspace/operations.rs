@@ -331,17 +331,6 @@ impl SessionGit<'_> {
             .await
     }
 
-    /// Commits every change in the worktree (untracked files too) with `message`; the commit
-    /// made, or `None` when there was nothing to commit.
-    pub async fn commit_all(&self, message: &str) -> Result<Option<String>, Refusal> {
-        self.git(&["add", "-A"]).await?;
-        if self.git(&["diff", "--cached", "--quiet"]).await.is_ok() {
-            return Ok(None);
-        }
-        self.git(&["commit", "-q", "-m", message]).await?;
-        Ok(Some(self.git(&["rev-parse", "HEAD"]).await?))
-    }
-
     /// Pushes the branch and opens a pull request into the base branch; its URL. What is not
     /// committed is not in a pull request, so uncommitted changes are refused, and so is a
     /// branch with nothing the base lacks.

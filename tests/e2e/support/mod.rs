@@ -224,6 +224,12 @@ impl TestEnv {
         }
     }
 
+    /// Gives the repository a committer, for what commits and merges as the user.
+    pub fn identify_user(&self) {
+        git(&self.repo(), &["config", "user.name", "Test"]);
+        git(&self.repo(), &["config", "user.email", "test@example.com"]);
+    }
+
     /// Writes and commits the repository's `.tether/config.toml`.
     pub fn commit_repo_config(&self, toml: &str) {
         std::fs::create_dir_all(self.repo().join(".tether")).expect("mkdir");

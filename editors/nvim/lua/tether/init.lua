@@ -89,6 +89,17 @@ end
 
 -- Transcript buffers -------------------------------------------------------------------
 
+--- Replaces a read-only buffer's text (when the buffer still exists).
+function M.fill(buf, text)
+  if not vim.api.nvim_buf_is_valid(buf) then
+    return
+  end
+  vim.bo[buf].modifiable = true
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, vim.split(text or "", "\n"))
+  vim.bo[buf].modifiable = false
+  vim.bo[buf].modified = false
+end
+
 local function render_transcript(id)
   local buf = transcripts[id]
   if not buf or not vim.api.nvim_buf_is_valid(buf) then
@@ -96,13 +107,7 @@ local function render_transcript(id)
     return
   end
   M.request("export", { id = id, format = "markdown" }, function(result)
-    if not vim.api.nvim_buf_is_valid(buf) then
-      return
-    end
-    vim.bo[buf].modifiable = true
-    vim.api.nvim_buf_set_lines(buf, 0, -1, false, vim.split(result.content or "", "\n"))
-    vim.bo[buf].modifiable = false
-    vim.bo[buf].modified = false
+    M.fill(buf, result.content)
   end)
 end
 

@@ -29,14 +29,7 @@ local function render(id)
     return
   end
   tether().request("tether/task/compare", { id = id }, function(result)
-    if not vim.api.nvim_buf_is_valid(buf) then
-      return
-    end
-    vim.bo[buf].modifiable = true
-    vim.api.nvim_buf_set_lines(buf, 0, -1, false, vim.split(result.document or "", "\n"))
-    vim.bo[buf].modifiable = false
-    vim.bo[buf].modified = false
-    vim.b[buf].tether_task = result.task
+    tether().fill(buf, result.document)
   end)
 end
 

@@ -41,27 +41,6 @@ interface PanelEntry extends Json {
     return node;
   }
 
-  function el<K extends keyof HTMLElementTagNameMap>(
-    tag: K,
-    attributes: Record<string, string> = {},
-    ...children: Array<Node | string>
-  ): HTMLElementTagNameMap[K] {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes)) {
-      node.setAttribute(name, value);
-    }
-    for (const child of children) {
-      node.append(typeof child === "string" ? document.createTextNode(child) : child);
-    }
-    return node;
-  }
-
-  function button(label: string, onClick: () => void, attributes: Record<string, string> = {}): HTMLButtonElement {
-    const node = el("button", { type: "button", ...attributes }, label);
-    node.addEventListener("click", onClick);
-    return node;
-  }
-
   function collapsible(id: string, summary: Array<Node | string>, body: Array<Node | string>): HTMLDetailsElement {
     const details = el("details", {}, el("summary", {}, ...summary), ...body);
     details.open = expanded.has(id);

@@ -42,27 +42,6 @@
   let left = "base";
   let right = "";
 
-  function el<K extends keyof HTMLElementTagNameMap>(
-    tag: K,
-    attributes: Record<string, string> = {},
-    ...children: Array<Node | string>
-  ): HTMLElementTagNameMap[K] {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes)) {
-      node.setAttribute(name, value);
-    }
-    for (const child of children) {
-      node.append(typeof child === "string" ? document.createTextNode(child) : child);
-    }
-    return node;
-  }
-
-  function button(label: string, onClick: () => void, attributes: Record<string, string> = {}): HTMLButtonElement {
-    const node = el("button", { type: "button", ...attributes }, label);
-    node.addEventListener("click", onClick);
-    return node;
-  }
-
   function drawHeader(task: Task): void {
     const promoted = task.promoted
       ? ` · trial ${task.promoted.trial} promoted by ${task.promoted.how}${task.promoted.reason ? `: ${task.promoted.reason}` : ""}`

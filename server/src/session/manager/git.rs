@@ -31,6 +31,20 @@ pub struct GitRequest<'a> {
     pub body: Option<&'a str>,
 }
 
+impl GitRequest<'_> {
+    /// `operation` with nothing more said.
+    pub fn of(operation: workspace::operations::Operation) -> Self {
+        GitRequest {
+            operation,
+            paths: None,
+            message: None,
+            branch: None,
+            title: None,
+            body: None,
+        }
+    }
+}
+
 impl SessionManager {
     /// The session's changes against its base branch (a trial's: against its task's base
     /// commit), untracked files included.
@@ -199,32 +213,21 @@ impl SessionManager {
         id: &str,
         message: &str,
     ) -> Result<Option<String>, SessionError> {
-        let handle = self.writable_handle(id)?;
-        let view = handle.view();
-        if view.info.status.is_active() || !view.worktree_ready || !view.spec.worktree.exists() {
-            return Err(SessionError::InvalidState {
-                name: view.spec.name.clone(),
-                status: view.info.status,
-                operation: "commit the work of",
-                hint: "; it is working or has no worktree",
-            });
+        use workspace::operations::Operation;
+        let staged = self.git(id, GitRequest::of(Operation::Stage)).await?;
+        if staged.status.files.is_empty() {
+            return Ok(None);
         }
-        let spec = &view.spec;
-        let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
-        let git = workspace::operations::SessionGit {
-            worktree: &worktree,
-            repo: &spec.repo,
-            branch: &spec.branch,
-            base_branch: &spec.base_branch,
-        };
-        git.commit_all(message)
-            .await
-            .map_err(|refusal| match refusal {
-                workspace::operations::Refusal::Refused(message) => {
-                    SessionError::GitRefused(message)
-                }
-                workspace::operations::Refusal::Git(error) => SessionError::Git(error),
-            })
+        let committed = self
+            .git(
+                id,
+                GitRequest {
+                    message: Some(message),
+                    ..GitRequest::of(Operation::Commit)
+                },
+            )
+            .await?;
+        Ok(committed.commit)
     }
 
     /// The session's private index file (shared with the tools' before/after comparison). It

@@ -114,15 +114,7 @@ impl SessionManager {
                 message: "a session needs a prompt".to_owned(),
             });
         }
-        let title = request
-            .prompt
-            .lines()
-            .find(|line| !line.trim().is_empty())
-            .unwrap_or_default()
-            .trim()
-            .chars()
-            .take(80)
-            .collect();
+        let title = crate::session::title_of(&request.prompt);
         let preferred_name = match &request.name {
             Some(name) => {
                 validate_session_name(name).map_err(|message| SessionError::InvalidParams {

@@ -244,15 +244,7 @@ impl SessionManager {
             suffix += 1;
         }
 
-        let title: String = request
-            .prompt
-            .lines()
-            .find(|line| !line.trim().is_empty())
-            .unwrap_or_default()
-            .trim()
-            .chars()
-            .take(80)
-            .collect();
+        let title = crate::session::title_of(&request.prompt);
         let id = uuid::Uuid::now_v7().simple().to_string();
         let record = TaskRecord {
             id: id.clone(),

@@ -99,12 +99,9 @@ impl SessionManager {
                     .git(
                         &trial.session_id,
                         GitRequest {
-                            operation,
-                            paths: None,
-                            message: None,
-                            branch: None,
                             title: Some(request.title.as_deref().unwrap_or(&record.title)),
                             body: Some(&body),
+                            ..GitRequest::of(operation)
                         },
                     )
                     .await?;

@@ -1,0 +1,79 @@
+// What the drivers share: a headless Chromium on the code-server tests/e2e/vscode.rs started
+// (TETHER_URL, the folder TETHER_REPO), the steps a driver reports, screenshots into
+// TETHER_SCREENSHOTS, and the JSON of results printed as the last line (a failure too, with
+// its screenshot).
+
+import { chromium } from "playwright-core";
+
+export const results = { steps: [] };
+/** The workbench's page, once `drive` opened it. */
+export let page;
+
+export function step(name) {
+  results.steps.push(name);
+  process.stderr.write(`step: ${name}\n`);
+}
+
+export async function shot(name) {
+  await page.screenshot({ path: `${process.env.TETHER_SCREENSHOTS}/vscode-${name}.png` });
+}
+
+/** Runs a command from the palette, as a user types it. */
+export async function palette(command) {
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget input").first();
+  await input.waitFor();
+  await input.fill(`>${command}`);
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: command }).first().waitFor();
+  await input.press("Enter");
+}
+
+/** The text a locator shows, with the editor's non-breaking spaces made plain. */
+export async function text(locator) {
+  return (await locator.innerText()).replace(/\u00a0/g, " ");
+}
+
+/** Closes the diff editor whose tab shows `tabText`. */
+export async function closeDiff(tabText) {
+  const tab = page.locator(".tab", { hasText: tabText }).first();
+  await tab.hover();
+  await tab.locator('[aria-label^="Close"]').first().click();
+  await page.locator(".monaco-diff-editor").first().waitFor({ state: "detached" });
+}
+
+/** Opens the workbench on the repository, waits for the extension, runs `main`, prints the results. */
+export async function drive(main) {
+  const browser = await chromium.launch({
+    executablePath: process.env.TETHER_CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(60_000);
+    step("open the workbench");
+    await page.goto(`${process.env.TETHER_URL}/?folder=${encodeURIComponent(process.env.TETHER_REPO)}`);
+    await page.locator(".monaco-workbench").waitFor();
+    step("the extension starts");
+    await page.locator(".statusbar-item", { hasText: "tether:" }).first().waitFor();
+    await main();
+    step("done");
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+  } catch (error) {
+    await page?.screenshot({ path: `${process.env.TETHER_SCREENSHOTS}/vscode-failure.png` }).catch(() => {});
+    results.error = String(error?.stack ?? error);
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+}
