@@ -372,6 +372,7 @@ impl SessionGit<'_> {
         }
         .open()
         .await
+        .map_err(|declined| Refusal::Refused(declined.0))
     }
 
     /// Merges the session branch into the base branch, in the user's repository when the

@@ -11,8 +11,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::operations::Refusal;
-
 /// How long `gh pr create` may take (it talks to GitHub).
 const GH_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -24,6 +22,10 @@ const HARDENING: &[(&str, &str)] = &[
     ("core.pager", "cat"),
     ("core.editor", "true"),
 ];
+
+/// Why no pull request was opened, and what to do: a sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declined(pub String);
 
 /// The pull request to open: `head` into `base`.
 pub struct PullRequest<'a> {
@@ -46,7 +48,7 @@ impl PullRequest<'_> {
 
     /// Opens it; its URL. A request that exists for the branch already is answered with its
     /// URL too.
-    pub async fn open(&self) -> Result<String, Refusal> {
+    pub async fn open(&self) -> Result<String, Declined> {
         let mut command = tokio::process::Command::new("gh");
         command
             .args(["pr", "create", "--head", self.head, "--base", self.base])
@@ -71,7 +73,7 @@ impl PullRequest<'_> {
         }
         let output = match tokio::time::timeout(GH_TIMEOUT, command.output()).await {
             Err(_) => {
-                return Err(Refusal::Refused(format!(
+                return Err(Declined(format!(
                     "`gh pr create` did not finish in {} s; the branch {} is pushed, open the pull request with: {}",
                     GH_TIMEOUT.as_secs(),
                     self.head,
@@ -79,14 +81,14 @@ impl PullRequest<'_> {
                 )));
             }
             Ok(Err(error)) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Refusal::Refused(format!(
+                return Err(Declined(format!(
                     "GitHub's CLI `gh` is not installed (https://cli.github.com); the branch {} is pushed to origin, open the pull request there or install gh, run `gh auth login`, then: {}",
                     self.head,
                     self.by_hand()
                 )));
             }
             Ok(Err(error)) => {
-                return Err(Refusal::Refused(format!("cannot run `gh`: {error}")));
+                return Err(Declined(format!("cannot run `gh`: {error}")));
             }
             Ok(Ok(output)) => output,
         };
@@ -109,7 +111,7 @@ impl PullRequest<'_> {
             .collect::<Vec<_>>()
             .join("; ");
         let said: String = said.chars().take(600).collect();
-        Err(Refusal::Refused(format!(
+        Err(Declined(format!(
             "`gh pr create` failed ({}): {said}. The branch {} is pushed; if gh is not logged in, run `gh auth login`, then: {}",
             output.status,
             self.head,
