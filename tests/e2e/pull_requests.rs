@@ -26,12 +26,16 @@ fn fake_gh(dir: &Path, script: &str) -> PathBuf {
     bin
 }
 
+/// `PATH` with `bin` first and without any other `gh` (a real one installed here must not
+/// answer in the fake's place, nor once the fake is gone).
 fn path_with(bin: &Path) -> String {
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let folders = std::iter::once(bin.to_path_buf())
+        .chain(std::env::split_paths(&path).filter(|folder| !folder.join("gh").exists()));
+    std::env::join_paths(folders)
+        .expect("PATH")
+        .into_string()
+        .expect("PATH in UTF-8")
 }
 
 /// A bare repository as the user's origin.
