@@ -774,6 +774,7 @@ async fn bench_loop_in_process() {
         budget_left_usd: None,
         turn_timeout: None,
         mcp: None,
+        instructions: None,
     };
     let request = tether::provider::ChatRequest {
         model: "instant".into(),

@@ -17,6 +17,7 @@ mod front;
 mod git_ops;
 mod helix;
 mod hooks;
+mod instructions;
 mod lifecycle;
 mod local_model;
 mod loops;

@@ -243,6 +243,9 @@ fn anthropic_settings(model: &FakeModel) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_streams_thinking_text_and_tool_use() {
     let env = TestEnv::new();
+    std::fs::write(env.repo().join("AGENTS.md"), "Answer tersely.\n").expect("write");
+    crate::support::git(&env.repo(), &["add", "."]);
+    crate::support::git(&env.repo(), &["commit", "-q", "-m", "agents"]);
     let model = FakeModel::start().await;
     model.push(Reply::anthropic(&[
         json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 25, "output_tokens": 1}}}),
@@ -262,7 +265,8 @@ async fn anthropic_streams_thinking_text_and_tool_use() {
         json!({"type": "message_stop"}),
     ]));
     model.push(Reply::anthropic(&[
-        json!({"type": "message_start", "message": {"usage": {"input_tokens": 60, "output_tokens": 1}}}),
+        json!({"type": "message_start", "message": {"usage": {"input_tokens": 60, "output_tokens": 1,
+            "cache_read_input_tokens": 40, "cache_creation_input_tokens": 10}}}),
         json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
         json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "It says: sample."}}),
         json!({"type": "content_block_stop", "index": 0}),
@@ -337,11 +341,47 @@ async fn anthropic_streams_thinking_text_and_tool_use() {
     );
     let second = &model.requests()[1];
     assert!(
-        second["system"]
+        second["system"][0]["text"]
             .as_str()
             .unwrap_or_default()
-            .contains("coding agent")
+            .contains("coding agent"),
+        "{second:#}"
     );
+    // The repository's AGENTS.md is in the instructions.
+    assert!(
+        second["system"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Answer tersely."),
+        "{second:#}"
+    );
+    // Prompt caching: breakpoints after the tools, the system prompt and the conversation.
+    let ephemeral = json!({"type": "ephemeral"});
+    assert_eq!(second["system"][0]["cache_control"], ephemeral);
+    let tools = second["tools"].as_array().expect("tools");
+    assert_eq!(tools.last().expect("a tool")["cache_control"], ephemeral);
+    assert!(tools[0].get("cache_control").is_none());
+    let last_message = second["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .expect("a message");
+    let last_block = last_message["content"]
+        .as_array()
+        .and_then(|b| b.last())
+        .expect("a block");
+    assert_eq!(last_block["cache_control"], ephemeral);
+    // The cache's tokens are counted in the usage.
+    let cached: Vec<_> = events
+        .iter()
+        .filter(|params| params["event"]["kind"] == "usage")
+        .map(|params| {
+            (
+                params["event"]["cacheReadTokens"].clone(),
+                params["event"]["cacheWriteTokens"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(cached[1], (json!(40), json!(10)), "{cached:?}");
     assert_eq!(second["max_tokens"], 8192);
     let messages = second["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 3);

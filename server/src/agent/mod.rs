@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 mod command;
 mod context;
 mod files;
+pub mod instructions;
 pub mod tools;
 
 pub use crate::sandbox;
@@ -184,6 +185,10 @@ pub struct TurnSettings {
     pub turn_timeout: Option<Duration>,
     /// The session's MCP servers' tools, offered besides Tether's own.
     pub mcp: Option<std::sync::Arc<crate::mcp::McpTools>>,
+    /// How the agent is told to work, the project's instructions included: the system
+    /// message is rendered again before each model call (the files the conversation reached
+    /// bring their folders' instructions with them).
+    pub instructions: Option<instructions::Instructions>,
 }
 
 /// Runs a turn: model calls and the tool calls they ask for, until the model ends its
@@ -247,6 +252,9 @@ async fn run_steps(
 ) -> Result<TurnEndReason, String> {
     let mut spent = 0.0;
     for _ in 0..settings.max_steps.max(1) {
+        if let Some(instructions) = &settings.instructions {
+            instructions.refresh(&mut request.messages);
+        }
         let reply = stream_reply(provider, request, settings.price.as_ref(), cancel, sink).await?;
         spent += reply.cost_usd;
         if reply.reason != TurnEndReason::EndTurn {

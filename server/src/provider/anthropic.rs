@@ -37,17 +37,28 @@ impl AnthropicProvider {
             .filter(|message| message.role == ChatRole::System)
             .map(|message| message.content.as_str())
             .collect();
+        // Prompt caching: the tools, the system prompt and the conversation so far are a prefix
+        // the next call repeats, so each ends with a cache breakpoint (Anthropic allows four).
+        let mut messages = wire_messages(&request.messages);
+        if let Some(last) = messages
+            .last_mut()
+            .and_then(|message| message["content"].as_array_mut())
+            .and_then(|blocks| blocks.last_mut())
+        {
+            last["cache_control"] = json!({"type": "ephemeral"});
+        }
         let mut body = json!({
             "model": request.model,
             "max_tokens": request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-            "messages": wire_messages(&request.messages),
+            "messages": messages,
             "stream": true,
         });
         if !system.is_empty() {
-            body["system"] = json!(system.join("\n\n"));
+            body["system"] = json!([{"type": "text", "text": system.join("\n\n"),
+                                     "cache_control": {"type": "ephemeral"}}]);
         }
         if !request.tools.is_empty() {
-            body["tools"] = request
+            let mut tools: Vec<Value> = request
                 .tools
                 .iter()
                 .map(|tool| {
@@ -55,6 +66,10 @@ impl AnthropicProvider {
                            "input_schema": tool.parameters})
                 })
                 .collect();
+            if let Some(last) = tools.last_mut() {
+                last["cache_control"] = json!({"type": "ephemeral"});
+            }
+            body["tools"] = Value::Array(tools);
         }
         if let Some(temperature) = request.temperature {
             body["temperature"] = json!(temperature);

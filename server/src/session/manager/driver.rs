@@ -365,6 +365,11 @@ async fn turn_settings(
         budget_left_usd: None,
         turn_timeout: config.session.turn_timeout_secs.map(Duration::from_secs),
         mcp: None,
+        instructions: Some(agent::instructions::Instructions::new(
+            spec,
+            &worktree,
+            config.session.tools,
+        )),
     };
     Ok((settings, context))
 }
@@ -550,7 +555,10 @@ pub(super) fn redactor_for(config: &Config) -> Result<Arc<Redactor>, SessionErro
 }
 
 fn chat_request(spec: &SessionSpec, history: &[ChatMessage], with_tools: bool) -> ChatRequest {
-    let mut messages = vec![ChatMessage::new(ChatRole::System, system_prompt(spec))];
+    let mut messages = vec![ChatMessage::new(
+        ChatRole::System,
+        agent::instructions::base_prompt(spec, with_tools),
+    )];
     messages.extend(history.iter().cloned());
     ChatRequest {
         model: spec.model.clone(),
@@ -563,26 +571,6 @@ fn chat_request(spec: &SessionSpec, history: &[ChatMessage], with_tools: bool) -
         temperature: spec.temperature,
         max_tokens: spec.max_tokens,
     }
-}
-
-fn system_prompt(spec: &SessionSpec) -> String {
-    let mut prompt = format!(
-        "You are a coding agent working in a git worktree of the repository {} on branch {} (based on {}). Mode: {}.",
-        spec.repo.display(),
-        spec.branch,
-        spec.base_branch,
-        spec.mode.as_str()
-    );
-    let enabled: Vec<&str> = spec
-        .toggles
-        .iter()
-        .filter(|(_, on)| **on)
-        .map(|(name, _)| name.as_str())
-        .collect();
-    if !enabled.is_empty() {
-        prompt.push_str(&format!(" Apply these practices: {}.", enabled.join(", ")));
-    }
-    prompt
 }
 
 #[cfg(test)]
