@@ -357,11 +357,29 @@ async fn report_changes(
     let Some(before) = before else {
         return Ok(take_snapshot(tools).await);
     };
-    let Some(after) = take_snapshot(tools).await else {
+    let Some(mut after) = take_snapshot(tools).await else {
         return Ok(None);
     };
-    let keep = after.clone();
-    for change in changes_between(tools, before, after).await {
+    let mut changes = changes_between(tools, before.clone(), after.clone()).await;
+    // The agent works on while Tether looks: a file written and gone again (an atomic write
+    // caught between its temporary file and the rename) is not a change; look again.
+    for _ in 0..3 {
+        let worktree = tools.worktree();
+        let caught_mid_write = changes.iter().any(|change| {
+            change.additions > 0 && std::fs::symlink_metadata(worktree.join(&change.path)).is_err()
+        });
+        if !caught_mid_write {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let Some(again) = take_snapshot(tools).await else {
+            break;
+        };
+        after = again;
+        changes = changes_between(tools, before.clone(), after.clone()).await;
+    }
+    let keep = after;
+    for change in changes {
         sink.emit(Event::Item {
             phase: ItemPhase::Completed,
             item: Item::FileChange {
