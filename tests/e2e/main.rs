@@ -12,6 +12,7 @@ mod config;
 mod confinement;
 mod crash;
 mod daemon;
+mod feedback;
 mod findings;
 mod front;
 mod git_ops;

@@ -89,6 +89,8 @@ methods! { $
     Trust = "trust": TrustParams => TrustResult, Blocking, Host, optional = true;
     FixFinding = "fixFinding": FindingParams => QueuedResult, Blocking, Host;
     DismissFinding = "dismissFinding": FindingParams => DismissResult, Blocking, Host;
+    /// Rates one of the agent's replies (up or down, with a comment).
+    Feedback = "feedback": FeedbackParams => ItemResult, Blocking, Host;
     /// Opens the draft a new session is written in, in the editor that asked.
     NewSession = "newSession": NewSessionParams => UriResult, Runtime, Front, optional = true;
     /// Renders a session's transcript now and opens it in the editor that asked.

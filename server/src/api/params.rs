@@ -275,6 +275,19 @@ pub enum FindingsResult {
     Recorded(ItemResult),
 }
 
+/// Rates one of the agent's replies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FeedbackParams {
+    pub id: String,
+    /// The reply (an agent `message` item); default the agent's latest whole reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    pub rating: crate::vocab::Rating,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
 /// Runs (or cancels) a verification or a review now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -278,3 +278,15 @@ impl HostMethod for methods::Trust {
         Ok(api::TrustResult { trusted: root })
     }
 }
+
+impl HostMethod for methods::Feedback {
+    async fn run(
+        manager: SessionManager,
+        params: api::FeedbackParams,
+    ) -> Result<api::ItemResult, HostError> {
+        let item_id = manager
+            .feedback(&params.id, params.item_id, params.rating, params.comment)
+            .await?;
+        Ok(api::ItemResult { item_id })
+    }
+}

@@ -48,16 +48,28 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
         "- Usage: {} input tokens, {} output tokens, ${:.4}",
         info.usage.input_tokens, info.usage.output_tokens, info.usage.cost_usd
     );
+    // The user's latest rating of each reply, shown under it.
+    let mut ratings = std::collections::HashMap::new();
+    for record in events {
+        if let Event::Feedback {
+            item_id,
+            rating,
+            comment,
+        } = &record.event
+        {
+            ratings.insert(item_id.as_str(), (*rating, comment.as_deref()));
+        }
+    }
     for record in events {
         match &record.event {
             Event::Item {
                 phase: ItemPhase::Completed,
                 item:
                     Item::Message {
+                        id,
                         role,
                         text,
                         interrupted,
-                        ..
                     },
             } => {
                 let heading = match role {
@@ -72,6 +84,17 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
                 let _ = writeln!(out, "{}", text.trim_end());
                 if *interrupted {
                     let _ = writeln!(out, "\n*(interrupted)*");
+                }
+                if let Some((rating, comment)) = ratings.get(id.as_str()) {
+                    let mark = match rating {
+                        crate::vocab::Rating::Up => "👍",
+                        crate::vocab::Rating::Down => "👎",
+                    };
+                    let _ = write!(out, "\n*Your feedback: {mark} {}", rating.as_str());
+                    if let Some(comment) = comment {
+                        let _ = write!(out, " — {comment}");
+                    }
+                    let _ = writeln!(out, "*");
                 }
             }
             Event::Item {

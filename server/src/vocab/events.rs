@@ -300,6 +300,23 @@ pub enum Severity {
     Low,
 }
 
+/// What the user thought of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rating {
+    Up,
+    Down,
+}
+
+impl Rating {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rating::Up => "up",
+            Rating::Down => "down",
+        }
+    }
+}
+
 /// Where a finding came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -550,6 +567,14 @@ pub enum Event {
     #[serde(rename_all = "camelCase")]
     PullRequest {
         url: String,
+    },
+    /// The user rated one of the agent's replies (a later rating of it replaces this one).
+    #[serde(rename_all = "camelCase")]
+    Feedback {
+        item_id: String,
+        rating: Rating,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
     },
     #[serde(rename_all = "camelCase")]
     TurnEnded {

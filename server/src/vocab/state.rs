@@ -90,6 +90,9 @@ pub struct SessionState {
     /// request (what a task compares its trials on).
     #[serde(default)]
     pub evidence: super::Evidence,
+    /// The agent's latest whole reply (what a rating without an item rates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reply: Option<String>,
 }
 
 /// What a finished review or verification came to.
@@ -131,6 +134,7 @@ impl SessionState {
             agent_session: None,
             agent_facts: None,
             evidence: super::Evidence::default(),
+            last_reply: None,
             spec,
         }
     }
@@ -212,6 +216,7 @@ impl SessionState {
             } => self.agent_session = Some((provider.clone(), session_id.clone())),
             Event::AgentFacts { facts } => self.agent_facts = Some(facts.clone()),
             Event::PullRequest { url } => self.evidence.pull_request = Some(url.clone()),
+            Event::Feedback { .. } => {}
             Event::ContextReset { summary } => {
                 // The agent's own conversation starts over too.
                 self.agent_session = None;
@@ -262,6 +267,15 @@ impl SessionState {
                 self.findings
                     .insert(finding.id.clone(), (source, finding.clone()));
             }
+        }
+        if let Item::Message {
+            id,
+            role: MessageRole::Agent,
+            interrupted: false,
+            ..
+        } = item
+        {
+            self.last_reply = Some(id.clone());
         }
         if let Item::Message { id, role, .. } = item
             && *role == MessageRole::User

@@ -90,6 +90,27 @@ pub fn actions(manager: &Sessions, params: &CodeActionParams) -> Vec<CodeActionO
                 },
             ));
         }
+        // The latest reply can be rated once the turn is over.
+        if !session.status.is_active()
+            && !session.read_only
+            && let Ok(view) = manager.view(&session.id)
+            && let Some(reply) = &view.last_reply
+        {
+            for (rating, words) in [
+                (crate::vocab::Rating::Up, "👍 Good reply"),
+                (crate::vocab::Rating::Down, "👎 Bad reply"),
+            ] {
+                actions.push(action::<methods::Feedback>(
+                    format!("tether: {words} from {}", session.name),
+                    &api::FeedbackParams {
+                        id: session.id.clone(),
+                        item_id: Some(reply.clone()),
+                        rating,
+                        comment: None,
+                    },
+                ));
+            }
+        }
         actions.push(action::<methods::OpenTranscript>(
             format!("tether: Open transcript of {}", session.name),
             &id_params(&session),

@@ -129,6 +129,7 @@ on_host!(
     CancelReview,
     FixFinding,
     DismissFinding,
+    Feedback,
     TaskCompare,
     TaskStop
 );

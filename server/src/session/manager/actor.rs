@@ -107,6 +107,8 @@ pub struct SessionView {
     pub evidence: crate::vocab::Evidence,
     /// Its last event's time (milliseconds since the epoch).
     pub updated_at: u64,
+    /// The agent's latest whole reply, by item id.
+    pub last_reply: Option<String>,
 }
 
 impl SessionView {
@@ -150,6 +152,7 @@ impl SessionView {
             in_loop,
             evidence: state.evidence.clone(),
             updated_at: state.updated_at,
+            last_reply: state.last_reply.clone(),
         }
     }
 }

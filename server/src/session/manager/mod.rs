@@ -26,6 +26,7 @@ mod actor;
 mod agents;
 mod driver;
 mod fanout;
+mod feedback;
 mod git;
 mod hooks;
 mod lifecycle;
