@@ -180,6 +180,8 @@ async fn neovim_applies_the_edit_shows_diagnostics_and_runs_code_actions() {
 async fn the_neovim_plugin_runs_a_session_from_new_to_apply() {
     let results = plugin_session(&[]).await;
     assert!(results["started_by"].is_null(), "{results:#}");
+    // :Tether feedback rated the reply; the transcript buffer shows it.
+    assert_eq!(results["feedback_shown"], true, "{results:#}");
 }
 
 /// Neovim 0.10 has no `vim.lsp.config`/`vim.lsp.enable` (and none is installable here): the

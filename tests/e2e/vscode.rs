@@ -211,6 +211,10 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         "the applied change was saved from the editor"
     );
     assert_eq!(results["markdown_code"], "subtract", "{results:#}");
+    assert_eq!(
+        results["rated"], true,
+        "the 👍 on a reply was recorded: {results:#}"
+    );
     assert_eq!(results["injected_images"], 0, "{results:#}");
     assert_eq!(
         results["panel_visible_beside_diff"], true,

@@ -86,6 +86,12 @@ local function main()
   results.file_lines = vim.api.nvim_buf_get_lines(file_buf, 0, -1, false)
   results.modified = vim.bo[file_buf].modified
 
+  step('feedback')
+  vim.cmd('Tether feedback up works well')
+  results.feedback_shown = vim.wait(10000, function()
+    return text_of(transcript):find('Your feedback: 👍 up — works well', 1, true) ~= nil
+  end, 50)
+
   step('health')
   vim.cmd('checkhealth tether')
   results.health = text_of(vim.api.nvim_get_current_buf())

@@ -147,6 +147,12 @@ async function main() {
   await panel.locator("#message").press("Control+Enter");
   await panel.locator(".entry-message", { hasText: "glad to help" }).waitFor();
   results.follow_up = await text(panel.locator(".entry-message").last());
+
+  step("rate the reply");
+  const thanks = panel.locator(".entry-message", { hasText: "glad to help" });
+  await thanks.locator(".feedback button[data-rating='up']").click();
+  await thanks.locator(".feedback button.rated[data-rating='up']").waitFor();
+  results.rated = true;
 }
 
 await drive(main);

@@ -211,6 +211,16 @@ class SessionPanel {
         });
         return;
       }
+      case "feedback": {
+        const rating = String(message.rating);
+        // A thumbs-down says most with a reason; a thumbs-up needs none.
+        const comment =
+          rating === "down"
+            ? await vscode.window.showInputBox({ prompt: "What was wrong with this reply? (optional)" })
+            : undefined;
+        await this.request("feedback", { id, itemId: String(message.itemId), rating, comment: comment || undefined });
+        return;
+      }
       case "diff":
         await this.diff(String(message.path));
         return;

@@ -30,7 +30,17 @@ export interface Finding {
 
 /** What the panel draws, one per item (or per notice). `open` is true while it waits on the user. */
 export type Entry =
-  | { kind: "message"; id: string; role: string; text: string; streaming: boolean; interrupted: boolean }
+  | {
+      kind: "message";
+      id: string;
+      role: string;
+      text: string;
+      streaming: boolean;
+      interrupted: boolean;
+      /** The user's rating of an agent reply. */
+      rating?: string;
+      comment?: string;
+    }
   | { kind: "thinking"; id: string; text: string; streaming: boolean }
   | {
       kind: "tool";
@@ -148,6 +158,15 @@ export class Transcript {
       case "pullRequest":
         this.header.pullRequest = String(event.url);
         return ["header"];
+      case "feedback": {
+        const entry = this.entries.get(String(event.itemId));
+        if (entry?.kind !== "message") {
+          return [];
+        }
+        entry.rating = String(event.rating);
+        entry.comment = event.comment === undefined ? undefined : String(event.comment);
+        return [entry.id];
+      }
       case "usage":
         this.header.usage.inputTokens += num(event.inputTokens);
         this.header.usage.outputTokens += num(event.outputTokens);

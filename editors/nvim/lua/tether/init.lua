@@ -3,7 +3,8 @@
 --   require("tether").setup({ cmd = { "tether", "lsp" }, settings = { ... } })
 --
 -- Commands: :Tether new|list|send|stop|resume|apply|export|review|loop|transcript, and
--- :Tether task new|list|compare|promote|stop|delete (tasks.lua: several agents race a prompt)
+-- :Tether task new|list|compare|promote|stop|delete (tasks.lua: several agents race a prompt),
+-- :Tether feedback up|down [comment] (rates a session's latest reply)
 -- Questions, plans and permissions are asked with vim.ui.select / vim.ui.input as they
 -- arrive; progress comes through Neovim's own $/progress handling; findings are diagnostics
 -- and every choice is also a code action.
@@ -388,6 +389,28 @@ function commands.loop(args)
   end)
 end
 
+--- `:Tether feedback up|down [comment]`: rates a session's latest reply.
+function commands.feedback(args)
+  local rating, comment = args:match("^(%S+)%s*(.*)$")
+  if rating ~= "up" and rating ~= "down" then
+    return notify("usage: :Tether feedback up|down [comment]", vim.log.levels.WARN)
+  end
+  M.pick_session("Rate the latest reply of", function(session)
+    M.request("feedback", {
+      id = session.id,
+      rating = rating,
+      comment = comment ~= "" and comment or nil,
+    }, function()
+      notify(string.format("rated %s's reply %s", session.name, rating))
+      if transcripts[session.id] then
+        schedule_render(session.id)
+      end
+    end)
+  end, function(s)
+    return s.status ~= "pending" and s.status ~= "creating" and s.status ~= "running"
+  end)
+end
+
 function commands.task(args)
   require("tether.tasks").command(args)
 end
@@ -448,7 +471,7 @@ function M.setup(opts)
   end
   vim.api.nvim_create_user_command("Tether", M.command, {
     nargs = "+",
-    desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task",
+    desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task|feedback",
     complete = function(lead)
       return vim.tbl_filter(function(name)
         return name:find(lead, 1, true) == 1

@@ -70,7 +70,12 @@ test("tool calls, file changes, usage and status make the header and entries", (
     { kind: "turnEnded", reason: "end_turn" },
     { kind: "turnEnded", reason: "budget", message: "spent $1" },
     { kind: "pullRequest", url: "https://github.com/me/app/pull/7" },
+    { kind: "item", phase: "completed", item: { id: "a1", type: "message", role: "agent", text: "done" } },
+    { kind: "feedback", itemId: "a1", rating: "down", comment: "too long" },
   );
+  const rated = transcript.entry("a1");
+  assert.equal(rated?.kind === "message" && rated.rating, "down");
+  assert.equal(rated?.kind === "message" && rated.comment, "too long");
   assert.equal(transcript.header.status, "running");
   assert.equal(transcript.header.pullRequest, "https://github.com/me/app/pull/7");
   assert.equal(transcript.header.worktree, "/w");
@@ -79,6 +84,7 @@ test("tool calls, file changes, usage and status make the header and entries", (
     { kind: "tool", id: "c1", tool: "run_command", input: "cargo test", status: "failed", output: "boom", durationMs: 12 },
     { kind: "fileChange", id: "f1", path: "src/a.rs", additions: 3, deletions: 1 },
     { kind: "notice", id: "turn-9", text: "turn ended (budget): spent $1" },
+    { kind: "message", id: "a1", role: "agent", text: "done", streaming: false, interrupted: false, rating: "down", comment: "too long" },
   ]);
 });
 

@@ -180,6 +180,21 @@ interface PanelEntry extends Json {
         if (entry.interrupted) {
           box.append(el("div", { class: "muted" }, "(interrupted)"));
         }
+        if (role === "agent" && !entry.streaming) {
+          const rate = (rating: string) => () => vscode.postMessage({ type: "feedback", itemId: entry.id, rating });
+          const chosen = (rating: string): Record<string, string> =>
+            entry.rating === rating ? { "aria-pressed": "true", class: "link rated" } : { class: "link" };
+          box.append(
+            el(
+              "div",
+              { class: "feedback" },
+              button("👍", rate("up"), { title: "Good reply", "data-rating": "up", ...chosen("up") }),
+              " ",
+              button("👎", rate("down"), { title: "Bad reply", "data-rating": "down", ...chosen("down") }),
+              entry.comment ? el("span", { class: "muted" }, ` ${str(entry.comment)}`) : "",
+            ),
+          );
+        }
         break;
       }
       case "thinking":
