@@ -293,8 +293,12 @@ async fn an_agents_permission_request_is_put_to_the_user_in_ask_mode() {
     let item = &asked["event"]["item"];
     assert_eq!(item["tool"], "rm -rf build");
     assert_eq!(item["scope"], "scripted:execute");
-    let info = client.call("tether/session/get", json!({"id": id})).await["session"].clone();
-    assert_eq!(info["activity"], "waiting_input", "{info}");
+    // The session says it waits on the user (the item and the activity are two events).
+    client
+        .wait_for_event(&id, |event| {
+            event["kind"] == "status" && event["activity"] == "waiting_input"
+        })
+        .await;
     client
         .call(
             "tether/session/answer",

@@ -242,6 +242,8 @@ async fn code_actions_answer_decide_and_allow_with_standard_lsp_alone() {
         [
             "tether: New session…",
             "tether: Apply changes of chooser",
+            "tether: 👍 Good reply from chooser",
+            "tether: 👎 Bad reply from chooser",
             "tether: Open transcript of chooser"
         ],
         "no stale choices, no stop for a waiting session"
