@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Mode;
 use super::outcomes::{
-    HookEvent, HookStatus, LoopOutcome, PermissionDecision, Resolution, RunStatus,
+    HookEvent, HookStatus, LoopOutcome, PermissionDecision, Rating, Resolution, RunStatus,
 };
 
 /// Lifecycle of a session: `pending → creating → running → {waiting, completed, stopped,
@@ -298,23 +298,6 @@ pub enum Severity {
     High,
     Medium,
     Low,
-}
-
-/// What the user thought of a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rating {
-    Up,
-    Down,
-}
-
-impl Rating {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rating::Up => "up",
-            Rating::Down => "down",
-        }
-    }
 }
 
 /// Where a finding came from.

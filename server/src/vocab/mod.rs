@@ -21,10 +21,12 @@ pub use chat::{ChatMessage, ChatRole, ToolCallRequest};
 pub use events::sample_spec;
 pub use events::{
     Activity, AgentCommand, AgentFacts, Answer, Event, EventRecord, Finding, FindingSource, Item,
-    ItemPhase, MessageRole, PlanDecision, PlanPhase, Question, QuestionKind, Rating, RunFacts,
-    SessionSpec, SessionStatus, Severity, StartedBy, TokenUsage, ToolCallStatus, TurnEndReason,
+    ItemPhase, MessageRole, PlanDecision, PlanPhase, Question, QuestionKind, RunFacts, SessionSpec,
+    SessionStatus, Severity, StartedBy, TokenUsage, ToolCallStatus, TurnEndReason,
 };
-pub use outcomes::{HookEvent, HookStatus, LoopOutcome, PermissionDecision, Resolution, RunStatus};
+pub use outcomes::{
+    HookEvent, HookStatus, LoopOutcome, PermissionDecision, Rating, Resolution, RunStatus,
+};
 pub use state::{SessionState, check_transition};
 pub use tasks::{
     Evidence, FindingCounts, HookResult, MAX_TRIALS, PromoteHow, Promotion, TaskInfo, TaskRecord,

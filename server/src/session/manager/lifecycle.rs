@@ -42,6 +42,38 @@ pub(super) struct NewSession {
     pub settings_profile: Option<String>,
 }
 
+/// A settings profile id a request names must be one.
+pub(super) fn check_profile(profile: Option<&str>) -> Result<(), SessionError> {
+    match profile {
+        Some(profile) if !crate::config::valid_profile_id(profile) => {
+            Err(SessionError::InvalidParams {
+                field: "settingsProfile",
+                message: format!("{profile:?} is not a profile id (letters, digits, - and _)"),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The provider and model a session runs on: those asked for, else the default provider and
+/// its model (an ACP agent runs the model it is set up with: `default`).
+pub(super) fn provider_and_model(
+    config: &crate::config::Config,
+    provider: Option<String>,
+    model: Option<String>,
+) -> Result<(String, &crate::config::ProviderConfig, String), SessionError> {
+    let provider = provider.unwrap_or_else(|| config.default_provider_name());
+    let provider_config = config.provider(&provider)?;
+    let model = model
+        .or_else(|| provider_config.model.clone())
+        .or_else(|| (provider_config.kind == ProviderKind::Acp).then(|| "default".to_owned()))
+        .ok_or_else(|| SessionError::InvalidParams {
+            field: "model",
+            message: format!("provider {provider:?} sets no default model; name one"),
+        })?;
+    Ok((provider, provider_config, model))
+}
+
 /// Where the worktrees of `repo`'s sessions go.
 pub(super) fn worktrees_of(config: &crate::config::Config, repo: &std::path::Path) -> PathBuf {
     config
@@ -158,31 +190,11 @@ impl SessionManager {
         if !store.is_writable() {
             return Err(SessionError::ReadOnly(store.read_only_reason()));
         }
-        if let Some(profile) = &new.settings_profile
-            && !crate::config::valid_profile_id(profile)
-        {
-            return Err(SessionError::InvalidParams {
-                field: "settingsProfile",
-                message: format!("{profile:?} is not a profile id (letters, digits, - and _)"),
-            });
-        }
+        check_profile(new.settings_profile.as_deref())?;
         let resolved = self.config(&repository.root, new.settings_profile.as_deref())?;
         let (config, config_warnings) = (&resolved.config, &resolved.warnings);
-        let provider = new
-            .provider
-            .clone()
-            .unwrap_or_else(|| config.default_provider_name());
-        let provider_config = config.provider(&provider)?;
-        let model = new
-            .model
-            .clone()
-            .or_else(|| provider_config.model.clone())
-            // An ACP agent runs the model it is set up with.
-            .or_else(|| (provider_config.kind == ProviderKind::Acp).then(|| "default".to_owned()))
-            .ok_or_else(|| SessionError::InvalidParams {
-                field: "model",
-                message: format!("provider {provider:?} sets no default model; name one"),
-            })?;
+        let (provider, provider_config, model) =
+            provider_and_model(config, new.provider.clone(), new.model.clone())?;
         let base_branch = repository.resolve_base_branch(new.base_branch.as_deref())?;
         let worktrees = worktrees_of(config, &repository.root);
         let taken = |name: &str| self.session_name_taken(&repository, &worktrees, name);

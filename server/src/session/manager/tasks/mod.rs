@@ -30,9 +30,8 @@ pub use document::task_document;
 pub use promote::{PromoteRequest, Promoted};
 
 use super::actor::SessionView;
-use super::lifecycle::{NewSession, worktrees_of};
+use super::lifecycle::{NewSession, check_profile, provider_and_model, worktrees_of};
 use super::{SessionError, SessionManager, lock};
-use crate::config::ProviderKind;
 use crate::session::{slug_from_prompt, validate_session_name};
 use crate::store::RepoStore;
 use crate::vocab::{MAX_TRIALS, Mode, StartedBy, TaskInfo, TaskRecord, TrialSpec, now_millis};
@@ -161,14 +160,7 @@ impl SessionManager {
                 ),
             });
         }
-        if let Some(profile) = &request.settings_profile
-            && !crate::config::valid_profile_id(profile)
-        {
-            return Err(SessionError::InvalidParams {
-                field: "settingsProfile",
-                message: format!("{profile:?} is not a profile id (letters, digits, - and _)"),
-            });
-        }
+        check_profile(request.settings_profile.as_deref())?;
         let repository = workspace::discover(&request.root)?;
         let store = self.open_store(&repository.root)?;
         if !store.is_writable() {
@@ -178,29 +170,18 @@ impl SessionManager {
         let config = &resolved.config;
         let mut planned = Vec::new();
         for (index, trial) in request.trials.iter().enumerate() {
-            let invalid = |message: String| SessionError::InvalidParams {
-                field: "trials",
-                message: format!("trial {}: {message}", index + 1),
-            };
-            let provider = trial
-                .provider
-                .clone()
-                .unwrap_or_else(|| config.default_provider_name());
-            let provider_config = config
-                .provider(&provider)
-                .map_err(|error| invalid(error.to_string()))?;
-            let model = trial
-                .model
-                .clone()
-                .or_else(|| provider_config.model.clone())
-                .or_else(|| {
-                    (provider_config.kind == ProviderKind::Acp).then(|| "default".to_owned())
-                })
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "provider {provider:?} sets no default model; name one"
-                    ))
-                })?;
+            let (provider, _, model) =
+                provider_and_model(config, trial.provider.clone(), trial.model.clone()).map_err(
+                    |error| SessionError::InvalidParams {
+                        field: "trials",
+                        message: match error {
+                            SessionError::InvalidParams { message, .. } => {
+                                format!("trial {}: {message}", index + 1)
+                            }
+                            other => format!("trial {}: {other}", index + 1),
+                        },
+                    },
+                )?;
             planned.push((provider, model));
         }
         let base_branch = repository.resolve_base_branch(request.base_branch.as_deref())?;
