@@ -759,14 +759,15 @@ async fn hooks_checkpoints_and_rewind_work_the_same_on_an_acp_session() {
     assert_eq!(prompts.len(), 2, "{:?}", agent.log());
     let complaint = prompts[1]["prompt"][0]["text"].as_str().unwrap_or_default();
     assert!(complaint.contains("fixed.txt is missing"), "{complaint}");
-    // Each turn that changed files left a checkpoint; a rewind puts the first one back.
+    // The new worktree and each turn that changed files left a checkpoint; a rewind puts
+    // the first turn's back.
     let checkpoints: Vec<Value> = client
         .session_events(&id)
         .iter()
         .filter(|params| params["event"]["kind"] == "checkpoint")
         .map(|params| params["event"]["name"].clone())
         .collect();
-    assert_eq!(checkpoints, [json!("turn-1"), json!("turn-2")]);
+    assert_eq!(checkpoints, [json!("start"), json!("turn-1"), json!("turn-2")]);
     client
         .call("tether/session/rewind", json!({"id": id, "turn": 1}))
         .await;

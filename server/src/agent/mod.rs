@@ -71,6 +71,13 @@ pub trait EventSink: Send {
         item_id: &str,
         phases: &[PlanPhase],
     ) -> Result<tokio::sync::oneshot::Receiver<PlanDecision>, String>;
+
+    /// Delivers the follow-ups the user sent while the turn works, between two model calls
+    /// (steering): emits them as user messages and returns their texts as the model is to
+    /// see them. None by default: they wait for the turn to end.
+    fn steer(&mut self) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, String>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
 }
 
 /// The answer to [`EventSink::permission`].
@@ -289,6 +296,12 @@ async fn run_steps(
         }
         if finished {
             return Ok(TurnEndReason::EndTurn);
+        }
+        // What the user said meanwhile reaches the model with the tools' results.
+        for text in sink.steer().await? {
+            request
+                .messages
+                .push(ChatMessage::new(ChatRole::User, text));
         }
     }
     Ok(TurnEndReason::MaxTurns)

@@ -89,6 +89,11 @@ methods! { $
     Trust = "trust": TrustParams => TrustResult, Blocking, Host, optional = true;
     FixFinding = "fixFinding": FindingParams => QueuedResult, Blocking, Host;
     DismissFinding = "dismissFinding": FindingParams => DismissResult, Blocking, Host;
+    /// Edits a sent message: the conversation and the worktree go back to just before it,
+    /// and the new text runs from there (what followed stays in the log, superseded).
+    EditMessage = "editMessage": EditMessageParams => SessionInfo, Blocking, Host;
+    /// Takes back a follow-up that still waits to be delivered.
+    DeleteMessage = "deleteMessage": MessageParams => DeleteResult, Blocking, Host;
     /// Rates one of the agent's replies (up or down, with a comment).
     Feedback = "feedback": FeedbackParams => ItemResult, Blocking, Host;
     /// Opens the draft a new session is written in, in the editor that asked.

@@ -117,7 +117,37 @@ pub struct SendParams {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueuedResult {
+    /// It waits for the current turn (with tether's agent: the current tool calls) to end.
     pub queued: bool,
+    /// The message's item id (a queued one can be taken back with `deleteMessage`).
+    pub item_id: String,
+}
+
+impl From<crate::session::Sent> for QueuedResult {
+    fn from(sent: crate::session::Sent) -> Self {
+        QueuedResult {
+            queued: sent.queued,
+            item_id: sent.item_id,
+        }
+    }
+}
+
+/// Edits a message the user sent and runs the conversation again from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EditMessageParams {
+    pub id: String,
+    /// The user `message` item to edit.
+    pub item_id: String,
+    pub text: String,
+}
+
+/// One message of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessageParams {
+    pub id: String,
+    pub item_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,8 +50,8 @@ impl HostMethod for methods::FixFinding {
         manager: SessionManager,
         params: api::FindingParams,
     ) -> Result<api::QueuedResult, HostError> {
-        let queued = manager.fix_finding(&params.id, &params.finding_id).await?;
-        Ok(api::QueuedResult { queued })
+        let sent = manager.fix_finding(&params.id, &params.finding_id).await?;
+        Ok(sent.into())
     }
 }
 

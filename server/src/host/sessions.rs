@@ -73,8 +73,8 @@ impl HostMethod for methods::Send {
         manager: SessionManager,
         params: api::SendParams,
     ) -> Result<api::QueuedResult, HostError> {
-        let queued = manager.send(&params.id, params.text).await?;
-        Ok(api::QueuedResult { queued })
+        let sent = manager.send(&params.id, params.text).await?;
+        Ok(sent.into())
     }
 }
 
@@ -288,5 +288,29 @@ impl HostMethod for methods::Feedback {
             .feedback(&params.id, params.item_id, params.rating, params.comment)
             .await?;
         Ok(api::ItemResult { item_id })
+    }
+}
+
+impl HostMethod for methods::EditMessage {
+    async fn run(
+        manager: SessionManager,
+        params: api::EditMessageParams,
+    ) -> Result<api::SessionInfo, HostError> {
+        let info = manager
+            .edit_message(&params.id, &params.item_id, params.text)
+            .await?;
+        Ok(info.into())
+    }
+}
+
+impl HostMethod for methods::DeleteMessage {
+    async fn run(
+        manager: SessionManager,
+        params: api::MessageParams,
+    ) -> Result<api::DeleteResult, HostError> {
+        manager
+            .withdraw_message(&params.id, &params.item_id)
+            .await?;
+        Ok(api::DeleteResult { deleted: true })
     }
 }

@@ -492,7 +492,23 @@ impl LanguageServer for Backend {
         self.sessions_ready().await;
         let mut actions = handlers::code_action::actions(&self.sessions, &params);
         if let Some(document) = params.text_document.uri.to_file_path() {
+            let document = document.into_owned();
             actions.extend(tasks::document_actions(&self.tasks, &document));
+            if document
+                .parent()
+                .is_some_and(|folder| folder.ends_with(transcripts::TRANSCRIPT_DIR))
+            {
+                let open = self.documents.read(vec![document.clone()]).await;
+                if let Some(open) = open.get(&document).filter(|open| open.in_sync) {
+                    actions.extend(handlers::message_actions::actions(
+                        &self.sessions,
+                        &params.text_document.uri,
+                        &document,
+                        &open.text.to_string(),
+                        params.range.start.line,
+                    ));
+                }
+            }
         }
         Ok(Some(actions))
     }

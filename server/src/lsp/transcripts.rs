@@ -440,6 +440,17 @@ impl Transcripts {
     }
 
     async fn send_reply(&self, info: &SessionInfo, reply: &str) -> Result<(), HostError> {
+        if let Some((item_id, text)) = transcript::written_edit(reply) {
+            return self
+                .manager
+                .call::<methods::EditMessage>(api::EditMessageParams {
+                    id: info.id.clone(),
+                    item_id,
+                    text,
+                })
+                .await
+                .map(drop);
+        }
         match info.status {
             SessionStatus::Stopped | SessionStatus::Failed => self
                 .manager

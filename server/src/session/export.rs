@@ -15,6 +15,39 @@ pub fn to_json(info: &SessionInfo, events: &[EventRecord]) -> String {
 
 /// The transcript as Markdown: the metadata, then each completed message in order.
 pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
+    markdown(info, events, false)
+}
+
+/// The marker a transcript document puts on each user message's heading (what its code
+/// actions find the message by).
+pub const MESSAGE_MARKER: &str = "<!-- tether:message ";
+
+/// Which events an edit superseded: from the edited message to its `superseded` event.
+fn superseded_events(events: &[EventRecord]) -> Vec<bool> {
+    let mut superseded = vec![false; events.len()];
+    for (end, record) in events.iter().enumerate() {
+        let Event::Superseded { item_id } = &record.event else {
+            continue;
+        };
+        let start = events[..end].iter().position(|record| {
+            matches!(
+                &record.event,
+                Event::Item {
+                    phase: ItemPhase::Completed,
+                    item: Item::Message { id, role: MessageRole::User, .. },
+                } if id == item_id
+            )
+        });
+        if let Some(start) = start {
+            superseded[start..end].fill(true);
+        }
+    }
+    superseded
+}
+
+/// The transcript as Markdown; with `markers`, each user message's heading carries its id
+/// (for the transcript document).
+pub(super) fn markdown(info: &SessionInfo, events: &[EventRecord], markers: bool) -> String {
     let mut out = String::new();
     let title = if info.title.is_empty() {
         &info.name
@@ -60,7 +93,18 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
             ratings.insert(item_id.as_str(), (*rating, comment.as_deref()));
         }
     }
-    for record in events {
+    let superseded = superseded_events(events);
+    let mut folded = false;
+    for (record, superseded) in events.iter().zip(superseded) {
+        // What an edit replaced stays, folded away.
+        if superseded != folded {
+            folded = superseded;
+            if folded {
+                let _ = writeln!(out, "\n<details><summary>Superseded by an edit</summary>");
+            } else {
+                let _ = writeln!(out, "\n</details>");
+            }
+        }
         match &record.event {
             Event::Item {
                 phase: ItemPhase::Completed,
@@ -80,7 +124,11 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
                     MessageRole::Summary => "Summary",
                     MessageRole::HookFailure => "Hook failure",
                 };
-                let _ = writeln!(out, "\n## {heading}\n");
+                if markers && *role == MessageRole::User && !superseded {
+                    let _ = writeln!(out, "\n## {heading} {MESSAGE_MARKER}{id} -->\n");
+                } else {
+                    let _ = writeln!(out, "\n## {heading}\n");
+                }
                 let _ = writeln!(out, "{}", text.trim_end());
                 if *interrupted {
                     let _ = writeln!(out, "\n*(interrupted)*");
@@ -173,6 +221,9 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
             }
             _ => {}
         }
+    }
+    if folded {
+        let _ = writeln!(out, "\n</details>");
     }
     out
 }

@@ -21,7 +21,7 @@ pub use manager::{
 };
 pub use manager::{
     AnnouncedEvent, CreateSession, EXIT_SIGNAL, EventSource, GitOutcome, GitRequest, ListFilter,
-    LoopRequest, SessionError, SessionFindings, SessionInfo, SessionManager, SessionSnapshot,
+    LoopRequest, Sent, SessionError, SessionFindings, SessionInfo, SessionManager, SessionSnapshot,
     SessionView, Subscription,
 };
 pub use names::{slug_from_prompt, title_of, validate_session_name};

@@ -19,6 +19,11 @@ pub const PROMPT_HEADING: &str = "## Prompt";
 const PROVIDER_LABEL: &str = "Provider:";
 const CONTEXT_HEADING: &str = "## Context";
 const QUESTION_MARKER: &str = "<!-- tether:question ";
+const QUEUED_HEADING: &str = "## Queued (not delivered yet)";
+/// The marker on each queued message's line.
+const QUEUED_MARKER: &str = "<!-- tether:queued ";
+/// The marker that makes a reply an edit of an earlier message.
+const EDIT_MARKER: &str = "<!-- tether:edit ";
 
 /// Where a session's transcript lives: `<repo>/.tether/sessions/<name>.md`.
 pub fn path(repo: &std::path::Path, name: &str) -> std::path::PathBuf {
@@ -32,7 +37,7 @@ pub fn render(
     open_questions: &[Item],
     findings: &[(FindingSource, Finding)],
 ) -> String {
-    let mut out = export::to_markdown(info, events);
+    let mut out = export::markdown(info, events, true);
 
     // The message being streamed right now.
     let mut streaming: Vec<(&str, String)> = Vec::new();
@@ -56,6 +61,14 @@ pub fn render(
     }
     for (_, text) in streaming.iter().filter(|(_, text)| !text.trim().is_empty()) {
         let _ = writeln!(out, "\n## Agent (writing…)\n\n{}", text.trim_end());
+    }
+    let queued = queued_messages(events);
+    if !queued.is_empty() {
+        let _ = writeln!(out, "\n{QUEUED_HEADING}\n");
+        for (id, text) in queued {
+            let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let _ = writeln!(out, "- {line} {QUEUED_MARKER}{id} -->");
+        }
     }
 
     let unplaced: Vec<&(FindingSource, Finding)> = findings
@@ -85,6 +98,64 @@ pub fn render(
     }
     let _ = write!(out, "\n{REPLY_HEADING}\n\n");
     out
+}
+
+/// The follow-ups still waiting to be delivered, in order: (item id, text).
+fn queued_messages(events: &[EventRecord]) -> Vec<(&str, &str)> {
+    let mut queued: Vec<(&str, &str)> = Vec::new();
+    for record in events {
+        match &record.event {
+            Event::FollowUpQueued { item_id, text } => queued.push((item_id, text)),
+            Event::FollowUpWithdrawn { item_id }
+            | Event::Item {
+                phase: ItemPhase::Completed,
+                item: Item::Message { id: item_id, .. },
+            } => queued.retain(|(id, _)| id != item_id),
+            _ => {}
+        }
+    }
+    queued
+}
+
+/// The user message whose section of a transcript holds line `line` (from 0): its item id
+/// and its text.
+pub fn message_at(text: &str, line: usize) -> Option<(String, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let heading = lines
+        .get(..=line.min(lines.len().checked_sub(1)?))?
+        .iter()
+        .rposition(|line| line.starts_with("## "))?;
+    let id = lines[heading]
+        .split_once(export::MESSAGE_MARKER)?
+        .1
+        .strip_suffix(" -->")?
+        .to_owned();
+    let body: Vec<&str> = lines[heading + 1..]
+        .iter()
+        .take_while(|line| !line.starts_with("## ") && !line.starts_with("<details>"))
+        .copied()
+        .collect();
+    Some((id, body.join("\n").trim().to_owned()))
+}
+
+/// The queued message on line `line` (from 0) of a transcript: its item id.
+pub fn queued_at(text: &str, line: usize) -> Option<String> {
+    let line = text.lines().nth(line)?;
+    let id = line.split_once(QUEUED_MARKER)?.1.strip_suffix(" -->")?;
+    Some(id.to_owned())
+}
+
+/// What to write under `## Reply` to edit message `item_id`, starting from `text`.
+pub fn edit_reply(item_id: &str, text: &str) -> String {
+    format!("{EDIT_MARKER}{item_id} -->\n{}\n", text.trim_end())
+}
+
+/// A reply that edits an earlier message (it starts with the edit marker): the message's
+/// item id and its new text.
+pub fn written_edit(reply: &str) -> Option<(String, String)> {
+    let rest = reply.trim_start().strip_prefix(EDIT_MARKER)?;
+    let (id, text) = rest.split_once(" -->")?;
+    Some((id.trim().to_owned(), text.trim().to_owned()))
 }
 
 /// A waiting question, with a box per option and an `Answer:` line where text may answer.
@@ -331,6 +402,29 @@ mod tests {
         write_question(&mut out, item);
         out.push_str("\n## Reply\n\n");
         out
+    }
+
+    #[test]
+    fn a_user_message_and_a_queued_one_are_found_by_line_and_an_edit_reads_back() {
+        let text = "# t\n\n## User <!-- tether:message m1 -->\n\nfix it\nplease\n\n## Agent\n\ndone\n\n\
+                    ## Queued (not delivered yet)\n\n- and more <!-- tether:queued q1 -->\n\n## Reply\n\n";
+        let expected = Some(("m1".to_owned(), "fix it\nplease".to_owned()));
+        assert_eq!(message_at(text, 2), expected);
+        assert_eq!(message_at(text, 5), expected);
+        assert_eq!(
+            message_at(text, 9),
+            None,
+            "an agent reply is no user message"
+        );
+        assert_eq!(message_at(text, 0), None);
+        assert_eq!(queued_at(text, 13).as_deref(), Some("q1"));
+        assert_eq!(queued_at(text, 12), None);
+        let reply = edit_reply("m1", "fix it\nnow");
+        assert_eq!(
+            written_edit(&format!("\n{reply}")),
+            Some(("m1".to_owned(), "fix it\nnow".to_owned()))
+        );
+        assert_eq!(written_edit("just a reply"), None);
     }
 
     #[test]

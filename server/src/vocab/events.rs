@@ -508,6 +508,18 @@ pub enum Event {
         item_id: String,
         text: String,
     },
+    /// The user took back queued follow-up `item_id` before it was delivered.
+    #[serde(rename_all = "camelCase")]
+    FollowUpWithdrawn {
+        item_id: String,
+    },
+    /// The user edited their message `item_id`: the conversation from it on is superseded
+    /// (the log keeps it; the model no longer sees it). The worktree went back first (a
+    /// `rewound`); the edited text follows as a new message.
+    #[serde(rename_all = "camelCase")]
+    Superseded {
+        item_id: String,
+    },
     #[serde(rename_all = "camelCase")]
     Usage {
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -93,6 +93,10 @@ pub struct SessionState {
     /// The agent's latest whole reply (what a rating without an item rates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reply: Option<String>,
+    /// How long `history` was before each user message since the last context reset: where
+    /// an edit of that message cuts the conversation. Kept with `history`.
+    #[serde(skip)]
+    pub message_marks: std::collections::HashMap<String, usize>,
 }
 
 /// What a finished review or verification came to.
@@ -135,6 +139,7 @@ impl SessionState {
             agent_facts: None,
             evidence: super::Evidence::default(),
             last_reply: None,
+            message_marks: Default::default(),
             spec,
         }
     }
@@ -209,6 +214,21 @@ impl SessionState {
             Event::FollowUpQueued { item_id, text } => {
                 self.queued.push_back((item_id.clone(), text.clone()));
             }
+            Event::FollowUpWithdrawn { item_id } => {
+                self.queued.retain(|(queued, _)| queued != item_id);
+            }
+            Event::Superseded { item_id } => {
+                // An ACP agent's own conversation cannot be cut: it starts a new one, primed
+                // with what is left.
+                self.agent_session = None;
+                self.notes_for_agent.clear();
+                if let (Some(history), Some(&cut)) =
+                    (&mut self.history, self.message_marks.get(item_id))
+                {
+                    history.truncate(cut);
+                    self.message_marks.retain(|_, mark| *mark < cut);
+                }
+            }
             Event::Usage { usage, .. } => self.usage.add(usage),
             Event::AgentSession {
                 provider,
@@ -220,6 +240,7 @@ impl SessionState {
             Event::ContextReset { summary } => {
                 // The agent's own conversation starts over too.
                 self.agent_session = None;
+                self.message_marks.clear();
                 if let Some(history) = &mut self.history {
                     history.clear();
                     if let Some(summary) = summary {
@@ -288,12 +309,13 @@ impl SessionState {
         };
         match item {
             Item::Message {
+                id,
                 role,
                 text,
                 interrupted: false,
-                ..
             } => match role {
                 MessageRole::User => {
+                    self.message_marks.insert(id.clone(), history.len());
                     let text = if self.notes_for_agent.is_empty() {
                         text.clone()
                     } else {

@@ -130,6 +130,8 @@ on_host!(
     FixFinding,
     DismissFinding,
     Feedback,
+    EditMessage,
+    DeleteMessage,
     TaskCompare,
     TaskStop
 );

@@ -91,6 +91,32 @@ impl SessionActor {
         self.set_status(status, None, Some(reason))
     }
 
+    /// Delivers every follow-up that waits, as user messages; their texts as the model sees
+    /// them (with tether's notes for the agent before the first).
+    fn deliver_queued(&mut self) -> Result<Vec<String>, SessionError> {
+        let mut delivered = Vec::new();
+        while let Some((item_id, text)) = self.state.queued.front().cloned() {
+            self.emit_item(
+                ItemPhase::Completed,
+                Item::Message {
+                    id: item_id,
+                    role: MessageRole::User,
+                    text: text.clone(),
+                    interrupted: false,
+                },
+            )?;
+            let seen = self
+                .state
+                .history
+                .as_ref()
+                .and_then(|history| history.last())
+                .filter(|message| message.role == ChatRole::User)
+                .map_or(text, |message| message.content.clone());
+            delivered.push(seen);
+        }
+        Ok(delivered)
+    }
+
     /// Delivers every follow-up that waited (the model sees them all at once), then decides:
     /// another turn, or `waiting` with `reviews` registered in the same step, so that no
     /// follow-up slips in between and whoever sees `waiting` sees the reviews too.
@@ -100,17 +126,7 @@ impl SessionActor {
         agent_backend: bool,
         reviews: &[crate::vocab::FindingSource],
     ) -> Result<Step, SessionError> {
-        while let Some((item_id, text)) = self.state.queued.front().cloned() {
-            self.emit_item(
-                ItemPhase::Completed,
-                Item::Message {
-                    id: item_id,
-                    role: MessageRole::User,
-                    text,
-                    interrupted: false,
-                },
-            )?;
-        }
+        self.deliver_queued()?;
         let owed = if agent_backend {
             self.state.awaits_agent_reply()
         } else {
@@ -154,6 +170,11 @@ async fn drive_turns(
         .run(|actor| actor.set_status(SessionStatus::Running, Some(Activity::Working), None))
         .await?;
     run_start_hooks(manager, handle, !view.worktree_ready).await?;
+    if !view.worktree_ready {
+        manager
+            .record_checkpoint(handle, &spec, super::git::START_CHECKPOINT.to_owned())
+            .await;
+    }
 
     let resolved = manager.config_of(&spec)?;
     let config = &resolved.config;
@@ -395,6 +416,7 @@ async fn load_history(handle: &SessionHandle) -> Result<(), DriveEnd> {
         .run(move |actor| {
             if actor.state.history.is_none() {
                 actor.state.history = replayed.history;
+                actor.state.message_marks = replayed.message_marks;
             }
             Ok(())
         })
@@ -541,6 +563,16 @@ impl EventSink for TurnSink {
             }
         });
         Ok(decision)
+    }
+
+    fn steer(&mut self) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, String>> {
+        async move {
+            self.handle
+                .run(SessionActor::deliver_queued)
+                .await
+                .map_err(|error| error.to_string())
+        }
+        .boxed()
     }
 }
 

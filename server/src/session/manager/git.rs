@@ -82,12 +82,33 @@ impl SessionManager {
                 Ok((actor.state.spec.clone(), actor.state.rewinds))
             })
             .await?;
-        let index = self.private_index(&spec);
+        let rewound = self.restore_checkpoint(&spec, rewinds, name).await?;
+        let undo = rewound.undo.clone();
+        handle
+            .run(move |actor| {
+                for event in rewound.events() {
+                    actor.emit(event)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(undo)
+    }
+
+    /// Puts the worktree back to checkpoint `name`, first recording what it was as checkpoint
+    /// `before-rewind-<rewinds + 1>`; what to record once it is done.
+    pub(super) async fn restore_checkpoint(
+        &self,
+        spec: &SessionSpec,
+        rewinds: u64,
+        name: &str,
+    ) -> Result<Rewound, SessionError> {
+        let index = self.private_index(spec);
         if let Some(parent) = index.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
         let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
-        let checkpoints = checkpoints(&spec, &worktree, &index);
+        let checkpoints = checkpoints(spec, &worktree, &index);
         if !checkpoints.exists(name).await {
             return Err(SessionError::InvalidParams {
                 field: "checkpoint",
@@ -95,24 +116,13 @@ impl SessionManager {
             });
         }
         let undo = format!("before-rewind-{}", rewinds + 1);
-        let commit = checkpoints.record(&undo).await?;
+        let undo_commit = checkpoints.record(&undo).await?;
         checkpoints.restore(name).await?;
-        let name = name.to_owned();
-        let recorded_undo = undo.clone();
-        handle
-            .run(move |actor| {
-                actor.emit(Event::Checkpoint {
-                    name: recorded_undo.clone(),
-                    commit,
-                })?;
-                actor.emit(Event::Rewound {
-                    name,
-                    undo: recorded_undo,
-                })?;
-                Ok(())
-            })
-            .await?;
-        Ok(undo)
+        Ok(Rewound {
+            name: name.to_owned(),
+            undo,
+            undo_commit,
+        })
     }
 
     /// Runs a git operation on the session's branch (status any time; the others only while
@@ -251,11 +261,23 @@ impl SessionManager {
         if !changed {
             return Ok(false);
         }
+        self.record_checkpoint(handle, spec, format!("turn-{turn}"))
+            .await;
+        Ok(true)
+    }
+
+    /// Records the worktree as checkpoint `name` and tells the session. A failure is logged,
+    /// not fatal: what it would have kept is in the worktree either way.
+    pub(super) async fn record_checkpoint(
+        &self,
+        handle: &SessionHandle,
+        spec: &SessionSpec,
+        name: String,
+    ) {
         let index = self.private_index(spec);
         if let Some(parent) = index.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        let name = format!("turn-{turn}");
         let recorded = match workspace::SessionWorktree::pin(&spec.repo, &spec.worktree) {
             Ok(worktree) => checkpoints(spec, &worktree, &index).record(&name).await,
             Err(error) => Err(error),
@@ -273,7 +295,33 @@ impl SessionManager {
                 handle.id
             ),
         }
-        Ok(true)
+    }
+}
+
+/// The checkpoint of a new worktree, before the agent's first turn: where an edit of the
+/// first message goes back to.
+pub(super) const START_CHECKPOINT: &str = "start";
+
+/// A rewind done on disk, to be recorded: checkpoint `undo` holds what the worktree was.
+pub(super) struct Rewound {
+    name: String,
+    pub undo: String,
+    undo_commit: String,
+}
+
+impl Rewound {
+    /// The `checkpoint` of the undo, then the `rewound`.
+    pub fn events(self) -> [Event; 2] {
+        [
+            Event::Checkpoint {
+                name: self.undo.clone(),
+                commit: self.undo_commit,
+            },
+            Event::Rewound {
+                name: self.name,
+                undo: self.undo,
+            },
+        ]
     }
 }
 

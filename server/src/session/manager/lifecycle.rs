@@ -42,6 +42,16 @@ pub(super) struct NewSession {
     pub settings_profile: Option<String>,
 }
 
+/// A message sent to a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// It waits for the agent's current turn (or, with tether's agent, its current tool
+    /// calls) to end; otherwise a turn started for it.
+    pub queued: bool,
+    /// Its user message's item id.
+    pub item_id: String,
+}
+
 /// A settings profile id a request names must be one.
 pub(super) fn check_profile(profile: Option<&str>) -> Result<(), SessionError> {
     match profile {
@@ -303,7 +313,7 @@ impl SessionManager {
 
     /// Sends a follow-up. Returns whether it was queued behind a turn in progress (`true`)
     /// or starts a turn now (`false`).
-    pub async fn send(&self, id: &str, text: String) -> Result<bool, SessionError> {
+    pub async fn send(&self, id: &str, text: String) -> Result<Sent, SessionError> {
         if text.trim().is_empty() {
             return Err(SessionError::InvalidParams {
                 field: "text",
@@ -329,14 +339,15 @@ impl SessionManager {
                         return Err(actor.invalid("send to", "; clone it to continue the work"));
                     }
                 };
+                let item_id = new_item_id();
                 actor.emit(Event::FollowUpQueued {
-                    item_id: new_item_id(),
+                    item_id: item_id.clone(),
                     text,
                 })?;
                 if !queued {
                     actor.start_driver(&manager, driven, false)?;
                 }
-                Ok(queued)
+                Ok(Sent { queued, item_id })
             })
             .await
     }

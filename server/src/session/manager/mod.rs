@@ -24,6 +24,7 @@ use crate::workspace::{self, GitError};
 
 mod actor;
 mod agents;
+mod conversation;
 mod driver;
 mod fanout;
 mod feedback;
@@ -42,6 +43,7 @@ pub use actor::SessionView;
 use actor::{SessionActor, SessionHandle};
 pub use fanout::{EventSource, Subscription};
 pub use git::{GitOutcome, GitRequest};
+pub use lifecycle::Sent;
 pub use loops::{EXIT_SIGNAL, LoopRequest};
 pub use tasks::{
     Agreement, ComparedFile, ComparedRegion, CreateTask, FileInTrial, PromoteRequest, Promoted,

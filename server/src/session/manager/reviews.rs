@@ -371,7 +371,11 @@ impl SessionManager {
     }
 
     /// Asks the session to fix a finding: a follow-up naming it. Returns whether it queued.
-    pub async fn fix_finding(&self, id: &str, finding_id: &str) -> Result<bool, SessionError> {
+    pub async fn fix_finding(
+        &self,
+        id: &str,
+        finding_id: &str,
+    ) -> Result<super::lifecycle::Sent, SessionError> {
         let (source, finding) = self.finding(id, finding_id)?;
         let place = match &finding.file {
             Some(file) if finding.start_line > 0 => {
