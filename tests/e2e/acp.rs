@@ -767,7 +767,10 @@ async fn hooks_checkpoints_and_rewind_work_the_same_on_an_acp_session() {
         .filter(|params| params["event"]["kind"] == "checkpoint")
         .map(|params| params["event"]["name"].clone())
         .collect();
-    assert_eq!(checkpoints, [json!("start"), json!("turn-1"), json!("turn-2")]);
+    assert_eq!(
+        checkpoints,
+        [json!("start"), json!("turn-1"), json!("turn-2")]
+    );
     client
         .call("tether/session/rewind", json!({"id": id, "turn": 1}))
         .await;

@@ -821,7 +821,10 @@ async fn turns_that_change_files_leave_checkpoints_a_rewind_restores_and_can_be_
         .filter(|params| params["event"]["kind"] == "checkpoint")
         .map(|params| params["event"]["name"].clone())
         .collect();
-    assert_eq!(checkpoints, [json!("start"), json!("turn-1"), json!("turn-2")]);
+    assert_eq!(
+        checkpoints,
+        [json!("start"), json!("turn-1"), json!("turn-2")]
+    );
     let refs = git(
         &env.repo(),
         &[

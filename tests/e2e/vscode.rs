@@ -147,8 +147,9 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     // The automatic verification, then review, of the turn's changes.
     model.push(Reply::text(&["{\"findings\": []}"]));
     model.push(Reply::text(&[REVIEW]));
-    // The follow-up typed into the panel's message box.
+    // The follow-up typed into the panel's message box, then that follow-up edited.
     model.push(Reply::text(&["glad to help"]));
+    model.push(Reply::text(&["edited reply"]));
     write_config(env.home(), &model);
 
     let workbench = Workbench::start(&env, &[("tether.permissionMode", "ask")]).await;
@@ -159,7 +160,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     // typed as "Other"), the rejection's feedback, the approval, the allowed edit, the
     // follow-up.
     let requests = model.requests();
-    assert_eq!(requests.len(), 8, "every scripted reply was asked for");
+    assert_eq!(requests.len(), 9, "every scripted reply was asked for");
     let answers = last_message(&requests[1]);
     for wanted in ["neither: use minus", "unit tests", "types", "keep it small"] {
         assert!(answers.contains(wanted), "{wanted:?} in {answers:?}");
@@ -216,6 +217,19 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         "the 👍 on a reply was recorded: {results:#}"
     );
     assert_eq!(results["injected_images"], 0, "{results:#}");
+    // The edit ran again from the follow-up: the model saw the new text in its place, and
+    // the old follow-up and its reply were folded away.
+    let rerun = requests[8].to_string();
+    assert!(
+        last_message(&requests[8]) == "thanks, edited" && !rerun.contains("glad to help"),
+        "{rerun}"
+    );
+    assert!(
+        results["superseded"]
+            .as_u64()
+            .is_some_and(|count| count >= 2),
+        "{results:#}"
+    );
     assert_eq!(
         results["panel_visible_beside_diff"], true,
         "the diff opened beside the panel, not over it"
@@ -229,6 +243,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         "sessions",
         "problems",
         "diff",
+        "edited",
     ] {
         let path = screenshots.join(format!("vscode-{shot}.png"));
         assert!(

@@ -153,6 +153,17 @@ async function main() {
   await thanks.locator(".feedback button[data-rating='up']").click();
   await thanks.locator(".feedback button.rated[data-rating='up']").waitFor();
   results.rated = true;
+
+  step("edit the follow-up and run again from it");
+  const followUp = panel.locator(".entry-message.role-user", { hasText: "thanks, that's all" }).last();
+  await followUp.locator("button.edit-message").click();
+  await panel.locator("#send", { hasText: "Run edited" }).waitFor();
+  await panel.locator("#message").fill("thanks, edited");
+  await panel.locator("#message").press("Control+Enter");
+  await panel.locator(".entry-message", { hasText: "edited reply" }).waitFor();
+  await panel.locator(".entry.superseded", { hasText: "Superseded by an edit" }).first().waitFor();
+  results.superseded = await panel.locator(".entry.superseded").count();
+  await shot("edited");
 }
 
 await drive(main);

@@ -178,6 +178,12 @@ class SessionPanel {
       case "send":
         await this.request("send", { id, text: String(message.text) });
         return;
+      case "edit":
+        await this.request("editMessage", { id, itemId: String(message.itemId), text: String(message.text) });
+        return;
+      case "deleteMessage":
+        await this.request("deleteMessage", { id, itemId: String(message.itemId) });
+        return;
       case "answer": {
         const entry = this.transcript.open(String(message.questionId));
         if (entry?.kind !== "question") {

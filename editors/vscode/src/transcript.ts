@@ -40,6 +40,12 @@ export type Entry =
       /** The user's rating of an agent reply. */
       rating?: string;
       comment?: string;
+      /** A user message that waits for the agent's current work to end. */
+      queued?: boolean;
+      /** Taken back before it was delivered: drawn as nothing. */
+      withdrawn?: boolean;
+      /** Replaced by an edit: drawn folded away. */
+      superseded?: boolean;
     }
   | { kind: "thinking"; id: string; text: string; streaming: boolean }
   | {
@@ -184,7 +190,19 @@ export class Transcript {
           text: String(event.text ?? ""),
           streaming: false,
           interrupted: false,
+          queued: true,
         });
+      case "followUpWithdrawn": {
+        const entry = this.entries.get(String(event.itemId));
+        if (entry?.kind !== "message") {
+          return [];
+        }
+        entry.queued = false;
+        entry.withdrawn = true;
+        return [entry.id];
+      }
+      case "superseded":
+        return this.supersede(String(event.itemId));
       case "resolved":
         return this.resolved(String(event.itemId), String(event.outcome ?? ""));
       case "turnEnded": {
@@ -308,6 +326,26 @@ export class Transcript {
       default:
         return [];
     }
+  }
+
+  /** Marks the edited message and everything drawn after it as superseded. */
+  private supersede(id: string): string[] {
+    const first = this.order.indexOf(id);
+    if (first < 0) {
+      return [];
+    }
+    const changed: string[] = [];
+    for (const later of this.order.slice(first)) {
+      const entry = this.entries.get(later);
+      // A message still queued (or taken back) was never part of what the edit replaced.
+      // The rewind the edit made is the edit's own notice.
+      if (!entry || (entry.kind === "message" && (entry.queued || entry.withdrawn)) || later.startsWith("rewound-")) {
+        continue;
+      }
+      this.entries.set(later, { ...entry, superseded: true } as Entry);
+      changed.push(later);
+    }
+    return changed;
   }
 
   private delta(id: string, text: string): string[] {

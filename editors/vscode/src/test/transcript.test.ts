@@ -141,3 +141,37 @@ test("review findings and notices", () => {
     ["findings", "hook fmt (on_done): blocked", "the model's context was reset"],
   );
 });
+
+test("an edit folds away what it replaced; a queued message is marked, then delivered or taken back", () => {
+  const user = (id: string, text: string) => ({
+    kind: "item",
+    phase: "completed",
+    item: { id, type: "message", role: "user", text },
+  });
+  const transcript = fold(
+    user("u1", "first"),
+    { kind: "item", phase: "completed", item: { id: "a1", type: "message", role: "agent", text: "one" } },
+    user("u2", "second"),
+    { kind: "item", phase: "completed", item: { id: "a2", type: "message", role: "agent", text: "two" } },
+    { kind: "followUpQueued", itemId: "q1", text: "later" },
+    { kind: "followUpQueued", itemId: "q2", text: "never" },
+  );
+  const queued = transcript.entry("q1");
+  assert.equal(queued?.kind === "message" && queued.queued, true);
+  const next = transcript.lastSeq + 1;
+  assert.deepEqual(transcript.apply({ seq: next, at: 0, event: { kind: "followUpWithdrawn", itemId: "q2" } }), ["q2"]);
+  const withdrawn = transcript.entry("q2");
+  assert.equal(withdrawn?.kind === "message" && withdrawn.withdrawn, true);
+  assert.deepEqual(
+    transcript.apply({ seq: next + 1, at: 0, event: { kind: "superseded", itemId: "u2" } }),
+    ["u2", "a2"],
+    "the edited message and what followed it; not the messages still queued",
+  );
+  const first = transcript.entry("u1");
+  assert.equal(first?.kind === "message" && first.superseded, undefined);
+  const edited = transcript.entry("a2");
+  assert.equal(edited?.kind === "message" && edited.superseded, true);
+  transcript.apply({ seq: next + 2, at: 0, event: user("q1", "later") });
+  const delivered = transcript.entry("q1");
+  assert.equal(delivered?.kind === "message" && delivered.queued, undefined, "delivered: no longer queued");
+});

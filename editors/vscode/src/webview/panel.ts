@@ -27,6 +27,8 @@ interface PanelEntry extends Json {
   const drawn = new Map<string, string>();
   /** Which collapsible entries the user opened. */
   const expanded = new Set<string>();
+  /** The user message being edited in the message box, if any. */
+  let editing: string | undefined;
   // Raw HTML in a message is escaped (html: false); markdown-it also refuses javascript:,
   // vbscript:, file: and data: links. So a message can format, never inject.
   const markdown = typeof markdownit === "function" ? markdownit({ html: false, linkify: true, breaks: false }) : undefined;
@@ -179,6 +181,31 @@ interface PanelEntry extends Json {
         );
         if (entry.interrupted) {
           box.append(el("div", { class: "muted" }, "(interrupted)"));
+        }
+        if (role === "user" && entry.queued) {
+          box.append(
+            el(
+              "div",
+              { class: "message-actions" },
+              el("span", { class: "badge queued" }, "queued"),
+              " ",
+              button("Delete", () => vscode.postMessage({ type: "deleteMessage", itemId: entry.id }), {
+                class: "link delete-message",
+                title: "Take this message back before the agent gets it",
+              }),
+            ),
+          );
+        } else if (role === "user" && !entry.superseded && !entry.streaming) {
+          box.append(
+            el(
+              "div",
+              { class: "message-actions" },
+              button("Edit", () => startEditing(entry.id, str(entry.text)), {
+                class: "link edit-message",
+                title: "Edit this message and run the session again from it (the worktree goes back too)",
+              }),
+            ),
+          );
         }
         if (role === "agent" && !entry.streaming) {
           const rate = (rating: string) => () => vscode.postMessage({ type: "feedback", itemId: entry.id, rating });
@@ -347,7 +374,31 @@ interface PanelEntry extends Json {
       default:
         box.append(el("div", { class: "muted" }, str(entry.text)));
     }
+    if (entry.withdrawn) {
+      box.hidden = true;
+    }
+    if (entry.superseded) {
+      // What an edit replaced stays, folded away.
+      box.classList.add("superseded");
+      const label = entry.kind === "message" ? (ROLES[str(entry.role)] ?? str(entry.role)) : entry.kind;
+      box.replaceChildren(collapsible(entry.id, [el("span", { class: "muted" }, `Superseded by an edit · ${label}`)], [...box.childNodes]));
+    }
     return box;
+  }
+
+  /** Puts a sent message in the message box; sending it then edits that message. */
+  function startEditing(itemId: string, text: string): void {
+    editing = itemId;
+    messageBox.value = text;
+    messageBox.focus();
+    sendButton.textContent = "Run edited";
+    document.body.classList.add("editing");
+  }
+
+  function stopEditing(): void {
+    editing = undefined;
+    sendButton.textContent = "Send";
+    document.body.classList.remove("editing");
   }
 
   function upsert(entry: PanelEntry): void {
@@ -392,8 +443,9 @@ interface PanelEntry extends Json {
   function send(): void {
     const text = messageBox.value.trim();
     if (text) {
-      vscode.postMessage({ type: "send", text });
+      vscode.postMessage(editing ? { type: "edit", itemId: editing, text } : { type: "send", text });
       messageBox.value = "";
+      stopEditing();
     }
   }
   sendButton.addEventListener("click", send);
@@ -401,6 +453,9 @@ interface PanelEntry extends Json {
     if (key.key === "Enter" && (key.ctrlKey || key.metaKey)) {
       key.preventDefault();
       send();
+    } else if (key.key === "Escape" && editing) {
+      messageBox.value = "";
+      stopEditing();
     }
   });
   vscode.postMessage({ type: "ready" });
