@@ -208,6 +208,12 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
     )]));
     model.push(Reply::tool_calls(&[("edit_file", FIX_SUBTRACT)]));
     model.push(Reply::text(&["went right and fixed subtract"]));
+    // `:Tether edit` runs again from the first message; slowly, so that a message sent
+    // meanwhile waits and can be taken back.
+    model.push(Reply::text_paced(
+        &["edited ", "from nvim"],
+        std::time::Duration::from_secs(3),
+    ));
 
     let results = run_script(&nvim, "plugin.lua", &env, &model, "calc.py", extra_env).await;
 
@@ -289,6 +295,28 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
             "a {kind} in {progress:#?}"
         );
     }
+
+    // :Tether edit ran again from the first message with its new text; the message sent
+    // meanwhile was listed as queued, taken back with :Tether unqueue, and never sent.
+    for field in [
+        "superseded_shown",
+        "queued_shown",
+        "taken_back",
+        "edited_reply",
+    ] {
+        assert_eq!(results[field], true, "{field}: {results:#}");
+    }
+    let requests = model.requests();
+    assert_eq!(
+        last_message(requests.last().expect("a request")),
+        "fix subtract again, no questions"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|request| request.to_string().contains("please also rename it")),
+        "the message taken back never reached the model"
+    );
 
     // :Tether apply put the fix into the open buffer.
     assert_eq!(results["file_lines"][5], "    return a - b", "{results:#}");

@@ -92,6 +92,29 @@ local function main()
     return text_of(transcript):find('Your feedback: 👍 up — works well', 1, true) ~= nil
   end, 50)
 
+  step('edit the first message, then take back a message sent meanwhile')
+  vim.cmd('Tether edit fix subtract again, no questions')
+  results.superseded_shown = vim.wait(10000, function()
+    return text_of(transcript):find('Superseded by an edit', 1, true) ~= nil
+  end, 50)
+  vim.cmd('Tether send please also rename it')
+  results.queued_shown = vim.wait(10000, function()
+    return text_of(transcript):find('please also rename it', 1, true) ~= nil
+  end, 50)
+  vim.cmd('Tether unqueue')
+  results.taken_back = vim.wait(10000, function()
+    for _, message in ipairs(results.notified) do
+      if message:find('taken back: please also rename it', 1, true) then
+        return true
+      end
+    end
+    return false
+  end, 50)
+  results.edited_reply = vim.wait(15000, function()
+    return text_of(transcript):find('edited from nvim', 1, true) ~= nil
+  end, 50)
+  results.after_edit = text_of(transcript)
+
   step('health')
   vim.cmd('checkhealth tether')
   results.health = text_of(vim.api.nvim_get_current_buf())

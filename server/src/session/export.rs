@@ -22,6 +22,28 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
 /// actions find the message by).
 pub const MESSAGE_MARKER: &str = "<!-- tether:message ";
 
+/// The heading of the messages still waiting to be delivered.
+const QUEUED_HEADING: &str = "## Queued (not delivered yet)";
+/// The marker a transcript document puts on each queued message's line.
+pub const QUEUED_MARKER: &str = "<!-- tether:queued ";
+
+/// The follow-ups still waiting to be delivered, in order: (item id, text).
+fn queued_messages(events: &[EventRecord]) -> Vec<(&str, &str)> {
+    let mut queued: Vec<(&str, &str)> = Vec::new();
+    for record in events {
+        match &record.event {
+            Event::FollowUpQueued { item_id, text } => queued.push((item_id, text)),
+            Event::FollowUpWithdrawn { item_id }
+            | Event::Item {
+                phase: ItemPhase::Completed,
+                item: Item::Message { id: item_id, .. },
+            } => queued.retain(|(id, _)| id != item_id),
+            _ => {}
+        }
+    }
+    queued
+}
+
 /// Which events an edit superseded: from the edited message to its `superseded` event.
 fn superseded_events(events: &[EventRecord]) -> Vec<bool> {
     let mut superseded = vec![false; events.len()];
@@ -224,6 +246,18 @@ pub(super) fn markdown(info: &SessionInfo, events: &[EventRecord], markers: bool
     }
     if folded {
         let _ = writeln!(out, "\n</details>");
+    }
+    let queued = queued_messages(events);
+    if !queued.is_empty() {
+        let _ = writeln!(out, "\n{QUEUED_HEADING}\n");
+        for (id, text) in queued {
+            let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if markers {
+                let _ = writeln!(out, "- {line} {QUEUED_MARKER}{id} -->");
+            } else {
+                let _ = writeln!(out, "- {line}");
+            }
+        }
     }
     out
 }

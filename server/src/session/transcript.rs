@@ -19,9 +19,6 @@ pub const PROMPT_HEADING: &str = "## Prompt";
 const PROVIDER_LABEL: &str = "Provider:";
 const CONTEXT_HEADING: &str = "## Context";
 const QUESTION_MARKER: &str = "<!-- tether:question ";
-const QUEUED_HEADING: &str = "## Queued (not delivered yet)";
-/// The marker on each queued message's line.
-const QUEUED_MARKER: &str = "<!-- tether:queued ";
 /// The marker that makes a reply an edit of an earlier message.
 const EDIT_MARKER: &str = "<!-- tether:edit ";
 
@@ -62,14 +59,6 @@ pub fn render(
     for (_, text) in streaming.iter().filter(|(_, text)| !text.trim().is_empty()) {
         let _ = writeln!(out, "\n## Agent (writing…)\n\n{}", text.trim_end());
     }
-    let queued = queued_messages(events);
-    if !queued.is_empty() {
-        let _ = writeln!(out, "\n{QUEUED_HEADING}\n");
-        for (id, text) in queued {
-            let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            let _ = writeln!(out, "- {line} {QUEUED_MARKER}{id} -->");
-        }
-    }
 
     let unplaced: Vec<&(FindingSource, Finding)> = findings
         .iter()
@@ -100,23 +89,6 @@ pub fn render(
     out
 }
 
-/// The follow-ups still waiting to be delivered, in order: (item id, text).
-fn queued_messages(events: &[EventRecord]) -> Vec<(&str, &str)> {
-    let mut queued: Vec<(&str, &str)> = Vec::new();
-    for record in events {
-        match &record.event {
-            Event::FollowUpQueued { item_id, text } => queued.push((item_id, text)),
-            Event::FollowUpWithdrawn { item_id }
-            | Event::Item {
-                phase: ItemPhase::Completed,
-                item: Item::Message { id: item_id, .. },
-            } => queued.retain(|(id, _)| id != item_id),
-            _ => {}
-        }
-    }
-    queued
-}
-
 /// The user message whose section of a transcript holds line `line` (from 0): its item id
 /// and its text.
 pub fn message_at(text: &str, line: usize) -> Option<(String, String)> {
@@ -141,7 +113,10 @@ pub fn message_at(text: &str, line: usize) -> Option<(String, String)> {
 /// The queued message on line `line` (from 0) of a transcript: its item id.
 pub fn queued_at(text: &str, line: usize) -> Option<String> {
     let line = text.lines().nth(line)?;
-    let id = line.split_once(QUEUED_MARKER)?.1.strip_suffix(" -->")?;
+    let id = line
+        .split_once(export::QUEUED_MARKER)?
+        .1
+        .strip_suffix(" -->")?;
     Some(id.to_owned())
 }
 
