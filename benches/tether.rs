@@ -771,6 +771,7 @@ async fn bench_loop_in_process() {
         }),
         max_steps: calls + 1,
         price: None,
+        context_window: None,
         budget_left_usd: None,
         turn_timeout: None,
         mcp: None,

@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod config;
 mod confinement;
+mod context;
 mod conversation;
 mod crash;
 mod daemon;

@@ -214,6 +214,8 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
         &["edited ", "from nvim"],
         std::time::Duration::from_secs(3),
     ));
+    // `:Tether compact`.
+    model.push(Reply::text(&["what happened, in short"]));
 
     let results = run_script(&nvim, "plugin.lua", &env, &model, "calc.py", extra_env).await;
 
@@ -303,14 +305,18 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
         "queued_shown",
         "taken_back",
         "edited_reply",
+        "context_shown",
+        "cost_shown",
+        "summary_shown",
     ] {
         assert_eq!(results[field], true, "{field}: {results:#}");
     }
     let requests = model.requests();
     assert_eq!(
-        last_message(requests.last().expect("a request")),
+        last_message(&requests[requests.len() - 2]),
         "fix subtract again, no questions"
     );
+    assert!(last_message(requests.last().expect("a request")).contains("about to be cut"));
     assert!(
         !requests
             .iter()

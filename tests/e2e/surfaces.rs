@@ -242,6 +242,7 @@ async fn code_actions_answer_decide_and_allow_with_standard_lsp_alone() {
         [
             "tether: New session…",
             "tether: Apply changes of chooser",
+            "tether: Compact the conversation of chooser",
             "tether: 👍 Good reply from chooser",
             "tether: 👎 Bad reply from chooser",
             "tether: Open transcript of chooser"

@@ -108,7 +108,7 @@ fn write_config(home: &Path, model: &FakeModel) {
     let dir = home.join("config/tether");
     std::fs::create_dir_all(&dir).expect("mkdir config");
     let config = format!(
-        "default_provider = \"fake\"\n\n[review]\nauto = true\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 2\nretry_backoff_ms = 20\ntimeout_secs = 10\n",
+        "default_provider = \"fake\"\n\n[review]\nauto = true\n\n[context]\nwindows = {{ \"fake-model\" = 14 }}\ncompact_at = 0\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 2\nretry_backoff_ms = 20\ntimeout_secs = 10\n",
         model.base_url()
     );
     std::fs::write(dir.join("config.toml"), config).expect("write config");
@@ -150,6 +150,8 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     // The follow-up typed into the panel's message box, then that follow-up edited.
     model.push(Reply::text(&["glad to help"]));
     model.push(Reply::text(&["edited reply"]));
+    // The panel's Compact button.
+    model.push(Reply::text(&["the summary"]));
     write_config(env.home(), &model);
 
     let workbench = Workbench::start(&env, &[("tether.permissionMode", "ask")]).await;
@@ -160,7 +162,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     // typed as "Other"), the rejection's feedback, the approval, the allowed edit, the
     // follow-up.
     let requests = model.requests();
-    assert_eq!(requests.len(), 9, "every scripted reply was asked for");
+    assert_eq!(requests.len(), 10, "every scripted reply was asked for");
     let answers = last_message(&requests[1]);
     for wanted in ["neither: use minus", "unit tests", "types", "keep it small"] {
         assert!(answers.contains(wanted), "{wanted:?} in {answers:?}");
@@ -230,6 +232,22 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
             .is_some_and(|count| count >= 2),
         "{results:#}"
     );
+    // The meter showed the last turn's 12 tokens of a 14-token window, amber; Compact
+    // asked the model for a summary, which the panel showed.
+    assert!(
+        results["meter"]
+            .as_str()
+            .is_some_and(|meter| meter.contains("12 / 14 tokens (86%)")),
+        "{results:#}"
+    );
+    assert_eq!(results["meter_level"], "high", "{results:#}");
+    assert!(last_message(&requests[9]).contains("about to be cut"));
+    assert!(
+        results["reply_cost"]
+            .as_str()
+            .is_some_and(|cost| cost.contains("$0.0000 · 11 in · 1 out")),
+        "{results:#}"
+    );
     assert_eq!(
         results["panel_visible_beside_diff"], true,
         "the diff opened beside the panel, not over it"
@@ -244,6 +262,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         "problems",
         "diff",
         "edited",
+        "context",
     ] {
         let path = screenshots.join(format!("vscode-{shot}.png"));
         assert!(

@@ -115,6 +115,14 @@ local function main()
   end, 50)
   results.after_edit = text_of(transcript)
 
+  step('the context in the transcript, and compacting it')
+  results.context_shown = text_of(transcript):find('- Context: ', 1, true) ~= nil
+  results.cost_shown = text_of(transcript):find('tokens in, ', 1, true) ~= nil
+  vim.cmd('Tether compact')
+  results.summary_shown = vim.wait(10000, function()
+    return text_of(transcript):find('## Summary', 1, true) ~= nil
+  end, 50)
+
   step('health')
   vim.cmd('checkhealth tether')
   results.health = text_of(vim.api.nvim_get_current_buf())

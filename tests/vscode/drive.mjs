@@ -164,6 +164,16 @@ async function main() {
   await panel.locator(".entry.superseded", { hasText: "Superseded by an edit" }).first().waitFor();
   results.superseded = await panel.locator(".entry.superseded").count();
   await shot("edited");
+  results.reply_cost = await text(panel.locator(".entry-message", { hasText: "edited reply" }).locator(".cost"));
+
+  step("the context meter, and compacting the conversation");
+  const meter = panel.locator(".context-meter");
+  await meter.waitFor();
+  results.meter = await text(meter);
+  results.meter_level = await meter.getAttribute("data-level");
+  await shot("context");
+  await panel.locator("#compact").click();
+  await panel.locator(".entry-message.role-summary", { hasText: "the summary" }).waitFor();
 }
 
 await drive(main);

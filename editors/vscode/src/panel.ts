@@ -181,6 +181,9 @@ class SessionPanel {
       case "edit":
         await this.request("editMessage", { id, itemId: String(message.itemId), text: String(message.text) });
         return;
+      case "compact":
+        await this.request("compact", { id });
+        return;
       case "deleteMessage":
         await this.request("deleteMessage", { id, itemId: String(message.itemId) });
         return;

@@ -46,6 +46,8 @@ export type Entry =
       withdrawn?: boolean;
       /** Replaced by an edit: drawn folded away. */
       superseded?: boolean;
+      /** What the model calls that wrote it cost, and their tokens. */
+      cost?: { usd: number; tokensIn: number; tokensOut: number };
     }
   | { kind: "thinking"; id: string; text: string; streaming: boolean }
   | {
@@ -93,6 +95,8 @@ export interface Header {
   usage: { inputTokens: number; outputTokens: number; costUsd: number };
   /** The pull request opened for the session's branch, if any. */
   pullRequest?: string;
+  /** How full the model's context is (tether's own agent only). */
+  context?: { usedTokens: number; windowTokens: number };
 }
 
 export class Transcript {
@@ -102,7 +106,7 @@ export class Transcript {
   /** The last `seq` folded in; a live event that skips one means a gap. */
   lastSeq = 0;
 
-  constructor(session: Partial<Header> & { usage?: Header["usage"] }) {
+  constructor(session: Partial<Header> & { usage?: Header["usage"]; context?: Header["context"] }) {
     this.header = {
       name: session.name ?? "",
       title: session.title ?? "",
@@ -115,6 +119,7 @@ export class Transcript {
       model: session.model ?? "",
       usage: { inputTokens: 0, outputTokens: 0, costUsd: 0 },
       pullRequest: session.pullRequest,
+      context: session.context ? { ...session.context } : undefined,
     };
   }
 
@@ -173,11 +178,28 @@ export class Transcript {
         entry.comment = event.comment === undefined ? undefined : String(event.comment);
         return [entry.id];
       }
-      case "usage":
+      case "usage": {
         this.header.usage.inputTokens += num(event.inputTokens);
         this.header.usage.outputTokens += num(event.outputTokens);
         this.header.usage.costUsd += num(event.costUsd);
-        return ["header"];
+        const tokensIn = num(event.inputTokens) + num(event.cacheReadTokens) + num(event.cacheWriteTokens);
+        // A turn's response: the conversation is now what it was sent and what it said.
+        if (typeof event.contextWindow === "number") {
+          this.header.context = { usedTokens: tokensIn + num(event.outputTokens), windowTokens: event.contextWindow };
+        }
+        const changed = ["header"];
+        const entry = this.entries.get(String(event.itemId));
+        if (entry?.kind === "message") {
+          const cost = entry.cost ?? { usd: 0, tokensIn: 0, tokensOut: 0 };
+          entry.cost = {
+            usd: cost.usd + num(event.costUsd),
+            tokensIn: cost.tokensIn + tokensIn,
+            tokensOut: cost.tokensOut + num(event.outputTokens),
+          };
+          changed.push(entry.id);
+        }
+        return changed;
+      }
       case "item":
         return this.item(event.item as Record<string, unknown>, event.phase === "started");
       case "delta":
@@ -214,6 +236,9 @@ export class Transcript {
         return this.put({ kind: "notice", id: `turn-${record.seq}`, text: `turn ended (${reason})${message}` });
       }
       case "contextReset":
+        if (this.header.context) {
+          this.header.context.usedTokens = estimate(String(event.summary ?? ""));
+        }
         return this.put({ kind: "notice", id: `reset-${record.seq}`, text: "the model's context was reset" });
       case "rewound":
         return this.put({ kind: "notice", id: `rewound-${record.seq}`, text: `rewound to ${String(event.name)}` });
@@ -244,6 +269,12 @@ export class Transcript {
         const shown = started && !text ? streamed : text;
         if (role === "thinking") {
           return this.put({ kind: "thinking", id, text: shown, streaming: started });
+        }
+        // A compaction: the conversation is now its summary.
+        if (role === "summary" && !started && this.header.context) {
+          this.header.context.usedTokens = estimate(text);
+          this.put({ kind: "message", id, role, text, streaming: false, interrupted: false });
+          return [id, "header"];
         }
         return this.put({
           kind: "message",
@@ -372,6 +403,11 @@ export class Transcript {
     }
     return [id];
   }
+}
+
+/** The tokens a text takes, roughly (four characters each), as the server estimates them. */
+function estimate(text: string): number {
+  return Math.ceil([...text].length / 4);
 }
 
 function num(value: unknown): number {

@@ -247,6 +247,7 @@ impl Translator {
             return Ok(());
         }
         sink.emit(Event::Usage {
+            context_window: None,
             item_id: None,
             usage: TokenUsage {
                 cost_usd: spent,

@@ -185,6 +185,8 @@ pub struct TurnSettings {
     pub max_steps: usize,
     /// The model's price, to put a cost on each response's usage.
     pub price: Option<crate::config::Price>,
+    /// The model's context window, reported with each response's usage.
+    pub context_window: Option<u64>,
     /// What the session may still spend; the turn ends with `budget` once a response
     /// brings the spending to it.
     pub budget_left_usd: Option<f64>,
@@ -262,7 +264,7 @@ async fn run_steps(
         if let Some(instructions) = &settings.instructions {
             instructions.refresh(&mut request.messages);
         }
-        let reply = stream_reply(provider, request, settings.price.as_ref(), cancel, sink).await?;
+        let reply = stream_reply(provider, request, settings, cancel, sink).await?;
         spent += reply.cost_usd;
         if reply.reason != TurnEndReason::EndTurn {
             *timeout_message = reply.message;
@@ -587,7 +589,7 @@ struct Reply {
 async fn stream_reply(
     provider: &dyn ModelProvider,
     request: &ChatRequest,
-    price: Option<&crate::config::Price>,
+    settings: &TurnSettings,
     cancel: &CancellationToken,
     sink: &mut dyn EventSink,
 ) -> Result<Reply, String> {
@@ -694,11 +696,15 @@ async fn stream_reply(
     };
     let mut cost_usd = 0.0;
     if let Some(mut usage) = usage {
-        usage.cost_usd = price.map_or(0.0, |price| price.cost(&usage));
+        usage.cost_usd = settings
+            .price
+            .as_ref()
+            .map_or(0.0, |price| price.cost(&usage));
         cost_usd = usage.cost_usd;
         sink.emit(Event::Usage {
             item_id: reply_id,
             usage,
+            context_window: settings.context_window,
         })?;
     }
     match failure {

@@ -92,6 +92,8 @@ methods! { $
     /// Edits a sent message: the conversation and the worktree go back to just before it,
     /// and the new text runs from there (what followed stays in the log, superseded).
     EditMessage = "editMessage": EditMessageParams => SessionInfo, Blocking, Host;
+    /// Compacts the conversation into a summary now (tether's agent; the session runs once).
+    Compact = "compact": IdParams => SessionInfo, Blocking, Host;
     /// Takes back a follow-up that still waits to be delivered.
     DeleteMessage = "deleteMessage": MessageParams => DeleteResult, Blocking, Host;
     /// Rates one of the agent's replies (up or down, with a comment).

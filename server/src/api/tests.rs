@@ -253,6 +253,10 @@ fn domain_info() -> crate::session::SessionInfo {
             models: vec!["sonnet".to_owned(), "opus".to_owned()],
         }),
         pull_request: Some("https://github.com/me/app/pull/7".to_owned()),
+        context: Some(crate::vocab::ContextUse {
+            used_tokens: 12_000,
+            window_tokens: 200_000,
+        }),
     }
 }
 

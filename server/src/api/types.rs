@@ -44,6 +44,10 @@ pub struct SessionInfo {
     /// The pull request opened for its branch (`git {op: "pr"}`, a task's promotion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<String>,
+    /// How full its conversation is: tokens held and the model's window (none before the
+    /// first turn of tether's agent; an ACP agent keeps its own context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<crate::vocab::ContextUse>,
 }
 
 /// The conversions between the domain's SessionInfo and this copy, field by field (a new
@@ -55,12 +59,12 @@ macro_rules! convert_session_info {
                 let $($from)::+ {
                     id, name, title, mode, status, activity, status_reason, provider, model, branch,
                     base_branch, repo, worktree, created_at, updated_at, usage, queued_messages,
-                    last_seq, read_only, started_by, agent, pull_request,
+                    last_seq, read_only, started_by, agent, pull_request, context,
                 } = info;
                 $($to)::+ {
                     id, name, title, mode, status, activity, status_reason, provider, model, branch,
                     base_branch, repo, worktree, created_at, updated_at, usage, queued_messages,
-                    last_seq, read_only, started_by, agent, pull_request,
+                    last_seq, read_only, started_by, agent, pull_request, context,
                 }
             }
         }

@@ -9,6 +9,7 @@
 //! [`repository`]), and never name key variables or redirect keys.
 
 mod cache;
+mod context;
 mod daemon;
 mod files;
 pub mod hooks;
@@ -19,6 +20,7 @@ mod repository;
 
 pub use cache::ProfileKeys;
 pub use cache::{ConfigCache, EditorLayers, valid_profile_id};
+pub use context::{ContextSettings, UNKNOWN_MODEL_WINDOW};
 pub use daemon::{DaemonSettings, ScheduleConfig};
 pub use mcp::McpServerConfig;
 pub use providers::{ProviderConfig, ProviderKind, SecretValue};
@@ -220,6 +222,8 @@ pub struct Config {
     pub session: SessionSettings,
     /// Prices by model name (USD per million tokens); built-in ones for common models.
     pub prices: BTreeMap<String, Price>,
+    /// Context windows, and when conversations are compacted.
+    pub context: ContextSettings,
     pub secrets: SecretSettings,
     pub review: ReviewSettings,
     /// Lifecycle hooks; they run only in a trusted repository.
@@ -284,6 +288,16 @@ fn builtin_defaults() -> Value {
             "claude-sonnet-4-5": {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75},
             "claude-opus-4-1": {"input": 15.0, "output": 75.0, "cache_read": 1.5, "cache_write": 18.75},
             "claude-haiku-4-5": {"input": 1.0, "output": 5.0, "cache_read": 0.1, "cache_write": 1.25}
+        },
+        // Context windows (tokens) of common models; override in `[context.windows]`.
+        "context": {
+            "windows": {
+                "gpt-4o": 128_000, "gpt-4o-mini": 128_000, "gpt-4.1": 1_047_576,
+                "gpt-5": 400_000, "o3": 200_000, "o4-mini": 200_000,
+                "claude-": 200_000, "gemini-2.5": 1_048_576,
+                // The bundled local model, as scripts/local-model.sh serves it (--n_ctx).
+                "smollm2": 4_096
+            }
         },
         "providers": {
             "local": { "kind": "openai", "base_url": local_model_url(), "model": "smollm2" },

@@ -314,3 +314,12 @@ impl HostMethod for methods::DeleteMessage {
         Ok(api::DeleteResult { deleted: true })
     }
 }
+
+impl HostMethod for methods::Compact {
+    async fn run(
+        manager: SessionManager,
+        params: api::IdParams,
+    ) -> Result<api::SessionInfo, HostError> {
+        Ok(manager.compact(&params.id).await?.into())
+    }
+}

@@ -130,3 +130,23 @@ pub fn backoff_delay(base_ms: u64, attempt: u32) -> Duration {
     let factor = 1u64 << attempt.min(16);
     Duration::from_millis(base_ms.saturating_mul(factor).min(30_000))
 }
+
+/// One model call, its reply read whole: the text (thinking and tool calls left out) and
+/// what it used.
+pub async fn complete_text(
+    provider: &dyn ModelProvider,
+    request: &ChatRequest,
+) -> Result<(String, TokenUsage), ProviderError> {
+    let mut stream = provider.stream_chat(request).await?;
+    let mut text = String::new();
+    let mut usage = TokenUsage::default();
+    while let Some(event) = futures_util::StreamExt::next(&mut stream).await {
+        match event? {
+            StreamEvent::TextDelta(delta) => text.push_str(&delta),
+            StreamEvent::Usage(more) => usage.add(&more),
+            StreamEvent::Finished(_) => break,
+            StreamEvent::ThinkingDelta(_) | StreamEvent::ToolCall(_) => {}
+        }
+    }
+    Ok((text, usage))
+}

@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::provider::{ChatMessage, ChatRequest, ChatRole, ModelProvider, StreamEvent};
+use crate::provider::{ChatMessage, ChatRequest, ChatRole, ModelProvider};
 use crate::vocab::{Finding, FindingSource, Severity, TokenUsage};
 
 /// At most this many findings are kept, the most severe first.
@@ -239,17 +238,10 @@ async fn ask(
     request: &ChatRequest,
     usage: &mut TokenUsage,
 ) -> Result<String, Failure> {
-    let failed = |error: crate::provider::ProviderError| Failure::Failed(error.to_string());
-    let mut stream = provider.stream_chat(request).await.map_err(failed)?;
-    let mut text = String::new();
-    while let Some(event) = stream.next().await {
-        match event.map_err(failed)? {
-            StreamEvent::TextDelta(delta) => text.push_str(&delta),
-            StreamEvent::Usage(more) => usage.add(&more),
-            StreamEvent::Finished(_) => break,
-            StreamEvent::ThinkingDelta(_) | StreamEvent::ToolCall(_) => {}
-        }
-    }
+    let (text, more) = crate::provider::complete_text(provider, request)
+        .await
+        .map_err(|error| Failure::Failed(error.to_string()))?;
+    usage.add(&more);
     Ok(text)
 }
 

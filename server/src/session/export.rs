@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::{Event, EventRecord, Item, ItemPhase, MessageRole, SessionInfo};
+use super::{Event, EventRecord, Item, ItemPhase, MessageRole, SessionInfo, TokenUsage};
 
 /// The whole session as JSON: its info and every event, as the log holds them.
 pub fn to_json(info: &SessionInfo, events: &[EventRecord]) -> String {
@@ -16,6 +16,19 @@ pub fn to_json(info: &SessionInfo, events: &[EventRecord]) -> String {
 /// The transcript as Markdown: the metadata, then each completed message in order.
 pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
     markdown(info, events, false)
+}
+
+/// `12345` as `12,345`.
+fn thousands(number: u64) -> String {
+    let digits = number.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// The marker a transcript document puts on each user message's heading (what its code
@@ -103,16 +116,33 @@ pub(super) fn markdown(info: &SessionInfo, events: &[EventRecord], markers: bool
         "- Usage: {} input tokens, {} output tokens, ${:.4}",
         info.usage.input_tokens, info.usage.output_tokens, info.usage.cost_usd
     );
-    // The user's latest rating of each reply, shown under it.
+    if let Some(context) = &info.context {
+        let _ = writeln!(
+            out,
+            "- Context: {} of {} tokens ({}%)",
+            thousands(context.used_tokens),
+            thousands(context.window_tokens),
+            context.used_tokens * 100 / context.window_tokens.max(1)
+        );
+    }
+    // The user's latest rating of each reply, and what each cost, shown under it.
     let mut ratings = std::collections::HashMap::new();
+    let mut costs: std::collections::HashMap<&str, TokenUsage> = Default::default();
     for record in events {
-        if let Event::Feedback {
-            item_id,
-            rating,
-            comment,
-        } = &record.event
-        {
-            ratings.insert(item_id.as_str(), (*rating, comment.as_deref()));
+        match &record.event {
+            Event::Feedback {
+                item_id,
+                rating,
+                comment,
+            } => {
+                ratings.insert(item_id.as_str(), (*rating, comment.as_deref()));
+            }
+            Event::Usage {
+                item_id: Some(item_id),
+                usage,
+                ..
+            } => costs.entry(item_id.as_str()).or_default().add(usage),
+            _ => {}
         }
     }
     let superseded = superseded_events(events);
@@ -165,6 +195,17 @@ pub(super) fn markdown(info: &SessionInfo, events: &[EventRecord], markers: bool
                         let _ = write!(out, " — {comment}");
                     }
                     let _ = writeln!(out, "*");
+                }
+                if let Some(usage) = costs.get(id.as_str()) {
+                    let _ = writeln!(
+                        out,
+                        "\n*${:.4} · {} tokens in, {} out*",
+                        usage.cost_usd,
+                        thousands(
+                            usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+                        ),
+                        thousands(usage.output_tokens)
+                    );
                 }
             }
             Event::Item {

@@ -9,6 +9,7 @@ use super::Mode;
 use super::outcomes::{
     HookEvent, HookStatus, LoopOutcome, PermissionDecision, Rating, Resolution, RunStatus,
 };
+use super::usage::TokenUsage;
 
 /// Lifecycle of a session: `pending → creating → running → {waiting, completed, stopped,
 /// failed}`. See [`super::check_transition`] for the legal moves.
@@ -113,35 +114,6 @@ pub enum MessageRole {
 pub enum ItemPhase {
     Started,
     Completed,
-}
-
-/// Token counts (and cost) of one model response, or a session's totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenUsage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// Input tokens read from the provider's prompt cache.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub cache_read_tokens: u64,
-    /// Input tokens written to the provider's prompt cache.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub cache_write_tokens: u64,
-    pub cost_usd: f64,
-}
-
-fn is_zero(value: &u64) -> bool {
-    *value == 0
-}
-
-impl TokenUsage {
-    pub fn add(&mut self, other: &TokenUsage) {
-        self.cache_read_tokens += other.cache_read_tokens;
-        self.cache_write_tokens += other.cache_write_tokens;
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cost_usd += other.cost_usd;
-    }
 }
 
 /// One thing in the transcript. Each has a stable id and goes `started → delta… → completed`;
@@ -526,6 +498,10 @@ pub enum Event {
         item_id: Option<String>,
         #[serde(flatten)]
         usage: TokenUsage,
+        /// The context window of the model that answered, when the response was a turn's
+        /// (the conversation's size is then what it was sent and said).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context_window: Option<u64>,
     },
     /// The worktree was recorded as checkpoint `name` (`refs/tether/<session>/<name>`).
     #[serde(rename_all = "camelCase")]

@@ -15,6 +15,7 @@ mod events;
 mod outcomes;
 mod state;
 mod tasks;
+mod usage;
 
 pub use chat::{ChatMessage, ChatRole, ToolCallRequest};
 #[cfg(test)]
@@ -22,7 +23,7 @@ pub use events::sample_spec;
 pub use events::{
     Activity, AgentCommand, AgentFacts, Answer, Event, EventRecord, Finding, FindingSource, Item,
     ItemPhase, MessageRole, PlanDecision, PlanPhase, Question, QuestionKind, RunFacts, SessionSpec,
-    SessionStatus, Severity, StartedBy, TokenUsage, ToolCallStatus, TurnEndReason,
+    SessionStatus, Severity, StartedBy, ToolCallStatus, TurnEndReason,
 };
 pub use outcomes::{
     HookEvent, HookStatus, LoopOutcome, PermissionDecision, Rating, Resolution, RunStatus,
@@ -32,6 +33,7 @@ pub use tasks::{
     Evidence, FindingCounts, HookResult, MAX_TRIALS, PromoteHow, Promotion, TaskInfo, TaskRecord,
     TaskStatus, TrialSpec, TrialSummary, Verdict,
 };
+pub use usage::{ContextUse, TokenUsage};
 
 use serde::{Deserialize, Serialize};
 

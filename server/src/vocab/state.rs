@@ -9,8 +9,9 @@ use super::outcomes::{PermissionDecision, RunStatus};
 
 use super::events::{
     Activity, Event, EventRecord, Finding, FindingSource, Item, MessageRole, SessionSpec,
-    SessionStatus, TokenUsage,
+    SessionStatus,
 };
+use super::usage::{ContextUse, TokenUsage};
 
 /// Whether `from → to` is a legal move. Staying in `running` is legal (the activity changes).
 pub fn check_transition(from: SessionStatus, to: SessionStatus) -> bool {
@@ -93,10 +94,21 @@ pub struct SessionState {
     /// The agent's latest whole reply (what a rating without an item rates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reply: Option<String>,
+    /// How full the conversation is, from the last turn's usage (none before the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<ContextUse>,
     /// How long `history` was before each user message since the last context reset: where
     /// an edit of that message cuts the conversation. Kept with `history`.
     #[serde(skip)]
     pub message_marks: std::collections::HashMap<String, usize>,
+}
+
+/// The message a summary of the conversation so far takes in the model's context.
+fn summary_message(summary: &str) -> ChatMessage {
+    ChatMessage::new(
+        ChatRole::Assistant,
+        format!("Summary of our conversation so far:\n{summary}"),
+    )
 }
 
 /// What a finished review or verification came to.
@@ -140,6 +152,7 @@ impl SessionState {
             evidence: super::Evidence::default(),
             last_reply: None,
             message_marks: Default::default(),
+            context: None,
             spec,
         }
     }
@@ -229,7 +242,16 @@ impl SessionState {
                     self.message_marks.retain(|_, mark| *mark < cut);
                 }
             }
-            Event::Usage { usage, .. } => self.usage.add(usage),
+            Event::Usage {
+                usage,
+                context_window,
+                ..
+            } => {
+                self.usage.add(usage);
+                if let Some(window) = context_window {
+                    self.context = Some(ContextUse::of(usage, *window));
+                }
+            }
             Event::AgentSession {
                 provider,
                 session_id,
@@ -241,13 +263,13 @@ impl SessionState {
                 // The agent's own conversation starts over too.
                 self.agent_session = None;
                 self.message_marks.clear();
+                if let Some(context) = &mut self.context {
+                    context.used_tokens = summary.as_deref().map_or(0, ContextUse::estimate);
+                }
                 if let Some(history) = &mut self.history {
                     history.clear();
                     if let Some(summary) = summary {
-                        history.push(ChatMessage::new(
-                            ChatRole::Assistant,
-                            format!("Summary of our conversation so far:\n{summary}"),
-                        ));
+                        history.push(summary_message(summary));
                     }
                 }
             }
@@ -298,6 +320,19 @@ impl SessionState {
         {
             self.last_reply = Some(id.clone());
         }
+        if let Item::Message {
+            role: MessageRole::Summary,
+            text,
+            interrupted: false,
+            ..
+        } = item
+        {
+            // What came before can no longer be edited: the model does not have it.
+            self.message_marks.clear();
+            if let Some(context) = &mut self.context {
+                context.used_tokens = ContextUse::estimate(text);
+            }
+        }
         if let Item::Message { id, role, .. } = item
             && *role == MessageRole::User
         {
@@ -329,6 +364,18 @@ impl SessionState {
                 MessageRole::System => self.notes_for_agent.push(text.clone()),
                 MessageRole::Agent => {
                     history.push(ChatMessage::new(ChatRole::Assistant, text.clone()))
+                }
+                // A compaction: the summary replaces the conversation up to the model's last
+                // reply; what the user said since stays, to be answered.
+                MessageRole::Summary => {
+                    let answered = history
+                        .iter()
+                        .rposition(|message| message.role == ChatRole::Assistant)
+                        .map_or(0, |last| last + 1);
+                    let unanswered = history.split_off(answered);
+                    history.clear();
+                    history.push(summary_message(text));
+                    history.extend(unanswered);
                 }
                 _ => {}
             },

@@ -60,6 +60,19 @@ impl Reply {
         Reply::text_paced(pieces, Duration::ZERO)
     }
 
+    /// Like [`Reply::text`], reporting `input` prompt tokens and `output` completion tokens.
+    #[allow(dead_code)] // used by the e2e tests, not by benches/tether.rs
+    pub fn text_with_usage(pieces: &[&str], input: u64, output: u64) -> Reply {
+        let mut steps: Vec<Step> = pieces
+            .iter()
+            .map(|piece| Step::Data(content_chunk(piece)))
+            .collect();
+        steps.push(Step::Data(finish_chunk()));
+        steps.push(Step::Data(usage_chunk(input, output)));
+        steps.push(Step::Data("[DONE]".to_owned()));
+        Reply::Sse(steps)
+    }
+
     /// Like [`Reply::text`] with a pause before each piece (to stop or follow up mid-stream).
     pub fn text_paced(pieces: &[&str], pause: Duration) -> Reply {
         let mut steps = Vec::new();

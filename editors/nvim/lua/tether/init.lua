@@ -5,8 +5,8 @@
 -- Commands: :Tether new|list|send|stop|resume|apply|export|review|loop|transcript, and
 -- :Tether task new|list|compare|promote|stop|delete (tasks.lua: several agents race a prompt),
 -- :Tether feedback up|down [comment] (rates a session's latest reply),
--- :Tether edit [text] and :Tether unqueue (messages.lua: edit a sent message and run again
--- from it; take back one that waits)
+-- :Tether edit [text], :Tether unqueue and :Tether compact (messages.lua: edit a sent message
+-- and run again from it; take back one that waits; summarize the conversation)
 -- Questions, plans and permissions are asked with vim.ui.select / vim.ui.input as they
 -- arrive; progress comes through Neovim's own $/progress handling; findings are diagnostics
 -- and every choice is also a code action.
@@ -425,6 +425,10 @@ function commands.unqueue()
   require("tether.messages").unqueue()
 end
 
+function commands.compact()
+  require("tether.messages").compact()
+end
+
 --- `:Tether <subcommand> [text]`.
 function M.command(opts)
   local name, rest = opts.args:match("^(%S+)%s*(.*)$")
@@ -481,7 +485,7 @@ function M.setup(opts)
   end
   vim.api.nvim_create_user_command("Tether", M.command, {
     nargs = "+",
-    desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task|feedback|edit|unqueue",
+    desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task|feedback|edit|unqueue|compact",
     complete = function(lead)
       return vim.tbl_filter(function(name)
         return name:find(lead, 1, true) == 1

@@ -3,6 +3,8 @@
 --                         worktree put back to where it was then (what followed is kept in
 --                         the transcript, folded under "Superseded by an edit")
 --   :Tether unqueue       takes back a message that still waits for the agent
+--   :Tether compact       summarizes the conversation; the summary replaces it in the
+--                         model's context (the transcript keeps everything)
 
 local M = {}
 
@@ -109,6 +111,17 @@ function M.unqueue()
     end)
   end, function(s)
     return s.status == "pending" or s.status == "creating" or s.status == "running"
+  end)
+end
+
+--- `:Tether compact`.
+function M.compact()
+  tether().pick_session("Compact the conversation of", function(session)
+    tether().request("compact", { id = session.id }, function()
+      notify(string.format("%s is summarizing its conversation", session.name))
+    end)
+  end, function(s)
+    return s.context ~= nil and (s.status == "waiting" or s.status == "stopped" or s.status == "failed")
   end)
 end
 

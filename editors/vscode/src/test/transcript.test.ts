@@ -175,3 +175,23 @@ test("an edit folds away what it replaced; a queued message is marked, then deli
   const delivered = transcript.entry("q1");
   assert.equal(delivered?.kind === "message" && delivered.queued, undefined, "delivered: no longer queued");
 });
+
+test("a turn's usage fills the context meter and the reply's cost; a summary empties it", () => {
+  const transcript = new Transcript({ name: "fix", context: { usedTokens: 5, windowTokens: 100 } });
+  const events = records(
+    { kind: "item", phase: "completed", item: { id: "a1", type: "message", role: "agent", text: "done" } },
+    { kind: "usage", itemId: "a1", inputTokens: 30, cacheReadTokens: 10, outputTokens: 5, costUsd: 0.25, contextWindow: 200 },
+    { kind: "usage", itemId: "r1", inputTokens: 500, outputTokens: 50, costUsd: 1 },
+    { kind: "item", phase: "completed", item: { id: "s1", type: "message", role: "summary", text: "12345678" } },
+  );
+  assert.deepEqual(transcript.apply(events[0]), ["a1"]);
+  assert.deepEqual(transcript.apply(events[1]), ["header", "a1"]);
+  assert.deepEqual(transcript.header.context, { usedTokens: 45, windowTokens: 200 });
+  const reply = transcript.entry("a1");
+  assert.deepEqual(reply?.kind === "message" && reply.cost, { usd: 0.25, tokensIn: 40, tokensOut: 5 });
+  transcript.apply(events[2]);
+  assert.equal(transcript.header.context?.usedTokens, 45, "a review's call is not the conversation");
+  assert.equal(transcript.header.usage.costUsd, 1.25);
+  assert.deepEqual(transcript.apply(events[3]), ["s1", "header"]);
+  assert.equal(transcript.header.context?.usedTokens, 2);
+});

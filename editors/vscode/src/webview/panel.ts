@@ -91,6 +91,7 @@ interface PanelEntry extends Json {
       ...(header.pullRequest
         ? [el("div", { class: "muted pull-request" }, "Pull request: ", el("span", { class: "url" }, str(header.pullRequest)))]
         : []),
+      ...(header.context ? [contextMeter(header.context as Json)] : []),
       el(
         "div",
         { class: "actions" },
@@ -98,7 +99,37 @@ interface PanelEntry extends Json {
         button("Resume", () => vscode.postMessage({ type: "command", name: "resume" })),
         button("Apply changes", () => vscode.postMessage({ type: "command", name: "apply" }), { id: "apply" }),
         button("Run review", () => vscode.postMessage({ type: "command", name: "review" })),
+        ...(header.context
+          ? [button("Compact", () => vscode.postMessage({ type: "compact" }), {
+              id: "compact",
+              title: "Summarize the conversation so far; the summary replaces it in the model's context",
+            })]
+          : []),
       ),
+    );
+  }
+
+  /** How full the model's context is: a bar, amber past 80%, red when full. */
+  function contextMeter(context: Json): HTMLElement {
+    const used = Number(context.usedTokens ?? 0);
+    const window = Math.max(1, Number(context.windowTokens ?? 1));
+    const share = used / window;
+    const level = share >= 1 ? "full" : share > 0.8 ? "high" : "ok";
+    const percent = Math.min(100, Math.round(share * 100));
+    const fill = el("div", { class: "meter-fill" });
+    // Through the CSSOM: the page's CSP allows no inline style attributes.
+    fill.style.width = `${percent}%`;
+    const bar = el("div", { class: "meter-bar" }, fill);
+    return el(
+      "div",
+      {
+        class: `context-meter context-${level}`,
+        "data-level": level,
+        title: "How full the model's context window is; near the limit the conversation is compacted",
+      },
+      "Context ",
+      bar,
+      ` ${used.toLocaleString()} / ${window.toLocaleString()} tokens (${percent}%)`,
     );
   }
 
@@ -204,6 +235,16 @@ interface PanelEntry extends Json {
                 class: "link edit-message",
                 title: "Edit this message and run the session again from it (the worktree goes back too)",
               }),
+            ),
+          );
+        }
+        const cost = entry.cost as { usd: number; tokensIn: number; tokensOut: number } | undefined;
+        if (cost && !entry.streaming) {
+          box.append(
+            el(
+              "div",
+              { class: "muted cost" },
+              `$${cost.usd.toFixed(4)} · ${cost.tokensIn.toLocaleString()} in · ${cost.tokensOut.toLocaleString()} out`,
             ),
           );
         }

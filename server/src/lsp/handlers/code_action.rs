@@ -90,6 +90,14 @@ pub fn actions(manager: &Sessions, params: &CodeActionParams) -> Vec<CodeActionO
                 },
             ));
         }
+        // Tether's agent's conversation (the only kind with a context it reports) can be
+        // compacted between turns.
+        if !session.status.is_active() && !session.read_only && session.context.is_some() {
+            actions.push(action::<methods::Compact>(
+                format!("tether: Compact the conversation of {}", session.name),
+                &id_params(&session),
+            ));
+        }
         // The latest reply can be rated once the turn is over.
         if !session.status.is_active()
             && !session.read_only

@@ -131,6 +131,7 @@ on_host!(
     DismissFinding,
     Feedback,
     EditMessage,
+    Compact,
     DeleteMessage,
     TaskCompare,
     TaskStop

@@ -48,6 +48,8 @@ pub(super) struct SessionActor {
     pub active_loop: Option<CancellationToken>,
     /// The model a loop's turns use instead of the session's.
     pub model_override: Option<String>,
+    /// The user asked for the conversation to be compacted before the next turn.
+    pub compact_requested: bool,
     /// How often hooks blocked this activation's turns (capped by `hooks::MAX_HOOK_BLOCKS`).
     pub hook_blocks: u32,
     /// How often `on_done` hooks kept this session from completing (same cap).
@@ -227,6 +229,7 @@ impl SessionActor {
             running_reviews: HashMap::new(),
             active_loop: None,
             model_override: None,
+            compact_requested: false,
             hook_blocks: 0,
             done_blocks: 0,
             settings_problem: None,
@@ -434,6 +437,7 @@ fn info_of(state: &SessionState, read_only: bool) -> SessionInfo {
         started_by: spec.started_by.clone(),
         agent: state.agent_facts.clone(),
         pull_request: state.evidence.pull_request.clone(),
+        context: state.context,
     }
 }
 

@@ -86,7 +86,15 @@ fn edit_point(events: &[EventRecord], item_id: &str) -> Result<EditPoint, NotEdi
                 ..
             } => mid_turn = true,
             Event::FollowUpQueued { item_id: id, .. } if id == item_id => queued = true,
-            Event::ContextReset { .. } if found.is_some() => reset_after = true,
+            Event::ContextReset { .. }
+            | Event::Item {
+                phase: ItemPhase::Completed,
+                item:
+                    Item::Message {
+                        role: MessageRole::Summary,
+                        ..
+                    },
+            } if found.is_some() => reset_after = true,
             Event::Superseded { item_id: id } => {
                 if let Some(first) = messages.iter().position(|(message, _)| message == id) {
                     for (_, current) in &mut messages[first..] {

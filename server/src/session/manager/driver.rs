@@ -213,7 +213,31 @@ async fn drive_turns(
     load_history(handle).await?;
     // Whether a turn of this activation changed files: verification and review follow.
     let mut changed_files = false;
+    let compaction_share = config.context.compaction_share();
     loop {
+        if let Backend::Model(provider) = &backend {
+            let compacted = super::compaction::compact_if_due(
+                handle,
+                provider.as_ref(),
+                &settings,
+                compaction_share,
+                cancel,
+            )
+            .await?;
+            if cancel.is_cancelled() {
+                return Err(DriveEnd::Stopped);
+            }
+            if let super::compaction::Compacted::Failed(why) = compacted {
+                tracing::warn!("session {}: compaction failed: {why}", handle.id);
+                handle
+                    .run(move |actor| {
+                        actor.settings_problem =
+                            Some(format!("the conversation could not be compacted: {why}"));
+                        Ok(())
+                    })
+                    .await?;
+            }
+        }
         let reviews = if changed_files {
             manager.automatic_reviews(handle)
         } else {
@@ -237,6 +261,11 @@ async fn drive_turns(
             request.tools.extend(mcp.definitions());
         }
         let mut settings = settings.clone();
+        // A loop may run its turns on another model.
+        if request.model != spec.model {
+            settings.context_window = Some(config.context.window_of(&request.model));
+            settings.price = config.price_of(&spec.provider, &request.model);
+        }
         if let Some(budget) = budget {
             let spent = spent_usd(handle).await?;
             if spent >= budget {
@@ -383,6 +412,7 @@ async fn turn_settings(
         tools: config.session.tools.then(|| context.clone()),
         max_steps: config.session.max_turns,
         price: config.price_of(&spec.provider, &spec.model),
+        context_window: Some(config.context.window_of(&spec.model)),
         budget_left_usd: None,
         turn_timeout: config.session.turn_timeout_secs.map(Duration::from_secs),
         mcp: None,

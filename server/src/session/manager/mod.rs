@@ -24,6 +24,7 @@ use crate::workspace::{self, GitError};
 
 mod actor;
 mod agents;
+mod compaction;
 mod conversation;
 mod driver;
 mod fanout;

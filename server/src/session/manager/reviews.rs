@@ -266,6 +266,7 @@ impl SessionManager {
                     usage.filter(|usage| usage.input_tokens + usage.output_tokens > 0)
                 {
                     let _ = actor.emit(Event::Usage {
+                        context_window: None,
                         item_id: Some(item_id.clone()),
                         usage,
                     });

@@ -43,6 +43,8 @@ pub struct SessionInfo {
     pub agent: Option<crate::vocab::AgentFacts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<crate::vocab::ContextUse>,
 }
 
 /// A session's info with the events after a given `seq`, consistent with each other.
