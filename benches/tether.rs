@@ -10,6 +10,7 @@ mod support;
 mod tool_steps;
 
 mod acp;
+mod conversation;
 mod daemon;
 mod scale;
 mod tasks;
@@ -77,6 +78,9 @@ fn main() {
         }
         if wanted("task") {
             tasks::bench_tasks().await;
+        }
+        if wanted("compaction") {
+            conversation::bench_compaction().await;
         }
     });
     if wanted("edit") {
