@@ -222,6 +222,7 @@ async fn turn_times(env: &TestEnv, steps: Value) -> (Duration, Duration) {
     let outcome = agent
         .run_turn(
             "go".to_owned(),
+            Vec::new(),
             TurnContext {
                 tools: &tools,
                 turn_timeout: None,

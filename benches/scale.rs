@@ -29,6 +29,7 @@ fn write_idle_sessions(state: &Path, repo: &Path, count: usize) {
                     role: MessageRole::Agent,
                     text: String::new(),
                     interrupted: false,
+                    attachments: Vec::new(),
                 },
             },
         ];
@@ -45,6 +46,7 @@ fn write_idle_sessions(state: &Path, repo: &Path, count: usize) {
                 role: MessageRole::Agent,
                 text: "words ".repeat(96),
                 interrupted: false,
+                attachments: Vec::new(),
             },
         });
         events.push(Event::Status {

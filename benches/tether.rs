@@ -524,6 +524,7 @@ fn bench_recovery() {
                 role: MessageRole::User,
                 text: "hello".into(),
                 interrupted: false,
+                attachments: Vec::new(),
             },
         });
         records.push(Event::Item {
@@ -533,6 +534,7 @@ fn bench_recovery() {
                 role: MessageRole::Agent,
                 text: String::new(),
                 interrupted: false,
+                attachments: Vec::new(),
             },
         });
         while records.len() < 998 {
@@ -548,6 +550,7 @@ fn bench_recovery() {
                 role: MessageRole::Agent,
                 text: "some streamed words ".repeat(995),
                 interrupted: false,
+                attachments: Vec::new(),
             },
         });
         records.push(Event::Status {

@@ -299,7 +299,11 @@ def main():
                 sys.exit(7)
             respond(request_id, {
                 "protocolVersion": 1,
-                "agentCapabilities": {"loadSession": bool(script.get("load_session"))},
+                "agentCapabilities": {
+                    "loadSession": bool(script.get("load_session")),
+                    "promptCapabilities": {"image": bool(script.get("images")),
+                                           "embeddedContext": bool(script.get("images"))},
+                },
                 "authMethods": [{"id": "login", "name": "Log in with the agent",
                                  "description": "run `scripted-agent login`"}],
                 "agentInfo": {"name": "scripted", "version": "1.0"},

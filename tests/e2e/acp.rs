@@ -845,3 +845,49 @@ async fn an_agent_that_spends_the_budget_is_stopped() {
     assert_eq!(ended["event"]["reason"], "budget");
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acp_agent_gets_images_and_pdfs_as_content_blocks_when_it_takes_them() {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let png = b"\x89PNG\r\n\x1a\nthe rest".as_slice();
+    let pdf = b"%PDF-1.4\nthe rest".as_slice();
+    for takes_them in [true, false] {
+        let env = TestEnv::new();
+        let model = FakeModel::start().await;
+        let agent = ScriptedAgent::new(
+            &env,
+            json!({"images": takes_them, "turns": [[{"say": "seen"}]]}),
+        );
+        let mut client = env.server_with(agent.settings(&model, "")).await;
+        let (_, id) = client
+            .create(json!({"prompt": "look", "attachments": [
+                {"data": encode(png), "mimeType": "image/png", "name": "shot.png"},
+                {"data": encode(pdf), "mimeType": "application/pdf", "name": "spec.pdf"},
+            ]}))
+            .await;
+        client.wait_for_status(&id, "waiting").await;
+        let prompt = agent.events("prompt")[0]["prompt"].clone();
+        if takes_them {
+            assert_eq!(prompt[0], json!({"type": "text", "text": "look"}));
+            assert_eq!(
+                prompt[1],
+                json!({"type": "image", "data": encode(png), "mimeType": "image/png"})
+            );
+            assert_eq!(prompt[2]["type"], "resource");
+            assert_eq!(prompt[2]["resource"]["blob"], encode(pdf));
+            assert_eq!(prompt[2]["resource"]["mimeType"], "application/pdf");
+        } else {
+            // An agent that takes no images is told what was attached, in words.
+            assert_eq!(prompt.as_array().map(Vec::len), Some(1), "{prompt}");
+            let text = prompt[0]["text"].as_str().unwrap_or_default();
+            assert!(
+                text.contains(
+                    "[attached: shot.png (image/png); this agent does not take such files]"
+                ) && text.contains("spec.pdf"),
+                "{text}"
+            );
+        }
+        client.shutdown().await;
+    }
+}

@@ -6,6 +6,7 @@ mod acp;
 mod agent;
 mod agents;
 mod apply;
+mod attachments;
 mod bad_input;
 mod cli;
 mod config;

@@ -64,6 +64,15 @@ pub struct AgentSession {
     /// What the agent says about its session, and what of it the session last recorded.
     facts: AgentFacts,
     facts_recorded: Option<AgentFacts>,
+    /// What its prompts may carry besides text.
+    prompts: PromptSupport,
+}
+
+/// What an agent's prompts may carry besides text, as it said in `initialize`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PromptSupport {
+    pub image: bool,
+    pub embedded_context: bool,
 }
 
 impl AgentSession {
@@ -76,7 +85,16 @@ impl AgentSession {
     ) -> Result<AgentSession, String> {
         let mut connection = Connection::open(&launch).await?;
         let mut facts = AgentFacts::default();
-        let started = open_session(&launch, &mut connection, worktree, previous, &mut facts).await;
+        let mut prompts = PromptSupport::default();
+        let started = open_session(
+            &launch,
+            &mut connection,
+            worktree,
+            previous,
+            &mut facts,
+            &mut prompts,
+        )
+        .await;
         let (session_id, opened) = match started {
             Ok(opened) => opened,
             Err(failure) => {
@@ -104,6 +122,7 @@ impl AgentSession {
             terminals: serve::Terminals::default(),
             facts,
             facts_recorded: None,
+            prompts,
         })
     }
 
@@ -153,6 +172,7 @@ async fn open_session(
     worktree: &Path,
     previous: Option<&str>,
     facts: &mut AgentFacts,
+    prompts: &mut PromptSupport,
 ) -> Result<(SessionId, Opened), Failure> {
     let initialize = InitializeRequest::new(ProtocolVersion::V1)
         .client_capabilities(
@@ -171,6 +191,11 @@ async fn open_session(
     )
     .await?;
     let servers = mcp_servers(launch, &initialized);
+    let offered = &initialized.agent_capabilities.prompt_capabilities;
+    *prompts = PromptSupport {
+        image: offered.image,
+        embedded_context: offered.embedded_context,
+    };
     if let Some(previous) = previous {
         let id = SessionId::new(previous);
         let restored = if initialized.agent_capabilities.load_session {

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agent_client_protocol::v1::schema::{
-    AgentNotification, AgentRequest, CancelNotification, ContentBlock, PromptRequest, StopReason,
+    AgentNotification, AgentRequest, BlobResourceContents, CancelNotification, ContentBlock,
+    EmbeddedResource, EmbeddedResourceResource, ImageContent, PromptRequest, StopReason,
     TextContent,
 };
+use base64::Engine as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -52,10 +54,12 @@ impl AgentSession {
     pub async fn run_turn(
         &mut self,
         prompt: String,
+        files: Vec<crate::vocab::ChatAttachment>,
         context: TurnContext<'_>,
         cancel: &CancellationToken,
         sink: &mut dyn EventSink,
     ) -> TurnOutcome {
+        let prompt = prompt_blocks(prompt, &files, self.prompts);
         match self.turn(prompt, &context, cancel, sink).await {
             Ok(outcome) => outcome,
             Err(message) => {
@@ -71,7 +75,7 @@ impl AgentSession {
 
     async fn turn(
         &mut self,
-        prompt: String,
+        prompt: Vec<ContentBlock>,
         context: &TurnContext<'_>,
         cancel: &CancellationToken,
         sink: &mut dyn EventSink,
@@ -81,10 +85,7 @@ impl AgentSession {
         let request = self
             .connection
             .cx
-            .send_request(PromptRequest::new(
-                self.session_id.clone(),
-                vec![ContentBlock::Text(TextContent::new(prompt))],
-            ))
+            .send_request(PromptRequest::new(self.session_id.clone(), prompt))
             .block_task();
         tokio::pin!(request);
         let mut translator = Translator::new(self.cost_reported);
@@ -392,6 +393,52 @@ async fn report_changes(
     }
     Ok(Some(keep))
 }
+
+/// A prompt as content blocks: its text (text files put into it, and a line for each file
+/// the agent cannot take), then its images and PDFs as the agent takes them.
+fn prompt_blocks(
+    prompt: String,
+    files: &[crate::vocab::ChatAttachment],
+    support: super::PromptSupport,
+) -> Vec<ContentBlock> {
+    use crate::vocab::AttachmentKind;
+    let mut text = prompt;
+    let mut blocks = Vec::new();
+    for attached in files {
+        let file = &attached.file;
+        let Some(data) = &attached.data else {
+            text.push_str(&format!("\n\n[attached: {}, not available]", file.name));
+            continue;
+        };
+        let base64 = || base64::engine::general_purpose::STANDARD.encode(data.as_slice());
+        match file.kind() {
+            Some(AttachmentKind::Text) => text.push_str(&format!(
+                "\n\nAttached file `{}`:\n```\n{}\n```",
+                file.name,
+                String::from_utf8_lossy(data).trim_end()
+            )),
+            Some(AttachmentKind::Image) if support.image => blocks.push(ContentBlock::Image(
+                ImageContent::new(base64(), file.mime_type.clone()),
+            )),
+            Some(AttachmentKind::Pdf) if support.embedded_context => {
+                blocks.push(ContentBlock::Resource(EmbeddedResource::new(
+                    EmbeddedResourceResource::BlobResourceContents(
+                        BlobResourceContents::new(base64(), format!("attachment:///{}", file.name))
+                            .mime_type(file.mime_type.clone()),
+                    ),
+                )));
+            }
+            _ => text.push_str(&format!(
+                "\n\n[attached: {} ({}); this agent does not take such files]",
+                file.name, file.mime_type
+            )),
+        }
+    }
+    let mut all = vec![ContentBlock::Text(TextContent::new(text))];
+    all.extend(blocks);
+    all
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -121,6 +121,7 @@ impl StreamingItem {
             role: self.role,
             text: self.text.clone(),
             interrupted,
+            attachments: Vec::new(),
         }
     }
 

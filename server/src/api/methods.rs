@@ -94,6 +94,8 @@ methods! { $
     EditMessage = "editMessage": EditMessageParams => SessionInfo, Blocking, Host;
     /// Compacts the conversation into a summary now (tether's agent; the session runs once).
     Compact = "compact": IdParams => SessionInfo, Blocking, Host;
+    /// The bytes of a file attached in the session (for thumbnails).
+    Attachment = "attachment": AttachmentParams => AttachmentResult, Blocking, Host;
     /// Takes back a follow-up that still waits to be delivered.
     DeleteMessage = "deleteMessage": MessageParams => DeleteResult, Blocking, Host;
     /// Rates one of the agent's replies (up or down, with a comment).

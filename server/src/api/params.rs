@@ -60,6 +60,9 @@ pub struct CreateParams {
     /// The editor settings the session follows; a front sets it to its editor's profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings_profile: Option<String>,
+    /// Files attached to the prompt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::vocab::AttachmentSource>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +114,9 @@ pub struct GetResult {
 pub struct SendParams {
     pub id: String,
     pub text: String,
+    /// Files attached to the message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::vocab::AttachmentSource>,
 }
 
 /// `send` and `fixFinding`: whether the message waits for the turn in progress.
@@ -140,6 +146,22 @@ pub struct EditMessageParams {
     /// The user `message` item to edit.
     pub item_id: String,
     pub text: String,
+}
+
+/// A file attached in a session, by its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttachmentParams {
+    pub id: String,
+    pub sha256: String,
+}
+
+/// An attached file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentResult {
+    /// Base64.
+    pub data: String,
 }
 
 /// One message of a session.

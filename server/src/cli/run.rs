@@ -74,6 +74,7 @@ impl Host {
                     toggles: request.toggles,
                     started_by: request.started_by,
                     settings_profile: None,
+                    attachments: request.attachments,
                 };
                 Ok(client.call(methods::Create::NAME, &params).await?)
             }
@@ -162,6 +163,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             toggles: Default::default(),
             started_by: Some(crate::vocab::StartedBy::Cli),
             settings_profile: None,
+            attachments: Vec::new(),
         })
         .await
         .context("cannot start the session")?;

@@ -300,7 +300,7 @@ fn builtin_defaults() -> Value {
             }
         },
         "providers": {
-            "local": { "kind": "openai", "base_url": local_model_url(), "model": "smollm2" },
+            "local": { "kind": "openai", "base_url": local_model_url(), "model": "smollm2", "vision": false },
             "openai": {
                 "kind": "openai",
                 "base_url": "https://api.openai.com/v1",

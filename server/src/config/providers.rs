@@ -24,6 +24,10 @@ pub struct ProviderConfig {
     pub model: Option<String>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// Whether its models take images and PDFs (default yes; the bundled local model does
+    /// not). A message with either to a provider that does not is refused.
+    #[serde(default)]
+    pub vision: Option<bool>,
     /// Seconds to wait for the response to start, and at most between two streamed chunks.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,

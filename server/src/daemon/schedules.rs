@@ -158,6 +158,7 @@ async fn start(manager: &SessionManager, schedule: &ScheduleConfig) {
                 name: schedule.name.clone(),
             }),
             settings_profile: None,
+            attachments: Vec::new(),
         })
         .await;
     match started {

@@ -37,6 +37,7 @@ impl HostMethod for methods::Create {
                 toggles: params.toggles,
                 started_by: params.started_by,
                 settings_profile: params.settings_profile,
+                attachments: params.attachments,
             })
             .await?;
         Ok(info.into())
@@ -73,7 +74,9 @@ impl HostMethod for methods::Send {
         manager: SessionManager,
         params: api::SendParams,
     ) -> Result<api::QueuedResult, HostError> {
-        let sent = manager.send(&params.id, params.text).await?;
+        let sent = manager
+            .send_with(&params.id, params.text, &params.attachments)
+            .await?;
         Ok(sent.into())
     }
 }
@@ -321,5 +324,18 @@ impl HostMethod for methods::Compact {
         params: api::IdParams,
     ) -> Result<api::SessionInfo, HostError> {
         Ok(manager.compact(&params.id).await?.into())
+    }
+}
+
+impl HostMethod for methods::Attachment {
+    async fn run(
+        manager: SessionManager,
+        params: api::AttachmentParams,
+    ) -> Result<api::AttachmentResult, HostError> {
+        use base64::Engine as _;
+        let bytes = manager.attachment(&params.id, &params.sha256)?;
+        Ok(api::AttachmentResult {
+            data: base64::engine::general_purpose::STANDARD.encode(bytes),
+        })
     }
 }

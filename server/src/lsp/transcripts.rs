@@ -460,14 +460,17 @@ impl Transcripts {
                 })
                 .await
                 .map(drop),
-            _ => self
-                .manager
-                .call::<methods::Send>(api::SendParams {
-                    id: info.id.clone(),
-                    text: reply.to_owned(),
-                })
-                .await
-                .map(drop),
+            _ => {
+                let (text, attachments) = transcript::attachment_lines(reply);
+                self.manager
+                    .call::<methods::Send>(api::SendParams {
+                        id: info.id.clone(),
+                        text,
+                        attachments,
+                    })
+                    .await
+                    .map(drop)
+            }
         }
     }
 
@@ -483,9 +486,11 @@ impl Transcripts {
                 .await;
             return;
         }
+        let (prompt, attachments) = transcript::attachment_lines(&prompt);
         let created = self
             .manager
             .call::<methods::Create>(api::CreateParams {
+                attachments,
                 prompt,
                 mode: None,
                 name: None,

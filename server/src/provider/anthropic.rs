@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::attachments::Part;
 use super::http::{Endpoint, ReplyParser, SseReader, reply_stream};
 use super::{
     ChatMessage, ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, StreamFuture,
@@ -87,7 +88,16 @@ fn wire_messages(messages: &[ChatMessage]) -> Vec<Value> {
             ChatRole::System => continue,
             ChatRole::User => (
                 "user",
-                vec![json!({"type": "text", "text": message.content})],
+                super::attachments::parts(message)
+                    .into_iter()
+                    .map(|part| match part {
+                        Part::Text(text) => json!({"type": "text", "text": text}),
+                        Part::Image { mime_type, base64 } => json!({"type": "image",
+                            "source": {"type": "base64", "media_type": mime_type, "data": base64}}),
+                        Part::Pdf { base64, .. } => json!({"type": "document",
+                            "source": {"type": "base64", "media_type": "application/pdf", "data": base64}}),
+                    })
+                    .collect(),
             ),
             ChatRole::Tool => (
                 "user",

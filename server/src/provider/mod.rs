@@ -5,6 +5,7 @@
 //! failure ends the turn instead, so nothing is ever said twice.
 
 mod anthropic;
+mod attachments;
 mod http;
 mod openai;
 

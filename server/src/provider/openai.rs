@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::attachments::Part;
 use super::http::{Endpoint, ReplyParser, SseReader, reply_stream};
 use super::{ChatRequest, ChatRole, ModelProvider, ProviderError, StreamEvent, StreamFuture};
 use crate::config::ProviderConfig;
@@ -36,6 +37,19 @@ impl OpenAiProvider {
                 };
                 // Always a string: some servers reject `content: null` (LOCAL_MODEL.md).
                 let mut wire = json!({ "role": role, "content": message.content });
+                if !message.attachments.is_empty() {
+                    wire["content"] = super::attachments::parts(message)
+                        .into_iter()
+                        .map(|part| match part {
+                            Part::Text(text) => json!({"type": "text", "text": text}),
+                            Part::Image { mime_type, base64 } => json!({"type": "image_url",
+                                "image_url": {"url": format!("data:{mime_type};base64,{base64}")}}),
+                            Part::Pdf { name, base64 } => json!({"type": "file", "file": {
+                                "filename": name,
+                                "file_data": format!("data:application/pdf;base64,{base64}")}}),
+                        })
+                        .collect();
+                }
                 if !message.tool_calls.is_empty() {
                     wire["tool_calls"] = message
                         .tool_calls

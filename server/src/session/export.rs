@@ -18,6 +18,15 @@ pub fn to_markdown(info: &SessionInfo, events: &[EventRecord]) -> String {
     markdown(info, events, false)
 }
 
+/// A file's size as a person reads it.
+fn size_of(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MB", bytes as f64 / 1_048_576.0),
+    }
+}
+
 /// `12345` as `12,345`.
 fn thousands(number: u64) -> String {
     let digits = number.to_string();
@@ -45,7 +54,7 @@ fn queued_messages(events: &[EventRecord]) -> Vec<(&str, &str)> {
     let mut queued: Vec<(&str, &str)> = Vec::new();
     for record in events {
         match &record.event {
-            Event::FollowUpQueued { item_id, text } => queued.push((item_id, text)),
+            Event::FollowUpQueued { item_id, text, .. } => queued.push((item_id, text)),
             Event::FollowUpWithdrawn { item_id }
             | Event::Item {
                 phase: ItemPhase::Completed,
@@ -166,6 +175,7 @@ pub(super) fn markdown(info: &SessionInfo, events: &[EventRecord], markers: bool
                         role,
                         text,
                         interrupted,
+                        attachments,
                     },
             } => {
                 let heading = match role {
@@ -182,6 +192,18 @@ pub(super) fn markdown(info: &SessionInfo, events: &[EventRecord], markers: bool
                     let _ = writeln!(out, "\n## {heading}\n");
                 }
                 let _ = writeln!(out, "{}", text.trim_end());
+                if !attachments.is_empty() {
+                    let _ = writeln!(out);
+                    for file in attachments {
+                        let _ = writeln!(
+                            out,
+                            "- Attached: `{}` ({}, {})",
+                            file.name,
+                            file.mime_type,
+                            size_of(file.size)
+                        );
+                    }
+                }
                 if *interrupted {
                     let _ = writeln!(out, "\n*(interrupted)*");
                 }

@@ -133,6 +133,26 @@ pub fn written_edit(reply: &str) -> Option<(String, String)> {
     Some((id.trim().to_owned(), text.trim().to_owned()))
 }
 
+/// The marker of a line that attaches a file to a reply or a draft's prompt.
+const ATTACH_LABEL: &str = "Attach:";
+
+/// A reply or prompt without its `Attach: <path>` lines, and the files they name (paths
+/// relative to the repository, or absolute).
+pub fn attachment_lines(text: &str) -> (String, Vec<crate::vocab::AttachmentSource>) {
+    let mut kept = Vec::new();
+    let mut attachments = Vec::new();
+    for line in text.lines() {
+        match line.trim().strip_prefix(ATTACH_LABEL).map(str::trim) {
+            Some(path) if !path.is_empty() => attachments.push(crate::vocab::AttachmentSource {
+                path: Some(path.trim_matches('`').to_owned()),
+                ..Default::default()
+            }),
+            _ => kept.push(line),
+        }
+    }
+    (kept.join("\n").trim().to_owned(), attachments)
+}
+
 /// A waiting question, with a box per option and an `Answer:` line where text may answer.
 fn write_question(out: &mut String, item: &Item) {
     let Item::Question { id, questions, .. } = item else {

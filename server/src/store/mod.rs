@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::vocab::{Event, EventRecord, SessionState};
 
+mod attachments;
 mod tasks;
 
 #[derive(Debug, thiserror::Error)]

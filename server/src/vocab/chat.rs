@@ -18,10 +18,20 @@ pub struct ToolCallRequest {
     pub arguments: String,
 }
 
+/// A file attached to a user message, with its bytes once they are read for a request
+/// (the conversation in memory holds only what names it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatAttachment {
+    pub file: super::Attachment,
+    pub data: Option<std::sync::Arc<Vec<u8>>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
     pub role: ChatRole,
     pub content: String,
+    /// On a user message: the files attached to it.
+    pub attachments: Vec<ChatAttachment>,
     /// On an assistant message: the tools it called.
     pub tool_calls: Vec<ToolCallRequest>,
     /// On a tool message: the call it answers.
@@ -33,6 +43,7 @@ impl ChatMessage {
         ChatMessage {
             role,
             content: content.into(),
+            attachments: Vec::new(),
             tool_calls: Vec::new(),
             tool_call_id: None,
         }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::Mode;
+use super::attachments::Attachment;
 use super::outcomes::{
     HookEvent, HookStatus, LoopOutcome, PermissionDecision, Rating, Resolution, RunStatus,
 };
@@ -130,6 +131,9 @@ pub enum Item {
         /// transcript, left out of what the model is sent next.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         interrupted: bool,
+        /// Files the user attached to their message.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
     },
     /// A tool the agent ran: `running` when started, `completed` or `failed` when done.
     #[serde(rename_all = "camelCase")]
@@ -479,6 +483,8 @@ pub enum Event {
     FollowUpQueued {
         item_id: String,
         text: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
     },
     /// The user took back queued follow-up `item_id` before it was delivered.
     #[serde(rename_all = "camelCase")]

@@ -10,6 +10,7 @@
 //! A leaf: it imports nothing of the crate, so that the provider, agent, config, store, review
 //! and session layers can all use it without importing each other.
 
+mod attachments;
 mod chat;
 mod events;
 mod outcomes;
@@ -17,7 +18,10 @@ mod state;
 mod tasks;
 mod usage;
 
-pub use chat::{ChatMessage, ChatRole, ToolCallRequest};
+pub use attachments::{
+    Attachment, AttachmentKind, AttachmentSource, MAX_ATTACHMENTS, mime_type_of,
+};
+pub use chat::{ChatAttachment, ChatMessage, ChatRole, ToolCallRequest};
 #[cfg(test)]
 pub use events::sample_spec;
 pub use events::{

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::chat::{ChatMessage, ChatRole, ToolCallRequest};
+use super::chat::{ChatAttachment, ChatMessage, ChatRole, ToolCallRequest};
 use super::outcomes::{PermissionDecision, RunStatus};
 
 use super::events::{
@@ -56,6 +56,9 @@ pub struct SessionState {
     pub findings: BTreeMap<String, (FindingSource, Finding)>,
     /// Follow-ups waiting for the turn to end: (item id, text).
     pub queued: VecDeque<(String, String)>,
+    /// The files attached to queued follow-ups, by item id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub queued_attachments: BTreeMap<String, Vec<super::Attachment>>,
     /// Messages started but not completed: what a crash mid-stream leaves open.
     pub open_items: BTreeMap<String, (MessageRole, String)>,
     /// Tool calls started but not completed: what a crash mid-tool leaves open.
@@ -138,6 +141,7 @@ impl SessionState {
             findings: BTreeMap::new(),
             open_runs: BTreeMap::new(),
             queued: VecDeque::new(),
+            queued_attachments: BTreeMap::new(),
             open_items: BTreeMap::new(),
             open_tool_calls: BTreeMap::new(),
             open_questions: BTreeMap::new(),
@@ -224,11 +228,20 @@ impl SessionState {
                     self.apply_completed_item(item);
                 }
             },
-            Event::FollowUpQueued { item_id, text } => {
+            Event::FollowUpQueued {
+                item_id,
+                text,
+                attachments,
+            } => {
                 self.queued.push_back((item_id.clone(), text.clone()));
+                if !attachments.is_empty() {
+                    self.queued_attachments
+                        .insert(item_id.clone(), attachments.clone());
+                }
             }
             Event::FollowUpWithdrawn { item_id } => {
                 self.queued.retain(|(queued, _)| queued != item_id);
+                self.queued_attachments.remove(item_id);
             }
             Event::Superseded { item_id } => {
                 // An ACP agent's own conversation cannot be cut: it starts a new one, primed
@@ -338,6 +351,7 @@ impl SessionState {
         {
             // Delivering a queued follow-up takes it off the queue.
             self.queued.retain(|(queued_id, _)| queued_id != id);
+            self.queued_attachments.remove(id);
         }
         let Some(history) = &mut self.history else {
             return;
@@ -348,6 +362,7 @@ impl SessionState {
                 role,
                 text,
                 interrupted: false,
+                attachments,
             } => match role {
                 MessageRole::User => {
                     self.message_marks.insert(id.clone(), history.len());
@@ -359,7 +374,16 @@ impl SessionState {
                         notes.push_str(text);
                         notes
                     };
-                    history.push(ChatMessage::new(ChatRole::User, text))
+                    history.push(ChatMessage {
+                        attachments: attachments
+                            .iter()
+                            .map(|file| ChatAttachment {
+                                file: file.clone(),
+                                data: None,
+                            })
+                            .collect(),
+                        ..ChatMessage::new(ChatRole::User, text)
+                    })
                 }
                 MessageRole::System => self.notes_for_agent.push(text.clone()),
                 MessageRole::Agent => {

@@ -131,6 +131,7 @@ on_host!(
     DismissFinding,
     Feedback,
     EditMessage,
+    Attachment,
     Compact,
     DeleteMessage,
     TaskCompare,

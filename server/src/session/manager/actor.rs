@@ -386,6 +386,7 @@ impl SessionActor {
             role: crate::vocab::MessageRole::System,
             text: problem.clone(),
             interrupted: false,
+            attachments: Vec::new(),
         };
         if let Err(error) = self.emit_item(ItemPhase::Completed, note) {
             tracing::warn!("session {}: {error}", self.id);

@@ -29,7 +29,7 @@ pub(super) async fn run_agent_turn(
     cancel: &CancellationToken,
     sink: &mut dyn EventSink,
 ) -> Result<TurnOutcome, SessionError> {
-    let (earlier, new) = split_new_messages(&request.messages);
+    let (earlier, new, files) = split_new_messages(&request.messages);
     let outcome = match agent_for_turn(handle, launch, tools, cancel).await? {
         Err(outcome) => outcome,
         Ok(mut agent) => {
@@ -43,7 +43,7 @@ pub(super) async fn run_agent_turn(
                 turn_timeout: settings.turn_timeout,
                 budget_left_usd: settings.budget_left_usd,
             };
-            let outcome = agent.run_turn(prompt, context, cancel, sink).await;
+            let outcome = agent.run_turn(prompt, files, context, cancel, sink).await;
             // The agent's session is restored from where it stopped next time; only an
             // agent that ended its turn well is kept running.
             agent.opened = Opened::Restored;
@@ -123,22 +123,25 @@ async fn agent_for_turn(
 /// The conversation before the user's newest messages (those since the agent last spoke),
 /// and those messages as one prompt. The system prompt is left out: it is Tether's own
 /// agent's, and an ACP agent has its own.
-fn split_new_messages(messages: &[ChatMessage]) -> (Vec<ChatMessage>, String) {
+fn split_new_messages(
+    messages: &[ChatMessage],
+) -> (Vec<ChatMessage>, String, Vec<crate::vocab::ChatAttachment>) {
     let last_reply = messages
         .iter()
         .rposition(|message| message.role == ChatRole::Assistant);
-    let (mut earlier, mut new) = (Vec::new(), Vec::new());
+    let (mut earlier, mut new, mut files) = (Vec::new(), Vec::new(), Vec::new());
     for (index, message) in messages.iter().enumerate() {
         if message.role == ChatRole::System {
             continue;
         }
         if message.role == ChatRole::User && last_reply.is_none_or(|last| index > last) {
             new.push(message.content.as_str());
+            files.extend(message.attachments.iter().cloned());
         } else {
             earlier.push(message.clone());
         }
     }
-    (earlier, new.join("\n\n"))
+    (earlier, new.join("\n\n"), files)
 }
 
 /// Whether `earlier` holds a conversation worth priming a new ACP session with (a user's or
@@ -191,7 +194,7 @@ mod tests {
             message(ChatRole::User, "second"),
             message(ChatRole::User, "third"),
         ];
-        let (earlier, new) = split_new_messages(&messages);
+        let (earlier, new, _) = split_new_messages(&messages);
         assert_eq!(earlier.len(), 2);
         assert_eq!(new, "second\n\nthird");
         let prompt = primed(&earlier, &new);
@@ -207,7 +210,7 @@ mod tests {
             message(ChatRole::System, "system"),
             message(ChatRole::User, "hello"),
         ];
-        let (earlier, new) = split_new_messages(&messages);
+        let (earlier, new, _) = split_new_messages(&messages);
         assert!(earlier.is_empty());
         assert_eq!(new, "hello");
     }
@@ -220,7 +223,7 @@ mod tests {
             message(ChatRole::User, "work"),
             message(ChatRole::Tool, "killed"),
         ];
-        let (earlier, new) = split_new_messages(&messages);
+        let (earlier, new, _) = split_new_messages(&messages);
         assert_eq!(new, "work");
         assert!(!worth_priming(&earlier));
     }

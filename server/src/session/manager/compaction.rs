@@ -153,6 +153,7 @@ pub(super) async fn compact_if_due(
                     role: MessageRole::Summary,
                     text: summary.trim().to_owned(),
                     interrupted: false,
+                    attachments: Vec::new(),
                 },
             )?;
             // Not the conversation's size: the summary is now.

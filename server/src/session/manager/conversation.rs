@@ -4,13 +4,15 @@
 
 use super::git::START_CHECKPOINT;
 use super::{SessionError, SessionInfo, SessionManager};
-use crate::vocab::{Event, EventRecord, Item, ItemPhase, MessageRole, new_item_id};
+use crate::vocab::{Attachment, Event, EventRecord, Item, ItemPhase, MessageRole, new_item_id};
 
 /// Where an edit of a message goes back to, read from the session's log.
 #[derive(Debug, PartialEq, Eq)]
 struct EditPoint {
     /// The checkpoint the worktree was at when the message was delivered.
     checkpoint: String,
+    /// The files attached to the message: the edited one keeps them.
+    attachments: Vec<Attachment>,
 }
 
 /// Why a message cannot be edited, found in the log.
@@ -62,6 +64,7 @@ fn edit_point(events: &[EventRecord], item_id: &str) -> Result<EditPoint, NotEdi
     let mut messages: Vec<(&str, bool)> = Vec::new();
     let mut checkpoint: Option<&str> = None;
     let mut found: Option<Option<&str>> = None;
+    let mut attached: &[Attachment] = &[];
     let mut reset_after = false;
     let mut queued = false;
     let mut start = false;
@@ -108,12 +111,14 @@ fn edit_point(events: &[EventRecord], item_id: &str) -> Result<EditPoint, NotEdi
                     Item::Message {
                         id,
                         role: MessageRole::User,
+                        attachments,
                         ..
                     },
             } => {
                 messages.push((id, true));
                 if id == item_id {
                     found = Some(checkpoint);
+                    attached = attachments;
                     steered = mid_turn;
                 }
             }
@@ -145,6 +150,7 @@ fn edit_point(events: &[EventRecord], item_id: &str) -> Result<EditPoint, NotEdi
         .ok_or(NotEditable::NoCheckpoint)?;
     Ok(EditPoint {
         checkpoint: checkpoint.to_owned(),
+        attachments: attached.to_vec(),
     })
 }
 
@@ -195,6 +201,7 @@ impl SessionManager {
                 actor.emit(Event::FollowUpQueued {
                     item_id: new_item_id(),
                     text,
+                    attachments: point.attachments,
                 })?;
                 actor.start_driver(&manager, driven, false)?;
                 Ok(actor.info())
@@ -245,6 +252,7 @@ mod tests {
                 role: MessageRole::User,
                 text: "hi".into(),
                 interrupted: false,
+                attachments: Vec::new(),
             },
         }
     }
@@ -317,6 +325,7 @@ mod tests {
             Event::FollowUpQueued {
                 item_id: "e".into(),
                 text: "later".into(),
+                attachments: Vec::new(),
             },
         ]);
         assert_eq!(edit_point(&events, "a"), Err(NotEditable::Superseded));

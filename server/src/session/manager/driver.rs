@@ -91,11 +91,22 @@ impl SessionActor {
         self.set_status(status, None, Some(reason))
     }
 
-    /// Delivers every follow-up that waits, as user messages; their texts as the model sees
-    /// them (with tether's notes for the agent before the first).
-    fn deliver_queued(&mut self) -> Result<Vec<String>, SessionError> {
+    /// Delivers the follow-ups that wait, as user messages; their texts as the model sees
+    /// them (with tether's notes for the agent before the first). While `steering` (mid-turn)
+    /// it stops at one with files attached: those wait for the turn's end.
+    fn deliver_queued(&mut self, steering: bool) -> Result<Vec<String>, SessionError> {
         let mut delivered = Vec::new();
         while let Some((item_id, text)) = self.state.queued.front().cloned() {
+            let attachments = self
+                .state
+                .queued_attachments
+                .get(&item_id)
+                .cloned()
+                .unwrap_or_default();
+            // Files go with a new model request, at the end of the turn.
+            if steering && !attachments.is_empty() {
+                break;
+            }
             self.emit_item(
                 ItemPhase::Completed,
                 Item::Message {
@@ -103,6 +114,7 @@ impl SessionActor {
                     role: MessageRole::User,
                     text: text.clone(),
                     interrupted: false,
+                    attachments,
                 },
             )?;
             let seen = self
@@ -126,7 +138,7 @@ impl SessionActor {
         agent_backend: bool,
         reviews: &[crate::vocab::FindingSource],
     ) -> Result<Step, SessionError> {
-        self.deliver_queued()?;
+        self.deliver_queued(false)?;
         let owed = if agent_backend {
             self.state.awaits_agent_reply()
         } else {
@@ -248,13 +260,14 @@ async fn drive_turns(
         let step = handle
             .run(move |actor| actor.next_step(with_tools, agent_backend, &reviews))
             .await?;
-        let mut request = match step {
+        let request = match step {
             Step::Turn(request) => request,
             Step::Idle(reviews) => {
                 manager.run_reviews(handle, reviews);
                 return Ok(());
             }
         };
+        let mut request = with_attachment_data(handle, request).await?;
         if let Some(mcp) = &settings.mcp
             && !request.tools.is_empty()
         {
@@ -454,6 +467,37 @@ async fn load_history(handle: &SessionHandle) -> Result<(), DriveEnd> {
     Ok(())
 }
 
+/// The request with the bytes of the files attached to its user messages (the conversation
+/// in memory only names them), read from the state folder off the session's task. A file that
+/// cannot be read is sent as a line saying so.
+async fn with_attachment_data(
+    handle: &SessionHandle,
+    mut request: ChatRequest,
+) -> Result<ChatRequest, DriveEnd> {
+    if request
+        .messages
+        .iter()
+        .all(|message| message.attachments.is_empty())
+    {
+        return Ok(request);
+    }
+    let store = handle.store.clone();
+    let id = handle.id.clone();
+    tokio::task::spawn_blocking(move || {
+        for message in &mut request.messages {
+            for attached in &mut message.attachments {
+                match store.read_attachment(&attached.file.sha256) {
+                    Ok(bytes) => attached.data = Some(Arc::new(bytes)),
+                    Err(error) => tracing::warn!("session {id}: {error}"),
+                }
+            }
+        }
+        request
+    })
+    .await
+    .map_err(|error| DriveEnd::Failed(format!("reading the attachments panicked: {error}")))
+}
+
 async fn spent_usd(handle: &SessionHandle) -> Result<f64, SessionError> {
     handle.run(|actor| Ok(actor.state.usage.cost_usd)).await
 }
@@ -598,7 +642,7 @@ impl EventSink for TurnSink {
     fn steer(&mut self) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, String>> {
         async move {
             self.handle
-                .run(SessionActor::deliver_queued)
+                .run(|actor| actor.deliver_queued(true))
                 .await
                 .map_err(|error| error.to_string())
         }

@@ -134,6 +134,7 @@ impl SessionManager {
                             role,
                             text: message,
                             interrupted: false,
+                            attachments: Vec::new(),
                         },
                     )?;
                 }

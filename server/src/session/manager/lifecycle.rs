@@ -14,8 +14,8 @@ use crate::hooks::HookEvent;
 use crate::session::{slug_from_prompt, validate_session_name};
 use crate::store;
 use crate::vocab::{
-    Event, EventRecord, Item, ItemPhase, MessageRole, Mode, SessionSpec, SessionState,
-    SessionStatus, new_item_id, now_millis,
+    Attachment, AttachmentKind, AttachmentSource, Event, EventRecord, Item, ItemPhase, MessageRole,
+    Mode, SessionSpec, SessionState, SessionStatus, new_item_id, now_millis,
 };
 use crate::workspace::{self, SESSION_BRANCH_PREFIX};
 use tokio_util::sync::CancellationToken;
@@ -40,6 +40,8 @@ pub(super) struct NewSession {
     pub prompt: Option<String>,
     pub started_by: Option<crate::vocab::StartedBy>,
     pub settings_profile: Option<String>,
+    /// Files attached to the prompt.
+    pub attachments: Vec<AttachmentSource>,
 }
 
 /// A message sent to a session.
@@ -50,6 +52,32 @@ pub struct Sent {
     pub queued: bool,
     /// Its user message's item id.
     pub item_id: String,
+}
+
+/// Whether `provider` takes what is attached: a provider set `vision = false` takes no
+/// images or PDFs.
+fn check_vision(
+    provider: &str,
+    provider_config: &crate::config::ProviderConfig,
+    attachments: &[Attachment],
+) -> Result<(), SessionError> {
+    let visual = attachments.iter().find(|file| {
+        matches!(
+            file.kind(),
+            Some(AttachmentKind::Image | AttachmentKind::Pdf)
+        )
+    });
+    match visual {
+        Some(file) if provider_config.vision == Some(false) => Err(SessionError::InvalidParams {
+            field: "attachments",
+            message: format!(
+                "{} is {}, and provider {provider:?} takes no images or PDFs (set vision = true \
+                 in [providers.{provider}] if its model does)",
+                file.name, file.mime_type
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A settings profile id a request names must be one.
@@ -185,6 +213,7 @@ impl SessionManager {
             prompt: Some(request.prompt),
             started_by: request.started_by,
             settings_profile: request.settings_profile,
+            attachments: request.attachments,
         })
         .await
     }
@@ -206,6 +235,8 @@ impl SessionManager {
         let (provider, provider_config, model) =
             provider_and_model(config, new.provider.clone(), new.model.clone())?;
         let base_branch = repository.resolve_base_branch(new.base_branch.as_deref())?;
+        let attachments = super::attachments::take_in(&store, &repository.root, &new.attachments)?;
+        check_vision(&provider, provider_config, &attachments)?;
         let worktrees = worktrees_of(config, &repository.root);
         let taken = |name: &str| self.session_name_taken(&repository, &worktrees, name);
         let mut name = new.preferred_name.clone();
@@ -285,6 +316,7 @@ impl SessionManager {
                     role: MessageRole::System,
                     text: warning.to_string(),
                     interrupted: false,
+                    attachments: Vec::new(),
                 },
             )?;
         }
@@ -296,6 +328,7 @@ impl SessionManager {
                     role: MessageRole::User,
                     text: prompt,
                     interrupted: false,
+                    attachments,
                 },
             )?;
         }
@@ -314,6 +347,16 @@ impl SessionManager {
     /// Sends a follow-up. Returns whether it was queued behind a turn in progress (`true`)
     /// or starts a turn now (`false`).
     pub async fn send(&self, id: &str, text: String) -> Result<Sent, SessionError> {
+        self.send_with(id, text, &[]).await
+    }
+
+    /// Sends a follow-up with files attached.
+    pub async fn send_with(
+        &self,
+        id: &str,
+        text: String,
+        sources: &[AttachmentSource],
+    ) -> Result<Sent, SessionError> {
         if text.trim().is_empty() {
             return Err(SessionError::InvalidParams {
                 field: "text",
@@ -321,6 +364,19 @@ impl SessionManager {
             });
         }
         let handle = self.writable_handle(id)?;
+        let attachments = if sources.is_empty() {
+            Vec::new()
+        } else {
+            let spec = handle.view().spec.clone();
+            let attachments = super::attachments::take_in(&handle.store, &spec.repo, sources)?;
+            let resolved = self.config_of(&spec)?;
+            check_vision(
+                &spec.provider,
+                resolved.config.provider(&spec.provider)?,
+                &attachments,
+            )?;
+            attachments
+        };
         let manager = self.clone();
         let driven = handle.clone();
         handle
@@ -343,6 +399,7 @@ impl SessionManager {
                 actor.emit(Event::FollowUpQueued {
                     item_id: item_id.clone(),
                     text,
+                    attachments,
                 })?;
                 if !queued {
                     actor.start_driver(&manager, driven, false)?;
@@ -417,6 +474,7 @@ impl SessionManager {
                     actor.emit(Event::FollowUpQueued {
                         item_id: new_item_id(),
                         text,
+                        attachments: Vec::new(),
                     })?;
                 }
                 actor.start_driver(&manager, driven, false)?;
@@ -467,6 +525,7 @@ impl SessionManager {
                         role: MessageRole::System,
                         text,
                         interrupted: false,
+                        attachments: Vec::new(),
                     },
                 )
             })
@@ -494,6 +553,7 @@ impl SessionManager {
             prompt: None,
             started_by: spec.started_by.clone(),
             settings_profile: spec.settings_profile.clone(),
+            attachments: Vec::new(),
         })
         .await
     }

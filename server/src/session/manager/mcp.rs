@@ -53,6 +53,7 @@ pub(super) async fn report(
                         role: MessageRole::System,
                         text: problem,
                         interrupted: false,
+                        attachments: Vec::new(),
                     },
                 )?;
             }

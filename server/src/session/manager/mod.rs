@@ -24,6 +24,7 @@ use crate::workspace::{self, GitError};
 
 mod actor;
 mod agents;
+mod attachments;
 mod compaction;
 mod conversation;
 mod driver;
@@ -112,6 +113,8 @@ pub struct CreateSession {
     pub started_by: Option<crate::vocab::StartedBy>,
     /// The editor settings profile the session follows (`None`: the host's settings).
     pub settings_profile: Option<String>,
+    /// Files attached to the prompt.
+    pub attachments: Vec<crate::vocab::AttachmentSource>,
 }
 
 /// An event as announced to subscribers (the LSP layer, `tether run`).

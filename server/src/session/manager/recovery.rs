@@ -61,6 +61,7 @@ impl SessionActor {
                     role,
                     text,
                     interrupted: true,
+                    attachments: Vec::new(),
                 },
             )?;
         }

@@ -274,6 +274,7 @@ impl SessionManager {
                         trial: trial.index,
                     }),
                     settings_profile: request.settings_profile.clone(),
+                    attachments: Vec::new(),
                 })
                 .await;
             if let Err(error) = created {
