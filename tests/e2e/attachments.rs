@@ -280,3 +280,43 @@ async fn bad_attachments_are_refused_clearly_and_nothing_is_recorded() {
     );
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attach_line_in_a_saved_transcript_reply_attaches_that_file() {
+    let env = TestEnv::new();
+    std::fs::write(env.repo().join("notes.md"), "the plan\n").expect("write");
+    let model = FakeModel::start().await;
+    model.push(Reply::text(&["first"]));
+    model.push(Reply::text(&["read your notes"]));
+    let mut client = env.server(&model).await;
+    let (_, id) = client
+        .create(json!({"prompt": "hello", "name": "noted"}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    let path = env.repo().join(".tether/sessions/noted.md");
+    let mut text = String::new();
+    for _ in 0..250 {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("first") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    client
+        .notify(
+            "textDocument/didSave",
+            json!({"textDocument": {"uri": format!("file://{}", path.display())},
+                   "text": format!("{text}what do you make of these?\nAttach: notes.md\n")}),
+        )
+        .await;
+    client.wait_for_nth_status(&id, "waiting", 2).await;
+    let content = user_content(model.requests().last().expect("a request"));
+    let text = content.as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("what do you make of these?")
+            && text.contains("Attached file `notes.md`:\n```\nthe plan\n```")
+            && !text.contains("Attach:"),
+        "{content}"
+    );
+    client.shutdown().await;
+}

@@ -216,6 +216,8 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
     ));
     // `:Tether compact`.
     model.push(Reply::text(&["what happened, in short"]));
+    // `:Tether send --attach calc.py …`.
+    model.push(Reply::text(&["a calculator"]));
 
     let results = run_script(&nvim, "plugin.lua", &env, &model, "calc.py", extra_env).await;
 
@@ -308,15 +310,23 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
         "context_shown",
         "cost_shown",
         "summary_shown",
+        "attachment_shown",
+        "attached_reply",
     ] {
         assert_eq!(results[field], true, "{field}: {results:#}");
     }
     let requests = model.requests();
     assert_eq!(
-        last_message(&requests[requests.len() - 2]),
+        last_message(&requests[requests.len() - 3]),
         "fix subtract again, no questions"
     );
-    assert!(last_message(requests.last().expect("a request")).contains("about to be cut"));
+    assert!(last_message(&requests[requests.len() - 2]).contains("about to be cut"));
+    let attached = last_message(requests.last().expect("a request"));
+    assert!(
+        attached.starts_with("what is in this file?")
+            && attached.contains("Attached file `calc.py`:"),
+        "{attached}"
+    );
     assert!(
         !requests
             .iter()

@@ -123,6 +123,15 @@ local function main()
     return text_of(transcript):find('## Summary', 1, true) ~= nil
   end, 50)
 
+  step('send with an attached file')
+  vim.cmd('Tether send --attach ' .. vim.fn.fnameescape(vim.env.TETHER_FILE) .. ' what is in this file?')
+  results.attachment_shown = vim.wait(10000, function()
+    return text_of(transcript):find('- Attached: `calc.py` (text/plain', 1, true) ~= nil
+  end, 50)
+  results.attached_reply = vim.wait(10000, function()
+    return text_of(transcript):find('a calculator', 1, true) ~= nil
+  end, 50)
+
   step('health')
   vim.cmd('checkhealth tether')
   results.health = text_of(vim.api.nvim_get_current_buf())

@@ -439,7 +439,6 @@ fn prompt_blocks(
     all
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::super::serve::refusal;

@@ -37,8 +37,12 @@ impl OpenAiProvider {
                 };
                 // Always a string: some servers reject `content: null` (LOCAL_MODEL.md).
                 let mut wire = json!({ "role": role, "content": message.content });
-                if !message.attachments.is_empty() {
-                    wire["content"] = super::attachments::parts(message)
+                let parts = super::attachments::parts(message);
+                if let [Part::Text(text)] = parts.as_slice() {
+                    // Text files only: still one string, which every server takes.
+                    wire["content"] = json!(text);
+                } else {
+                    wire["content"] = parts
                         .into_iter()
                         .map(|part| match part {
                             Part::Text(text) => json!({"type": "text", "text": text}),

@@ -2,7 +2,8 @@
 --
 --   require("tether").setup({ cmd = { "tether", "lsp" }, settings = { ... } })
 --
--- Commands: :Tether new|list|send|stop|resume|apply|export|review|loop|transcript, and
+-- Commands: :Tether new|list|send|stop|resume|apply|export|review|loop|transcript (`:Tether send
+-- --attach PATH text` attaches files: images, PDFs, text), and
 -- :Tether task new|list|compare|promote|stop|delete (tasks.lua: several agents race a prompt),
 -- :Tether feedback up|down [comment] (rates a session's latest reply),
 -- :Tether edit [text], :Tether unqueue and :Tether compact (messages.lua: edit a sent message
@@ -307,15 +308,36 @@ end
 
 commands.transcript = commands.list
 
+--- `--attach PATH` options (any number, before the text) and the text after them.
+function M.split_attach(args)
+  local attachments = {}
+  local rest = args
+  while true do
+    local path, after = rest:match("^%-%-attach%s+(%S+)%s*(.*)$")
+    if not path then
+      break
+    end
+    table.insert(attachments, { path = vim.fn.fnamemodify(vim.fn.expand(path), ":p") })
+    rest = after
+  end
+  return rest, attachments
+end
+
+--- `:Tether send [--attach PATH]… [text]`.
 function commands.send(args)
+  local text_arg, attachments = M.split_attach(args)
   M.pick_session("Send to", function(session)
     local function send(text)
       if text and text ~= "" then
-        M.request("send", { id = session.id, text = text })
+        M.request("send", {
+          id = session.id,
+          text = text,
+          attachments = #attachments > 0 and attachments or nil,
+        })
       end
     end
-    if args ~= "" then
-      send(args)
+    if text_arg ~= "" then
+      send(text_arg)
     else
       vim.ui.input({ prompt = "Message to " .. session.name .. ": " }, send)
     end
