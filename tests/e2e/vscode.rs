@@ -152,6 +152,8 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     model.push(Reply::text(&["edited reply"]));
     // The panel's Compact button.
     model.push(Reply::text(&["the summary"]));
+    // The image pasted into the message box.
+    model.push(Reply::text(&["a single pixel"]));
     write_config(env.home(), &model);
 
     let workbench = Workbench::start(&env, &[("tether.permissionMode", "ask")]).await;
@@ -162,7 +164,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     // typed as "Other"), the rejection's feedback, the approval, the allowed edit, the
     // follow-up.
     let requests = model.requests();
-    assert_eq!(requests.len(), 10, "every scripted reply was asked for");
+    assert_eq!(requests.len(), 11, "every scripted reply was asked for");
     let answers = last_message(&requests[1]);
     for wanted in ["neither: use minus", "unit tests", "types", "keep it small"] {
         assert!(answers.contains(wanted), "{wanted:?} in {answers:?}");
@@ -242,6 +244,20 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     );
     assert_eq!(results["meter_level"], "high", "{results:#}");
     assert!(last_message(&requests[9]).contains("about to be cut"));
+    // The pasted image reached the model as an image part, and the panel drew its thumbnail
+    // from the stored copy.
+    let pasted = requests[10].to_string();
+    assert!(
+        pasted.contains("\"image_url\"") && pasted.contains("data:image/png;base64,iVBORw0KGgo"),
+        "{pasted}"
+    );
+    assert!(
+        results["thumbnail"]
+            .as_str()
+            .is_some_and(|src| src.starts_with("data:image/png;base64,iVBORw0KGgo")),
+        "{results:#}"
+    );
+    assert_eq!(results["pending_after_send"], 0, "{results:#}");
     assert!(
         results["reply_cost"]
             .as_str()
@@ -263,6 +279,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         "diff",
         "edited",
         "context",
+        "attachment",
     ] {
         let path = screenshots.join(format!("vscode-{shot}.png"));
         assert!(

@@ -174,6 +174,28 @@ async function main() {
   await shot("context");
   await panel.locator("#compact").click();
   await panel.locator(".entry-message.role-summary", { hasText: "the summary" }).waitFor();
+
+  step("paste an image into the message box and send it");
+  // A 1×1 PNG, pasted as the clipboard would give it.
+  const PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+  await panel.locator("#message").evaluate((box, pixel) => {
+    const bytes = Uint8Array.from(atob(pixel), (c) => c.charCodeAt(0));
+    const clipboard = new DataTransfer();
+    clipboard.items.add(new File([bytes], "pixel.png", { type: "image/png" }));
+    box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: clipboard, bubbles: true, cancelable: true }));
+  }, PIXEL);
+  await panel.locator("#attachments .pending-attachment", { hasText: "pixel.png" }).waitFor();
+  await panel.locator("#message").fill("what is in this picture?");
+  await panel.locator("#message").press("Control+Enter");
+  await panel.locator(".entry-message", { hasText: "a single pixel" }).waitFor();
+  const thumbnail = panel.locator(".entry-message.role-user .attached img.thumbnail").last();
+  await page.waitForFunction(
+    (image) => image.src.startsWith("data:image/png;base64,") && image.naturalWidth === 1,
+    await thumbnail.elementHandle(),
+  );
+  results.thumbnail = await thumbnail.getAttribute("src");
+  results.pending_after_send = await panel.locator("#attachments .pending-attachment").count();
+  await shot("attachment");
 }
 
 await drive(main);

@@ -176,11 +176,24 @@ class SessionPanel {
         this.post({ type: "reset", header: this.transcript.header, entries: this.transcript.all() });
         return;
       case "send":
-        await this.request("send", { id, text: String(message.text) });
+        await this.request("send", {
+          id,
+          text: String(message.text),
+          attachments: Array.isArray(message.attachments) && message.attachments.length ? message.attachments : undefined,
+        });
         return;
       case "edit":
         await this.request("editMessage", { id, itemId: String(message.itemId), text: String(message.text) });
         return;
+      case "thumbnail": {
+        // An attached image's bytes, for its thumbnail (a data: URL the page's CSP allows).
+        const sha256 = String(message.sha256);
+        const got = await this.request<{ data: string }>("attachment", { id, sha256 });
+        if (got?.data) {
+          this.post({ type: "thumbnail", sha256, url: `data:${String(message.mimeType)};base64,${got.data}` });
+        }
+        return;
+      }
       case "compact":
         await this.request("compact", { id });
         return;
@@ -301,7 +314,7 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 <html lang="en">
 <head>
 <meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; img-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; img-src ${webview.cspSource} data:; script-src 'nonce-${nonce}';">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" href="${style.toString()}">
 </head>
@@ -309,6 +322,7 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 <div id="header"></div>
 <div id="entries" aria-live="polite"></div>
 <div id="error" role="alert" hidden></div>
+<div id="attachments" hidden></div>
 <div id="composer">
 <textarea id="message" rows="2" placeholder="Message the session (Ctrl+Enter sends)" aria-label="Message"></textarea>
 <button id="send" type="button" class="primary">Send</button>

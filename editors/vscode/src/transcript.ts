@@ -48,6 +48,8 @@ export type Entry =
       superseded?: boolean;
       /** What the model calls that wrote it cost, and their tokens. */
       cost?: { usd: number; tokensIn: number; tokensOut: number };
+      /** Files the user attached to it. */
+      attachments?: Attached[];
     }
   | { kind: "thinking"; id: string; text: string; streaming: boolean }
   | {
@@ -80,6 +82,14 @@ export type Entry =
     }
   | { kind: "findings"; id: string; source: string; status: string; findings: Finding[]; error?: string }
   | { kind: "notice"; id: string; text: string };
+
+/** A file attached to a user message, as the log names it. */
+export interface Attached {
+  name: string;
+  mimeType: string;
+  size: number;
+  sha256: string;
+}
 
 /** The panel's header: who, where, how far, how much. */
 export interface Header {
@@ -213,6 +223,7 @@ export class Transcript {
           streaming: false,
           interrupted: false,
           queued: true,
+          ...attachedOf(event.attachments),
         });
       case "followUpWithdrawn": {
         const entry = this.entries.get(String(event.itemId));
@@ -283,6 +294,7 @@ export class Transcript {
           text: shown,
           streaming: started,
           interrupted: item.interrupted === true,
+          ...attachedOf(item.attachments),
         });
       }
       case "toolCall":
@@ -403,6 +415,21 @@ export class Transcript {
     }
     return [id];
   }
+}
+
+/** A message's attachments from the wire, as fields to spread (none when there are none). */
+function attachedOf(value: unknown): { attachments?: Attached[] } {
+  if (!Array.isArray(value) || value.length === 0) {
+    return {};
+  }
+  return {
+    attachments: value.map((file: Record<string, unknown>) => ({
+      name: String(file.name ?? ""),
+      mimeType: String(file.mimeType ?? ""),
+      size: num(file.size),
+      sha256: String(file.sha256 ?? ""),
+    })),
+  };
 }
 
 /** The tokens a text takes, roughly (four characters each), as the server estimates them. */

@@ -29,6 +29,12 @@ interface PanelEntry extends Json {
   const expanded = new Set<string>();
   /** The user message being edited in the message box, if any. */
   let editing: string | undefined;
+  const attachmentsBox = document.getElementById("attachments") as HTMLElement;
+  /** Files pasted or dropped into the message box, sent with the next message. */
+  let pending: Array<{ name: string; mimeType?: string; data?: string; uri?: string; preview?: string }> = [];
+  /** Thumbnails of attached images, by hash, once the extension sent them. */
+  const thumbnails = new Map<string, string>();
+  const askedThumbnails = new Set<string>();
   // Raw HTML in a message is escaped (html: false); markdown-it also refuses javascript:,
   // vbscript:, file: and data: links. So a message can format, never inject.
   const markdown = typeof markdownit === "function" ? markdownit({ html: false, linkify: true, breaks: false }) : undefined;
@@ -212,6 +218,10 @@ interface PanelEntry extends Json {
         );
         if (entry.interrupted) {
           box.append(el("div", { class: "muted" }, "(interrupted)"));
+        }
+        const attached = (entry.attachments ?? []) as Array<{ name: string; mimeType: string; size: number; sha256: string }>;
+        if (attached.length) {
+          box.append(el("div", { class: "attached" }, ...attached.map(attachedChip)));
         }
         if (role === "user" && entry.queued) {
           box.append(
@@ -427,6 +437,64 @@ interface PanelEntry extends Json {
     return box;
   }
 
+  /** A file attached to a message: a thumbnail for an image (asked of the extension once). */
+  function attachedChip(file: { name: string; mimeType: string; size: number; sha256: string }): HTMLElement {
+    const chip = el("span", { class: "attachment", title: `${file.name} (${file.mimeType}, ${file.size.toLocaleString()} bytes)` });
+    if (file.mimeType.startsWith("image/")) {
+      const image = el("img", { class: "thumbnail", alt: file.name, "data-sha256": file.sha256 });
+      const url = thumbnails.get(file.sha256);
+      if (url) {
+        image.src = url;
+      } else if (!askedThumbnails.has(file.sha256)) {
+        askedThumbnails.add(file.sha256);
+        vscode.postMessage({ type: "thumbnail", sha256: file.sha256, mimeType: file.mimeType });
+      }
+      chip.append(image);
+    }
+    chip.append(el("span", { class: "attachment-name" }, file.name));
+    return chip;
+  }
+
+  function drawPending(): void {
+    attachmentsBox.hidden = pending.length === 0;
+    attachmentsBox.replaceChildren(
+      ...pending.map((file, index) => {
+        const chip = el("span", { class: "attachment pending-attachment", title: file.name });
+        if (file.preview) {
+          const image = el("img", { class: "thumbnail", alt: file.name });
+          image.src = file.preview;
+          chip.append(image);
+        }
+        chip.append(
+          el("span", { class: "attachment-name" }, file.name),
+          button("×", () => {
+            pending.splice(index, 1);
+            drawPending();
+          }, { class: "link remove-attachment", title: `Remove ${file.name}` }),
+        );
+        return chip;
+      }),
+    );
+  }
+
+  /** Reads a pasted or dropped file into the pending attachments. */
+  function addFile(file: File): void {
+    const reader = new FileReader();
+    reader.addEventListener("load", () => {
+      const url = String(reader.result ?? "");
+      const comma = url.indexOf(",");
+      const mimeType = file.type || undefined;
+      pending.push({
+        name: file.name || `pasted.${(mimeType ?? "image/png").split("/")[1] ?? "bin"}`,
+        mimeType,
+        data: url.slice(comma + 1),
+        preview: mimeType?.startsWith("image/") ? url : undefined,
+      });
+      drawPending();
+    });
+    reader.readAsDataURL(file);
+  }
+
   /** Puts a sent message in the message box; sending it then edits that message. */
   function startEditing(itemId: string, text: string): void {
     editing = itemId;
@@ -475,6 +543,12 @@ interface PanelEntry extends Json {
       if (atBottom) {
         window.scrollTo(0, document.body.scrollHeight);
       }
+    } else if (message.type === "thumbnail") {
+      const sha256 = str(message.sha256);
+      thumbnails.set(sha256, str(message.url));
+      for (const image of document.querySelectorAll(`img[data-sha256="${CSS.escape(sha256)}"]`)) {
+        (image as HTMLImageElement).src = str(message.url);
+      }
     } else if (message.type === "error") {
       errorBox.textContent = str(message.text);
       errorBox.hidden = false;
@@ -484,11 +558,49 @@ interface PanelEntry extends Json {
   function send(): void {
     const text = messageBox.value.trim();
     if (text) {
-      vscode.postMessage(editing ? { type: "edit", itemId: editing, text } : { type: "send", text });
+      const attachments = pending.map(({ name, mimeType, data, uri }) => ({ name, mimeType, data, uri }));
+      vscode.postMessage(editing ? { type: "edit", itemId: editing, text } : { type: "send", text, attachments });
       messageBox.value = "";
+      if (!editing) {
+        pending = [];
+        drawPending();
+      }
       stopEditing();
     }
   }
+  // Images pasted into the message box, and files dropped on it (from the desktop, or
+  // from VS Code's explorer as URIs), go with the next message.
+  messageBox.addEventListener("paste", (pasted: ClipboardEvent) => {
+    const files = [...(pasted.clipboardData?.items ?? [])]
+      .filter((item) => item.kind === "file")
+      .map((item) => item.getAsFile())
+      .filter((file): file is File => file !== null);
+    if (files.length) {
+      pasted.preventDefault();
+      files.forEach(addFile);
+    }
+  });
+  messageBox.addEventListener("dragover", (dragged: DragEvent) => dragged.preventDefault());
+  messageBox.addEventListener("drop", (dropped: DragEvent) => {
+    const transfer = dropped.dataTransfer;
+    if (!transfer) {
+      return;
+    }
+    const files = [...transfer.files];
+    const uris = (transfer.getData("text/uri-list") || "")
+      .split(/\r?\n/)
+      .map((line) => line.trim())
+      .filter((line) => line.startsWith("file:"));
+    if (!files.length && !uris.length) {
+      return;
+    }
+    dropped.preventDefault();
+    files.forEach(addFile);
+    for (const uri of files.length ? [] : uris) {
+      pending.push({ name: decodeURIComponent(uri.split("/").pop() ?? uri), uri });
+    }
+    drawPending();
+  });
   sendButton.addEventListener("click", send);
   messageBox.addEventListener("keydown", (key) => {
     if (key.key === "Enter" && (key.ctrlKey || key.metaKey)) {
