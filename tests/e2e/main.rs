@@ -27,6 +27,7 @@ mod local_model;
 mod loops;
 mod malformed;
 mod mcp;
+mod mentions;
 mod neovim;
 mod provider;
 mod pull_requests;

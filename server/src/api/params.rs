@@ -125,8 +125,12 @@ pub struct SendParams {
 pub struct QueuedResult {
     /// It waits for the current turn (with tether's agent: the current tool calls) to end.
     pub queued: bool,
-    /// The message's item id (a queued one can be taken back with `deleteMessage`).
+    /// The message's item id (a queued one can be taken back with `deleteMessage`); empty
+    /// when the message was one of Tether's commands.
     pub item_id: String,
+    /// The command the message was (`/review`…): it ran, and nothing was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 impl From<crate::session::Sent> for QueuedResult {
@@ -134,6 +138,7 @@ impl From<crate::session::Sent> for QueuedResult {
         QueuedResult {
             queued: sent.queued,
             item_id: sent.item_id,
+            command: sent.command,
         }
     }
 }

@@ -3,8 +3,10 @@
 //! state they fold into and the rest of the vocabulary live in [`crate::vocab`], a leaf every
 //! layer imports; they are re-exported here for the layers above.
 
+pub mod commands;
 pub mod export;
 mod manager;
+pub mod mentions;
 mod names;
 mod redact;
 pub mod transcript;

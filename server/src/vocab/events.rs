@@ -540,6 +540,11 @@ pub enum Event {
     AgentFacts {
         facts: AgentFacts,
     },
+    /// The user chose another model for the session's next turns (`/model`).
+    #[serde(rename_all = "camelCase")]
+    ModelChanged {
+        model: String,
+    },
     /// A pull request was opened for the session's branch.
     #[serde(rename_all = "camelCase")]
     PullRequest {

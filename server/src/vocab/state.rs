@@ -97,6 +97,9 @@ pub struct SessionState {
     /// The agent's latest whole reply (what a rating without an item rates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reply: Option<String>,
+    /// The model the user chose since the session was made (`/model`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// How full the conversation is, from the last turn's usage (none before the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<ContextUse>,
@@ -157,6 +160,7 @@ impl SessionState {
             last_reply: None,
             message_marks: Default::default(),
             context: None,
+            model: None,
             spec,
         }
     }
@@ -272,6 +276,7 @@ impl SessionState {
             Event::AgentFacts { facts } => self.agent_facts = Some(facts.clone()),
             Event::PullRequest { url } => self.evidence.pull_request = Some(url.clone()),
             Event::Feedback { .. } => {}
+            Event::ModelChanged { model } => self.model = Some(model.clone()),
             Event::ContextReset { summary } => {
                 // The agent's own conversation starts over too.
                 self.agent_session = None;

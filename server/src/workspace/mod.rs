@@ -8,6 +8,7 @@
 
 mod checkpoints;
 pub mod edits;
+pub mod file_index;
 pub mod git;
 pub mod operations;
 pub mod pull_request;

@@ -424,7 +424,7 @@ fn info_of(state: &SessionState, read_only: bool) -> SessionInfo {
         activity: state.activity,
         status_reason: state.status_reason.clone(),
         provider: spec.provider.clone(),
-        model: spec.model.clone(),
+        model: state.model.clone().unwrap_or_else(|| spec.model.clone()),
         branch: spec.branch.clone(),
         base_branch: spec.base_branch.clone(),
         repo: spec.repo.clone(),

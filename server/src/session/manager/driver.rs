@@ -150,7 +150,7 @@ impl SessionActor {
                 self.state.history.as_deref().unwrap_or_default(),
                 with_tools,
             );
-            if let Some(model) = &self.model_override {
+            if let Some(model) = self.model_override.as_ref().or(self.state.model.as_ref()) {
                 request.model.clone_from(model);
             }
             return Ok(Step::Turn(request));

@@ -50,8 +50,10 @@ pub struct Sent {
     /// It waits for the agent's current turn (or, with tether's agent, its current tool
     /// calls) to end; otherwise a turn started for it.
     pub queued: bool,
-    /// Its user message's item id.
+    /// Its user message's item id (none when it was one of Tether's commands, which ran).
     pub item_id: String,
+    /// The command it was (`/review`…), run instead of sent.
+    pub command: Option<String>,
 }
 
 /// Whether `provider` takes what is attached: a provider set `vision = false` takes no
@@ -177,13 +179,39 @@ impl SessionActor {
 
 impl SessionManager {
     /// Creates a session and starts it; answers at once (the turn streams as events).
-    pub async fn create(&self, request: CreateSession) -> Result<SessionInfo, SessionError> {
+    pub async fn create(&self, mut request: CreateSession) -> Result<SessionInfo, SessionError> {
         if request.prompt.trim().is_empty() {
             return Err(SessionError::InvalidParams {
                 field: "prompt",
                 message: "a session needs a prompt".to_owned(),
             });
         }
+        // The repository's commands make prompts; `@` mentions attach files.
+        let repo = workspace::discover(&request.root)?.root;
+        if let Some((name, arguments)) = crate::session::commands::parse(&request.prompt) {
+            let command = crate::session::commands::custom_commands(&repo)
+                .into_iter()
+                .find(|command| command.name == name)
+                .ok_or_else(|| SessionError::InvalidParams {
+                    field: "prompt",
+                    message: format!(
+                        "/{name} is not one of the repository's commands ({}); Tether's own \
+                         commands work on a session that exists",
+                        crate::session::commands::COMMANDS_DIR
+                    ),
+                })?;
+            request.prompt = command.expand(arguments);
+        }
+        let mentioned = crate::session::mentions::attachments_of(&repo, &request.prompt).map_err(
+            |outside| SessionError::InvalidParams {
+                field: "prompt",
+                message: format!(
+                    "@{} is outside the repository; mention files of the repository only",
+                    outside.0
+                ),
+            },
+        )?;
+        request.attachments.extend(mentioned);
         let title = crate::session::title_of(&request.prompt);
         let preferred_name = match &request.name {
             Some(name) => {
@@ -346,12 +374,44 @@ impl SessionManager {
 
     /// Sends a follow-up. Returns whether it was queued behind a turn in progress (`true`)
     /// or starts a turn now (`false`).
+    /// (Tether's own follow-ups: the text as it is, no commands, no mentions.)
     pub async fn send(&self, id: &str, text: String) -> Result<Sent, SessionError> {
-        self.send_with(id, text, &[]).await
+        self.deliver(id, text, &[]).await
     }
 
-    /// Sends a follow-up with files attached.
+    /// Sends the user's message: a slash command runs (or expands), `@` mentions attach
+    /// their files, after `sources`.
     pub async fn send_with(
+        &self,
+        id: &str,
+        text: String,
+        sources: &[AttachmentSource],
+    ) -> Result<Sent, SessionError> {
+        if text.trim().is_empty() {
+            return Err(SessionError::InvalidParams {
+                field: "text",
+                message: "the message is empty".to_owned(),
+            });
+        }
+        let handle = self.writable_handle(id)?;
+        let (text, sources) = match self
+            .prepare_message(&handle, text, sources.to_vec())
+            .await?
+        {
+            super::commands::Prepared::Ran(command) => {
+                return Ok(Sent {
+                    queued: false,
+                    item_id: String::new(),
+                    command: Some(command),
+                });
+            }
+            super::commands::Prepared::Send { text, sources } => (text, sources),
+        };
+        self.deliver(id, text, &sources).await
+    }
+
+    /// Queues a message (a turn starts for it if none is running).
+    async fn deliver(
         &self,
         id: &str,
         text: String,
@@ -404,7 +464,11 @@ impl SessionManager {
                 if !queued {
                     actor.start_driver(&manager, driven, false)?;
                 }
-                Ok(Sent { queued, item_id })
+                Ok(Sent {
+                    queued,
+                    item_id,
+                    command: None,
+                })
             })
             .await
     }

@@ -25,6 +25,7 @@ use crate::workspace::{self, GitError};
 mod actor;
 mod agents;
 mod attachments;
+mod commands;
 mod compaction;
 mod conversation;
 mod driver;
