@@ -163,3 +163,122 @@ async fn slash_commands_run_expand_or_are_refused() {
     );
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_and_commands_complete_in_the_message_box_and_in_a_transcript() {
+    let env = TestEnv::new();
+    repository(&env);
+    std::fs::write(env.repo().join(".gitignore"), "build/\n").expect("write");
+    std::fs::create_dir_all(env.repo().join("build")).expect("mkdir");
+    std::fs::write(env.repo().join("build/lib.rs"), "generated").expect("write");
+    let model = FakeModel::start().await;
+    model.push(Reply::text(&["hello"]));
+    let mut client = env.server(&model).await;
+    let (_, id) = client
+        .create(json!({"prompt": "hi", "name": "completing"}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+
+    // The message box's method: the last word, and what completes it.
+    let got = client
+        .call(
+            "tether/session/completions",
+            json!({"id": id, "text": "compare @srli"}),
+        )
+        .await;
+    assert_eq!(got["word"], "@srli");
+    let labels: Vec<&str> = got["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["label"].as_str())
+        .collect();
+    assert_eq!(labels.first(), Some(&"@src/lib.rs"), "{got}");
+    assert!(
+        !labels.contains(&"@build/lib.rs"),
+        "ignored files are left out: {got}"
+    );
+    assert_eq!(got["items"][0]["insert"], "@src/lib.rs ");
+    assert_eq!(got["items"][0]["kind"], "file");
+    let got = client
+        .call(
+            "tether/session/completions",
+            json!({"id": id, "text": "/fi"}),
+        )
+        .await;
+    assert_eq!(got["items"][0]["label"], "/fix-issue");
+    assert_eq!(got["items"][0]["detail"], "Fix an issue");
+    let got = client
+        .call("tether/session/completions", json!({"text": "/"}))
+        .await;
+    let labels: Vec<&str> = got["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["label"].as_str())
+        .collect();
+    for wanted in [
+        "/review",
+        "/verify",
+        "/loop",
+        "/compact",
+        "/model",
+        "/diff",
+        "/apply",
+        "/stop",
+        "/fix-issue",
+    ] {
+        assert!(labels.contains(&wanted), "{wanted} in {labels:?}");
+    }
+    let got = client
+        .call(
+            "tether/session/completions",
+            json!({"text": "nothing to complete"}),
+        )
+        .await;
+    assert_eq!(got, json!({"word": "", "items": []}));
+
+    // textDocument/completion in the session's transcript, at the reply.
+    let path = env.repo().join(".tether/sessions/completing.md");
+    let mut text = String::new();
+    for _ in 0..250 {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("hello") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let uri = format!("file://{}", path.display());
+    let written = format!("{text}look at @lib");
+    client
+        .notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "markdown", "version": 1, "text": written}}),
+        )
+        .await;
+    let line = written.lines().count() as u32 - 1;
+    let character = "look at @lib".len() as u32;
+    let completion = client
+        .call(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}),
+        )
+        .await;
+    let first = &completion["items"][0];
+    assert_eq!(first["label"], "@src/lib.rs", "{completion}");
+    assert_eq!(
+        first["textEdit"],
+        json!({"range": {"start": {"line": line, "character": 8}, "end": {"line": line, "character": character}},
+               "newText": "@src/lib.rs "})
+    );
+    // Nothing in other documents.
+    let elsewhere = client
+        .call(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": format!("file://{}", env.repo().join("README.md").display())},
+                   "position": {"line": 0, "character": 0}}),
+        )
+        .await;
+    assert!(elsewhere.is_null(), "{elsewhere}");
+    client.shutdown().await;
+}

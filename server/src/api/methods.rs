@@ -94,6 +94,8 @@ methods! { $
     EditMessage = "editMessage": EditMessageParams => SessionInfo, Blocking, Host;
     /// Compacts the conversation into a summary now (tether's agent; the session runs once).
     Compact = "compact": IdParams => SessionInfo, Blocking, Host;
+    /// `@` files and `/` commands that complete a message box's last word.
+    Completions = "completions": CompletionsParams => CompletionsResult, Runtime, Front;
     /// The bytes of a file attached in the session (for thumbnails).
     Attachment = "attachment": AttachmentParams => AttachmentResult, Blocking, Host;
     /// Takes back a follow-up that still waits to be delivered.

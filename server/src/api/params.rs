@@ -169,6 +169,48 @@ pub struct AttachmentResult {
     pub data: String,
 }
 
+/// What kind of thing an item completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompletionKind {
+    File,
+    Command,
+}
+
+/// One completion: what it shows, what it puts in place of the word being written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Completion {
+    pub label: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    pub insert: String,
+    pub kind: CompletionKind,
+}
+
+/// Completions for what a client's own message box holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompletionsParams {
+    /// The session written to (its repository, its agent's commands); default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The repository, when no session is named; default the first workspace folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// The text up to the cursor.
+    pub text: String,
+}
+
+/// What completes the word at the end of the text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletionsResult {
+    /// The word each item replaces (empty: nothing to complete).
+    pub word: String,
+    pub items: Vec<Completion>,
+}
+
 /// One message of a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

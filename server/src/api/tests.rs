@@ -130,6 +130,7 @@ fn only_cheap_reads_run_on_the_lsp_thread() {
         front,
         [
             "apply",
+            "completions",
             "newSession",
             "openTranscript",
             "taskPromote",

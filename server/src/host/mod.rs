@@ -129,4 +129,11 @@ macro_rules! front_only {
     )*};
 }
 
-front_only!(Apply, NewSession, OpenTranscript, TaskPromote, TaskOpen);
+front_only!(
+    Apply,
+    NewSession,
+    OpenTranscript,
+    TaskPromote,
+    TaskOpen,
+    Completions
+);

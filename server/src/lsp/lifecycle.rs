@@ -12,10 +12,10 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 use tower_lsp_server::ls_types::{
-    CodeActionProviderCapability, ExecuteCommandOptions, MessageType, PositionEncodingKind,
-    SaveOptions, ServerCapabilities, TextDocumentSyncCapability, TextDocumentSyncKind,
-    TextDocumentSyncOptions, TextDocumentSyncSaveOptions, WorkspaceFoldersServerCapabilities,
-    WorkspaceServerCapabilities,
+    CodeActionProviderCapability, CompletionOptions, ExecuteCommandOptions, MessageType,
+    PositionEncodingKind, SaveOptions, ServerCapabilities, TextDocumentSyncCapability,
+    TextDocumentSyncKind, TextDocumentSyncOptions, TextDocumentSyncSaveOptions,
+    WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
 };
 
 use super::{Backend, diagnostics, notices, progress, transcripts};
@@ -53,6 +53,11 @@ pub(super) fn server_capabilities(utf8: bool) -> ServerCapabilities {
             },
         )),
         code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+        // `@` files and `/` commands in transcript documents and the draft.
+        completion_provider: Some(CompletionOptions {
+            trigger_characters: Some(vec!["@".to_owned(), "/".to_owned()]),
+            ..Default::default()
+        }),
         execute_command_provider: Some(ExecuteCommandOptions {
             commands: METHODS.iter().map(MethodInfo::command).collect(),
             ..Default::default()

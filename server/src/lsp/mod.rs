@@ -8,6 +8,7 @@
 //! tower-lsp-server's four request slots: [`routing`] takes them off the input and
 //! [`dispatch`] runs each where its method's declared schedule says.
 
+pub mod completion;
 mod diagnostics;
 mod dispatch;
 mod documents;
@@ -28,10 +29,11 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Value, json};
 use tower_lsp_server::jsonrpc::{self, ErrorCode};
 use tower_lsp_server::ls_types::{
-    CodeActionParams, CodeActionResponse, DidChangeConfigurationParams,
-    DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams,
-    DidSaveTextDocumentParams, ExecuteCommandParams, InitializeParams, InitializeResult,
-    InitializedParams, MessageType, PositionEncodingKind, ResourceOperationKind, ServerInfo,
+    CodeActionParams, CodeActionResponse, CompletionParams, CompletionResponse,
+    DidChangeConfigurationParams, DidChangeTextDocumentParams, DidCloseTextDocumentParams,
+    DidOpenTextDocumentParams, DidSaveTextDocumentParams, ExecuteCommandParams, InitializeParams,
+    InitializeResult, InitializedParams, MessageType, PositionEncodingKind, ResourceOperationKind,
+    ServerInfo,
 };
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
@@ -91,6 +93,7 @@ fn build(
             transcripts: Arc::default(),
             scheduler: Scheduler::new(work),
             tasks: Arc::default(),
+            files: Default::default(),
             state: Arc::new(ServerState {
                 lifecycle: AtomicU8::new(Lifecycle::Uninitialized as u8),
                 initialized: AtomicBool::default(),
@@ -138,6 +141,8 @@ pub struct Backend {
     scheduler: Scheduler,
     /// The tasks this editor heard of, and their documents.
     tasks: Arc<tasks::KnownTasks>,
+    /// The repositories' files, for `@` completion.
+    files: crate::workspace::file_index::FileIndex,
     state: Arc<ServerState>,
 }
 
@@ -483,6 +488,13 @@ impl LanguageServer for Backend {
         if let Some(path) = path_of_uri(&params.text_document.uri) {
             self.documents.close(path);
         }
+    }
+
+    async fn completion(
+        &self,
+        params: CompletionParams,
+    ) -> jsonrpc::Result<Option<CompletionResponse>> {
+        Ok(handlers::completion::document_completions(self, params).await)
     }
 
     async fn code_action(

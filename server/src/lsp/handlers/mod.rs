@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod code_action;
+pub mod completion;
 pub mod message_actions;
 pub mod session;
 pub mod tasks;
