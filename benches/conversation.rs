@@ -107,3 +107,44 @@ pub async fn bench_compaction() {
     );
     client.shutdown().await;
 }
+
+/// `@` completion on the 20,000-file repository, over stdio: the first call (the walk and
+/// the match) and warm ones (the kept walk, the match).
+pub async fn bench_completion() {
+    let env = TestEnv::new();
+    let big = env.home().join("big");
+    super::generated_repo(&big, 20_000);
+    let model = FakeModel::start().await;
+    let mut client = LspClient::spawn(env.home()).await;
+    client.initialize(&big, model.settings(), true).await;
+    let root = big.display().to_string();
+    let ask = |text: &'static str| json!({"root": root, "text": text});
+    let started = Instant::now();
+    let first = client
+        .call("tether/session/completions", ask("look at @mod12"))
+        .await;
+    let cold = started.elapsed();
+    let mut warm = Vec::new();
+    for query in ["@mod12", "@src/module_001", "@rs", "@m5f3", "@lib"].iter().cycle().take(200) {
+        let started = Instant::now();
+        let got = client
+            .call("tether/session/completions", json!({"root": root, "text": query}))
+            .await;
+        warm.push(started.elapsed());
+        assert!(got["items"].is_array());
+    }
+    warm.sort();
+    println!("@ completion on a 20,000-file repository (round trip over stdio)");
+    println!(
+        "  first: {} with {} items (target < 50 ms)",
+        ms(cold),
+        first["items"].as_array().map_or(0, Vec::len)
+    );
+    println!(
+        "  warm: p50 {}, p95 {}, max {} (target < 10 ms)\n",
+        ms(super::percentile(&warm, 0.5)),
+        ms(super::percentile(&warm, 0.95)),
+        ms(*warm.last().unwrap_or(&Duration::ZERO))
+    );
+    client.shutdown().await;
+}

@@ -82,6 +82,9 @@ fn main() {
         if wanted("compaction") {
             conversation::bench_compaction().await;
         }
+        if wanted("completion") {
+            conversation::bench_completion().await;
+        }
     });
     if wanted("edit") {
         bench_workspace_edit();
