@@ -258,6 +258,15 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         "{results:#}"
     );
     assert_eq!(results["pending_after_send"], 0, "{results:#}");
+    // The message box completed a file (fuzzily) and a command.
+    assert_eq!(results["completed_mention"], "compare @calc/ops.py ", "{results:#}");
+    assert_eq!(results["completed_command"], "/review ", "{results:#}");
+    assert!(
+        results["command_items"]
+            .as_str()
+            .is_some_and(|items| items.contains("review the session's changes now")),
+        "{results:#}"
+    );
     assert!(
         results["reply_cost"]
             .as_str()
@@ -280,6 +289,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         "edited",
         "context",
         "attachment",
+        "completion",
     ] {
         let path = screenshots.join(format!("vscode-{shot}.png"));
         assert!(

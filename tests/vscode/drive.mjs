@@ -196,6 +196,20 @@ async function main() {
   results.thumbnail = await thumbnail.getAttribute("src");
   results.pending_after_send = await panel.locator("#attachments .pending-attachment").count();
   await shot("attachment");
+
+  step("complete a file and a command in the message box");
+  const box = panel.locator("#message");
+  await box.fill("compare @opspy");
+  await panel.locator("#completions li", { hasText: "@calc/ops.py" }).first().waitFor();
+  await shot("completion");
+  await box.press("Tab");
+  results.completed_mention = await box.inputValue();
+  await box.fill("/rev");
+  await panel.locator("#completions li", { hasText: "/review" }).first().waitFor();
+  results.command_items = await text(panel.locator("#completions"));
+  await box.press("Enter");
+  results.completed_command = await box.inputValue();
+  await box.fill("");
 }
 
 await drive(main);

@@ -176,6 +176,11 @@ class SessionPanel {
         this.post({ type: "reset", header: this.transcript.header, entries: this.transcript.all() });
         return;
       case "send":
+        // The editor's own commands run here; the rest are the server's.
+        if (/^\s*\/(diff|apply)\s*$/.test(String(message.text))) {
+          await this.runCommand(String(message.text).trim().slice(1), this.session);
+          return;
+        }
         await this.request("send", {
           id,
           text: String(message.text),
@@ -185,6 +190,14 @@ class SessionPanel {
       case "edit":
         await this.request("editMessage", { id, itemId: String(message.itemId), text: String(message.text) });
         return;
+      case "complete": {
+        const got = await this.request<{ word: string; items: unknown[] }>("completions", {
+          id,
+          text: String(message.text),
+        });
+        this.post({ type: "completions", text: String(message.text), word: got?.word ?? "", items: got?.items ?? [] });
+        return;
+      }
       case "thumbnail": {
         // An attached image's bytes, for its thumbnail (a data: URL the page's CSP allows).
         const sha256 = String(message.sha256);
@@ -324,7 +337,8 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 <div id="error" role="alert" hidden></div>
 <div id="attachments" hidden></div>
 <div id="composer">
-<textarea id="message" rows="2" placeholder="Message the session (Ctrl+Enter sends)" aria-label="Message"></textarea>
+<textarea id="message" rows="2" placeholder="Message the session (Ctrl+Enter sends; @ a file, / a command)" aria-label="Message"></textarea>
+<ul id="completions" role="listbox" aria-label="Completions" hidden></ul>
 <button id="send" type="button" class="primary">Send</button>
 </div>
 <script nonce="${nonce}" src="${markdown.toString()}"></script>

@@ -35,6 +35,72 @@ interface PanelEntry extends Json {
   /** Thumbnails of attached images, by hash, once the extension sent them. */
   const thumbnails = new Map<string, string>();
   const askedThumbnails = new Set<string>();
+  const completionList = document.getElementById("completions") as HTMLUListElement;
+  /** The completions shown for the word before the cursor, and the one chosen. */
+  let completions: { word: string; items: Array<{ label: string; detail?: string; insert: string }>; chosen: number } | undefined;
+  let completionTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** The text before the cursor, when its last word is one to complete (`@…`, or a first `/…`). */
+  function completable(): string | undefined {
+    const before = messageBox.value.slice(0, messageBox.selectionStart ?? messageBox.value.length);
+    const line = before.slice(before.lastIndexOf("\n") + 1);
+    return /(^|\s)@\S*$/.test(line) || /^\s*\/[\w:-]*$/.test(line) ? before : undefined;
+  }
+
+  function closeCompletions(): void {
+    completions = undefined;
+    completionList.hidden = true;
+    completionList.replaceChildren();
+  }
+
+  function drawCompletions(): void {
+    if (!completions || completions.items.length === 0) {
+      closeCompletions();
+      return;
+    }
+    const shown = completions;
+    completionList.hidden = false;
+    completionList.replaceChildren(
+      ...shown.items.map((item, index) => {
+        const row = el(
+          "li",
+          { role: "option", "aria-selected": String(index === shown.chosen), class: index === shown.chosen ? "chosen" : "" },
+          el("span", { class: "completion-label" }, item.label),
+          item.detail ? el("span", { class: "muted" }, ` ${item.detail}`) : "",
+        );
+        row.addEventListener("mousedown", (pressed) => {
+          pressed.preventDefault();
+          accept(index);
+        });
+        return row;
+      }),
+    );
+  }
+
+  /** Puts completion `index` in place of the word before the cursor. */
+  function accept(index: number): void {
+    const item = completions?.items[index];
+    if (!completions || !item) {
+      return;
+    }
+    const cursor = messageBox.selectionStart ?? messageBox.value.length;
+    const start = Math.max(0, cursor - completions.word.length);
+    messageBox.value = messageBox.value.slice(0, start) + item.insert + messageBox.value.slice(cursor);
+    const after = start + item.insert.length;
+    messageBox.setSelectionRange(after, after);
+    closeCompletions();
+    messageBox.focus();
+  }
+
+  messageBox.addEventListener("input", () => {
+    clearTimeout(completionTimer);
+    const text = completable();
+    if (text === undefined) {
+      closeCompletions();
+      return;
+    }
+    completionTimer = setTimeout(() => vscode.postMessage({ type: "complete", text }), 60);
+  });
   // Raw HTML in a message is escaped (html: false); markdown-it also refuses javascript:,
   // vbscript:, file: and data: links. So a message can format, never inject.
   const markdown = typeof markdownit === "function" ? markdownit({ html: false, linkify: true, breaks: false }) : undefined;
@@ -543,6 +609,16 @@ interface PanelEntry extends Json {
       if (atBottom) {
         window.scrollTo(0, document.body.scrollHeight);
       }
+    } else if (message.type === "completions") {
+      // Only if the box still ends as it did when asked.
+      if (completable() === str(message.text)) {
+        completions = {
+          word: str(message.word),
+          items: (message.items ?? []) as Array<{ label: string; detail?: string; insert: string }>,
+          chosen: 0,
+        };
+        drawCompletions();
+      }
     } else if (message.type === "thumbnail") {
       const sha256 = str(message.sha256);
       thumbnails.set(sha256, str(message.url));
@@ -603,6 +679,25 @@ interface PanelEntry extends Json {
   });
   sendButton.addEventListener("click", send);
   messageBox.addEventListener("keydown", (key) => {
+    if (completions && !key.ctrlKey && !key.metaKey) {
+      const count = completions.items.length;
+      if (key.key === "ArrowDown" || key.key === "ArrowUp") {
+        key.preventDefault();
+        completions.chosen = (completions.chosen + (key.key === "ArrowDown" ? 1 : count - 1)) % count;
+        drawCompletions();
+        return;
+      }
+      if (key.key === "Tab" || key.key === "Enter") {
+        key.preventDefault();
+        accept(completions.chosen);
+        return;
+      }
+      if (key.key === "Escape") {
+        key.preventDefault();
+        closeCompletions();
+        return;
+      }
+    }
     if (key.key === "Enter" && (key.ctrlKey || key.metaKey)) {
       key.preventDefault();
       send();
