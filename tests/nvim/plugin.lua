@@ -123,6 +123,10 @@ local function main()
     return text_of(transcript):find('## Summary', 1, true) ~= nil
   end, 50)
 
+  step('complete files and commands on the command line')
+  results.cmdline_files = vim.fn.getcompletion('Tether send look at @calc', 'cmdline')
+  results.cmdline_commands = vim.fn.getcompletion('Tether send /rev', 'cmdline')
+
   step('send with an attached file')
   vim.cmd('Tether send --attach ' .. vim.fn.fnameescape(vim.env.TETHER_FILE) .. ' what is in this file?')
   results.attachment_shown = vim.wait(10000, function()

@@ -39,6 +39,27 @@ local function notify(message, level)
   vim.notify("tether: " .. message, level or vim.log.levels.INFO)
 end
 
+--- `@` files and `/` commands that complete the last word of `text` (waits at most 1 s; for
+--- command-line completion, which cannot wait for a callback).
+function M.completions(text)
+  local c = client()
+  if not c then
+    return {}
+  end
+  local request_sync = vim.fn.has("nvim-0.11") == 1 and function(...)
+    return c:request_sync(...)
+  end or c.request_sync
+  local answer = request_sync("tether/session/completions", { text = text }, 1000, 0)
+  if not answer or answer.err or not answer.result then
+    return {}
+  end
+  local labels = {}
+  for _, item in ipairs(answer.result.items or {}) do
+    table.insert(labels, item.label)
+  end
+  return labels
+end
+
 --- Sends a tether/session/* request; calls `on_result(result)` on success.
 function M.request(method, params, on_result)
   local c = client()
@@ -508,7 +529,18 @@ function M.setup(opts)
   vim.api.nvim_create_user_command("Tether", M.command, {
     nargs = "+",
     desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task|feedback|edit|unqueue|compact",
-    complete = function(lead)
+    complete = function(lead, line)
+      local args = line:match("^%s*Tether%s+send%s+(.*)$") or line:match("^%s*Tether%s+new%s+(.*)$")
+      if args then
+        if line:match("%-%-attach%s+%S*$") then
+          return vim.fn.getcompletion(lead, "file")
+        end
+        local text = M.split_attach(args)
+        if lead:sub(1, 1) == "@" or lead:sub(1, 1) == "/" then
+          return M.completions(text)
+        end
+        return {}
+      end
       return vim.tbl_filter(function(name)
         return name:find(lead, 1, true) == 1
       end, vim.tbl_keys(commands))
