@@ -125,10 +125,17 @@ pub async fn bench_completion() {
         .await;
     let cold = started.elapsed();
     let mut warm = Vec::new();
-    for query in ["@mod12", "@src/module_001", "@rs", "@m5f3", "@lib"].iter().cycle().take(200) {
+    for query in ["@mod12", "@src/module_001", "@rs", "@m5f3", "@lib"]
+        .iter()
+        .cycle()
+        .take(200)
+    {
         let started = Instant::now();
         let got = client
-            .call("tether/session/completions", json!({"root": root, "text": query}))
+            .call(
+                "tether/session/completions",
+                json!({"root": root, "text": query}),
+            )
             .await;
         warm.push(started.elapsed());
         assert!(got["items"].is_array());

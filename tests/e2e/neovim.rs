@@ -323,7 +323,11 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
     assert!(last_message(&requests[requests.len() - 2]).contains("about to be cut"));
     // Command-line completion of `:Tether send` asked the server for files and commands.
     assert_eq!(results["cmdline_files"], json!(["@calc.py"]), "{results:#}");
-    assert_eq!(results["cmdline_commands"], json!(["/review"]), "{results:#}");
+    assert_eq!(
+        results["cmdline_commands"],
+        json!(["/review"]),
+        "{results:#}"
+    );
     let attached = last_message(requests.last().expect("a request"));
     assert!(
         attached.starts_with("what is in this file?")

@@ -259,7 +259,10 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     );
     assert_eq!(results["pending_after_send"], 0, "{results:#}");
     // The message box completed a file (fuzzily) and a command.
-    assert_eq!(results["completed_mention"], "compare @calc/ops.py ", "{results:#}");
+    assert_eq!(
+        results["completed_mention"], "compare @calc/ops.py ",
+        "{results:#}"
+    );
     assert_eq!(results["completed_command"], "/review ", "{results:#}");
     assert!(
         results["command_items"]

@@ -37,8 +37,17 @@ impl SessionManager {
         let view = handle.view();
         let spec = view.spec.clone();
         let id = spec.id.as_str();
+        let agent_takes = |name: &str| {
+            view.info
+                .agent
+                .as_ref()
+                .is_some_and(|facts| facts.commands.iter().any(|command| command.name == name))
+        };
         let text = match commands::parse(&text) {
             None => text,
+            // What Tether cannot do for an ACP agent (its context, its model) goes to the
+            // agent when it has a command of that name.
+            Some((name @ ("compact" | "model"), _)) if agent_takes(name) => text,
             Some((name, arguments)) => {
                 let ran = |name: &str| Ok(Prepared::Ran(format!("/{name}")));
                 match name {
@@ -90,16 +99,13 @@ impl SessionManager {
                     }
                     "diff" | "apply" => {
                         return Err(invalid(format!(
-                            "/{name} runs in the editor: use its {name} command (tether.{name}), \
-                             or save the reply in a transcript document"
+                            "/{name} runs in the editor: use its {name} command (tether.{name}; \
+                             in Helix, :lsp-workspace-command tether.{name})"
                         )));
                     }
                     _ => {}
                 }
-                let agent_takes_it =
-                    view.info.agent.as_ref().is_some_and(|facts| {
-                        facts.commands.iter().any(|command| command.name == name)
-                    });
+                let agent_takes_it = agent_takes(name);
                 match commands::custom_commands(&spec.repo)
                     .into_iter()
                     .find(|command| command.name == name)
