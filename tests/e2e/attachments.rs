@@ -152,16 +152,7 @@ async fn an_anthropic_model_gets_image_and_document_blocks() {
         &[("TETHER_TEST_ANTHROPIC_KEY", "sk-ant-test-attachments")],
     )
     .await;
-    let settings = json!({
-        "default_provider": "claude",
-        "providers": {"claude": {
-            "kind": "anthropic",
-            "base_url": format!("http://127.0.0.1:{}", model.port),
-            "api_key_env": "TETHER_TEST_ANTHROPIC_KEY",
-            "model": "claude-test",
-            "max_retries": 0
-        }}
-    });
+    let settings = model.anthropic_settings();
     client.initialize(&env.repo(), settings, true).await;
     let (_, id) = client
         .create(json!({"prompt": "describe", "attachments": [

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, LspClient, Reply, TestEnv, error_message, git};
+use crate::support::{FakeModel, LspClient, Reply, TestEnv, error_message, git, wait_for_file};
 
 /// Every file of a worktree (but `.git`) and its bytes.
 fn files_of(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -350,23 +350,6 @@ async fn a_message_sent_while_a_tool_runs_reaches_the_model_with_its_result() {
         .collect();
     assert_eq!(texts, ["run it", "use python instead"]);
     client.shutdown().await;
-}
-
-/// Waits until the file at `path` satisfies `predicate`; returns its text.
-async fn wait_for_file(path: &Path, predicate: impl Fn(&str) -> bool) -> String {
-    for _ in 0..500 {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && predicate(&text)
-        {
-            return text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!(
-        "{} never matched: {:?}",
-        path.display(),
-        std::fs::read_to_string(path)
-    );
 }
 
 fn line_of(text: &str, needle: &str) -> u32 {

@@ -226,20 +226,6 @@ async fn a_stream_that_goes_silent_times_out_clearly() {
     client.shutdown().await;
 }
 
-fn anthropic_settings(model: &FakeModel) -> serde_json::Value {
-    json!({
-        "default_provider": "claude",
-        "providers": {"claude": {
-            "kind": "anthropic",
-            "base_url": format!("http://127.0.0.1:{}", model.port),
-            "api_key_env": "TETHER_TEST_ANTHROPIC_KEY",
-            "model": "claude-test",
-            "max_retries": 1,
-            "retry_backoff_ms": 10
-        }}
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_streams_thinking_text_and_tool_use() {
     let env = TestEnv::new();
@@ -280,7 +266,7 @@ async fn anthropic_streams_thinking_text_and_tool_use() {
     )
     .await;
     client
-        .initialize(&env.repo(), anthropic_settings(&model), true)
+        .initialize(&env.repo(), model.anthropic_settings(), true)
         .await;
     let (_, id) = client
         .create(json!({"prompt": "What does the README say?"}))
@@ -407,7 +393,7 @@ async fn anthropic_errors_inside_the_stream_fail_the_turn_clearly() {
     )
     .await;
     client
-        .initialize(&env.repo(), anthropic_settings(&model), true)
+        .initialize(&env.repo(), model.anthropic_settings(), true)
         .await;
     let (_, id) = client.create(json!({"prompt": "hi"})).await;
     let failed = client.wait_for_status(&id, "failed").await;

@@ -5,24 +5,9 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, Reply, TestEnv, apply_text_edits, git, last_message, names_in};
-
-/// Waits until the file at `path` satisfies `predicate`; returns its text.
-async fn wait_for_file(path: &Path, predicate: impl Fn(&str) -> bool) -> String {
-    for _ in 0..500 {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && predicate(&text)
-        {
-            return text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!(
-        "{} never matched; it holds {:?}",
-        path.display(),
-        std::fs::read_to_string(path)
-    );
-}
+use crate::support::{
+    FakeModel, Reply, TestEnv, apply_text_edits, git, last_message, names_in, wait_for_file,
+};
 
 fn uri_of(path: &Path) -> String {
     format!("file://{}", path.display())

@@ -309,6 +309,23 @@ impl FakeModel {
         })
     }
 
+    /// Settings whose default provider is this server speaking Anthropic's Messages API, its
+    /// key in `TETHER_TEST_ANTHROPIC_KEY`.
+    #[allow(dead_code)] // used by the e2e tests, not by benches/tether.rs
+    pub fn anthropic_settings(&self) -> Value {
+        json!({
+            "default_provider": "claude",
+            "providers": {"claude": {
+                "kind": "anthropic",
+                "base_url": format!("http://127.0.0.1:{}", self.port),
+                "api_key_env": "TETHER_TEST_ANTHROPIC_KEY",
+                "model": "claude-test",
+                "max_retries": 1,
+                "retry_backoff_ms": 10
+            }}
+        })
+    }
+
     /// The same provider as the user's own config file (for `tether run`, the daemon, and
     /// fronts that send no settings), without retries.
     pub fn user_config(&self) -> String {

@@ -448,3 +448,20 @@ pub fn apply_workspace_edit(edit: &Value, utf8: bool) {
         }
     }
 }
+
+/// Waits until the file at `path` satisfies `predicate`; returns its text.
+pub async fn wait_for_file(path: &Path, predicate: impl Fn(&str) -> bool) -> String {
+    for _ in 0..500 {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && predicate(&text)
+        {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{} never matched; it holds {:?}",
+        path.display(),
+        std::fs::read_to_string(path)
+    );
+}

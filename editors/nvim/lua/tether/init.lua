@@ -38,6 +38,7 @@ end
 local function notify(message, level)
   vim.notify("tether: " .. message, level or vim.log.levels.INFO)
 end
+M.notify = notify
 
 --- `@` files and `/` commands that complete the last word of `text` (waits at most 1 s; for
 --- command-line completion, which cannot wait for a callback).

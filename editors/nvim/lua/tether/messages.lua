@@ -12,8 +12,8 @@ local function tether()
   return require("tether")
 end
 
-local function notify(message, level)
-  vim.notify("tether: " .. message, level or vim.log.levels.INFO)
+local function notify(...)
+  tether().notify(...)
 end
 
 --- From a session's events: the user's messages that can still be edited (latest first) and

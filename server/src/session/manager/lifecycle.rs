@@ -387,12 +387,6 @@ impl SessionManager {
         text: String,
         sources: &[AttachmentSource],
     ) -> Result<Sent, SessionError> {
-        if text.trim().is_empty() {
-            return Err(SessionError::InvalidParams {
-                field: "text",
-                message: "the message is empty".to_owned(),
-            });
-        }
         let handle = self.writable_handle(id)?;
         let (text, sources) = match self
             .prepare_message(&handle, text, sources.to_vec())
