@@ -98,6 +98,63 @@ pub(super) fn take_in(
     Ok(taken)
 }
 
+/// Whether `provider` takes what is attached: a provider set `vision = false` takes no
+/// images or PDFs.
+pub(super) fn check_vision(
+    provider: &str,
+    provider_config: &crate::config::ProviderConfig,
+    attachments: &[Attachment],
+) -> Result<(), SessionError> {
+    let visual = attachments.iter().find(|file| {
+        matches!(
+            file.kind(),
+            Some(AttachmentKind::Image | AttachmentKind::Pdf)
+        )
+    });
+    match visual {
+        Some(file) if provider_config.vision == Some(false) => Err(SessionError::InvalidParams {
+            field: "attachments",
+            message: format!(
+                "{} is {}, and provider {provider:?} takes no images or PDFs (set vision = true \
+                 in [providers.{provider}] if its model does)",
+                file.name, file.mime_type
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The request with the bytes of the files attached to its user messages (the conversation
+/// in memory only names them), read from the state folder off the session's task. A file that
+/// cannot be read is sent as a line saying so.
+pub(super) async fn with_attachment_data(
+    handle: &super::actor::SessionHandle,
+    mut request: crate::provider::ChatRequest,
+) -> Result<crate::provider::ChatRequest, String> {
+    if request
+        .messages
+        .iter()
+        .all(|message| message.attachments.is_empty())
+    {
+        return Ok(request);
+    }
+    let store = handle.store.clone();
+    let id = handle.id.clone();
+    tokio::task::spawn_blocking(move || {
+        for message in &mut request.messages {
+            for attached in &mut message.attachments {
+                match store.read_attachment(&attached.file.sha256) {
+                    Ok(bytes) => attached.data = Some(std::sync::Arc::new(bytes)),
+                    Err(error) => tracing::warn!("session {id}: {error}"),
+                }
+            }
+        }
+        request
+    })
+    .await
+    .map_err(|error| format!("reading the attachments panicked: {error}"))
+}
+
 /// One source's name, bytes and MIME type.
 fn read(
     repo: &Path,

@@ -24,7 +24,7 @@ is left, and the next step; anything the user asked you to remember. Be complete
 brief: facts, not narration. Reply with the summary only.";
 
 /// How a compaction went.
-pub(super) enum Compacted {
+enum Compacted {
     /// Not due, not asked for, or nothing to compact.
     No,
     Done,
@@ -71,9 +71,33 @@ impl SessionManager {
     }
 }
 
-/// Before a turn: compacts the conversation if the user asked, or if it filled `share` of
-/// the window. A failure is told, not fatal: the turn goes on with the whole conversation.
-pub(super) async fn compact_if_due(
+/// Before a turn: compacts the conversation if it is due. A summary that cannot be written
+/// is the reason the session gives when it next waits; the turn goes on with the whole
+/// conversation.
+pub(super) async fn before_turn(
+    handle: &Arc<SessionHandle>,
+    provider: &dyn ModelProvider,
+    settings: &TurnSettings,
+    share: Option<f64>,
+    cancel: &CancellationToken,
+) -> Result<(), SessionError> {
+    if let Compacted::Failed(why) =
+        compact_if_due(handle, provider, settings, share, cancel).await?
+    {
+        tracing::warn!("session {}: compaction failed: {why}", handle.id);
+        handle
+            .run(move |actor| {
+                actor.settings_problem =
+                    Some(format!("the conversation could not be compacted: {why}"));
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Compacts the conversation if the user asked, or if it filled `share` of the window.
+async fn compact_if_due(
     handle: &Arc<SessionHandle>,
     provider: &dyn ModelProvider,
     settings: &TurnSettings,

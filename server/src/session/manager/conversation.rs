@@ -236,6 +236,46 @@ impl SessionManager {
     }
 }
 
+impl super::actor::SessionActor {
+    /// Delivers the follow-ups that wait, as user messages; their texts as the model sees
+    /// them (with tether's notes for the agent before the first). While `steering` (mid-turn)
+    /// it stops at one with files attached: those wait for the turn's end.
+    pub(super) fn deliver_queued(&mut self, steering: bool) -> Result<Vec<String>, SessionError> {
+        let mut delivered = Vec::new();
+        while let Some((item_id, text)) = self.state.queued.front().cloned() {
+            let attachments = self
+                .state
+                .queued_attachments
+                .get(&item_id)
+                .cloned()
+                .unwrap_or_default();
+            // Files go with a new model request, at the end of the turn.
+            if steering && !attachments.is_empty() {
+                break;
+            }
+            self.emit_item(
+                ItemPhase::Completed,
+                Item::Message {
+                    id: item_id,
+                    role: MessageRole::User,
+                    text: text.clone(),
+                    interrupted: false,
+                    attachments,
+                },
+            )?;
+            let seen = self
+                .state
+                .history
+                .as_ref()
+                .and_then(|history| history.last())
+                .filter(|message| message.role == crate::vocab::ChatRole::User)
+                .map_or(text, |message| message.content.clone());
+            delivered.push(seen);
+        }
+        Ok(delivered)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

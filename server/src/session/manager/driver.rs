@@ -24,8 +24,8 @@ use crate::provider::{ChatMessage, ChatRequest, ChatRole, ModelProvider, build_p
 use crate::session::Redactor;
 use crate::store;
 use crate::vocab::{
-    Activity, Answer, Event, Item, ItemPhase, MessageRole, Mode, PlanDecision, PlanPhase, Question,
-    SessionSpec, SessionStatus, TurnEndReason,
+    Activity, Answer, Event, Mode, PlanDecision, PlanPhase, Question, SessionSpec, SessionStatus,
+    TurnEndReason,
 };
 use crate::workspace;
 
@@ -89,44 +89,6 @@ impl SessionActor {
             (DriveEnd::Failed(reason), _) => (SessionStatus::Failed, reason),
         };
         self.set_status(status, None, Some(reason))
-    }
-
-    /// Delivers the follow-ups that wait, as user messages; their texts as the model sees
-    /// them (with tether's notes for the agent before the first). While `steering` (mid-turn)
-    /// it stops at one with files attached: those wait for the turn's end.
-    fn deliver_queued(&mut self, steering: bool) -> Result<Vec<String>, SessionError> {
-        let mut delivered = Vec::new();
-        while let Some((item_id, text)) = self.state.queued.front().cloned() {
-            let attachments = self
-                .state
-                .queued_attachments
-                .get(&item_id)
-                .cloned()
-                .unwrap_or_default();
-            // Files go with a new model request, at the end of the turn.
-            if steering && !attachments.is_empty() {
-                break;
-            }
-            self.emit_item(
-                ItemPhase::Completed,
-                Item::Message {
-                    id: item_id,
-                    role: MessageRole::User,
-                    text: text.clone(),
-                    interrupted: false,
-                    attachments,
-                },
-            )?;
-            let seen = self
-                .state
-                .history
-                .as_ref()
-                .and_then(|history| history.last())
-                .filter(|message| message.role == ChatRole::User)
-                .map_or(text, |message| message.content.clone());
-            delivered.push(seen);
-        }
-        Ok(delivered)
     }
 
     /// Delivers every follow-up that waited (the model sees them all at once), then decides:
@@ -228,7 +190,7 @@ async fn drive_turns(
     let compaction_share = config.context.compaction_share();
     loop {
         if let Backend::Model(provider) = &backend {
-            let compacted = super::compaction::compact_if_due(
+            super::compaction::before_turn(
                 handle,
                 provider.as_ref(),
                 &settings,
@@ -238,16 +200,6 @@ async fn drive_turns(
             .await?;
             if cancel.is_cancelled() {
                 return Err(DriveEnd::Stopped);
-            }
-            if let super::compaction::Compacted::Failed(why) = compacted {
-                tracing::warn!("session {}: compaction failed: {why}", handle.id);
-                handle
-                    .run(move |actor| {
-                        actor.settings_problem =
-                            Some(format!("the conversation could not be compacted: {why}"));
-                        Ok(())
-                    })
-                    .await?;
             }
         }
         let reviews = if changed_files {
@@ -267,7 +219,9 @@ async fn drive_turns(
                 return Ok(());
             }
         };
-        let mut request = with_attachment_data(handle, request).await?;
+        let mut request = super::attachments::with_attachment_data(handle, request)
+            .await
+            .map_err(DriveEnd::Failed)?;
         if let Some(mcp) = &settings.mcp
             && !request.tools.is_empty()
         {
@@ -465,37 +419,6 @@ async fn load_history(handle: &SessionHandle) -> Result<(), DriveEnd> {
         })
         .await?;
     Ok(())
-}
-
-/// The request with the bytes of the files attached to its user messages (the conversation
-/// in memory only names them), read from the state folder off the session's task. A file that
-/// cannot be read is sent as a line saying so.
-async fn with_attachment_data(
-    handle: &SessionHandle,
-    mut request: ChatRequest,
-) -> Result<ChatRequest, DriveEnd> {
-    if request
-        .messages
-        .iter()
-        .all(|message| message.attachments.is_empty())
-    {
-        return Ok(request);
-    }
-    let store = handle.store.clone();
-    let id = handle.id.clone();
-    tokio::task::spawn_blocking(move || {
-        for message in &mut request.messages {
-            for attached in &mut message.attachments {
-                match store.read_attachment(&attached.file.sha256) {
-                    Ok(bytes) => attached.data = Some(Arc::new(bytes)),
-                    Err(error) => tracing::warn!("session {id}: {error}"),
-                }
-            }
-        }
-        request
-    })
-    .await
-    .map_err(|error| DriveEnd::Failed(format!("reading the attachments panicked: {error}")))
 }
 
 async fn spent_usd(handle: &SessionHandle) -> Result<f64, SessionError> {

@@ -8,14 +8,14 @@ use std::sync::atomic::Ordering;
 
 use super::actor::{Driver, SessionActor, SessionHandle};
 use super::driver::{drive, redactor_for};
-use super::{CreateSession, STOP_GRACE, SessionError, SessionInfo, SessionManager};
+use super::{CreateSession, STOP_GRACE, Sent, SessionError, SessionInfo, SessionManager};
 use crate::config::ProviderKind;
 use crate::hooks::HookEvent;
 use crate::session::{slug_from_prompt, validate_session_name};
 use crate::store;
 use crate::vocab::{
-    Attachment, AttachmentKind, AttachmentSource, Event, EventRecord, Item, ItemPhase, MessageRole,
-    Mode, SessionSpec, SessionState, SessionStatus, new_item_id, now_millis,
+    AttachmentSource, Event, EventRecord, Item, ItemPhase, MessageRole, Mode, SessionSpec,
+    SessionState, SessionStatus, new_item_id, now_millis,
 };
 use crate::workspace::{self, SESSION_BRANCH_PREFIX};
 use tokio_util::sync::CancellationToken;
@@ -42,44 +42,6 @@ pub(super) struct NewSession {
     pub settings_profile: Option<String>,
     /// Files attached to the prompt.
     pub attachments: Vec<AttachmentSource>,
-}
-
-/// A message sent to a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sent {
-    /// It waits for the agent's current turn (or, with tether's agent, its current tool
-    /// calls) to end; otherwise a turn started for it.
-    pub queued: bool,
-    /// Its user message's item id (none when it was one of Tether's commands, which ran).
-    pub item_id: String,
-    /// The command it was (`/review`…), run instead of sent.
-    pub command: Option<String>,
-}
-
-/// Whether `provider` takes what is attached: a provider set `vision = false` takes no
-/// images or PDFs.
-fn check_vision(
-    provider: &str,
-    provider_config: &crate::config::ProviderConfig,
-    attachments: &[Attachment],
-) -> Result<(), SessionError> {
-    let visual = attachments.iter().find(|file| {
-        matches!(
-            file.kind(),
-            Some(AttachmentKind::Image | AttachmentKind::Pdf)
-        )
-    });
-    match visual {
-        Some(file) if provider_config.vision == Some(false) => Err(SessionError::InvalidParams {
-            field: "attachments",
-            message: format!(
-                "{} is {}, and provider {provider:?} takes no images or PDFs (set vision = true \
-                 in [providers.{provider}] if its model does)",
-                file.name, file.mime_type
-            ),
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// A settings profile id a request names must be one.
@@ -264,7 +226,7 @@ impl SessionManager {
             provider_and_model(config, new.provider.clone(), new.model.clone())?;
         let base_branch = repository.resolve_base_branch(new.base_branch.as_deref())?;
         let attachments = super::attachments::take_in(&store, &repository.root, &new.attachments)?;
-        check_vision(&provider, provider_config, &attachments)?;
+        super::attachments::check_vision(&provider, provider_config, &attachments)?;
         let worktrees = worktrees_of(config, &repository.root);
         let taken = |name: &str| self.session_name_taken(&repository, &worktrees, name);
         let mut name = new.preferred_name.clone();
@@ -424,7 +386,7 @@ impl SessionManager {
             let spec = handle.view().spec.clone();
             let attachments = super::attachments::take_in(&handle.store, &spec.repo, sources)?;
             let resolved = self.config_of(&spec)?;
-            check_vision(
+            super::attachments::check_vision(
                 &spec.provider,
                 resolved.config.provider(&spec.provider)?,
                 &attachments,

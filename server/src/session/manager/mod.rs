@@ -46,13 +46,13 @@ pub use actor::SessionView;
 use actor::{SessionActor, SessionHandle};
 pub use fanout::{EventSource, Subscription};
 pub use git::{GitOutcome, GitRequest};
-pub use lifecycle::Sent;
+
 pub use loops::{EXIT_SIGNAL, LoopRequest};
 pub use tasks::{
     Agreement, ComparedFile, ComparedRegion, CreateTask, FileInTrial, PromoteRequest, Promoted,
     TaskComparison, TrialPatch, TrialRequest, Variant, task_document,
 };
-pub use views::{ListFilter, SessionFindings, SessionInfo, SessionSnapshot};
+pub use views::{ListFilter, Sent, SessionFindings, SessionInfo, SessionSnapshot};
 
 /// How long `stop` and shutdown wait for a session's task to notice and record the stop.
 const STOP_GRACE: Duration = Duration::from_secs(10);

@@ -376,7 +376,7 @@ impl SessionManager {
         &self,
         id: &str,
         finding_id: &str,
-    ) -> Result<super::lifecycle::Sent, SessionError> {
+    ) -> Result<super::Sent, SessionError> {
         let (source, finding) = self.finding(id, finding_id)?;
         let place = match &finding.file {
             Some(file) if finding.start_line > 0 => {

@@ -106,3 +106,15 @@ impl SessionFindings {
             .collect()
     }
 }
+
+/// A message sent to a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// It waits for the agent's current turn (or, with tether's agent, its current tool
+    /// calls) to end; otherwise a turn started for it.
+    pub queued: bool,
+    /// Its user message's item id (none when it was one of Tether's commands, which ran).
+    pub item_id: String,
+    /// The command it was (`/review`…), run instead of sent.
+    pub command: Option<String>,
+}
