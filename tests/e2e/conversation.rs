@@ -257,7 +257,13 @@ async fn a_queued_message_can_be_taken_back_before_it_is_delivered() {
     model.hold_until_pushed();
     let mut client = env.server(&model).await;
     let (_, id) = client.create(json!({"prompt": "work"})).await;
-    client.wait_for_status(&id, "running").await;
+    // The turn is under way (its model call held): a message now waits for it.
+    for _ in 0..500 {
+        if !model.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let sent = client
         .call(
             "tether/session/send",

@@ -97,6 +97,10 @@ local function main()
   results.superseded_shown = vim.wait(10000, function()
     return text_of(transcript):find('Superseded by an edit', 1, true) ~= nil
   end, 50)
+  -- The edited message delivered (the agent is now at work on it): what is sent next waits.
+  vim.wait(10000, function()
+    return text_of(transcript):find('## User\n\nfix subtract again', 1, true) ~= nil
+  end, 50)
   vim.cmd('Tether send please also rename it')
   results.queued_shown = vim.wait(10000, function()
     return text_of(transcript):find('please also rename it', 1, true) ~= nil
