@@ -273,7 +273,7 @@ async fn bad_attachments_are_refused_clearly_and_nothing_is_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attach_line_in_a_saved_transcript_reply_attaches_that_file() {
+async fn an_attach_line_in_a_saved_transcript_reply_attaches_that_file_even_to_a_stopped_session() {
     let env = TestEnv::new();
     std::fs::write(env.repo().join("notes.md"), "the plan\n").expect("write");
     let model = FakeModel::start().await;
@@ -284,6 +284,7 @@ async fn an_attach_line_in_a_saved_transcript_reply_attaches_that_file() {
         .create(json!({"prompt": "hello", "name": "noted"}))
         .await;
     client.wait_for_status(&id, "waiting").await;
+    client.call("tether/session/stop", json!({"id": id})).await;
     let path = env.repo().join(".tether/sessions/noted.md");
     let mut text = String::new();
     for _ in 0..250 {
@@ -300,7 +301,9 @@ async fn an_attach_line_in_a_saved_transcript_reply_attaches_that_file() {
                    "text": format!("{text}what do you make of these?\nAttach: notes.md\n")}),
         )
         .await;
-    client.wait_for_nth_status(&id, "waiting", 2).await;
+    client
+        .wait_for_event(&id, |event| event["item"]["text"] == "read your notes")
+        .await;
     let content = user_content(model.requests().last().expect("a request"));
     let text = content.as_str().unwrap_or_default();
     assert!(

@@ -451,27 +451,25 @@ impl Transcripts {
                 .await
                 .map(drop);
         }
-        match info.status {
-            SessionStatus::Stopped | SessionStatus::Failed => self
-                .manager
+        // A stopped session is resumed first; the reply then goes as any message does, its
+        // command, mentions and attachments included.
+        if matches!(info.status, SessionStatus::Stopped | SessionStatus::Failed) {
+            self.manager
                 .call::<methods::Resume>(api::ResumeParams {
                     id: info.id.clone(),
-                    text: Some(reply.to_owned()),
+                    text: None,
                 })
-                .await
-                .map(drop),
-            _ => {
-                let (text, attachments) = transcript::attachment_lines(reply);
-                self.manager
-                    .call::<methods::Send>(api::SendParams {
-                        id: info.id.clone(),
-                        text,
-                        attachments,
-                    })
-                    .await
-                    .map(drop)
-            }
+                .await?;
         }
+        let (text, attachments) = transcript::attachment_lines(reply);
+        self.manager
+            .call::<methods::Send>(api::SendParams {
+                id: info.id.clone(),
+                text,
+                attachments,
+            })
+            .await
+            .map(drop)
     }
 
     async fn start_from_draft(&mut self, repo: &Path, document: &SavedDocument) {
