@@ -68,6 +68,11 @@ async fn supervise(remote: Remote, mut refreshes: mpsc::UnboundedReceiver<onesho
             // of different versions must not take turns), else used, with a word to the user.
             if !remote.inner.restart_tried.swap(true, Ordering::SeqCst) && idle(&client).await {
                 let _ = client.call_value(wire::STOP, serde_json::json!({})).await;
+                // Gone before the next connection, which must not find it again.
+                let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                    while notifications.recv().await.is_some() {}
+                })
+                .await;
                 let _ = remote.inner.notices.send(format!(
                     "tether: the session daemon was version {}; nothing was working, so it was restarted with this editor's version {VERSION}",
                     client.daemon_version
