@@ -529,7 +529,8 @@ function M.setup(opts)
   end
   vim.api.nvim_create_user_command("Tether", M.command, {
     nargs = "+",
-    desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task|feedback|edit|unqueue|compact",
+    desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task|"
+      .. "feedback|edit|unqueue|compact",
     complete = function(lead, line)
       local args = line:match("^%s*Tether%s+send%s+(.*)$") or line:match("^%s*Tether%s+new%s+(.*)$")
       if args then
