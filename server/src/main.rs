@@ -81,6 +81,11 @@ fn main() -> ExitCode {
         Command::Lsp { no_daemon } => serve_lsp(&runtime, no_daemon),
         Command::Run(args) => runtime.block_on(tether::cli::run(args)),
         Command::Sessions(command) => runtime.block_on(tether::cli::sessions(command)),
+        Command::Completions { shell } => {
+            tether::cli::print_completions(shell);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => tether::cli::print_man().map(|()| ExitCode::SUCCESS),
         Command::Daemon { command } => {
             use tether::daemon::commands::{self, DaemonCommand};
             runtime.block_on(async {

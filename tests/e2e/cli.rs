@@ -188,3 +188,41 @@ async fn the_repository_config_file_overrides_the_users() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_prints_shell_completions_and_its_manual_page() {
+    let env = TestEnv::new();
+    for (shell, wanted) in [
+        ("bash", "complete -F _tether"),
+        ("zsh", "#compdef tether"),
+        ("fish", "complete -c tether"),
+    ] {
+        let output = env.tether(&["completions", shell]).await;
+        assert!(output.status.success(), "{output:?}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(script.contains(wanted), "{shell}: {script}");
+        for subcommand in ["lsp", "run", "sessions", "daemon", "completions", "man"] {
+            assert!(
+                script.contains(subcommand),
+                "{shell} completes {subcommand}"
+            );
+        }
+    }
+    let bad = env.tether(&["completions", "cmd.exe"]).await;
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid value"),
+        "{bad:?}"
+    );
+    let man = env.tether(&["man"]).await;
+    assert!(man.status.success(), "{man:?}");
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH tether 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains(".TH tether 1") && page.contains("sessions"),
+        "{page}"
+    );
+}

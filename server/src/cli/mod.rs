@@ -48,6 +48,29 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<crate::daemon::commands::DaemonCommand>,
     },
+    /// Print the shell's completion script for tether (e.g. `tether completions bash >
+    /// ~/.local/share/bash-completion/completions/tether`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print tether's manual page (roff; e.g. `tether man | man -l -`).
+    Man,
+}
+
+/// Writes `shell`'s completion script for the command line to stdout.
+pub fn print_completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory as _;
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "tether", &mut std::io::stdout());
+}
+
+/// Writes the manual page to stdout.
+pub fn print_man() -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut std::io::stdout())
+        .map_err(|error| anyhow::anyhow!("cannot write the manual page: {error}"))
 }
 
 #[derive(Debug, clap::Args)]
