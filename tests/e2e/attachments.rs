@@ -286,14 +286,7 @@ async fn an_attach_line_in_a_saved_transcript_reply_attaches_that_file_even_to_a
     client.wait_for_status(&id, "waiting").await;
     client.call("tether/session/stop", json!({"id": id})).await;
     let path = env.repo().join(".tether/sessions/noted.md");
-    let mut text = String::new();
-    for _ in 0..250 {
-        text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains("first") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let text = crate::support::wait_for_file(&path, |text| text.contains("first")).await;
     client
         .notify(
             "textDocument/didSave",

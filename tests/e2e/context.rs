@@ -122,14 +122,7 @@ async fn near_the_window_the_conversation_is_compacted_into_a_summary_the_model_
     // The transcript document (all Helix has) shows the meter, each reply's cost and the
     // summary.
     let path = env.repo().join(".tether/sessions/compacted.md");
-    let mut document = String::new();
-    for _ in 0..250 {
-        document = std::fs::read_to_string(&path).unwrap_or_default();
-        if document.contains("second reply") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let document = crate::support::wait_for_file(&path, |text| text.contains("second reply")).await;
     assert!(
         document.contains("- Context: 35 of 100 tokens (35%)")
             && document.contains("## Summary\n\nSUMMARY: the user asked for X; done.")

@@ -240,14 +240,7 @@ async fn files_and_commands_complete_in_the_message_box_and_in_a_transcript() {
 
     // textDocument/completion in the session's transcript, at the reply.
     let path = env.repo().join(".tether/sessions/completing.md");
-    let mut text = String::new();
-    for _ in 0..250 {
-        text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains("hello") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let text = crate::support::wait_for_file(&path, |text| text.contains("hello")).await;
     let uri = format!("file://{}", path.display());
     let written = format!("{text}look at @lib");
     client

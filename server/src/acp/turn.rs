@@ -412,11 +412,9 @@ fn prompt_blocks(
         };
         let base64 = || base64::engine::general_purpose::STANDARD.encode(data.as_slice());
         match file.kind() {
-            Some(AttachmentKind::Text) => text.push_str(&format!(
-                "\n\nAttached file `{}`:\n```\n{}\n```",
-                file.name,
-                String::from_utf8_lossy(data).trim_end()
-            )),
+            Some(AttachmentKind::Text) => {
+                text.push_str(&crate::provider::attachments::inline_text(&file.name, data));
+            }
             Some(AttachmentKind::Image) if support.image => blocks.push(ContentBlock::Image(
                 ImageContent::new(base64(), file.mime_type.clone()),
             )),

@@ -506,10 +506,7 @@ impl LanguageServer for Backend {
         if let Some(document) = params.text_document.uri.to_file_path() {
             let document = document.into_owned();
             actions.extend(tasks::document_actions(&self.tasks, &document));
-            if document
-                .parent()
-                .is_some_and(|folder| folder.ends_with(transcripts::TRANSCRIPT_DIR))
-            {
+            if transcripts::repository_of_document(&document).is_some() {
                 let open = self.documents.read(vec![document.clone()]).await;
                 if let Some(open) = open.get(&document).filter(|open| open.in_sync) {
                     actions.extend(handlers::message_actions::actions(

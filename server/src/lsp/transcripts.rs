@@ -58,6 +58,26 @@ pub fn transcript_path(repo: &Path, name: &str) -> PathBuf {
     transcript::path(repo, name)
 }
 
+/// The repository whose transcripts folder holds `path`, if it is a document there (a
+/// transcript or the draft).
+pub fn repository_of_document(path: &Path) -> Option<&Path> {
+    let folder = path.parent()?;
+    if !folder.ends_with(TRANSCRIPT_DIR) {
+        return None;
+    }
+    folder.parent().and_then(Path::parent)
+}
+
+/// The session whose transcript `path` is.
+pub fn session_of_transcript(sessions: &Sessions, path: &Path) -> Option<SessionInfo> {
+    let repo = repository_of_document(path)?;
+    let name = path.file_stem().and_then(|stem| stem.to_str())?;
+    sessions
+        .list(&Default::default())
+        .into_iter()
+        .find(|info| info.name == name && info.repo == repo)
+}
+
 /// Opens `path` in the editor, from a task of its own (never awaited in a handler).
 pub fn show_document(client: &Client, path: &Path) {
     let Some(uri) = Uri::from_file_path(path) else {
@@ -389,21 +409,13 @@ impl Transcripts {
 
     /// Acts on a saved transcript or draft; returns the session whose transcript to render.
     async fn on_save(&mut self, document: SavedDocument) -> Option<String> {
-        let folder = document.path.parent()?;
-        if !folder.ends_with(TRANSCRIPT_DIR) {
-            return None;
-        }
-        let repo = folder.parent().and_then(Path::parent)?;
+        let repo = repository_of_document(&document.path)?;
         if document.path.ends_with(DRAFT_FILE) {
             self.start_from_draft(repo, &document).await;
             return None;
         }
-        let name = document.path.file_stem().and_then(|stem| stem.to_str())?;
-        let info = self
-            .manager
-            .list(&Default::default())
-            .into_iter()
-            .find(|info| info.name == name && info.repo == repo)?;
+        let info = session_of_transcript(&self.manager, &document.path)?;
+        let name = info.name.clone();
         let open_questions = self.manager.pending_items(&info.id).unwrap_or_default();
         if let Some((question_id, answers)) =
             transcript::written_answers(&document.text, &open_questions)

@@ -5,6 +5,21 @@ use base64::Engine as _;
 
 use crate::vocab::{AttachmentKind, ChatMessage};
 
+/// A text file as it is put into a message: named and fenced (with a fence its text does not
+/// hold).
+pub fn inline_text(name: &str, data: &[u8]) -> String {
+    let content = String::from_utf8_lossy(data);
+    let fence = if content.contains("```") {
+        "~~~~"
+    } else {
+        "```"
+    };
+    format!(
+        "\n\nAttached file `{name}`:\n{fence}\n{}\n{fence}",
+        content.trim_end()
+    )
+}
+
 /// One part of a user message.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Part<'a> {
@@ -28,19 +43,7 @@ pub(super) fn parts(message: &ChatMessage) -> Vec<Part<'_>> {
             continue;
         };
         match file.kind() {
-            Some(AttachmentKind::Text) => {
-                let content = String::from_utf8_lossy(data);
-                let fence = if content.contains("```") {
-                    "~~~~"
-                } else {
-                    "```"
-                };
-                text.push_str(&format!(
-                    "\n\nAttached file `{}`:\n{fence}\n{}\n{fence}",
-                    file.name,
-                    content.trim_end()
-                ));
-            }
+            Some(AttachmentKind::Text) => text.push_str(&inline_text(&file.name, data)),
             Some(AttachmentKind::Image) => files.push(Part::Image {
                 mime_type: &file.mime_type,
                 base64: base64::engine::general_purpose::STANDARD.encode(data.as_slice()),

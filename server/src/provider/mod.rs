@@ -5,7 +5,7 @@
 //! failure ends the turn instead, so nothing is ever said twice.
 
 mod anthropic;
-mod attachments;
+pub mod attachments;
 mod http;
 mod openai;
 

@@ -67,6 +67,13 @@ impl CustomCommand {
     }
 }
 
+/// The repository's command `name`, if it has one.
+pub fn custom_command(repo: &Path, name: &str) -> Option<CustomCommand> {
+    custom_commands(repo)
+        .into_iter()
+        .find(|command| command.name == name)
+}
+
 /// The repository's commands (`.tether/commands/*.md`), by name. Files that cannot be read
 /// as UTF-8 text, or are too large, are left out.
 pub fn custom_commands(repo: &Path) -> Vec<CustomCommand> {

@@ -52,20 +52,34 @@ fn parse_lines(range: &str) -> Option<(u32, u32)> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct OutsideRepository(pub String);
 
+impl std::fmt::Display for OutsideRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "@{} is outside the repository; mention files of the repository only",
+            self.0
+        )
+    }
+}
+
 /// The attachments `text`'s mentions make, reading the files under `repo`. A mention that
 /// names no file of the repository is skipped; one outside it is an error.
 pub fn attachments_of(repo: &Path, text: &str) -> Result<Vec<AttachmentSource>, OutsideRepository> {
     let mut attachments = Vec::new();
-    for mention in mentions(text) {
+    let found = mentions(text);
+    if found.is_empty() {
+        return Ok(attachments);
+    }
+    let Ok(real_repo) = repo.canonicalize() else {
+        return Ok(attachments);
+    };
+    for mention in found {
         let Some(relative) = inside(&mention.path) else {
             return Err(OutsideRepository(mention.path));
         };
         let path = repo.join(&relative);
         // Links are followed only to where they stay in the repository.
         let Ok(real) = path.canonicalize() else {
-            continue;
-        };
-        let Ok(real_repo) = repo.canonicalize() else {
             continue;
         };
         if !real.starts_with(&real_repo) {

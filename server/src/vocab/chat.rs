@@ -38,6 +38,15 @@ pub struct ChatMessage {
     pub tool_call_id: Option<String>,
 }
 
+/// How much of `history` the model has answered: everything up to and with its last reply
+/// (what the user or a tool said since waits for the next one).
+pub fn answered_len(history: &[ChatMessage]) -> usize {
+    history
+        .iter()
+        .rposition(|message| message.role == ChatRole::Assistant)
+        .map_or(0, |last| last + 1)
+}
+
 impl ChatMessage {
     pub fn new(role: ChatRole, content: impl Into<String>) -> ChatMessage {
         ChatMessage {

@@ -21,7 +21,7 @@ mod usage;
 pub use attachments::{
     Attachment, AttachmentKind, AttachmentSource, MAX_ATTACHMENTS, mime_type_of,
 };
-pub use chat::{ChatAttachment, ChatMessage, ChatRole, ToolCallRequest};
+pub use chat::{ChatAttachment, ChatMessage, ChatRole, ToolCallRequest, answered_len};
 #[cfg(test)]
 pub use events::sample_spec;
 pub use events::{

@@ -397,11 +397,7 @@ impl SessionState {
                 // A compaction: the summary replaces the conversation up to the model's last
                 // reply; what the user said since stays, to be answered.
                 MessageRole::Summary => {
-                    let answered = history
-                        .iter()
-                        .rposition(|message| message.role == ChatRole::Assistant)
-                        .map_or(0, |last| last + 1);
-                    let unanswered = history.split_off(answered);
+                    let unanswered = history.split_off(super::chat::answered_len(history));
                     history.clear();
                     history.push(summary_message(text));
                     history.extend(unanswered);

@@ -13,7 +13,7 @@ use tower_lsp_server::ls_types::{
 use super::super::Backend;
 use super::super::completion::{complete, word_at_end};
 use super::super::dispatch::Handler;
-use super::super::transcripts::TRANSCRIPT_DIR;
+use super::super::transcripts::{repository_of_document, session_of_transcript};
 use super::session::resolve_root;
 use crate::api::{self, CompletionKind, methods};
 use crate::vocab::AgentCommand;
@@ -88,11 +88,7 @@ pub async fn document_completions(
     let position = params.text_document_position.position;
     let uri = params.text_document_position.text_document.uri;
     let path = uri.to_file_path()?.into_owned();
-    let folder = path.parent()?;
-    if !folder.ends_with(TRANSCRIPT_DIR) {
-        return None;
-    }
-    let repo = folder.parent()?.parent()?.to_owned();
+    let repo = repository_of_document(&path)?.to_owned();
     let open = backend.documents.read(vec![path.clone()]).await;
     let document = open.get(&path).filter(|document| document.in_sync)?;
     let line = document.text.get_line(position.line as usize)?.to_string();
@@ -113,13 +109,8 @@ pub async fn document_completions(
     }
     let before = &line[..cursor];
     let word = word_at_end(before)?.to_owned();
-    let name = path.file_stem()?.to_str()?;
-    let session = backend
-        .sessions
-        .list(&Default::default())
-        .into_iter()
-        .find(|session| session.name == name && session.repo == repo);
-    let commands = session
+    // The draft has no session: only the repository's commands.
+    let commands = session_of_transcript(&backend.sessions, &path)
         .and_then(|session| session.agent)
         .map(|facts| facts.commands)
         .unwrap_or_default();

@@ -14,7 +14,7 @@ use tower_lsp_server::ls_types::{
 use super::code_action::action;
 use crate::api::{self, methods};
 use crate::front::Sessions;
-use crate::lsp::transcripts::TRANSCRIPT_DIR;
+use crate::lsp::transcripts::session_of_transcript;
 use crate::session::transcript::{self, REPLY_HEADING};
 
 /// The actions for the message on line `line` of transcript `path` (whose text is `text`).
@@ -26,23 +26,7 @@ pub fn actions(
     line: u32,
 ) -> Vec<CodeActionOrCommand> {
     let mut actions = Vec::new();
-    let Some(folder) = path
-        .parent()
-        .filter(|folder| folder.ends_with(TRANSCRIPT_DIR))
-    else {
-        return actions;
-    };
-    let Some(repo) = folder.parent().and_then(Path::parent) else {
-        return actions;
-    };
-    let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else {
-        return actions;
-    };
-    let Some(session) = sessions
-        .list(&Default::default())
-        .into_iter()
-        .find(|info| info.name == name && info.repo == repo)
-    else {
+    let Some(session) = session_of_transcript(sessions, path) else {
         return actions;
     };
     if session.read_only {

@@ -4,7 +4,6 @@
 
 use super::actor::SessionHandle;
 use super::{LoopRequest, SessionError, SessionManager};
-use crate::config::ProviderKind;
 use crate::session::{commands, mentions};
 use crate::vocab::{AttachmentSource, Event, FindingSource};
 
@@ -106,10 +105,7 @@ impl SessionManager {
                     _ => {}
                 }
                 let agent_takes_it = agent_takes(name);
-                match commands::custom_commands(&spec.repo)
-                    .into_iter()
-                    .find(|command| command.name == name)
-                {
+                match commands::custom_command(&spec.repo, name) {
                     Some(command) => command.expand(arguments),
                     None if agent_takes_it => text,
                     None => {
@@ -122,12 +118,8 @@ impl SessionManager {
                 }
             }
         };
-        let mentioned = mentions::attachments_of(&spec.repo, &text).map_err(|outside| {
-            invalid(format!(
-                "@{} is outside the repository; mention files of the repository only",
-                outside.0
-            ))
-        })?;
+        let mentioned = mentions::attachments_of(&spec.repo, &text)
+            .map_err(|outside| invalid(outside.to_string()))?;
         sources.extend(mentioned);
         Ok(Prepared::Send { text, sources })
     }
@@ -139,8 +131,7 @@ impl SessionManager {
         if model.is_empty() || model.contains(char::is_whitespace) {
             return Err(invalid("/model takes one model name".to_owned()));
         }
-        let resolved = self.config_of(&spec)?;
-        if resolved.config.provider(&spec.provider)?.kind == ProviderKind::Acp {
+        if self.runs_on_agent(&spec)? {
             return Err(invalid(format!(
                 "{:?} is an agent that chooses its own models; use its own command for that",
                 spec.provider

@@ -11,9 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::actor::SessionHandle;
 use super::{SessionError, SessionInfo, SessionManager};
 use crate::agent::TurnSettings;
-use crate::config::ProviderKind;
 use crate::provider::{ChatMessage, ChatRequest, ChatRole, ModelProvider};
-use crate::vocab::{Event, Item, ItemPhase, MessageRole, new_item_id};
+use crate::vocab::{Event, Item, ItemPhase, MessageRole, answered_len, new_item_id};
 
 /// What the model is asked, after the conversation.
 const COMPACT_PROMPT: &str = "The conversation is about to be cut to save room. Write a \
@@ -38,8 +37,7 @@ impl SessionManager {
     pub async fn compact(&self, id: &str) -> Result<SessionInfo, SessionError> {
         let handle = self.writable_handle(id)?;
         let spec = handle.view().spec.clone();
-        let resolved = self.config_of(&spec)?;
-        if resolved.config.provider(&spec.provider)?.kind == ProviderKind::Acp {
+        if self.runs_on_agent(&spec)? {
             return Err(SessionError::InvalidParams {
                 field: "id",
                 message: format!(
@@ -120,11 +118,7 @@ async fn compact_if_due(
             // What the model answered is summarized; what the user said since stays as it
             // is. Tool results waiting for the model's next step are never cut from the
             // call that asked for them.
-            let answered = history
-                .iter()
-                .rposition(|message| message.role == ChatRole::Assistant)
-                .map_or(0, |last| last + 1);
-            let unanswered = history.split_off(answered);
+            let unanswered = history.split_off(answered_len(&history));
             let mid_step = unanswered
                 .iter()
                 .any(|message| message.role == ChatRole::Tool);

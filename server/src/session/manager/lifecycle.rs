@@ -151,26 +151,23 @@ impl SessionManager {
         // The repository's commands make prompts; `@` mentions attach files.
         let repo = workspace::discover(&request.root)?.root;
         if let Some((name, arguments)) = crate::session::commands::parse(&request.prompt) {
-            let command = crate::session::commands::custom_commands(&repo)
-                .into_iter()
-                .find(|command| command.name == name)
-                .ok_or_else(|| SessionError::InvalidParams {
-                    field: "prompt",
-                    message: format!(
-                        "/{name} is not one of the repository's commands ({}); Tether's own \
+            let command =
+                crate::session::commands::custom_command(&repo, name).ok_or_else(|| {
+                    SessionError::InvalidParams {
+                        field: "prompt",
+                        message: format!(
+                            "/{name} is not one of the repository's commands ({}); Tether's own \
                          commands work on a session that exists",
-                        crate::session::commands::COMMANDS_DIR
-                    ),
+                            crate::session::commands::COMMANDS_DIR
+                        ),
+                    }
                 })?;
             request.prompt = command.expand(arguments);
         }
         let mentioned = crate::session::mentions::attachments_of(&repo, &request.prompt).map_err(
             |outside| SessionError::InvalidParams {
                 field: "prompt",
-                message: format!(
-                    "@{} is outside the repository; mention files of the repository only",
-                    outside.0
-                ),
+                message: outside.to_string(),
             },
         )?;
         request.attachments.extend(mentioned);

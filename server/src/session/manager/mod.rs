@@ -326,6 +326,12 @@ impl SessionManager {
         self.config(&spec.repo, spec.settings_profile.as_deref())
     }
 
+    /// Whether the session runs on an ACP agent (which keeps its own context and models).
+    fn runs_on_agent(&self, spec: &crate::vocab::SessionSpec) -> Result<bool, SessionError> {
+        let resolved = self.config_of(spec)?;
+        Ok(resolved.config.provider(&spec.provider)?.kind == crate::config::ProviderKind::Acp)
+    }
+
     /// Replaces the layers of an editor's profile: the sessions that editor started follow
     /// them from their next step.
     pub fn set_profile(
