@@ -151,6 +151,11 @@ mod tests {
         )
         .expect("write");
         std::fs::write(dir.join("not a name.md"), "x").expect("write");
+        // A link out of the repository is no command: its target is not read.
+        let outside = tempfile::tempdir().expect("another");
+        std::fs::write(outside.path().join("secret.md"), "the key is 42").expect("write");
+        std::os::unix::fs::symlink(outside.path().join("secret.md"), dir.join("leak.md"))
+            .expect("link");
         let commands = custom_commands(repo.path());
         let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["explain", "fix-issue"]);

@@ -46,3 +46,30 @@ impl RepoStore {
         fs::read(&path).map_err(io_error("read", &path))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn attachments_are_kept_once_and_only_a_hash_names_one() {
+        let home = tempfile::tempdir().expect("a temp dir");
+        let store = RepoStore::open(home.path(), Path::new("/repo")).expect("open");
+        let first = store.put_attachment(b"bytes").expect("kept");
+        assert_eq!(store.put_attachment(b"bytes").expect("kept again"), first);
+        assert_eq!(store.read_attachment(&first).expect("read"), b"bytes");
+        // A file beside the store's folder, which a path in the name would reach.
+        std::fs::write(store.dir.join("secret"), "key").expect("write");
+        for name in [
+            "../secret",
+            "../../secret",
+            "/etc/passwd",
+            "secret",
+            &first[..63],
+        ] {
+            assert!(store.read_attachment(name).is_err(), "{name}");
+        }
+    }
+}
