@@ -86,6 +86,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => tether::cli::print_man().map(|()| ExitCode::SUCCESS),
+        Command::Doctor { repo, json } => runtime.block_on(tether::cli::doctor(&repo, json)),
         Command::Daemon { command } => {
             use tether::daemon::commands::{self, DaemonCommand};
             runtime.block_on(async {

@@ -15,6 +15,7 @@ mod context;
 mod conversation;
 mod crash;
 mod daemon;
+mod doctor;
 mod feedback;
 mod findings;
 mod front;

@@ -344,13 +344,46 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
     // :Tether apply put the fix into the open buffer.
     assert_eq!(results["file_lines"][5], "    return a - b", "{results:#}");
     assert_eq!(results["modified"], true);
+    let health = results["health"].as_str().unwrap_or_default();
     assert!(
-        results["health"]
-            .as_str()
-            .is_some_and(|text| text.contains("tether") && text.contains("OK")),
+        health.contains("tether") && health.contains("OK"),
+        "{results:#}"
+    );
+    // `tether doctor`'s report, line by line.
+    assert!(
+        health.contains("tether doctor")
+            && health.contains("git: git version")
+            && health.contains("state folder: "),
+        "{health}"
+    );
+    assert!(
+        health.contains(&format!("tether {}", env!("CARGO_PKG_VERSION"))),
+        "{health}"
+    );
+    // `:Tether` completes its subcommands, sorted.
+    assert_eq!(
+        results["cmdline_subcommands"],
+        json!(["resume", "review"]),
         "{results:#}"
     );
     results
+}
+
+/// README.md's lazy.nvim spec sets the plugin up from the repository's folder, with no path
+/// to edit, and builds the binary with `cargo install`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Neovim 0.11: scripts/neovim.sh installs it, scripts/test.sh runs this"]
+async fn the_readmes_lazy_nvim_spec_sets_the_plugin_up() {
+    let nvim = checked_neovim();
+    let env = TestEnv::new();
+    let model = FakeModel::start().await;
+    let results = run_script(&nvim, "lazy_spec.lua", &env, &model, "", &[]).await;
+    assert_eq!(results["build"], "cargo install --locked --path server", "{results:#}");
+    assert_eq!(results["name"], "tether", "{results:#}");
+    assert_eq!(results["command"], 2, ":Tether exists: {results:#}");
+    assert_eq!(results["loaded"], true, "{results:#}");
+    assert_eq!(results["health"], true, "{results:#}");
+    assert_eq!(results["completion"], json!(["doctor"]), "{results:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

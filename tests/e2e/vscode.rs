@@ -514,6 +514,11 @@ async fn vs_code_races_two_agents_in_a_task_compares_them_and_merges_one() {
             "trial 2 promoted by merge: keeps the operands' order visible",
         ),
         ("sessions_view", "Tasks (1)"),
+        // The doctor: tether doctor's report, line by line, with the user's provider.
+        ("doctor", "tether doctor ("),
+        ("doctor", "ok   git"),
+        ("doctor", "provider alpha"),
+        ("doctor", "state folder"),
     ] {
         assert!(
             results[field]
@@ -536,6 +541,7 @@ async fn vs_code_races_two_agents_in_a_task_compares_them_and_merges_one() {
         "task-diff",
         "task-promoted",
         "task-sessions",
+        "doctor",
     ] {
         let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
         assert!(

@@ -130,6 +130,7 @@ local function main()
   step('complete files and commands on the command line')
   results.cmdline_files = vim.fn.getcompletion('Tether send look at @calc', 'cmdline')
   results.cmdline_commands = vim.fn.getcompletion('Tether send /rev', 'cmdline')
+  results.cmdline_subcommands = vim.fn.getcompletion('Tether re', 'cmdline')
 
   step('send with an attached file')
   vim.cmd('Tether send --attach ' .. vim.fn.fnameescape(vim.env.TETHER_FILE) .. ' what is in this file?')

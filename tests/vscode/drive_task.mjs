@@ -62,6 +62,18 @@ async function main() {
   await sessions.locator(".monaco-list-row", { hasText: "promoted" }).first().waitFor();
   results.sessions_view = await text(sessions);
   await shot("task-sessions");
+
+  step("Tether: Doctor shows tether doctor's report");
+  await palette("Tether: Doctor");
+  const report = page.locator(".part.panel .monaco-editor .view-lines").first();
+  await report.locator(".view-line", { hasText: "state folder" }).first().waitFor();
+  // The whole report in view: the panel maximized, scrolled to its top.
+  await palette("View: Toggle Maximized Panel");
+  await report.click();
+  await page.keyboard.press("Control+Home");
+  await report.locator(".view-line", { hasText: "tether doctor (" }).first().waitFor();
+  results.doctor = await text(report);
+  await shot("doctor");
 }
 
 await drive(main);

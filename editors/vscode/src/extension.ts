@@ -3,7 +3,6 @@
 // come from the server through vscode-languageclient as they are.
 
 import * as vscode from "vscode";
-import { execFileSync } from "node:child_process";
 import {
   LanguageClient,
   type LanguageClientOptions,
@@ -17,6 +16,7 @@ import { type EventParams, type SessionInfo, SessionStore, describe } from "./se
 import { BASE_SCHEME, TaskPanels, baseDocuments } from "./taskPanel";
 import { type TaskInfo, TaskStore, describeTask } from "./tasks";
 import { type SettingsSource, serverSettings } from "./settings";
+import { checkedBinary, selfOf, showDoctor } from "./install";
 
 let client: LanguageClient | undefined;
 const store = new SessionStore();
@@ -39,23 +39,6 @@ function settingsSource(): SettingsSource {
     },
   };
 }
-
-/** The binary: the user's `tether.path` setting, else `tether` found on PATH. */
-function findBinary(): string | undefined {
-  const configured = settingsSource().userOnly("path");
-  if (configured) {
-    return configured;
-  }
-  try {
-    const found = execFileSync(process.platform === "win32" ? "where" : "which", ["tether"], {
-      encoding: "utf8",
-    });
-    return found.split(/\r?\n/)[0]?.trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 
 /** Opts in to tether's notifications (`capabilities.experimental.tether`). */
 const optIn: StaticFeature = {
@@ -231,11 +214,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }
   };
 
-  const binary = findBinary();
+  // "Tether: Doctor" works without a server: it says why there is none.
+  const self = selfOf(context);
+  const doctorOutput = vscode.window.createOutputChannel("Tether Doctor");
+  context.subscriptions.push(
+    doctorOutput,
+    vscode.commands.registerCommand("tether.ui.doctor", () =>
+      showDoctor(settingsSource().userOnly("path"), self, doctorOutput),
+    ),
+  );
+  const binary = await checkedBinary(settingsSource().userOnly("path"), self);
   if (!binary) {
-    void vscode.window.showErrorMessage(
-      "Tether: the tether binary was not found. Install it (cargo install --path server) or set tether.path.",
-    );
     return;
   }
   const serverOptions: ServerOptions = { command: binary, args: ["lsp"] };

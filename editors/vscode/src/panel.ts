@@ -80,7 +80,7 @@ class SessionPanel {
         enableScripts: true,
         retainContextWhenHidden: true,
         localResourceRoots: [
-          vscode.Uri.joinPath(extensionUri, "out", "webview"),
+          vscode.Uri.joinPath(extensionUri, "dist", "webview"),
           vscode.Uri.joinPath(extensionUri, "media"),
           vscode.Uri.joinPath(extensionUri, MARKDOWN_IT),
         ],
@@ -307,8 +307,8 @@ export async function openFileDiff(
   );
 }
 
-/** markdown-it's browser build (a UMD script defining `markdownit`), shipped in the .vsix. */
-const MARKDOWN_IT = "node_modules/markdown-it/dist";
+/** markdown-it's browser build (a UMD script defining `markdownit`), copied by esbuild.mjs. */
+const MARKDOWN_IT = "dist/media";
 
 /** The scheme of an empty document: the missing side of a diff for an added or deleted file. */
 export const EMPTY_SCHEME = "tether-empty";
@@ -319,8 +319,8 @@ export const emptyDocuments: vscode.TextDocumentContentProvider = {
 
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
   const nonce = randomBytes(16).toString("hex");
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "out", "webview", "panel.js"));
-  const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "out", "webview", "dom.js"));
+  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "panel.js"));
+  const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "dom.js"));
   const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
   const markdown = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, MARKDOWN_IT, "markdown-it.min.js"));
   return `<!DOCTYPE html>

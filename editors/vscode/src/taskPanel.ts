@@ -88,7 +88,7 @@ class TaskPanel {
     this.panel = vscode.window.createWebviewPanel("tether.task", `Tether task: ${task.name}`, vscode.ViewColumn.Active, {
       enableScripts: true,
       retainContextWhenHidden: true,
-      localResourceRoots: [vscode.Uri.joinPath(extensionUri, "out", "webview"), vscode.Uri.joinPath(extensionUri, "media")],
+      localResourceRoots: [vscode.Uri.joinPath(extensionUri, "dist", "webview"), vscode.Uri.joinPath(extensionUri, "media")],
     });
     this.panel.iconPath = vscode.Uri.joinPath(extensionUri, "media", "tether.svg");
     this.panel.webview.html = page(this.panel.webview, extensionUri);
@@ -198,8 +198,8 @@ function viewOf(task: TaskInfo): View {
 
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
   const nonce = randomBytes(16).toString("hex");
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "out", "webview", "task.js"));
-  const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "out", "webview", "dom.js"));
+  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "task.js"));
+  const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "dom.js"));
   const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
   return `<!DOCTYPE html>
 <html lang="en">

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod doctor;
 mod run;
 
+pub use doctor::{Check, CheckStatus, Report, doctor};
 pub use run::run;
 
 use crate::api::{self, Method};
@@ -56,6 +58,17 @@ pub enum Command {
     },
     /// Print tether's manual page (roff; e.g. `tether man | man -l -`).
     Man,
+    /// Check what sessions need here (git, the kernel sandbox, settings, providers, the
+    /// daemon, the state folder), one line each with how to fix what fails; exits 1 when
+    /// something fails. API keys are never printed.
+    Doctor {
+        /// The repository whose settings count too (any path inside it).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Writes `shell`'s completion script for the command line to stdout.

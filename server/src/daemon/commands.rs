@@ -63,19 +63,27 @@ async fn running(paths: &DaemonPaths) -> anyhow::Result<Option<DaemonClient>> {
         .map_err(anyhow::Error::from)
 }
 
+/// The running daemon's status, or `None` when none runs for `paths`.
+pub async fn running_status(paths: &DaemonPaths) -> anyhow::Result<Option<DaemonStatus>> {
+    let Some(client) = running(paths).await? else {
+        return Ok(None);
+    };
+    let status = client
+        .call(wire::STATUS, &serde_json::json!({}))
+        .await
+        .context("the daemon did not answer")?;
+    Ok(Some(status))
+}
+
 pub async fn status(json: bool) -> anyhow::Result<ExitCode> {
     let paths = DaemonPaths::current();
-    let Some(client) = running(&paths).await? else {
+    let Some(status) = running_status(&paths).await? else {
         eprintln!(
             "tether: no daemon is running for {} (it starts with the first editor)",
             paths.state_home.display()
         );
         return Ok(ExitCode::from(3));
     };
-    let status: DaemonStatus = client
-        .call(wire::STATUS, &serde_json::json!({}))
-        .await
-        .context("the daemon did not answer")?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(&status)?)?;

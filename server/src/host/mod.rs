@@ -12,6 +12,8 @@ mod reviews;
 mod sessions;
 mod tasks;
 
+pub(crate) use providers::entries as provider_entries;
+
 use std::future::Future;
 
 use serde_json::Value;

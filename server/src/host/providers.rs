@@ -47,7 +47,7 @@ impl HostMethod for methods::Providers {
 }
 
 /// Every provider of `config`, the default first.
-fn entries(
+pub(crate) fn entries(
     config: &Config,
     presets: &[(String, ProviderConfig)],
     path: &std::ffi::OsStr,

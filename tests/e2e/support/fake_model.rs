@@ -340,6 +340,15 @@ async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) {
     let Some((body, headers)) = read_request(&mut socket).await else {
         return;
     };
+    // Not a model call (`tether doctor` asks whether the server answers): what a real
+    // provider's server says to it, uncounted.
+    if headers
+        .iter()
+        .any(|(key, value)| key == ":method" && value == "GET")
+    {
+        let _ = write_reply(&mut socket, Reply::Status(404, "not found".to_owned())).await;
+        return;
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut counted = false;
     let reply = loop {
@@ -385,11 +394,9 @@ async fn read_request(socket: &mut TcpStream) -> Option<(Value, Vec<(String, Str
     };
     let head = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
     let mut lines = head.lines();
-    let path = lines
-        .next()
-        .and_then(|request_line| request_line.split_whitespace().nth(1))
-        .unwrap_or_default()
-        .to_owned();
+    let mut request_line = lines.next().unwrap_or_default().split_whitespace();
+    let method = request_line.next().unwrap_or_default().to_owned();
+    let path = request_line.next().unwrap_or_default().to_owned();
     let mut headers: Vec<(String, String)> = lines
         .filter_map(|line| {
             let (key, value) = line.split_once(':')?;
@@ -397,6 +404,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<(Value, Vec<(String, Str
         })
         .collect();
     headers.push((":path".to_owned(), path));
+    headers.push((":method".to_owned(), method));
     let length: usize = headers
         .iter()
         .find(|(key, _)| key == "content-length")
@@ -409,7 +417,10 @@ async fn read_request(socket: &mut TcpStream) -> Option<(Value, Vec<(String, Str
         }
         buffer.extend_from_slice(&chunk[..read]);
     }
-    let body = serde_json::from_slice(&buffer[header_end..header_end + length]).ok()?;
+    let body = match length {
+        0 => Value::Null,
+        _ => serde_json::from_slice(&buffer[header_end..header_end + length]).ok()?,
+    };
     Some((body, headers))
 }
 

@@ -26,6 +26,17 @@ local defaults = {
 
 M.config = vim.deepcopy(defaults)
 
+--- The plugin's version: the binary's must share its major and minor numbers.
+M.version = "0.1.0"
+M.install_hint = "cargo install --locked --path server (in tether's repository)"
+
+--- Whether a binary of `version` speaks this plugin's protocol.
+function M.compatible(version)
+  local major, minor = M.version:match("^(%d+)%.(%d+)")
+  local other_major, other_minor = tostring(version):match("^(%d+)%.(%d+)")
+  return major ~= nil and major == other_major and minor == other_minor
+end
+
 -- Session id -> transcript buffer.
 local transcripts = {}
 -- Items already asked about, so a repeated event never asks twice.
@@ -473,6 +484,10 @@ function commands.compact()
   require("tether.messages").compact()
 end
 
+function commands.doctor()
+  vim.cmd("checkhealth tether")
+end
+
 --- `:Tether <subcommand> [text]`.
 function M.command(opts)
   local name, rest = opts.args:match("^(%S+)%s*(.*)$")
@@ -530,7 +545,7 @@ function M.setup(opts)
   vim.api.nvim_create_user_command("Tether", M.command, {
     nargs = "+",
     desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task|"
-      .. "feedback|edit|unqueue|compact",
+      .. "feedback|edit|unqueue|compact|doctor",
     complete = function(lead, line)
       local args = line:match("^%s*Tether%s+send%s+(.*)$") or line:match("^%s*Tether%s+new%s+(.*)$")
       if args then
@@ -543,9 +558,11 @@ function M.setup(opts)
         end
         return {}
       end
-      return vim.tbl_filter(function(name)
+      local names = vim.tbl_filter(function(name)
         return name:find(lead, 1, true) == 1
       end, vim.tbl_keys(commands))
+      table.sort(names)
+      return names
     end,
   })
 end
