@@ -358,6 +358,230 @@ async fn hunks_the_user_leaves_out_are_told_to_the_agent() {
     client.shutdown().await;
 }
 
+/// Review hunk by hunk: a hunk accepted alone leaves the others for later (the agent hears
+/// nothing of them), hunks rejected by name are never applied and are told to the agent,
+/// and rejecting everything sends no edit but still tells it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hunks_accepted_one_at_a_time_and_rejected_by_name() {
+    let env = TestEnv::new();
+    let multi = numbered_lines();
+    commit_files(&env, &[("multi.txt", &multi)]);
+    let model = FakeModel::start().await;
+    let mut client = server(&env, &model, capabilities(false, true)).await;
+    let mut calls = LINES_3_AND_15.to_vec();
+    calls.push((
+        "write_file",
+        r#"{"path": "new.txt", "content": "brand new\n"}"#,
+    ));
+    let (id, _) = session_with_changes(&mut client, &model, &calls).await;
+
+    // Hunk 1 now; hunk 0 is left for later, not rejected.
+    let reply = client
+        .call(
+            "tether/session/apply",
+            json!({"id": id, "hunks": {"multi.txt": [1]}, "reject": {}}),
+        )
+        .await;
+    assert_eq!(reply["sent"], true, "{reply}");
+    assert_eq!(reply["files"][0]["applied"], json!([1]), "{reply}");
+    assert_eq!(reply["files"][0]["rejected"], json!([]), "{reply}");
+    client.wait_for_message("workspace/applyEdit").await;
+    let applied = client
+        .wait_for_event(&id, |event| event["item"]["role"] == "system")
+        .await;
+    let note = applied["item"]["text"].as_str().unwrap_or_default();
+    assert!(!note.contains("rejected"), "{note}");
+
+    // Bad input: a hunk the file does not have; a hunk both taken and rejected.
+    let error = client
+        .call_err(
+            "tether/session/apply",
+            json!({"id": id, "hunks": {"multi.txt": [7]}}),
+        )
+        .await;
+    assert!(
+        error_message(&error).contains("`hunks.multi.txt`: hunk 7 is not one of its 2 hunk(s)"),
+        "{error}"
+    );
+    let error = client
+        .call_err(
+            "tether/session/apply",
+            json!({"id": id, "hunks": {"multi.txt": [0]}, "reject": {"multi.txt": [0]}}),
+        )
+        .await;
+    assert!(
+        error_message(&error).contains("hunk 0 is in `hunks` too"),
+        "{error}"
+    );
+
+    // Reject the rest: no edit (the new file is not made), a message, and the agent is told.
+    let reply = client
+        .call(
+            "tether/session/apply",
+            json!({"id": id, "hunks": {}, "reject": {"multi.txt": [0], "new.txt": [0]}}),
+        )
+        .await;
+    assert_eq!(reply["sent"], false, "{reply}");
+    let summary = reply["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("2 hunk(s) rejected (multi.txt #0, new.txt #0)"),
+        "{summary}"
+    );
+    let shown = client.wait_for_message("window/showMessage").await;
+    let shown_text = shown["params"]["message"].as_str().unwrap_or_default();
+    assert!(
+        shown_text.contains("rejected") && shown_text.contains("is told"),
+        "{shown}"
+    );
+    assert!(!env.repo().join("new.txt").exists());
+    client
+        .wait_for_event(&id, |event| {
+            event["item"]["role"] == "system"
+                && event["item"]["text"]
+                    .as_str()
+                    .is_some_and(|text| text.contains("reviewed your changes"))
+        })
+        .await;
+
+    model.push(Reply::text(&["noted"]));
+    client
+        .call("tether/session/send", json!({"id": id, "text": "thanks"}))
+        .await;
+    client.wait_for_nth_status(&id, "waiting", 2).await;
+    let requests = model.requests();
+    let user_text = requests
+        .last()
+        .and_then(|request| request["messages"].as_array())
+        .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|message| message["content"].as_str())
+        .expect("a user message")
+        .to_owned();
+    assert!(
+        user_text.contains("reviewed your changes and rejected these hunks")
+            && user_text.contains("multi.txt hunk #0")
+            && user_text.contains("new.txt hunk #0")
+            && !user_text.contains("multi.txt hunk #1"),
+        "{user_text}"
+    );
+    client.shutdown().await;
+}
+
+/// Helix's way: each hunk is a pair of code actions on the lines of the user's file it
+/// changes; applying one leaves the others (and no longer offers it), rejecting one tells
+/// the agent, and a hunk on lines the user changed too is titled as a conflict and applies
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hunk_code_actions_apply_and_reject_one_hunk_at_a_time() {
+    let env = TestEnv::new();
+    let multi = numbered_lines();
+    commit_files(&env, &[("multi.txt", &multi)]);
+    let model = FakeModel::start().await;
+    let mut client = server(&env, &model, capabilities(false, true)).await;
+    let (id, _) = session_with_changes(&mut client, &model, LINES_3_AND_15).await;
+    let path = env.repo().join("multi.txt");
+    let uri = format!("file://{}", path.display());
+    let titles = |actions: &[Value]| -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|action| action["title"].as_str())
+            .filter(|title| title.contains("hunk"))
+            .map(str::to_owned)
+            .collect()
+    };
+
+    // Line 3 (2 from 0) is hunk 0's; hunk 1 is not offered there.
+    let on_line_3 = client.code_actions(&uri, (2, 0), (2, 0)).await;
+    let name = client.call("tether/session/get", json!({"id": id})).await["session"]["name"]
+        .as_str()
+        .expect("name")
+        .to_owned();
+    assert_eq!(
+        titles(&on_line_3),
+        vec![
+            format!("tether: {name}: Apply hunk 0 of multi.txt"),
+            format!("tether: {name}: Reject hunk 0 of multi.txt"),
+        ]
+    );
+    assert!(titles(&client.code_actions(&uri, (8, 0), (8, 0)).await).is_empty());
+    // The transcript document lists the files and their hunks.
+    let transcript = env.repo().join(format!(".tether/sessions/{name}.md"));
+    let text = crate::support::wait_for_file(&transcript, |text| text.contains("## Changes")).await;
+    assert!(
+        text.contains("- `multi.txt` (modified, +2 −2): hunk 0 (line 3), hunk 1 (line 15)"),
+        "{text}"
+    );
+
+    // Apply hunk 0: only its line changes; the editor saves it.
+    let apply = on_line_3
+        .iter()
+        .find(|action| {
+            action["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("Apply hunk 0"))
+        })
+        .expect("apply action")
+        .clone();
+    client.execute_action(&apply).await.expect("apply runs");
+    let request = client.wait_for_message("workspace/applyEdit").await;
+    let edits: Vec<Value> = text_edits_for(&edit_of(&request), "multi.txt")
+        .into_iter()
+        .cloned()
+        .collect();
+    let applied = apply_text_edits(&multi, &edits, false);
+    assert_eq!(applied, multi.replace("line 3\n", "line three\n"));
+    std::fs::write(&path, &applied).expect("save");
+    assert!(titles(&client.code_actions(&uri, (2, 0), (2, 0)).await).is_empty());
+
+    // The user changes line 15 their own way: hunk 1 is a conflict; applying it changes nothing.
+    let mine = applied.replace("line 15\n", "line 15, mine\n");
+    std::fs::write(&path, &mine).expect("save");
+    let on_line_15 = client.code_actions(&uri, (14, 0), (14, 0)).await;
+    assert_eq!(
+        titles(&on_line_15),
+        vec![
+            format!("tether: {name}: Apply hunk 1 of multi.txt (conflicts with your edits)"),
+            format!("tether: {name}: Reject hunk 1 of multi.txt"),
+        ]
+    );
+    let apply_conflict = on_line_15
+        .iter()
+        .find(|action| {
+            action["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("Apply hunk 1"))
+        })
+        .expect("apply action")
+        .clone();
+    let conflicting = client.execute_action(&apply_conflict).await.expect("runs");
+    assert_eq!(conflicting["sent"], false, "{conflicting}");
+    assert_eq!(
+        conflicting["files"][0]["conflicts"],
+        json!([1]),
+        "{conflicting}"
+    );
+
+    // Reject it: the agent is told, with its next message.
+    let reject = on_line_15
+        .iter()
+        .find(|action| {
+            action["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("Reject hunk 1"))
+        })
+        .expect("reject action")
+        .clone();
+    let rejected = client.execute_action(&reject).await.expect("reject runs");
+    assert_eq!(rejected["files"][0]["rejected"], json!([1]), "{rejected}");
+    client
+        .wait_for_event(&id, |event| {
+            event["item"]["text"].as_str().is_some_and(|text| {
+                text.contains("rejected these hunks") && text.contains("multi.txt hunk #1")
+            })
+        })
+        .await;
+    client.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_edit_loses_nothing_and_a_plain_client_gets_text_edits_only() {
     let env = TestEnv::new();

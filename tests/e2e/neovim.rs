@@ -378,7 +378,10 @@ async fn the_readmes_lazy_nvim_spec_sets_the_plugin_up() {
     let env = TestEnv::new();
     let model = FakeModel::start().await;
     let results = run_script(&nvim, "lazy_spec.lua", &env, &model, "", &[]).await;
-    assert_eq!(results["build"], "cargo install --locked --path server", "{results:#}");
+    assert_eq!(
+        results["build"], "cargo install --locked --path server",
+        "{results:#}"
+    );
     assert_eq!(results["name"], "tether", "{results:#}");
     assert_eq!(results["command"], 2, ":Tether exists: {results:#}");
     assert_eq!(results["loaded"], true, "{results:#}");

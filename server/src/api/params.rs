@@ -329,6 +329,10 @@ pub struct ApplyParams {
     /// For these files, only these hunks (numbered from 0 as in the diff's patch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hunks: Option<BTreeMap<String, BTreeSet<usize>>>,
+    /// Hunks the user rejected: never applied, and told to the agent. With `reject`, only
+    /// these are told as rejected; hunks merely not selected are left for later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject: Option<BTreeMap<String, BTreeSet<usize>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

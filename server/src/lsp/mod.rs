@@ -94,6 +94,7 @@ fn build(
             scheduler: Scheduler::new(work),
             tasks: Arc::default(),
             files: Default::default(),
+            diffs: Arc::default(),
             state: Arc::new(ServerState {
                 lifecycle: AtomicU8::new(Lifecycle::Uninitialized as u8),
                 initialized: AtomicBool::default(),
@@ -143,6 +144,8 @@ pub struct Backend {
     tasks: Arc<tasks::KnownTasks>,
     /// The repositories' files, for `@` completion.
     files: crate::workspace::file_index::FileIndex,
+    /// Sessions' diffs, for the hunk code actions.
+    diffs: Arc<handlers::hunk_actions::DiffCache>,
     state: Arc<ServerState>,
 }
 
@@ -505,6 +508,23 @@ impl LanguageServer for Backend {
         let mut actions = handlers::code_action::actions(&self.sessions, &params);
         if let Some(document) = params.text_document.uri.to_file_path() {
             let document = document.into_owned();
+            let open = self.documents.read(vec![document.clone()]).await;
+            let current = open
+                .get(&document)
+                .filter(|open| open.in_sync)
+                .map(|open| open.text.to_string());
+            let (start, end) = (params.range.start.line, params.range.end.line);
+            actions.extend(
+                handlers::hunk_actions::actions(
+                    &self.sessions,
+                    &self.diffs,
+                    &document,
+                    current,
+                    start.min(end) as usize,
+                    start.max(end) as usize,
+                )
+                .await,
+            );
             actions.extend(tasks::document_actions(&self.tasks, &document));
             if transcripts::repository_of_document(&document).is_some() {
                 let open = self.documents.read(vec![document.clone()]).await;

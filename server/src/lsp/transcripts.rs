@@ -254,8 +254,14 @@ impl Transcripts {
         };
         let open_questions = self.manager.pending_items(id).unwrap_or_default();
         let findings = self.manager.session_findings(id).unwrap_or_default();
+        // The changes, hunk by hunk, once a turn is over (half a turn's are not for review).
+        let changes = if info.status.is_active() {
+            Vec::new()
+        } else {
+            self.manager.diff(id).await.unwrap_or_default()
+        };
         let rendered = tokio::task::spawn_blocking(move || {
-            let text = transcript::render(&logged, &events, &open_questions, &findings);
+            let text = transcript::render(&logged, &events, &open_questions, &findings, &changes);
             Some(format!("{}\n{text}", seq_marker(logged.last_seq)))
         })
         .await;

@@ -28,11 +28,13 @@ pub fn path(repo: &std::path::Path, name: &str) -> std::path::PathBuf {
 }
 
 /// The session as its transcript document shows it, ending with an empty `## Reply`.
+/// `changes`: its diff, listed file by file and hunk by hunk (given once a turn is over).
 pub fn render(
     info: &SessionInfo,
     events: &[EventRecord],
     open_questions: &[Item],
     findings: &[(FindingSource, Finding)],
+    changes: &[crate::workspace::FileDiff],
 ) -> String {
     let mut out = export::markdown(info, events, true);
 
@@ -59,6 +61,8 @@ pub fn render(
     for (_, text) in streaming.iter().filter(|(_, text)| !text.trim().is_empty()) {
         let _ = writeln!(out, "\n## Agent (writing…)\n\n{}", text.trim_end());
     }
+
+    write_changes(&mut out, &info.name, changes);
 
     let unplaced: Vec<&(FindingSource, Finding)> = findings
         .iter()
@@ -87,6 +91,53 @@ pub fn render(
     }
     let _ = write!(out, "\n{REPLY_HEADING}\n\n");
     out
+}
+
+/// `## Changes`: each changed file, its hunks (numbered as `tether/session/apply` takes them)
+/// and where each starts in the base, and how to take or refuse them from any editor.
+fn write_changes(out: &mut String, name: &str, changes: &[crate::workspace::FileDiff]) {
+    if changes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n## Changes\n\nEach hunk has code actions on its lines in your file: `tether: {name}: Apply hunk k of <file>` and `Reject hunk k` (the agent is told). `tether: Apply changes of {name}` takes them all.\n"
+    );
+    for file in changes {
+        let _ = write!(
+            out,
+            "- `{}` ({}, +{} −{})",
+            file.path, file.status, file.additions, file.deletions
+        );
+        if file.binary {
+            let _ = writeln!(out, ": binary");
+            continue;
+        }
+        let base = match file.status {
+            "added" => "",
+            _ => file.base_text.as_deref().unwrap_or_default(),
+        };
+        let new = file.new_text.as_deref().unwrap_or_default();
+        let runs = crate::workspace::edits::changed_ranges(base, new);
+        let listed: Vec<String> = crate::workspace::edits::hunks(base, new)
+            .iter()
+            .map(|hunk| match file.status {
+                "added" => format!("hunk {} (the new file)", hunk.index),
+                "deleted" => format!("hunk {} (the whole file)", hunk.index),
+                _ => {
+                    // Where its first change is, in the base's lines (from 1).
+                    let from = hunk.old_start.saturating_sub(1);
+                    let line = runs
+                        .iter()
+                        .map(|(old, _)| old.start)
+                        .find(|start| *start >= from)
+                        .map_or(hunk.old_start, |start| start + 1);
+                    format!("hunk {} (line {line})", hunk.index)
+                }
+            })
+            .collect();
+        let _ = writeln!(out, ": {}", listed.join(", "));
+    }
 }
 
 /// The user message whose section of a transcript holds line `line` (from 0): its item id

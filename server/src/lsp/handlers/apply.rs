@@ -162,14 +162,24 @@ pub(super) async fn apply(
         (operations, outcomes)
     })
     .await;
-    let (operations, outcomes) = carried.map_err(|error| {
+    let (operations, mut outcomes) = carried.map_err(|error| {
         rpc_error(
             api::error_code::INTERNAL,
             format!("computing the edit failed: {error}"),
         )
     })?;
+    // With `reject`, the agent hears of the hunks the user rejected, not of those merely
+    // left for later.
+    if let Some(reject) = &params.reject {
+        for outcome in &mut outcomes {
+            let rejected = reject.get(&outcome.path);
+            let told = |index: &usize| rejected.is_some_and(|rejected| rejected.contains(index));
+            outcome.rejected.retain(told);
+            outcome.rejected_hunks.retain(|hunk| told(&hunk.index));
+        }
+    }
 
-    let summary = summarize(&info.name, &outcomes);
+    let summary = summarize(&info.name, &outcomes, params.reject.is_some());
     let sent = !operations.is_empty();
     if sent {
         let edit = if support.document_changes {
@@ -185,13 +195,39 @@ pub(super) async fn apply(
             params.id.clone(),
             info.name.clone(),
             edit,
-            &outcomes,
+            summary.clone(),
+            rejection_note(&outcomes, true),
         );
     } else {
-        // Helix discards a command's result: say it where every editor shows it.
+        // Nothing to edit; hunks the user rejected are still the agent's to hear of. Helix
+        // discards a command's result: say it where every editor shows it.
         let client = backend.client.clone();
-        let message = format!("tether: nothing to apply from {}: {summary}", info.name);
-        tokio::spawn(async move { client.show_message(MessageType::WARNING, message).await });
+        let manager = backend.sessions.clone();
+        let note = rejection_note(&outcomes, false);
+        let only_rejected = note.is_some()
+            && outcomes
+                .iter()
+                .all(|outcome| outcome.conflicts.is_empty() && outcome.skipped.is_none());
+        let (kind, message) = if only_rejected {
+            (
+                MessageType::INFO,
+                format!("tether: {summary}; {} is told", info.name),
+            )
+        } else {
+            (
+                MessageType::WARNING,
+                format!("tether: nothing to apply from {}: {summary}", info.name),
+            )
+        };
+        let (id, name) = (params.id.clone(), info.name.clone());
+        tokio::spawn(async move {
+            if let Some(note) = note
+                && let Err(error) = manager.note(&id, note).await
+            {
+                tracing::warn!("could not tell {name} of the rejected hunks: {error}");
+            }
+            client.show_message(kind, message).await;
+        });
     }
     Ok(api::ApplyResult {
         sent,
@@ -209,6 +245,27 @@ fn select(
     diff: &[FileDiff],
 ) -> jsonrpc::Result<HashMap<String, Option<BTreeSet<usize>>>> {
     let known = |path: &str| diff.iter().any(|file| file.path == path);
+    let hunk_count = |path: &str| {
+        diff.iter()
+            .find(|file| file.path == path)
+            .map_or(0, |file| {
+                file.patch
+                    .lines()
+                    .filter(|line| line.starts_with("@@ "))
+                    .count()
+            })
+    };
+    // Hunk numbers must be the file's: a hunk the user picked that is not there is a
+    // client out of date, not something to skip quietly.
+    let check_hunks = |field: &str, path: &str, indices: &BTreeSet<usize>| {
+        let count = hunk_count(path);
+        match indices.iter().find(|index| **index >= count) {
+            Some(index) => Err(jsonrpc::Error::invalid_params(format!(
+                "invalid params for tether/session/apply: `{field}.{path}`: hunk {index} is not one of its {count} hunk(s)"
+            ))),
+            None => Ok(()),
+        }
+    };
     let mut wanted = HashMap::new();
     if let Some(files) = &params.files {
         for (index, path) in files.iter().enumerate() {
@@ -227,6 +284,7 @@ fn select(
                     "invalid params for tether/session/apply: `hunks.{path}`: not among the session's changed files"
                 )));
             }
+            check_hunks("hunks", path, indices)?;
             wanted.insert(path.clone(), Some(indices.clone()));
         }
     }
@@ -234,6 +292,30 @@ fn select(
         for file in diff {
             wanted.insert(file.path.clone(), None);
         }
+    }
+    for (path, rejected) in params.reject.iter().flatten() {
+        if !known(path) {
+            return Err(jsonrpc::Error::invalid_params(format!(
+                "invalid params for tether/session/apply: `reject.{path}`: not among the session's changed files"
+            )));
+        }
+        check_hunks("reject", path, rejected)?;
+        let both = params
+            .hunks
+            .as_ref()
+            .and_then(|hunks| hunks.get(path))
+            .and_then(|selected| selected.intersection(rejected).next());
+        if let Some(index) = both {
+            return Err(jsonrpc::Error::invalid_params(format!(
+                "invalid params for tether/session/apply: `reject.{path}`: hunk {index} is in `hunks` too"
+            )));
+        }
+        let selected = match wanted.remove(path) {
+            Some(None) => (0..hunk_count(path)).collect(),
+            Some(Some(selected)) => selected,
+            None => BTreeSet::new(),
+        };
+        wanted.insert(path.clone(), Some(&selected - rejected));
     }
     Ok(wanted)
 }
@@ -298,6 +380,21 @@ fn carry_file(
 ) -> (FileOutcome, Vec<DocumentChangeOperation>) {
     if file.binary {
         return skipped(file, "a binary file; take it from the session's worktree");
+    }
+    // Nothing of it selected (every hunk rejected): no edit, not even a created file.
+    if selected.is_some_and(BTreeSet::is_empty) {
+        let mut outcome = outcome(file);
+        let base = match file.status {
+            "added" => "",
+            _ => file.base_text.as_deref().unwrap_or_default(),
+        };
+        outcome.rejected_hunks = edits::hunks(base, file.new_text.as_deref().unwrap_or_default());
+        outcome.rejected = outcome
+            .rejected_hunks
+            .iter()
+            .map(|hunk| hunk.index)
+            .collect();
+        return (outcome, Vec::new());
     }
     let (Some(uri), Some(source_uri)) = (
         uri_of(root, &file.path),
@@ -445,8 +542,9 @@ fn plain_changes(operations: Vec<DocumentChangeOperation>) -> WorkspaceEdit {
     }
 }
 
-/// One line a person reads: "2 files, 1 hunk in conflict (src/a.rs #1)".
-fn summarize(name: &str, outcomes: &[FileOutcome]) -> String {
+/// One line a person reads: "2 files, 1 hunk in conflict (src/a.rs #1)"; the rejected hunks
+/// too when the user named them (`reject`).
+fn summarize(name: &str, outcomes: &[FileOutcome], with_rejected: bool) -> String {
     let carried = outcomes.iter().filter(|outcome| outcome.carried).count();
     let mut parts = vec![format!(
         "{carried} file{} from {name}",
@@ -470,6 +568,14 @@ fn summarize(name: &str, outcomes: &[FileOutcome]) -> String {
             conflicts.join(", ")
         ));
     }
+    let rejected = listed(&|outcome| &outcome.rejected);
+    if with_rejected && !rejected.is_empty() {
+        parts.push(format!(
+            "{} hunk(s) rejected ({})",
+            rejected.len(),
+            rejected.join(", ")
+        ));
+    }
     for outcome in outcomes {
         if let Some(reason) = &outcome.skipped {
             parts.push(format!("{} not applied: {reason}", outcome.path));
@@ -478,8 +584,9 @@ fn summarize(name: &str, outcomes: &[FileOutcome]) -> String {
     parts.join("; ")
 }
 
-/// What the agent is told about hunks the user chose not to take.
-fn rejection_note(outcomes: &[FileOutcome]) -> Option<String> {
+/// What the agent is told about hunks the user chose not to take, with the changes the user
+/// `applied` or alone.
+fn rejection_note(outcomes: &[FileOutcome], applied: bool) -> Option<String> {
     let lines: Vec<String> = outcomes
         .iter()
         .flat_map(|outcome| {
@@ -495,8 +602,13 @@ fn rejection_note(outcomes: &[FileOutcome]) -> Option<String> {
         })
         .collect();
     (!lines.is_empty()).then(|| {
+        let lead = if applied {
+            "The user applied your changes to their workspace but rejected these hunks"
+        } else {
+            "The user reviewed your changes and rejected these hunks"
+        };
         format!(
-            "The user applied your changes to their workspace but rejected these hunks:\n{}\nThose changes are not in the user's copy.",
+            "{lead}:\n{}\nThose changes are not in the user's copy.",
             lines.join("\n")
         )
     })
@@ -508,12 +620,11 @@ fn send_edit(
     id: String,
     name: String,
     edit: WorkspaceEdit,
-    outcomes: &[FileOutcome],
+    summary: String,
+    note: Option<String>,
 ) {
     let client = backend.client.clone();
     let manager = backend.sessions.clone();
-    let summary = summarize(&name, outcomes);
-    let note = rejection_note(outcomes);
     tokio::spawn(async move {
         let answer = tokio::time::timeout(APPLY_TIMEOUT, client.apply_edit(edit)).await;
         match answer {

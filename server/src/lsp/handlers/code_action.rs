@@ -87,6 +87,7 @@ pub fn actions(manager: &Sessions, params: &CodeActionParams) -> Vec<CodeActionO
                     id: session.id.clone(),
                     files: None,
                     hunks: None,
+                    reject: None,
                 },
             ));
         }

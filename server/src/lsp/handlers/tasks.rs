@@ -103,6 +103,7 @@ impl Handler for methods::TaskPromote {
                     id: request.session_id.clone(),
                     files: None,
                     hunks: None,
+                    reject: None,
                 },
             )
             .await?;
