@@ -39,3 +39,4 @@ mod surfaces;
 mod tasks;
 mod transcripts;
 mod vscode;
+mod vscode_review;

@@ -47,7 +47,7 @@ fn vsix() -> PathBuf {
 }
 
 /// A test repository holding a copy of fixtures/sample-repo, committed.
-fn sample_repository() -> TestEnv {
+pub(crate) fn sample_repository() -> TestEnv {
     let env = TestEnv::new();
     let fixture = root().join("fixtures/sample-repo");
     let copied = std::process::Command::new("cp")

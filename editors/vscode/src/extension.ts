@@ -17,6 +17,7 @@ import { BASE_SCHEME, TaskPanels, baseDocuments } from "./taskPanel";
 import { type TaskInfo, TaskStore, describeTask } from "./tasks";
 import { type SettingsSource, serverSettings } from "./settings";
 import { checkedBinary, selfOf, showDoctor } from "./install";
+import { ReviewPanels } from "./reviewPanel";
 
 let client: LanguageClient | undefined;
 const store = new SessionStore();
@@ -371,6 +372,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     });
   }
+  const reviews = new ReviewPanels(context.extensionUri, request);
+  context.subscriptions.push(reviews);
+  on("reviewChanges", async (node) => {
+    const session = await chooseSession(node);
+    if (session) {
+      await reviews.open(store.get(session.id) ?? session);
+    }
+  });
+  on("acceptHunk", () => reviews.decideAtCursor("accepted"));
+  on("rejectHunk", () => reviews.decideAtCursor("rejected"));
   on("delete", async (node) => {
     const session = await chooseSession(node);
     const sure =

@@ -171,6 +171,7 @@ interface PanelEntry extends Json {
         button("Resume", () => vscode.postMessage({ type: "command", name: "resume" })),
         button("Apply changes", () => vscode.postMessage({ type: "command", name: "apply" }), { id: "apply" }),
         button("Run review", () => vscode.postMessage({ type: "command", name: "review" })),
+        button("Review hunks", () => vscode.postMessage({ type: "command", name: "reviewChanges" }), { id: "review-hunks" }),
         ...(header.context
           ? [button("Compact", () => vscode.postMessage({ type: "compact" }), {
               id: "compact",

@@ -1,0 +1,87 @@
+//! Hunk-by-hunk review in a real VS Code (code-server, driven by tests/vscode/drive_review.mjs):
+//! a three-file diff where the user accepts some hunks and rejects others, from the review
+//! panel and from the diff editor's title bar; what lands in the files and what the agent is
+//! told.
+
+use crate::support::{FakeModel, Reply, last_message};
+use crate::vscode::{Workbench, sample_repository};
+
+/// Two hunks in calc/ops.py (lines 5 and 23, far enough apart), one in README.md, a new file.
+const CHANGES: &[(&str, &str)] = &[
+    (
+        "edit_file",
+        r#"{"path": "calc/ops.py", "old_string": "    \"\"\"Return a + b.\"\"\"\n", "new_string": "    \"\"\"Return the sum of a and b.\"\"\"\n"}"#,
+    ),
+    (
+        "edit_file",
+        r#"{"path": "calc/ops.py", "old_string": "    return a / b\n", "new_string": "    return a / b  # true division\n"}"#,
+    ),
+    (
+        "edit_file",
+        r##"{"path": "README.md", "old_string": "# calc\n", "new_string": "# calc, a sample\n"}"##,
+    ),
+    (
+        "write_file",
+        r#"{"path": "calc/extra.py", "content": "def extra():\n    return 42\n"}"#,
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs code-server, Chromium and the packaged extension: scripts/code-server.sh installs them, scripts/test.sh runs this"]
+async fn vs_code_reviews_a_three_file_diff_hunk_by_hunk() {
+    let env = sample_repository();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(CHANGES));
+    model.push(Reply::text(&["tidied up"]));
+    model.push(Reply::text(&["understood"]));
+    env.write_user_config(&format!(
+        "default_provider = \"fake\"\n\n[review]\nauto = false\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 0\ntimeout_secs = 10\n",
+        model.base_url()
+    ));
+
+    let workbench = Workbench::start(&env, &[]).await;
+    let results = workbench.drive("drive_review.mjs", &[]).await;
+
+    for (field, wanted) in [
+        ("progress_start", "0 of 4 hunks reviewed"),
+        ("progress_after_readme", "1 of 4 hunks reviewed"),
+        ("progress_after_reject", "2 of 4 hunks reviewed"),
+        ("progress_after_title_action", "3 of 4 hunks reviewed"),
+        ("progress_end", "4 of 4 hunks reviewed"),
+    ] {
+        assert!(
+            results[field]
+                .as_str()
+                .is_some_and(|text| text.contains(wanted)),
+            "{field} shows {wanted:?}: {results:#}"
+        );
+    }
+    // Saved from the editor: the accepted hunks, not the rejected ones.
+    let ops = std::fs::read_to_string(env.repo().join("calc/ops.py")).expect("read ops.py");
+    assert!(ops.contains("    return a / b  # true division\n"), "{ops}");
+    assert!(ops.contains("    \"\"\"Return a + b.\"\"\"\n"), "{ops}");
+    let readme = std::fs::read_to_string(env.repo().join("README.md")).expect("read README");
+    assert!(readme.starts_with("# calc, a sample\n"), "{readme}");
+    assert!(!env.repo().join("calc/extra.py").exists());
+
+    // The follow-up carries what the user rejected, and only that.
+    let requests = model.requests();
+    assert_eq!(requests.len(), 3, "every scripted reply was asked for");
+    let told = last_message(&requests[2]);
+    assert!(
+        told.contains("rejected these hunks")
+            && told.contains("calc/ops.py hunk #0")
+            && told.contains("calc/extra.py hunk #0")
+            && !told.contains("calc/ops.py hunk #1")
+            && !told.contains("README.md hunk"),
+        "{told}"
+    );
+    assert!(told.ends_with("thanks"), "{told}");
+    for shot in ["review", "review-diff", "reviewed"] {
+        let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
+        assert!(
+            std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),
+            "{path:?} was taken"
+        );
+    }
+}

@@ -1,0 +1,85 @@
+// Reviews a session's three-file diff hunk by hunk in a real VS Code: the review panel's
+// Accept file / Reject / Reject file buttons and the diff editor's Accept Hunk title action,
+// then saves and sends a follow-up. Run by tests/e2e/vscode_review.rs.
+
+import { drive, page, palette, results, shot, step, text } from "./workbench.mjs";
+
+/** The frame of the webview that has `selector` (several webviews are open at once). */
+async function frameWith(selector) {
+  for (let tries = 0; tries < 300; tries++) {
+    for (const frame of page.frames()) {
+      if ((await frame.locator(selector).count().catch(() => 0)) > 0) {
+        return frame;
+      }
+    }
+    await page.waitForTimeout(200);
+  }
+  throw new Error(`no webview shows ${selector}`);
+}
+
+async function progress(review, wanted) {
+  await review.locator("#progress", { hasText: wanted }).waitFor();
+  return text(review.locator("#progress"));
+}
+
+async function main() {
+  step("a session changes three files");
+  await palette("Tether: New Session");
+  await page.locator(".quick-input-widget", { hasText: "Which agent runs the session?" }).waitFor();
+  await page.keyboard.press("Enter");
+  await page.locator(".quick-input-widget", { hasText: "What should the session do?" }).waitFor();
+  const prompt = page.locator(".quick-input-widget input").first();
+  await prompt.fill("tidy the calculator");
+  await prompt.press("Enter");
+  const panel = await frameWith(".entry-message");
+  await panel.locator(".entry-message", { hasText: "tidied up" }).waitFor();
+
+  step("open the review from the panel");
+  await panel.locator("#review-hunks").click();
+  const review = await frameWith("#progress");
+  results.progress_start = await progress(review, "0 of 4");
+  await shot("review");
+
+  step("accept README.md whole");
+  await review.locator("section[data-path='README.md'] .accept-file").click();
+  results.progress_after_readme = await progress(review, "1 of 4");
+
+  step("reject ops.py's first hunk");
+  await review.locator(".hunk[data-path='calc/ops.py'][data-hunk='0'] .reject-hunk").click();
+  results.progress_after_reject = await progress(review, "2 of 4");
+
+  step("accept ops.py's second hunk from the diff editor's title bar");
+  await review.locator("section[data-path='calc/ops.py'] .open-diff").click();
+  const diff = page.locator(".monaco-diff-editor").first();
+  const modified = diff.locator(".editor.modified .view-line", { hasText: "true division" }).first();
+  await modified.waitFor();
+  await modified.click();
+  await shot("review-diff");
+  await page.locator('.editor-actions a[aria-label^="Tether: Accept Hunk"]').first().click();
+  results.progress_after_title_action = await progress(review, "3 of 4");
+
+  step("reject the new file");
+  await review.locator("section[data-path='calc/extra.py'] .reject-file").click();
+  results.progress_end = await progress(review, "4 of 4");
+  await shot("reviewed");
+
+  step("save what was applied, then a follow-up");
+  // Save All, once more if a buffer was still being edited when the first one ran.
+  for (let attempt = 0; ; attempt++) {
+    await palette("File: Save All");
+    try {
+      await page.locator(".tab.dirty").first().waitFor({ state: "detached", timeout: 10_000 });
+      break;
+    } catch (error) {
+      results.dirty_tabs = await page.locator(".tab.dirty").allInnerTexts();
+      if (attempt > 0) {
+        throw error;
+      }
+    }
+  }
+  await panel.locator("#message").fill("thanks");
+  await panel.locator("#message").press("Control+Enter");
+  await panel.locator(".entry-message", { hasText: "understood" }).waitFor();
+}
+
+await drive(main);
