@@ -363,10 +363,84 @@ async fn plugin_session(extra_env: &[(&str, &str)]) -> Value {
     // `:Tether` completes its subcommands, sorted.
     assert_eq!(
         results["cmdline_subcommands"],
-        json!(["resume", "review"]),
+        json!(["resume", "review", "review-diff"]),
         "{results:#}"
     );
     results
+}
+
+/// `:Tether review-diff`: the hunk keymaps on a two-file diff, what lands in the user's
+/// buffer, and what the agent is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Neovim 0.11: scripts/neovim.sh installs it, scripts/test.sh runs this"]
+async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
+    let nvim = checked_neovim();
+    let env = TestEnv::new();
+    let numbers: String = (1..=20).map(|n| format!("line {n}\n")).collect();
+    std::fs::write(env.repo().join("numbers.txt"), &numbers).expect("write");
+    git(&env.repo(), &["add", "."]);
+    git(&env.repo(), &["commit", "-q", "-m", "numbers"]);
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[
+        (
+            "edit_file",
+            r#"{"path": "numbers.txt", "old_string": "line 3\n", "new_string": "line three\n"}"#,
+        ),
+        (
+            "edit_file",
+            r#"{"path": "numbers.txt", "old_string": "line 15\n", "new_string": "line fifteen\n"}"#,
+        ),
+        (
+            "write_file",
+            r#"{"path": "new.txt", "content": "brand new\n"}"#,
+        ),
+    ]));
+    model.push(Reply::text(&["changed"]));
+    model.push(Reply::text(&["understood"]));
+    let results = run_script(&nvim, "review.lua", &env, &model, "numbers.txt", &[]).await;
+
+    assert_eq!(results["windows"], 2, "{results:#}");
+    assert_eq!(results["diff"], true, "{results:#}");
+    assert!(
+        results["right_name"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("tether-review://") && name.ends_with("/new.txt")),
+        "{results:#}"
+    );
+    assert!(
+        results["winbar"]
+            .as_str()
+            .is_some_and(|bar| bar.contains("0 of 3 hunks reviewed") && bar.contains("ga/gr")),
+        "{results:#}"
+    );
+    assert_eq!(results["line_3"], "line three", "{results:#}");
+    assert_eq!(results["line_15"], "line 15", "rejected, not applied: {results:#}");
+    assert!(
+        results["second_file"]
+            .as_str()
+            .is_some_and(|name| name.ends_with("/numbers.txt")),
+        "{results:#}"
+    );
+    assert!(
+        results["winbar_done"]
+            .as_str()
+            .is_some_and(|bar| bar.contains("3 of 3 hunks reviewed")),
+        "{results:#}"
+    );
+    assert_eq!(results["new_file_exists"], false, "{results:#}");
+    let saved = std::fs::read_to_string(env.repo().join("numbers.txt")).expect("read");
+    assert_eq!(saved, numbers.replace("line 3\n", "line three\n"));
+    let requests = model.requests();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    let told = last_message(&requests[2]);
+    assert!(
+        told.contains("rejected these hunks")
+            && told.contains("numbers.txt hunk #1")
+            && told.contains("new.txt hunk #0")
+            && !told.contains("numbers.txt hunk #0")
+            && told.ends_with("thanks"),
+        "{told}"
+    );
 }
 
 /// README.md's lazy.nvim spec sets the plugin up from the repository's folder, with no path

@@ -488,6 +488,10 @@ function commands.doctor()
   vim.cmd("checkhealth tether")
 end
 
+commands["review-diff"] = function()
+  require("tether.review").command()
+end
+
 --- `:Tether <subcommand> [text]`.
 function M.command(opts)
   local name, rest = opts.args:match("^(%S+)%s*(.*)$")
@@ -545,7 +549,7 @@ function M.setup(opts)
   vim.api.nvim_create_user_command("Tether", M.command, {
     nargs = "+",
     desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task|"
-      .. "feedback|edit|unqueue|compact|doctor",
+      .. "feedback|edit|unqueue|compact|doctor|review-diff",
     complete = function(lead, line)
       local args = line:match("^%s*Tether%s+send%s+(.*)$") or line:match("^%s*Tether%s+new%s+(.*)$")
       if args then

@@ -1,0 +1,106 @@
+-- :Tether review-diff in a real headless Neovim: a session's two-file diff reviewed with the
+-- keymaps (gR on a new file, ]f, ga in your window, gr in the session's), what lands in your buffer, the
+-- progress in the winbar, then a follow-up (the test checks what the agent was told).
+
+local harness = dofile(vim.env.TETHER_NVIM_TESTS .. '/harness.lua')
+local results, step, fail, finish = harness.results, harness.step, harness.fail, harness.finish
+
+vim.ui.select = function(items, _, on_choice)
+  on_choice(items[1], 1)
+end
+results.notified = {}
+vim.notify = function(message)
+  table.insert(results.notified, message)
+end
+
+--- The first session once it is waiting (polled through `list`), with its last seq above `after`.
+local function waiting_session(tether, after)
+  local found, asking = nil, false
+  vim.wait(20000, function()
+    if not asking then
+      asking = true
+      tether.request('list', {}, function(listed)
+        asking = false
+        for _, session in ipairs(listed.sessions or {}) do
+          if session.status == 'waiting' and session.lastSeq > (after or 0) then
+            found = session
+          end
+        end
+      end)
+    end
+    return found ~= nil
+  end, 50)
+  return found
+end
+
+local function wait_progress(review, wanted)
+  local ok = vim.wait(10000, function()
+    return (review.progress() or ''):find(wanted, 1, true) ~= nil
+  end, 20)
+  return ok
+end
+
+harness.run(function()
+  local tether, file_buf = harness.start_plugin()
+
+  step('a session changes two files')
+  tether.request('create', { prompt = 'change the numbers' })
+  local session = waiting_session(tether)
+  if not session then
+    return fail('the session never waited')
+  end
+
+  step(':Tether review-diff')
+  vim.cmd('Tether review-diff')
+  local review = require('tether.review')
+  if not wait_progress(review, '0 of 3 hunks reviewed') then
+    return fail('no review opened')
+  end
+  local wins = vim.api.nvim_tabpage_list_wins(0)
+  results.windows = #wins
+  results.diff = vim.wo[wins[1]].diff and vim.wo[wins[2]].diff
+  results.right_name = vim.api.nvim_buf_get_name(vim.api.nvim_win_get_buf(wins[2]))
+  results.winbar = vim.wo[wins[1]].winbar
+
+  step('gR rejects the new file, the first one')
+  vim.api.nvim_set_current_win(wins[2])
+  vim.cmd('normal gR')
+  if not wait_progress(review, '1 of 3') then
+    return fail('gR did nothing: ' .. tostring(review.progress()))
+  end
+  results.new_file_exists = vim.fn.filereadable(vim.env.TETHER_REPO .. '/new.txt') == 1
+
+  step(']f, then ga on line 3 of your file')
+  vim.cmd('normal ]f')
+  results.second_file = vim.api.nvim_buf_get_name(vim.api.nvim_win_get_buf(wins[2]))
+  vim.api.nvim_set_current_win(wins[1])
+  vim.api.nvim_win_set_cursor(0, { 3, 0 })
+  vim.cmd('normal ga')
+  if not wait_progress(review, '2 of 3') then
+    return fail('ga did nothing: ' .. tostring(review.progress()))
+  end
+  vim.wait(5000, function()
+    return vim.api.nvim_buf_get_lines(file_buf, 2, 3, false)[1] == 'line three'
+  end, 20)
+  results.line_3 = vim.api.nvim_buf_get_lines(file_buf, 2, 3, false)[1]
+
+  step('gr on line 15 of the session\'s version')
+  vim.api.nvim_set_current_win(wins[2])
+  vim.api.nvim_win_set_cursor(0, { 15, 0 })
+  vim.cmd('normal gr')
+  if not wait_progress(review, '3 of 3') then
+    return fail('gr did nothing: ' .. tostring(review.progress()))
+  end
+  results.line_15 = vim.api.nvim_buf_get_lines(file_buf, 14, 15, false)[1]
+  results.winbar_done = vim.wo[wins[1]].winbar
+
+  step('save, and a follow-up')
+  vim.api.nvim_buf_call(file_buf, function()
+    vim.cmd('write')
+  end)
+  tether.request('send', { id = session.id, text = 'thanks' })
+  if not waiting_session(tether, session.lastSeq + 3) then
+    return fail('the follow-up never finished')
+  end
+  finish(true)
+end)
