@@ -8,6 +8,7 @@ mod agents;
 mod apply;
 mod attachments;
 mod bad_input;
+mod checkpoints;
 mod cli;
 mod config;
 mod confinement;

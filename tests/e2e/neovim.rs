@@ -414,7 +414,10 @@ async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
         "{results:#}"
     );
     assert_eq!(results["line_3"], "line three", "{results:#}");
-    assert_eq!(results["line_15"], "line 15", "rejected, not applied: {results:#}");
+    assert_eq!(
+        results["line_15"], "line 15",
+        "rejected, not applied: {results:#}"
+    );
     assert!(
         results["second_file"]
             .as_str()

@@ -76,6 +76,8 @@ methods! { $
     Answer = "answer": AnswerParams => SessionInfo, Blocking, Host;
     DecidePlan = "decidePlan": DecidePlanParams => SessionInfo, Blocking, Host;
     Rewind = "rewind": RewindParams => RewindResult, Blocking, Host;
+    /// The session's checkpoints, oldest first, each with what it changed since the last.
+    Checkpoints = "checkpoints": IdParams => CheckpointsResult, Blocking, Host;
     Diff = "diff": IdParams => DiffResult, Blocking, Host;
     /// The session's changes as one `workspace/applyEdit` to the editor that asked.
     Apply = "apply": ApplyParams => ApplyResult, Blocking, Front;

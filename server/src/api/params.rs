@@ -315,6 +315,43 @@ pub struct RewindResult {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct CheckpointsResult {
+    /// Oldest first.
+    pub checkpoints: Vec<CheckpointInfo>,
+}
+
+/// One checkpoint of a session's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointInfo {
+    /// `start`, `turn-<n>` or `before-rewind-<k>`: what `rewind` takes.
+    pub name: String,
+    pub commit: String,
+    /// When it was recorded (milliseconds since the Unix epoch).
+    pub at: u64,
+    /// `turn-<n>`'s n.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u64>,
+    /// A `before-rewind-<k>`: the checkpoint that rewind went to (rewinding here undoes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<String>,
+    /// What changed since the checkpoint before it (the first: since the session's base).
+    pub files: Vec<CheckpointFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointFile {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    pub status: super::FileChange,
+    pub additions: u64,
+    pub deletions: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DiffResult {
     pub files: Vec<FileDiff>,
 }

@@ -198,6 +198,16 @@ impl HostMethod for methods::Rewind {
     }
 }
 
+impl HostMethod for methods::Checkpoints {
+    async fn run(
+        manager: SessionManager,
+        params: api::IdParams,
+    ) -> Result<api::CheckpointsResult, HostError> {
+        let checkpoints = manager.checkpoints(&params.id).await?;
+        Ok(api::CheckpointsResult { checkpoints })
+    }
+}
+
 impl HostMethod for methods::Diff {
     async fn run(
         manager: SessionManager,

@@ -73,6 +73,9 @@ pub struct SessionState {
     /// A tool changed files since the last checkpoint.
     #[serde(default)]
     pub changed_since_checkpoint: bool,
+    /// The checkpoints recorded, oldest first (what a rewind can go back to).
+    #[serde(default)]
+    pub checkpoints: Vec<String>,
     /// Scopes the user allowed or denied for the whole session ("always" decisions).
     #[serde(default)]
     pub allowed_scopes: std::collections::BTreeSet<String>,
@@ -151,6 +154,7 @@ impl SessionState {
             turns: 0,
             rewinds: 0,
             changed_since_checkpoint: false,
+            checkpoints: Vec::new(),
             allowed_scopes: Default::default(),
             denied_scopes: Default::default(),
             worktree_ready: false,
@@ -173,7 +177,11 @@ impl SessionState {
         match &record.event {
             Event::Created { .. } => {}
             Event::TurnEnded { .. } => self.turns += 1,
-            Event::Checkpoint { .. } => self.changed_since_checkpoint = false,
+            Event::Checkpoint { name, .. } => {
+                self.changed_since_checkpoint = false;
+                self.checkpoints.retain(|known| known != name);
+                self.checkpoints.push(name.clone());
+            }
             Event::Rewound { .. } => self.rewinds += 1,
             Event::Resolved { item_id, .. } => {
                 self.open_questions.remove(item_id);

@@ -30,6 +30,9 @@ pub struct FileDiff {
     pub binary: bool,
 }
 
+/// One file a change touched: (status, old path, path, additions, deletions).
+pub type ChangedFile = (&'static str, Option<String>, String, u64, u64);
+
 /// Checkpoints of a session's worktree: private refs `refs/tether/<session>/<name>`, each a
 /// commit of every file in the worktree (honouring .gitignore), built through the session's
 /// own index file so the worktree's index is never touched.
@@ -110,36 +113,9 @@ impl Checkpoints<'_> {
             .await
             .unwrap_or_else(|_| base.to_owned());
         let base = base.as_str();
-        let base_tree = format!("{base}^{{tree}}");
-        let status = git::tether(
-            self.worktree.place(),
-            &["diff-tree", "-r", "-M", "--name-status", &base_tree, &tree],
-            None,
-        )
-        .await?;
-        let numstat = git::tether(
-            self.worktree.place(),
-            &["diff-tree", "-r", "-M", "--numstat", &base_tree, &tree],
-            None,
-        )
-        .await?;
-        let mut changes = Vec::new();
-        for (status_line, count_line) in status.lines().zip(numstat.lines()) {
-            let mut status_fields = status_line.split('\t');
-            let code = status_fields.next().unwrap_or_default();
-            let paths: Vec<&str> = status_fields.collect();
-            let mut counts = count_line.split('\t');
-            let additions = counts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            let deletions = counts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            let (status, old_path, path) = match (code.chars().next(), paths.as_slice()) {
-                (Some('R'), [from, to]) => ("renamed", Some((*from).to_owned()), (*to).to_owned()),
-                (Some('A'), [path]) => ("added", None, (*path).to_owned()),
-                (Some('D'), [path]) => ("deleted", None, (*path).to_owned()),
-                (_, [path, ..]) => ("modified", None, (*path).to_owned()),
-                _ => continue,
-            };
-            changes.push((status, old_path, path, additions, deletions));
-        }
+        let changes = self
+            .changed_files(&format!("{base}^{{tree}}"), &tree)
+            .await?;
         // Both sides of every file through one `git cat-file --batch`.
         let mut wanted = Vec::new();
         for (status, old_path, path, ..) in &changes {
@@ -214,6 +190,57 @@ impl Checkpoints<'_> {
             });
         }
         Ok(files)
+    }
+
+    /// What changed from tree-ish `from` to `to`: (status, old path, path, additions,
+    /// deletions) per file, renames found.
+    async fn changed_files(&self, from: &str, to: &str) -> Result<Vec<ChangedFile>, GitError> {
+        let place = self.worktree.place();
+        let names = ["diff-tree", "-r", "-M", "--name-status", from, to];
+        let counts = ["diff-tree", "-r", "-M", "--numstat", from, to];
+        let (status, numstat) = tokio::try_join!(
+            git::tether(place, &names, None),
+            git::tether(place, &counts, None)
+        )?;
+        let mut changes = Vec::new();
+        for (status_line, count_line) in status.lines().zip(numstat.lines()) {
+            let mut status_fields = status_line.split('\t');
+            let code = status_fields.next().unwrap_or_default();
+            let paths: Vec<&str> = status_fields.collect();
+            let mut counts = count_line.split('\t');
+            let additions = counts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let deletions = counts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let (status, old_path, path) = match (code.chars().next(), paths.as_slice()) {
+                (Some('R'), [from, to]) => ("renamed", Some((*from).to_owned()), (*to).to_owned()),
+                (Some('A'), [path]) => ("added", None, (*path).to_owned()),
+                (Some('D'), [path]) => ("deleted", None, (*path).to_owned()),
+                (_, [path, ..]) => ("modified", None, (*path).to_owned()),
+                _ => continue,
+            };
+            changes.push((status, old_path, path, additions, deletions));
+        }
+        Ok(changes)
+    }
+
+    /// What checkpoint commit `to` changed since commit `from` (`None`: since where the
+    /// session forked from `base`), file by file with line counts.
+    pub async fn changes_between(
+        &self,
+        from: Option<&str>,
+        to: &str,
+        base: &str,
+    ) -> Result<Vec<ChangedFile>, GitError> {
+        let from = match from {
+            Some(from) => from.to_owned(),
+            None => git::tether(self.worktree.place(), &["merge-base", base, to], None)
+                .await
+                .unwrap_or_else(|_| base.to_owned()),
+        };
+        self.changed_files(
+            &format!("{}^{{tree}}", from.trim()),
+            &format!("{to}^{{tree}}"),
+        )
+        .await
     }
 
     /// Whether checkpoint `name` exists.

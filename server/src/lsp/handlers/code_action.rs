@@ -91,6 +91,9 @@ pub fn actions(manager: &Sessions, params: &CodeActionParams) -> Vec<CodeActionO
                 },
             ));
         }
+        if !session.status.is_active() && !session.read_only {
+            rewind_actions(manager, &session, &mut actions);
+        }
         // Tether's agent's conversation (the only kind with a context it reports) can be
         // compacted between turns.
         if !session.status.is_active() && !session.read_only && session.context.is_some() {
@@ -126,6 +129,52 @@ pub fn actions(manager: &Sessions, params: &CodeActionParams) -> Vec<CodeActionO
         ));
     }
     actions
+}
+
+/// The checkpoints a session can go back to: the latest three turns and its start, newest
+/// first, and the undo of its last rewind.
+fn rewind_actions(
+    manager: &Sessions,
+    session: &SessionInfo,
+    actions: &mut Vec<CodeActionOrCommand>,
+) {
+    let Ok(view) = manager.view(&session.id) else {
+        return;
+    };
+    let name = &session.name;
+    if view.rewinds > 0 {
+        let undo = format!("before-rewind-{}", view.rewinds);
+        if view.checkpoints.contains(&undo) {
+            actions.push(action::<methods::Rewind>(
+                format!("tether: {name}: Undo the last rewind ({undo})"),
+                &api::RewindParams {
+                    id: session.id.clone(),
+                    checkpoint: Some(undo),
+                    turn: None,
+                },
+            ));
+        }
+    }
+    let turns = view
+        .checkpoints
+        .iter()
+        .rev()
+        .filter(|checkpoint| checkpoint.starts_with("turn-"))
+        .take(3);
+    let start = view
+        .checkpoints
+        .iter()
+        .filter(|checkpoint| *checkpoint == "start");
+    for checkpoint in turns.chain(start) {
+        actions.push(action::<methods::Rewind>(
+            format!("tether: {name}: Rewind to {checkpoint}"),
+            &api::RewindParams {
+                id: session.id.clone(),
+                checkpoint: Some(checkpoint.clone()),
+                turn: None,
+            },
+        ));
+    }
 }
 
 /// "Ask the session to fix this" and "Dismiss" for each finding on the lines in `params`.

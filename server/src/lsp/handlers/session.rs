@@ -120,6 +120,7 @@ on_host!(
     Answer,
     DecidePlan,
     Rewind,
+    Checkpoints,
     Diff,
     Git,
     Loop,

@@ -111,6 +111,10 @@ pub struct SessionView {
     pub updated_at: u64,
     /// The agent's latest whole reply, by item id.
     pub last_reply: Option<String>,
+    /// Its checkpoints, oldest first.
+    pub checkpoints: Arc<Vec<String>>,
+    /// Rewinds so far: the last one is undone by checkpoint `before-rewind-<rewinds>`.
+    pub rewinds: u64,
 }
 
 impl SessionView {
@@ -155,6 +159,8 @@ impl SessionView {
             evidence: state.evidence.clone(),
             updated_at: state.updated_at,
             last_reply: state.last_reply.clone(),
+            checkpoints: Arc::new(state.checkpoints.clone()),
+            rewinds: state.rewinds,
         }
     }
 }

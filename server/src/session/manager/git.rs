@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::actor::SessionHandle;
 use super::{SessionError, SessionManager};
+use crate::api;
 use crate::vocab::{Event, SessionSpec, new_item_id};
 use crate::workspace;
 
@@ -70,6 +71,63 @@ impl SessionManager {
             .await;
         let _ = std::fs::remove_file(&index);
         Ok(files?)
+    }
+
+    /// The session's checkpoints, oldest first, each with what it changed since the one
+    /// before (files without counts once the worktree is gone).
+    pub async fn checkpoints(&self, id: &str) -> Result<Vec<api::CheckpointInfo>, SessionError> {
+        let snapshot = self.get(id, 0)?;
+        let view = self.view(id)?;
+        let spec = &view.spec;
+        let mut undone = std::collections::HashMap::new();
+        let mut entries = Vec::new();
+        for record in &snapshot.events {
+            match &record.event {
+                Event::Checkpoint { name, commit } => entries.push(api::CheckpointInfo {
+                    name: name.clone(),
+                    commit: commit.clone(),
+                    at: record.at,
+                    turn: name.strip_prefix("turn-").and_then(|n| n.parse().ok()),
+                    undoes: None,
+                    files: Vec::new(),
+                }),
+                Event::Rewound { name, undo } => {
+                    undone.insert(undo.clone(), name.clone());
+                }
+                _ => {}
+            }
+        }
+        for entry in &mut entries {
+            entry.undoes = undone.get(&entry.name).cloned();
+        }
+        if !spec.worktree.exists() {
+            return Ok(entries);
+        }
+        let worktree = workspace::SessionWorktree::pin(&spec.repo, &spec.worktree)?;
+        let index = self.private_index(spec);
+        let checkpoints = checkpoints(spec, &worktree, &index);
+        let base = spec.base_commit.as_deref().unwrap_or(&spec.base_branch);
+        let mut previous: Option<String> = None;
+        for entry in &mut entries {
+            let changed = checkpoints
+                .changes_between(previous.as_deref(), &entry.commit, base)
+                .await
+                .unwrap_or_default();
+            entry.files = changed
+                .into_iter()
+                .filter_map(|(status, old_path, path, additions, deletions)| {
+                    Some(api::CheckpointFile {
+                        status: api::FileChange::from_name(status)?,
+                        path,
+                        old_path,
+                        additions,
+                        deletions,
+                    })
+                })
+                .collect();
+            previous = Some(entry.commit.clone());
+        }
+        Ok(entries)
     }
 
     /// Puts the worktree back to checkpoint `name` (`turn-<n>`, or the `before-rewind-<k>` a
