@@ -77,7 +77,34 @@ async fn vs_code_reviews_a_three_file_diff_hunk_by_hunk() {
         "{told}"
     );
     assert!(told.ends_with("thanks"), "{told}");
-    for shot in ["review", "review-diff", "reviewed"] {
+
+    // The timeline: the turn with its files and counts; a rewind to the start, then its undo.
+    for (field, wanted) in [
+        ("timeline", "turn 1 · 3 files +5 −3"),
+        ("timeline", "calc/extra.py (added) +2 −0"),
+        ("timeline", "Rewind here"),
+        ("timeline_rewound", "before the rewind to start"),
+        ("timeline_undone", "before the rewind to before-rewind-1"),
+    ] {
+        assert!(
+            results[field]
+                .as_str()
+                .is_some_and(|text| text.contains(wanted)),
+            "{field} shows {wanted:?}: {results:#}"
+        );
+    }
+    let worktree = std::fs::read_dir(env.home().join("state/worktrees"))
+        .expect("worktrees")
+        .flatten()
+        .flat_map(|repo| std::fs::read_dir(repo.path()).into_iter().flatten().flatten())
+        .map(|entry| entry.path())
+        .next()
+        .expect("the session's worktree");
+    assert!(
+        worktree.join("calc/extra.py").exists(),
+        "the undo put back what the rewind took: {worktree:?}"
+    );
+    for shot in ["review", "review-diff", "reviewed", "timeline"] {
         let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
         assert!(
             std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),

@@ -1,6 +1,7 @@
 // Reviews a session's three-file diff hunk by hunk in a real VS Code: the review panel's
 // Accept file / Reject / Reject file buttons and the diff editor's Accept Hunk title action,
-// then saves and sends a follow-up. Run by tests/e2e/vscode_review.rs.
+// then saves and sends a follow-up; then the panel's checkpoints timeline: rewind to the
+// start and undo it. Run by tests/e2e/vscode_review.rs.
 
 import { drive, page, palette, results, shot, step, text } from "./workbench.mjs";
 
@@ -80,6 +81,22 @@ async function main() {
   await panel.locator("#message").fill("thanks");
   await panel.locator("#message").press("Control+Enter");
   await panel.locator(".entry-message", { hasText: "understood" }).waitFor();
+
+  step("the checkpoints timeline: rewind to the start, then undo it");
+  // The session panel, in front of the review panel.
+  await page.locator(".tab", { hasText: /^Tether: / }).first().click();
+  await panel.locator("#checkpoints").click();
+  const timeline = panel.locator("#timeline");
+  await timeline.locator(".checkpoint[data-checkpoint='turn-1']").waitFor();
+  results.timeline = await text(timeline);
+  await shot("timeline");
+  await timeline.locator(".checkpoint[data-checkpoint='start'] .rewind").click();
+  const undo = timeline.locator(".checkpoint[data-checkpoint='before-rewind-1'] .undo-rewind");
+  await undo.waitFor();
+  results.timeline_rewound = await text(timeline);
+  await undo.click();
+  await timeline.locator(".checkpoint[data-checkpoint='before-rewind-2']").waitFor();
+  results.timeline_undone = await text(timeline);
 }
 
 await drive(main);

@@ -60,6 +60,8 @@ class SessionPanel {
   private readonly dirty = new Set<string>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private ready = false;
+  /** The page asked for the timeline: it is kept current from then on. */
+  private timelineShown = false;
   private loading: Promise<void> | undefined;
   /** Live events that arrived while the transcript was being read. */
   private held: EventParams[] = [];
@@ -137,6 +139,10 @@ class SessionPanel {
       this.held.push(params);
       void this.load();
       return;
+    }
+    const kind = (params.event as { kind?: string }).kind;
+    if (this.timelineShown && (kind === "checkpoint" || kind === "rewound")) {
+      void this.postCheckpoints();
     }
     const changed = this.transcript.apply(params);
     if (!changed || changed.length === 0) {
@@ -271,6 +277,38 @@ class SessionPanel {
       case "command":
         await this.runCommand(String(message.name), this.session);
         return;
+      case "checkpoints":
+        this.timelineShown = true;
+        await this.postCheckpoints();
+        return;
+      case "rewind":
+        await this.rewind(String(message.checkpoint));
+        return;
+    }
+  }
+
+  /** The timeline, read again (after a checkpoint or a rewind). */
+  private async postCheckpoints(): Promise<void> {
+    const got = await this.request<{ checkpoints: unknown[] }>("checkpoints", { id: this.session.id });
+    if (got) {
+      this.post({ type: "checkpoints", checkpoints: got.checkpoints });
+    }
+  }
+
+  /** Puts the worktree back to `checkpoint`, offering the undo the rewind leaves. */
+  private async rewind(checkpoint: string): Promise<void> {
+    const rewound = await this.request<{ undo: string }>("rewind", { id: this.session.id, checkpoint });
+    await this.postCheckpoints();
+    if (!rewound) {
+      return;
+    }
+    const undo = await vscode.window.showInformationMessage(
+      `Tether: ${this.session.name} is back at ${checkpoint}; what it was is kept as ${rewound.undo}.`,
+      "Undo",
+    );
+    if (undo === "Undo") {
+      await this.request("rewind", { id: this.session.id, checkpoint: rewound.undo });
+      await this.postCheckpoints();
     }
   }
 
@@ -321,6 +359,7 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
   const nonce = randomBytes(16).toString("hex");
   const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "panel.js"));
   const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "dom.js"));
+  const timeline = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "timeline.js"));
   const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
   const markdown = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, MARKDOWN_IT, "markdown-it.min.js"));
   return `<!DOCTYPE html>
@@ -333,6 +372,7 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 </head>
 <body>
 <div id="header"></div>
+<div id="timeline" hidden></div>
 <div id="entries" aria-live="polite"></div>
 <div id="error" role="alert" hidden></div>
 <div id="attachments" hidden></div>
@@ -343,6 +383,7 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 </div>
 <script nonce="${nonce}" src="${markdown.toString()}"></script>
 <script nonce="${nonce}" src="${dom.toString()}"></script>
+<script nonce="${nonce}" src="${timeline.toString()}"></script>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;

@@ -172,6 +172,7 @@ interface PanelEntry extends Json {
         button("Apply changes", () => vscode.postMessage({ type: "command", name: "apply" }), { id: "apply" }),
         button("Run review", () => vscode.postMessage({ type: "command", name: "review" })),
         button("Review hunks", () => vscode.postMessage({ type: "command", name: "reviewChanges" }), { id: "review-hunks" }),
+        button("Checkpoints", () => vscode.postMessage({ type: "checkpoints" }), { id: "checkpoints" }),
         ...(header.context
           ? [button("Compact", () => vscode.postMessage({ type: "compact" }), {
               id: "compact",
@@ -626,6 +627,10 @@ interface PanelEntry extends Json {
       for (const image of document.querySelectorAll(`img[data-sha256="${CSS.escape(sha256)}"]`)) {
         (image as HTMLImageElement).src = str(message.url);
       }
+    } else if (message.type === "checkpoints") {
+      drawTimeline(document.getElementById("timeline") as HTMLElement, (message.checkpoints ?? []) as TimelineCheckpoint[], (name) =>
+        vscode.postMessage({ type: "rewind", checkpoint: name }),
+      );
     } else if (message.type === "error") {
       errorBox.textContent = str(message.text);
       errorBox.hidden = false;
