@@ -444,6 +444,25 @@ async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
             && told.ends_with("thanks"),
         "{told}"
     );
+    // The checkpoints, from the transcript's `gc` and `:Tether checkpoints`: a rewind to the
+    // start took the new file away, its undo put it back.
+    let items: Vec<&str> = results["checkpoint_items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        items.first().is_some_and(|item| item.starts_with("turn 1 · 2 files +3 −2")
+            && item.contains("new.txt, numbers.txt")),
+        "{items:?}"
+    );
+    assert!(
+        items.iter().any(|item| item.starts_with("before the rewind to start (undoes it)")),
+        "{items:?}"
+    );
+    assert_eq!(results["rewound_removed_new_file"], true, "{results:#}");
+    assert_eq!(results["undo_restored_new_file"], true, "{results:#}");
 }
 
 /// README.md's lazy.nvim spec sets the plugin up from the repository's folder, with no path

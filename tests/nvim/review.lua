@@ -5,7 +5,18 @@
 local harness = dofile(vim.env.TETHER_NVIM_TESTS .. '/harness.lua')
 local results, step, fail, finish = harness.results, harness.step, harness.fail, harness.finish
 
-vim.ui.select = function(items, _, on_choice)
+-- The checkpoint to rewind to, by name, when the checkpoints picker asks.
+local rewind_to
+results.checkpoint_items = {}
+vim.ui.select = function(items, opts, on_choice)
+  if rewind_to and opts.prompt:find('^Rewind ') then
+    for index, item in ipairs(items) do
+      table.insert(results.checkpoint_items, opts.format_item(item))
+      if item.name == rewind_to then
+        return on_choice(item, index)
+      end
+    end
+  end
   on_choice(items[1], 1)
 end
 results.notified = {}
@@ -102,5 +113,22 @@ harness.run(function()
   if not waiting_session(tether, session.lastSeq + 3) then
     return fail('the follow-up never finished')
   end
+
+  step('gc in the transcript: rewind to the start, then undo it')
+  local new_file = session.worktree .. '/new.txt'
+  local transcript = tether.open_transcript(session)
+  rewind_to = 'start'
+  vim.api.nvim_set_current_buf(transcript)
+  vim.cmd('normal gc')
+  vim.wait(10000, function()
+    return vim.fn.filereadable(new_file) == 0
+  end, 20)
+  results.rewound_removed_new_file = vim.fn.filereadable(new_file) == 0
+  rewind_to = 'before-rewind-1'
+  vim.cmd('Tether checkpoints')
+  vim.wait(10000, function()
+    return vim.fn.filereadable(new_file) == 1
+  end, 20)
+  results.undo_restored_new_file = vim.fn.filereadable(new_file) == 1
   finish(true)
 end)

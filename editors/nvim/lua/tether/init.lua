@@ -170,6 +170,9 @@ function M.open_transcript(session)
     vim.api.nvim_buf_set_name(buf, "tether://" .. session.name)
     vim.bo[buf].filetype = "markdown"
     vim.bo[buf].bufhidden = "hide"
+    vim.keymap.set("n", "gc", function()
+      require("tether.checkpoints").pick(session)
+    end, { buffer = buf, desc = "tether: the session's checkpoints (rewind, undo)" })
     transcripts[session.id] = buf
   end
   vim.api.nvim_set_current_buf(buf)
@@ -492,6 +495,10 @@ commands["review-diff"] = function()
   require("tether.review").command()
 end
 
+function commands.checkpoints()
+  require("tether.checkpoints").command()
+end
+
 --- `:Tether <subcommand> [text]`.
 function M.command(opts)
   local name, rest = opts.args:match("^(%S+)%s*(.*)$")
@@ -549,7 +556,7 @@ function M.setup(opts)
   vim.api.nvim_create_user_command("Tether", M.command, {
     nargs = "+",
     desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task|"
-      .. "feedback|edit|unqueue|compact|doctor|review-diff",
+      .. "feedback|edit|unqueue|compact|doctor|review-diff|checkpoints",
     complete = function(lead, line)
       local args = line:match("^%s*Tether%s+send%s+(.*)$") or line:match("^%s*Tether%s+new%s+(.*)$")
       if args then
