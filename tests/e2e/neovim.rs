@@ -397,6 +397,7 @@ async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
     ]));
     model.push(Reply::text(&["changed"]));
     model.push(Reply::text(&["understood"]));
+    model.push(Reply::text(&["fixed five"]));
     let results = run_script(&nvim, "review.lua", &env, &model, "numbers.txt", &[]).await;
 
     assert_eq!(results["windows"], 2, "{results:#}");
@@ -434,7 +435,7 @@ async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
     let saved = std::fs::read_to_string(env.repo().join("numbers.txt")).expect("read");
     assert_eq!(saved, numbers.replace("line 3\n", "line three\n"));
     let requests = model.requests();
-    assert_eq!(requests.len(), 3, "{requests:#?}");
+    assert_eq!(requests.len(), 4, "{requests:#?}");
     let told = last_message(&requests[2]);
     assert!(
         told.contains("rejected these hunks")
@@ -463,6 +464,19 @@ async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
     );
     assert_eq!(results["rewound_removed_new_file"], true, "{results:#}");
     assert_eq!(results["undo_restored_new_file"], true, "{results:#}");
+    // :Tether findings: listed (and in the quickfix list), fixed, then dismissed.
+    assert_eq!(
+        results["finding_items"],
+        json!(["[high] numbers.txt:5 five is wrong (review)"]),
+        "{results:#}"
+    );
+    assert_eq!(results["finding_actions"], json!(["Fix", "Dismiss", "Open"]));
+    assert_eq!(results["quickfix_title"], "tether findings: change-the-numbers");
+    assert_eq!(results["quickfix_text"], "[high] five is wrong (review)");
+    assert_eq!(results["quickfix_line"], 5);
+    let fix = last_message(&requests[3]);
+    assert!(fix.contains("five is wrong") && fix.contains("numbers.txt"), "{fix}");
+    assert_eq!(results["open_after_dismiss"], 0, "{results:#}");
 }
 
 /// README.md's lazy.nvim spec sets the plugin up from the repository's folder, with no path

@@ -154,6 +154,8 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     model.push(Reply::text(&["the summary"]));
     // The image pasted into the message box.
     model.push(Reply::text(&["a single pixel"]));
+    // The finding's Fix button.
+    model.push(Reply::text(&["added the test"]));
     write_config(env.home(), &model);
 
     let workbench = Workbench::start(&env, &[("tether.permissionMode", "ask")]).await;
@@ -164,7 +166,13 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     // typed as "Other"), the rejection's feedback, the approval, the allowed edit, the
     // follow-up.
     let requests = model.requests();
-    assert_eq!(requests.len(), 11, "every scripted reply was asked for");
+    assert_eq!(requests.len(), 12, "every scripted reply was asked for");
+    // Fix sent the session the finding.
+    let fix = last_message(&requests[11]);
+    assert!(
+        fix.contains("no test catches swapped operands") && fix.contains("calc/ops.py"),
+        "{fix:?}"
+    );
     let answers = last_message(&requests[1]);
     for wanted in ["neither: use minus", "unit tests", "types", "keep it small"] {
         assert!(answers.contains(wanted), "{wanted:?} in {answers:?}");
@@ -280,6 +288,20 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         results["panel_visible_beside_diff"], true,
         "the diff opened beside the panel, not over it"
     );
+    // The findings list, and Dismiss taking the finding out of the Problems view.
+    assert!(
+        results["findings_list"]
+            .as_str()
+            .is_some_and(|list| list.contains("high · calc/ops.py:11 no test catches swapped operands")),
+        "{results:#}"
+    );
+    assert_eq!(results["finding_dismissed"], true, "{results:#}");
+    assert!(
+        results["problems_after_dismiss"]
+            .as_str()
+            .is_some_and(|text| !text.contains("no test catches swapped operands")),
+        "{results:#}"
+    );
     for shot in [
         "question",
         "plan",
@@ -293,6 +315,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         "context",
         "attachment",
         "completion",
+        "findings",
     ] {
         let path = screenshots.join(format!("vscode-{shot}.png"));
         assert!(

@@ -5,10 +5,22 @@
 local harness = dofile(vim.env.TETHER_NVIM_TESTS .. '/harness.lua')
 local results, step, fail, finish = harness.results, harness.step, harness.fail, harness.finish
 
--- The checkpoint to rewind to, by name, when the checkpoints picker asks.
-local rewind_to
+-- The checkpoint to rewind to, by name, when the checkpoints picker asks; what to do with a
+-- finding, when its actions are offered.
+local rewind_to, finding_action
 results.checkpoint_items = {}
 vim.ui.select = function(items, opts, on_choice)
+  if finding_action and opts.prompt == 'five is wrong' then
+    results.finding_actions = items
+    for index, item in ipairs(items) do
+      if item == finding_action then
+        return on_choice(item, index)
+      end
+    end
+  end
+  if opts.prompt:find('^Findings of ') then
+    results.finding_items = vim.tbl_map(opts.format_item, items)
+  end
   if rewind_to and opts.prompt:find('^Rewind ') then
     for index, item in ipairs(items) do
       table.insert(results.checkpoint_items, opts.format_item(item))
@@ -130,5 +142,50 @@ harness.run(function()
     return vim.fn.filereadable(new_file) == 1
   end, 20)
   results.undo_restored_new_file = vim.fn.filereadable(new_file) == 1
+
+  step(':Tether findings: Fix, then Dismiss')
+  tether.request('findings', {
+    id = session.id,
+    source = 'review',
+    findings = {
+      {
+        id = 'f1',
+        file = 'numbers.txt',
+        startLine = 5,
+        endLine = 5,
+        severity = 'high',
+        category = 'bug',
+        title = 'five is wrong',
+        body = 'it should be 5',
+      },
+    },
+  })
+  vim.wait(2000, function()
+    return false
+  end, 100)
+  local before = waiting_session(tether)
+  finding_action = 'Fix'
+  vim.cmd('Tether findings')
+  if not waiting_session(tether, before.lastSeq + 3) then
+    return fail('the fix never finished')
+  end
+  local quickfix = vim.fn.getqflist({ title = 1, items = 1 })
+  results.quickfix_title = quickfix.title
+  results.quickfix_text = quickfix.items[1] and quickfix.items[1].text
+  results.quickfix_line = quickfix.items[1] and quickfix.items[1].lnum
+  finding_action = 'Dismiss'
+  vim.cmd('Tether findings')
+  local open, asking = nil, false
+  vim.wait(10000, function()
+    if not asking then
+      asking = true
+      tether.request('findings', { id = session.id }, function(listed)
+        asking = false
+        open = #(listed.findings or {})
+      end)
+    end
+    return open == 0
+  end, 100)
+  results.open_after_dismiss = open
   finish(true)
 end)

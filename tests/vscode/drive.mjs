@@ -210,6 +210,28 @@ async function main() {
   await box.press("Enter");
   results.completed_command = await box.inputValue();
   await box.fill("");
+
+  step("the findings list, Fix, then Dismiss");
+  await palette("Tether: Findings");
+  await page.locator('.quick-input-widget input[placeholder="Which session?"]').waitFor();
+  await page.keyboard.press("Enter");
+  const list = page.locator(".quick-input-widget", { hasText: "Findings of" });
+  await list.locator(".monaco-list-row", { hasText: "no test catches swapped operands" }).waitFor();
+  results.findings_list = await text(list.locator(".quick-input-list"));
+  await shot("findings");
+  await page.keyboard.press("Escape");
+  const row = panel.locator(".finding", { hasText: "no test catches swapped operands" }).first();
+  await row.locator(".fix-finding").click();
+  await panel.locator(".entry-message", { hasText: "added the test" }).waitFor();
+  await row.locator(".dismiss-finding").click();
+  await row.locator(".dismissed").waitFor();
+  results.finding_dismissed = true;
+  await palette("Problems: Focus on Problems View");
+  const problemsView = page.locator(".markers-panel").first();
+  await problemsView
+    .locator(".monaco-list-row", { hasText: "no test catches swapped operands" })
+    .waitFor({ state: "detached" });
+  results.problems_after_dismiss = await text(problemsView);
 }
 
 await drive(main);

@@ -18,6 +18,7 @@ import { type TaskInfo, TaskStore, describeTask } from "./tasks";
 import { type SettingsSource, serverSettings } from "./settings";
 import { checkedBinary, selfOf, showDoctor } from "./install";
 import { ReviewPanels } from "./reviewPanel";
+import { showFindings } from "./findings";
 
 let client: LanguageClient | undefined;
 const store = new SessionStore();
@@ -378,6 +379,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const session = await chooseSession(node);
     if (session) {
       await reviews.open(store.get(session.id) ?? session);
+    }
+  });
+  on("findings", async (node) => {
+    const session = await chooseSession(node);
+    if (session) {
+      await showFindings(session, request);
     }
   });
   on("acceptHunk", () => reviews.decideAtCursor("accepted"));

@@ -277,6 +277,12 @@ class SessionPanel {
       case "command":
         await this.runCommand(String(message.name), this.session);
         return;
+      case "fixFinding":
+        await this.request("fixFinding", { id, findingId: String(message.findingId) });
+        return;
+      case "dismissFinding":
+        await this.request("dismissFinding", { id, findingId: String(message.findingId) });
+        return;
       case "checkpoints":
         this.timelineShown = true;
         await this.postCheckpoints();

@@ -26,6 +26,8 @@ export interface Finding {
   category: string;
   title: string;
   body?: string;
+  /** Dismissed by the user (a `resolved` event): its diagnostic is gone. */
+  dismissed?: boolean;
 }
 
 /** What the panel draws, one per item (or per notice). `open` is true while it waits on the user. */
@@ -406,7 +408,18 @@ export class Transcript {
 
   private resolved(id: string, outcome: string): string[] {
     const entry = this.entries.get(id);
-    if (!entry || !("open" in entry)) {
+    if (!entry) {
+      // A finding's id: the review or verification that holds it shows it dismissed.
+      for (const holder of this.entries.values()) {
+        const finding = holder.kind === "findings" ? holder.findings.find((finding) => finding.id === id) : undefined;
+        if (finding) {
+          finding.dismissed = true;
+          return [holder.id];
+        }
+      }
+      return [];
+    }
+    if (!("open" in entry)) {
       return [];
     }
     entry.open = false;

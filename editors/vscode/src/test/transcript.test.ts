@@ -195,3 +195,14 @@ test("a turn's usage fills the context meter and the reply's cost; a summary emp
   assert.deepEqual(transcript.apply(events[3]), ["s1", "header"]);
   assert.equal(transcript.header.context?.usedTokens, 2);
 });
+
+test("a dismissed finding shows dismissed in its review", () => {
+  const finding = { id: "f1", file: "a.rs", startLine: 3, endLine: 3, severity: "high", category: "bug", title: "off by one" };
+  const transcript = fold(
+    { kind: "item", phase: "completed", item: { id: "r1", type: "review", status: "completed", findings: [finding] } },
+    { kind: "resolved", itemId: "f1", outcome: "dismissed" },
+  );
+  const entry = transcript.entry("r1");
+  assert.equal(entry?.kind, "findings");
+  assert.equal(entry?.kind === "findings" && entry.findings[0].dismissed, true);
+});

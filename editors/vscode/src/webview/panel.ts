@@ -475,7 +475,7 @@ interface PanelEntry extends Json {
             ...findings.map((finding) =>
               el(
                 "li",
-                {},
+                { class: "finding", "data-finding": str(finding.id) },
                 el("span", { class: `badge severity-${str(finding.severity)}` }, str(finding.severity)),
                 " ",
                 finding.file
@@ -483,7 +483,20 @@ interface PanelEntry extends Json {
                       vscode.postMessage({ type: "open", file: finding.file, line: finding.startLine }),
                     { class: "link" })
                   : "",
-                ` ${str(finding.title)}`,
+                ` ${str(finding.title)} `,
+                finding.dismissed
+                  ? el("span", { class: "muted dismissed" }, "dismissed")
+                  : el(
+                      "span",
+                      { class: "finding-actions" },
+                      button("Fix", () => vscode.postMessage({ type: "fixFinding", findingId: finding.id }), {
+                        class: "fix-finding",
+                        title: "Ask the session to fix this",
+                      }),
+                      button("Dismiss", () => vscode.postMessage({ type: "dismissFinding", findingId: finding.id }), {
+                        class: "dismiss-finding",
+                      }),
+                    ),
               ),
             ),
           ),
