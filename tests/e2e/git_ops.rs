@@ -131,6 +131,14 @@ async fn every_git_operation_against_a_real_remote() {
     // Discard: one file, then everything.
     std::fs::write(worktree.join("README.md"), "scribbles\n").expect("write");
     std::fs::write(worktree.join("b.txt"), "stray\n").expect("write");
+    // An unstaged change listed first keeps its leading space: " M", not a staged "M" on a
+    // path missing its first letter.
+    let status = op(&mut client, &id, json!({"op": "status"})).await;
+    assert_eq!(
+        file_codes(&status, "README.md"),
+        Some((" ".into(), "M".into())),
+        "{status}"
+    );
     op(
         &mut client,
         &id,

@@ -1,9 +1,10 @@
-//! Hunk-by-hunk review in a real VS Code (code-server, driven by tests/vscode/drive_review.mjs):
-//! a three-file diff where the user accepts some hunks and rejects others, from the review
-//! panel and from the diff editor's title bar; what lands in the files and what the agent is
-//! told.
+//! A session's changes in a real VS Code (code-server): hunk-by-hunk review of a three-file
+//! diff (tests/vscode/drive_review.mjs), accepting some hunks and rejecting others from the
+//! review panel and the diff editor's title bar, what lands in the files and what the agent
+//! is told, and the checkpoints timeline; and the Git panel against a bare remote
+//! (tests/vscode/drive_git.mjs).
 
-use crate::support::{FakeModel, Reply, last_message};
+use crate::support::{FakeModel, Reply, git, last_message};
 use crate::vscode::{Workbench, sample_repository};
 
 /// Two hunks in calc/ops.py (lines 5 and 23, far enough apart), one in README.md, a new file.
@@ -105,6 +106,58 @@ async fn vs_code_reviews_a_three_file_diff_hunk_by_hunk() {
         "the undo put back what the rewind took: {worktree:?}"
     );
     for shot in ["review", "review-diff", "reviewed", "timeline"] {
+        let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
+        assert!(
+            std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),
+            "{path:?} was taken"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs code-server, Chromium and the packaged extension: scripts/code-server.sh installs them, scripts/test.sh runs this"]
+async fn vs_code_git_panel_stages_commits_pushes_and_merges() {
+    let env = sample_repository();
+    env.identify_user();
+    let remote = env.home().join("remote.git");
+    git(env.home(), &["init", "-q", "--bare", remote.to_str().expect("path")]);
+    git(&env.repo(), &["remote", "add", "origin", remote.to_str().expect("path")]);
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&CHANGES[2..]));
+    model.push(Reply::text(&["tidied up"]));
+    env.write_user_config(&format!(
+        "default_provider = \"fake\"\n\n[review]\nauto = false\n\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\nmax_retries = 0\ntimeout_secs = 10\n",
+        model.base_url()
+    ));
+
+    let workbench = Workbench::start(&env, &[]).await;
+    let results = workbench.drive("drive_git.mjs", &[]).await;
+
+    for (field, wanted) in [
+        ("git_before", "Changes (2)"),
+        ("git_before", "U calc/extra.py"),
+        ("git_before", "M README.md"),
+        ("git_before", "0 ahead, 0 behind · not pushed yet"),
+        ("git_refusal", "nothing is staged; stage files first"),
+        ("git_one_staged", "Staged (1)"),
+        ("git_committed", "1 ahead, 0 behind"),
+        ("git_pushed", ": up to date"),
+        ("git_merged", "0 ahead, 0 behind"),
+    ] {
+        assert!(
+            results[field]
+                .as_str()
+                .is_some_and(|text| text.contains(wanted)),
+            "{field} shows {wanted:?}: {results:#}"
+        );
+    }
+    // The branch reached the remote; the commit is on main, in the user's files too.
+    let branch = git(&remote, &["for-each-ref", "--format=%(refname)", "refs/heads/tether/"]);
+    assert!(branch.contains("refs/heads/tether/tidy-the-calculator"), "{branch}");
+    let log = git(&env.repo(), &["log", "--format=%s", "main"]);
+    assert!(log.contains("Tidy the calculator"), "{log}");
+    assert!(env.repo().join("calc/extra.py").exists());
+    for shot in ["git", "git-merged"] {
         let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
         assert!(
             std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),

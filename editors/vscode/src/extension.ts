@@ -19,6 +19,7 @@ import { type SettingsSource, serverSettings } from "./settings";
 import { checkedBinary, selfOf, showDoctor } from "./install";
 import { ReviewPanels } from "./reviewPanel";
 import { showFindings } from "./findings";
+import { GitPanels } from "./gitPanel";
 
 let client: LanguageClient | undefined;
 const store = new SessionStore();
@@ -125,6 +126,18 @@ async function request<T>(method: string, params: unknown): Promise<T | undefine
   } catch (error) {
     void vscode.window.showErrorMessage(`Tether: ${method}: ${(error as Error).message}`);
     return undefined;
+  }
+}
+
+/** Sends a request; its result, or the server's error message (shown where the caller shows it). */
+async function tryRequest<T>(method: string, params: unknown): Promise<{ result?: T; error?: string }> {
+  if (!client) {
+    return { error: "the server is not running" };
+  }
+  try {
+    return { result: await client.sendRequest<T>(method.includes("/") ? method : `tether/session/${method}`, params) };
+  } catch (error) {
+    return { error: (error as Error).message };
   }
 }
 
@@ -379,6 +392,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const session = await chooseSession(node);
     if (session) {
       await reviews.open(store.get(session.id) ?? session);
+    }
+  });
+  const gitPanels = new GitPanels(context.extensionUri, tryRequest);
+  context.subscriptions.push(gitPanels);
+  on("git", async (node) => {
+    const session = await chooseSession(node);
+    if (session) {
+      await gitPanels.open(store.get(session.id) ?? session);
     }
   });
   on("findings", async (node) => {

@@ -130,7 +130,9 @@ pub(crate) async fn run(
         .await
         .map_err(GitError::Spawn)?;
     if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        // Trailing whitespace only: a leading space means something (`git status --porcelain`
+        // starts an unstaged change with one).
+        Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_owned())
     } else {
         Err(GitError::Command {
             repo: place.dir().to_owned(),

@@ -173,6 +173,7 @@ interface PanelEntry extends Json {
         button("Run review", () => vscode.postMessage({ type: "command", name: "review" })),
         button("Review hunks", () => vscode.postMessage({ type: "command", name: "reviewChanges" }), { id: "review-hunks" }),
         button("Checkpoints", () => vscode.postMessage({ type: "checkpoints" }), { id: "checkpoints" }),
+        button("Git", () => vscode.postMessage({ type: "command", name: "git" }), { id: "git" }),
         ...(header.context
           ? [button("Compact", () => vscode.postMessage({ type: "compact" }), {
               id: "compact",

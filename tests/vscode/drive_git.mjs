@@ -1,0 +1,65 @@
+// The Git panel in a real VS Code: a refused commit (nothing staged), stage one file, stage
+// all, commit, push to the bare remote, merge into the base. Run by tests/e2e/vscode_review.rs.
+
+import { drive, page, palette, results, shot, step, text } from "./workbench.mjs";
+
+/** The frame of the webview that has `selector` (several webviews are open at once). */
+async function frameWith(selector) {
+  for (let tries = 0; tries < 300; tries++) {
+    for (const frame of page.frames()) {
+      if ((await frame.locator(selector).count().catch(() => 0)) > 0) {
+        return frame;
+      }
+    }
+    await page.waitForTimeout(200);
+  }
+  throw new Error(`no webview shows ${selector}`);
+}
+
+async function main() {
+  step("a session changes two files");
+  await palette("Tether: New Session");
+  await page.locator(".quick-input-widget", { hasText: "Which agent runs the session?" }).waitFor();
+  await page.keyboard.press("Enter");
+  await page.locator(".quick-input-widget", { hasText: "What should the session do?" }).waitFor();
+  const prompt = page.locator(".quick-input-widget input").first();
+  await prompt.fill("tidy the calculator");
+  await prompt.press("Enter");
+  const panel = await frameWith(".entry-message");
+  await panel.locator(".entry-message", { hasText: "tidied up" }).waitFor();
+
+  step("open the Git panel from the session panel");
+  await panel.locator("#git").click();
+  const git = await frameWith("#branch-line");
+  await git.locator(".git-unstaged").first().waitFor();
+  results.git_before = await text(git.locator("body"));
+  await shot("git");
+
+  step("commit with nothing staged is refused, saying why");
+  await git.locator("#commit-message").fill("Tidy the calculator");
+  await git.locator("#commit-button").click();
+  await git.locator("#error:not([hidden])").waitFor();
+  results.git_refusal = await text(git.locator("#error"));
+
+  step("stage one file, then all");
+  await git.locator(".git-unstaged[data-path='README.md'] .stage").click();
+  await git.locator(".git-staged[data-path='README.md']").waitFor();
+  results.git_one_staged = await text(git.locator("#files"));
+  await git.locator(".stage-all").click();
+  await git.locator(".git-staged[data-path='calc/extra.py']").waitFor();
+
+  step("commit, push, merge into main");
+  await git.locator("#commit-message").fill("Tidy the calculator");
+  await git.locator("#commit-button").click();
+  await git.locator("#done", { hasText: "commit: done" }).waitFor();
+  results.git_committed = await text(git.locator("#branch-line"));
+  await git.locator(".push").click();
+  await git.locator("#branch-line", { hasText: "up to date" }).waitFor();
+  results.git_pushed = await text(git.locator("#branch-line"));
+  await git.locator(".merge-to-base").click();
+  await git.locator("#done", { hasText: "mergeToBase: done" }).waitFor();
+  results.git_merged = await text(git.locator("#branch-line"));
+  await shot("git-merged");
+}
+
+await drive(main);
