@@ -454,12 +454,16 @@ async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
         .filter_map(Value::as_str)
         .collect();
     assert!(
-        items.first().is_some_and(|item| item.starts_with("turn 1 · 2 files +3 −2")
-            && item.contains("new.txt, numbers.txt")),
+        items
+            .first()
+            .is_some_and(|item| item.starts_with("turn 1 · 2 files +3 −2")
+                && item.contains("new.txt, numbers.txt")),
         "{items:?}"
     );
     assert!(
-        items.iter().any(|item| item.starts_with("before the rewind to start (undoes it)")),
+        items
+            .iter()
+            .any(|item| item.starts_with("before the rewind to start (undoes it)")),
         "{items:?}"
     );
     assert_eq!(results["rewound_removed_new_file"], true, "{results:#}");
@@ -470,13 +474,84 @@ async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
         json!(["[high] numbers.txt:5 five is wrong (review)"]),
         "{results:#}"
     );
-    assert_eq!(results["finding_actions"], json!(["Fix", "Dismiss", "Open"]));
-    assert_eq!(results["quickfix_title"], "tether findings: change-the-numbers");
+    assert_eq!(
+        results["finding_actions"],
+        json!(["Fix", "Dismiss", "Open"])
+    );
+    assert_eq!(
+        results["quickfix_title"],
+        "tether findings: change-the-numbers"
+    );
     assert_eq!(results["quickfix_text"], "[high] five is wrong (review)");
     assert_eq!(results["quickfix_line"], 5);
     let fix = last_message(&requests[3]);
-    assert!(fix.contains("five is wrong") && fix.contains("numbers.txt"), "{fix}");
+    assert!(
+        fix.contains("five is wrong") && fix.contains("numbers.txt"),
+        "{fix}"
+    );
     assert_eq!(results["open_after_dismiss"], 0, "{results:#}");
+}
+
+/// `:Tether git`: the status buffer's keys against a bare remote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Neovim 0.11: scripts/neovim.sh installs it, scripts/test.sh runs this"]
+async fn the_neovim_plugin_git_buffer_stages_commits_pushes_and_merges() {
+    let nvim = checked_neovim();
+    let env = TestEnv::new();
+    env.identify_user();
+    let remote = env.home().join("remote.git");
+    git(
+        env.home(),
+        &["init", "-q", "--bare", "-b", "main", "remote.git"],
+    );
+    git(
+        &env.repo(),
+        &["remote", "add", "origin", remote.to_str().expect("path")],
+    );
+    git(&env.repo(), &["push", "-q", "origin", "main"]);
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[
+        ("write_file", r#"{"path": "a.txt", "content": "one\n"}"#),
+        (
+            "edit_file",
+            r##"{"path": "README.md", "old_string": "# sample\n", "new_string": "# sample, changed\n"}"##,
+        ),
+    ]));
+    model.push(Reply::text(&["done"]));
+    let results = run_script(&nvim, "git.lua", &env, &model, "README.md", &[]).await;
+
+    assert_eq!(results["name"], "tether-git://add-a", "{results:#}");
+    for (field, wanted) in [
+        (
+            "before",
+            "tether/add-a → main: 0 ahead, 0 behind · not pushed yet",
+        ),
+        ("before", "U a.txt"),
+        ("before", "M README.md"),
+        ("staged", "Staged (1)\nA a.txt"),
+        ("committed", "1 ahead, 0 behind"),
+        ("refused", "Refused: nothing is staged; stage files first"),
+        ("pushed", "origin/tether/add-a: up to date"),
+        ("merged", "0 ahead, 0 behind"),
+    ] {
+        assert!(
+            results[field]
+                .as_str()
+                .is_some_and(|text| text.contains(wanted)),
+            "{field} shows {wanted:?}: {results:#}"
+        );
+    }
+    let branch = git(
+        &remote,
+        &["for-each-ref", "--format=%(refname)", "refs/heads/tether/"],
+    );
+    assert!(branch.contains("refs/heads/tether/add-a"), "{branch}");
+    let log = git(&env.repo(), &["log", "--format=%s", "main"]);
+    assert!(log.contains("add a"), "{log}");
+    assert!(
+        env.repo().join("a.txt").exists(),
+        "merged into the checked-out main"
+    );
 }
 
 /// README.md's lazy.nvim spec sets the plugin up from the repository's folder, with no path

@@ -290,9 +290,9 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     );
     // The findings list, and Dismiss taking the finding out of the Problems view.
     assert!(
-        results["findings_list"]
-            .as_str()
-            .is_some_and(|list| list.contains("high · calc/ops.py:11 no test catches swapped operands")),
+        results["findings_list"].as_str().is_some_and(
+            |list| list.contains("high · calc/ops.py:11 no test catches swapped operands")
+        ),
         "{results:#}"
     );
     assert_eq!(results["finding_dismissed"], true, "{results:#}");

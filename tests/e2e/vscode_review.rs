@@ -97,7 +97,12 @@ async fn vs_code_reviews_a_three_file_diff_hunk_by_hunk() {
     let worktree = std::fs::read_dir(env.home().join("state/worktrees"))
         .expect("worktrees")
         .flatten()
-        .flat_map(|repo| std::fs::read_dir(repo.path()).into_iter().flatten().flatten())
+        .flat_map(|repo| {
+            std::fs::read_dir(repo.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .map(|entry| entry.path())
         .next()
         .expect("the session's worktree");
@@ -120,8 +125,14 @@ async fn vs_code_git_panel_stages_commits_pushes_and_merges() {
     let env = sample_repository();
     env.identify_user();
     let remote = env.home().join("remote.git");
-    git(env.home(), &["init", "-q", "--bare", remote.to_str().expect("path")]);
-    git(&env.repo(), &["remote", "add", "origin", remote.to_str().expect("path")]);
+    git(
+        env.home(),
+        &["init", "-q", "--bare", remote.to_str().expect("path")],
+    );
+    git(
+        &env.repo(),
+        &["remote", "add", "origin", remote.to_str().expect("path")],
+    );
     let model = FakeModel::start().await;
     model.push(Reply::tool_calls(&CHANGES[2..]));
     model.push(Reply::text(&["tidied up"]));
@@ -152,8 +163,14 @@ async fn vs_code_git_panel_stages_commits_pushes_and_merges() {
         );
     }
     // The branch reached the remote; the commit is on main, in the user's files too.
-    let branch = git(&remote, &["for-each-ref", "--format=%(refname)", "refs/heads/tether/"]);
-    assert!(branch.contains("refs/heads/tether/tidy-the-calculator"), "{branch}");
+    let branch = git(
+        &remote,
+        &["for-each-ref", "--format=%(refname)", "refs/heads/tether/"],
+    );
+    assert!(
+        branch.contains("refs/heads/tether/tidy-the-calculator"),
+        "{branch}"
+    );
     let log = git(&env.repo(), &["log", "--format=%s", "main"]);
     assert!(log.contains("Tidy the calculator"), "{log}");
     assert!(env.repo().join("calc/extra.py").exists());

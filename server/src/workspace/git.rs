@@ -132,7 +132,9 @@ pub(crate) async fn run(
     if output.status.success() {
         // Trailing whitespace only: a leading space means something (`git status --porcelain`
         // starts an unstaged change with one).
-        Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_owned())
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_owned())
     } else {
         Err(GitError::Command {
             repo: place.dir().to_owned(),

@@ -503,6 +503,10 @@ function commands.findings()
   require("tether.findings").command()
 end
 
+function commands.git()
+  require("tether.git").command()
+end
+
 --- `:Tether <subcommand> [text]`.
 function M.command(opts)
   local name, rest = opts.args:match("^(%S+)%s*(.*)$")
@@ -560,7 +564,7 @@ function M.setup(opts)
   vim.api.nvim_create_user_command("Tether", M.command, {
     nargs = "+",
     desc = "tether sessions: new|list|send|stop|resume|apply|export|review|loop|transcript|task|"
-      .. "feedback|edit|unqueue|compact|doctor|review-diff|checkpoints|findings",
+      .. "feedback|edit|unqueue|compact|doctor|review-diff|checkpoints|findings|git",
     complete = function(lead, line)
       local args = line:match("^%s*Tether%s+send%s+(.*)$") or line:match("^%s*Tether%s+new%s+(.*)$")
       if args then

@@ -132,7 +132,8 @@ pub fn actions(manager: &Sessions, params: &CodeActionParams) -> Vec<CodeActionO
 }
 
 /// The checkpoints a session can go back to: the latest three turns and its start, newest
-/// first, and the undo of its last rewind.
+/// first (not the latest checkpoint: the worktree is there already), and the undo of its
+/// last rewind.
 fn rewind_actions(
     manager: &Sessions,
     session: &SessionInfo,
@@ -155,16 +156,20 @@ fn rewind_actions(
             ));
         }
     }
+    let latest = view.checkpoints.last();
+    let earlier = |checkpoint: &&String| Some(*checkpoint) != latest;
     let turns = view
         .checkpoints
         .iter()
         .rev()
         .filter(|checkpoint| checkpoint.starts_with("turn-"))
+        .filter(earlier)
         .take(3);
     let start = view
         .checkpoints
         .iter()
-        .filter(|checkpoint| *checkpoint == "start");
+        .filter(|checkpoint| *checkpoint == "start")
+        .filter(earlier);
     for checkpoint in turns.chain(start) {
         actions.push(action::<methods::Rewind>(
             format!("tether: {name}: Rewind to {checkpoint}"),
