@@ -242,3 +242,90 @@ async fn every_git_operation_against_a_real_remote() {
     assert_eq!(error["code"], -32602, "{error}");
     client.shutdown().await;
 }
+
+/// Helix's way: git from the transcript document's code actions; each says what it did with
+/// `window/showMessage`, as Helix shows nothing of a command's result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_from_the_transcripts_code_actions_says_what_it_did() {
+    let env = TestEnv::new();
+    env.identify_user();
+    let model = FakeModel::start().await;
+    model.push(Reply::tool_calls(&[(
+        "write_file",
+        r#"{"path": "a.txt", "content": "one\n"}"#,
+    )]));
+    model.push(Reply::text(&["done"]));
+    let mut client = env.server(&model).await;
+    let (_, id) = client
+        .create(json!({"prompt": "add a", "name": "helixy"}))
+        .await;
+    client.wait_for_status(&id, "waiting").await;
+    let transcript = env.repo().join(".tether/sessions/helixy.md");
+    let uri = format!("file://{}", transcript.display());
+    let actions = client.code_actions(&uri, (0, 0), (0, 0)).await;
+    let git_titles: Vec<&str> = actions
+        .iter()
+        .filter_map(|action| action["title"].as_str())
+        .filter(|title| title.starts_with("tether: Git:"))
+        .collect();
+    assert_eq!(
+        git_titles,
+        [
+            "tether: Git: status of helixy",
+            "tether: Git: stage every change of helixy",
+            "tether: Git: commit what is staged in helixy as \"add a\"",
+            "tether: Git: push helixy",
+            "tether: Git: pull helixy",
+            "tether: Git: merge helixy into main",
+            "tether: Git: pull main into helixy",
+        ]
+    );
+    let find = |wanted: &str| {
+        actions
+            .iter()
+            .find(|action| action["title"].as_str().is_some_and(|t| t.contains(wanted)))
+            .cloned()
+            .expect("the action")
+    };
+    client
+        .execute_action(&find("stage every change"))
+        .await
+        .expect("stage runs");
+    let shown = client
+        .wait_for_message_matching("window/showMessage", |params| {
+            params["message"]
+                .as_str()
+                .is_some_and(|text| text.starts_with("tether git stage:"))
+        })
+        .await;
+    assert_eq!(
+        shown["params"]["message"],
+        "tether git stage: tether/helixy → main: 0 ahead, 0 behind; 1 changed file(s)"
+    );
+    client
+        .execute_action(&find("commit what is staged"))
+        .await
+        .expect("commit runs");
+    let shown = client
+        .wait_for_message_matching("window/showMessage", |params| {
+            params["message"]
+                .as_str()
+                .is_some_and(|text| text.starts_with("tether git commit:"))
+        })
+        .await;
+    let text = shown["params"]["message"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("1 ahead, 0 behind; 0 changed file(s); committed "),
+        "{text}"
+    );
+    // A refusal is the command's error, as any editor shows one.
+    let error = client
+        .execute_action(&find("commit what is staged"))
+        .await
+        .expect_err("nothing is staged");
+    assert!(
+        error_message(&error).contains("nothing is staged"),
+        "{error}"
+    );
+    client.shutdown().await;
+}

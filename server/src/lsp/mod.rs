@@ -527,6 +527,7 @@ impl LanguageServer for Backend {
             );
             actions.extend(tasks::document_actions(&self.tasks, &document));
             if transcripts::repository_of_document(&document).is_some() {
+                actions.extend(handlers::git_actions::actions(&self.sessions, &document));
                 let open = self.documents.read(vec![document.clone()]).await;
                 if let Some(open) = open.get(&document).filter(|open| open.in_sync) {
                     actions.extend(handlers::message_actions::actions(

@@ -20,12 +20,12 @@ use serde_json::Value;
 use tower_lsp_server::jsonrpc::Request;
 use tower_lsp_server::ls_types::{
     DidChangeConfigurationParams, DidChangeTextDocumentParams, DidCloseTextDocumentParams,
-    DidOpenTextDocumentParams, DidSaveTextDocumentParams, ExecuteCommandParams,
+    DidOpenTextDocumentParams, DidSaveTextDocumentParams, ExecuteCommandParams, MessageType,
 };
 
 use super::transport::{Replies, Route, Router};
-use super::{Backend, Lifecycle, dispatch, path_of_uri};
-use crate::api::MethodInfo;
+use super::{Backend, Lifecycle, dispatch, handlers, path_of_uri};
+use crate::api::{Method, MethodInfo, methods};
 
 /// Routes the messages of one editor connection (see the module's doc).
 pub(crate) struct TetherRouter {
@@ -123,6 +123,25 @@ impl TetherRouter {
             .into_iter()
             .next()
             .unwrap_or_else(|| Value::Object(Default::default()));
+        // A git command's result is all it says, and an editor that runs commands from code
+        // actions (Helix) discards it: the outcome is shown as a message too.
+        if method.short == <methods::Git as Method>::SHORT {
+            let Some(id) = id else {
+                return Route::Tower;
+            };
+            let backend = self.backend.clone();
+            replies.answer(id, async move {
+                let op = argument["op"].as_str().unwrap_or("?").to_owned();
+                let answer = dispatch::dispatch(&backend, method, argument).await;
+                if let Ok(result) = &answer {
+                    let said = handlers::git_actions::outcome_message(&op, result);
+                    let client = backend.client.clone();
+                    tokio::spawn(async move { client.show_message(MessageType::INFO, said).await });
+                }
+                answer
+            });
+            return Route::Taken;
+        }
         self.answer(method, id, argument, replies)
     }
 

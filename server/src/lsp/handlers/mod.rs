@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod code_action;
 pub mod completion;
+pub mod git_actions;
 pub mod hunk_actions;
 pub mod message_actions;
 pub mod session;
