@@ -3,20 +3,7 @@
 // then saves and sends a follow-up; then the panel's checkpoints timeline: rewind to the
 // start and undo it. Run by tests/e2e/vscode_review.rs.
 
-import { drive, page, palette, results, shot, step, text } from "./workbench.mjs";
-
-/** The frame of the webview that has `selector` (several webviews are open at once). */
-async function frameWith(selector) {
-  for (let tries = 0; tries < 300; tries++) {
-    for (const frame of page.frames()) {
-      if ((await frame.locator(selector).count().catch(() => 0)) > 0) {
-        return frame;
-      }
-    }
-    await page.waitForTimeout(200);
-  }
-  throw new Error(`no webview shows ${selector}`);
-}
+import { drive, frameWith, page, palette, results, shot, step, text } from "./workbench.mjs";
 
 async function progress(review, wanted) {
   await review.locator("#progress", { hasText: wanted }).waitFor();

@@ -28,6 +28,19 @@ export async function palette(command) {
   await input.press("Enter");
 }
 
+/** The frame of the webview that has `selector` (several webviews may be open at once). */
+export async function frameWith(selector) {
+  for (let tries = 0; tries < 300; tries++) {
+    for (const frame of page.frames()) {
+      if ((await frame.locator(selector).count().catch(() => 0)) > 0) {
+        return frame;
+      }
+    }
+    await page.waitForTimeout(200);
+  }
+  throw new Error(`no webview shows ${selector}`);
+}
+
 /** The text a locator shows, with the editor's non-breaking spaces made plain. */
 export async function text(locator) {
   return (await locator.innerText()).replace(/\u00a0/g, " ");

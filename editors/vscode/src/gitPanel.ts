@@ -5,11 +5,11 @@
 // conflict naming its files) is shown in the panel as the server words it, and nothing
 // changes. The page is src/webview/git.ts.
 
-import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 
 import { type GitStatus, branchLine, letter, splitFiles } from "./git";
 import type { SessionInfo } from "./sessions";
+import { createPanel, pageHtml } from "./webviewPage";
 
 /** Sends a request; its result, or the server's error message. */
 export type TryRequest = <T>(method: string, params: unknown) => Promise<{ result?: T; error?: string }>;
@@ -51,12 +51,7 @@ class GitPanel {
     private readonly request: TryRequest,
     onDispose: () => void,
   ) {
-    this.panel = vscode.window.createWebviewPanel("tether.git", `Tether git: ${session.name}`, vscode.ViewColumn.Active, {
-      enableScripts: true,
-      retainContextWhenHidden: true,
-      localResourceRoots: [vscode.Uri.joinPath(extensionUri, "dist", "webview"), vscode.Uri.joinPath(extensionUri, "media")],
-    });
-    this.panel.iconPath = vscode.Uri.joinPath(extensionUri, "media", "tether.svg");
+    this.panel = createPanel("tether.git", `Tether git: ${session.name}`, vscode.ViewColumn.Active, extensionUri);
     this.panel.webview.html = page(this.panel.webview, extensionUri);
     this.panel.webview.onDidReceiveMessage((message) => void this.received(message));
     this.panel.onDidDispose(onDispose);
@@ -139,29 +134,18 @@ class GitPanel {
 }
 
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
-  const nonce = randomBytes(16).toString("hex");
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "git.js"));
-  const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "dom.js"));
-  const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style.toString()}">
-</head>
-<body class="git-page">
-<div id="header"></div>
+  return pageHtml(
+    webview,
+    extensionUri,
+    "git.js",
+    "git-page",
+    `<div id="header"></div>
 <div id="error" role="alert" hidden></div>
 <div id="done" hidden></div>
 <div id="files"></div>
 <div id="commit">
 <textarea id="commit-message" rows="3" placeholder="Commit message" aria-label="Commit message"></textarea>
 </div>
-<div id="remote"></div>
-<script nonce="${nonce}" src="${dom.toString()}"></script>
-<script nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
+<div id="remote"></div>`,
+  );
 }

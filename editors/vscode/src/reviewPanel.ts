@@ -4,13 +4,13 @@
 // session's) the title bar's Accept Hunk / Reject Hunk act on the hunk under the cursor. The
 // decisions are `review.ts`'s; the page is src/webview/review.ts.
 
-import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 
 import type { Requester } from "./panel";
 import { openFileDiff } from "./panel";
 import { type ApplyFileOutcome, type ApplyRequest, type Decision, type DiffFile, Review } from "./review";
 import type { SessionInfo } from "./sessions";
+import { createPanel, pageHtml } from "./webviewPage";
 
 /** Set while a review is open: the diff editor's title shows the hunk actions. */
 const REVIEWING = "tether.reviewing";
@@ -82,12 +82,7 @@ class ReviewPanel {
     private readonly request: Requester,
     onDispose: () => void,
   ) {
-    this.panel = vscode.window.createWebviewPanel("tether.review", `Tether review: ${session.name}`, vscode.ViewColumn.Two, {
-      enableScripts: true,
-      retainContextWhenHidden: true,
-      localResourceRoots: [vscode.Uri.joinPath(extensionUri, "dist", "webview"), vscode.Uri.joinPath(extensionUri, "media")],
-    });
-    this.panel.iconPath = vscode.Uri.joinPath(extensionUri, "media", "tether.svg");
+    this.panel = createPanel("tether.review", `Tether review: ${session.name}`, vscode.ViewColumn.Two, extensionUri);
     this.panel.webview.html = page(this.panel.webview, extensionUri);
     this.panel.webview.onDidReceiveMessage((message) => void this.received(message));
     this.panel.onDidDispose(onDispose);
@@ -200,23 +195,12 @@ class ReviewPanel {
 }
 
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
-  const nonce = randomBytes(16).toString("hex");
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "review.js"));
-  const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "dom.js"));
-  const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style.toString()}">
-</head>
-<body class="review-page">
-<div id="header"></div>
-<div id="files"></div>
-<script nonce="${nonce}" src="${dom.toString()}"></script>
-<script nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
+  return pageHtml(
+    webview,
+    extensionUri,
+    "review.js",
+    "review-page",
+    `<div id="header"></div>
+<div id="files"></div>`,
+  );
 }

@@ -4,12 +4,12 @@
 // the task's `tether/task/event` says it changed. The page itself is src/webview/task.ts.
 
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 
 import type { Requester } from "./panel";
 import { EMPTY_SCHEME } from "./panel";
 import { type ComparedFile, type TaskInfo, evidenceRows, promotable } from "./tasks";
+import { createPanel, pageHtml } from "./webviewPage";
 
 /** The scheme of a file as the task's base commit has it: `tether-base:/<path>?<repo>#<commit>`. */
 export const BASE_SCHEME = "tether-base";
@@ -85,12 +85,7 @@ class TaskPanel {
     private readonly promoted: () => void,
     onDispose: () => void,
   ) {
-    this.panel = vscode.window.createWebviewPanel("tether.task", `Tether task: ${task.name}`, vscode.ViewColumn.Active, {
-      enableScripts: true,
-      retainContextWhenHidden: true,
-      localResourceRoots: [vscode.Uri.joinPath(extensionUri, "dist", "webview"), vscode.Uri.joinPath(extensionUri, "media")],
-    });
-    this.panel.iconPath = vscode.Uri.joinPath(extensionUri, "media", "tether.svg");
+    this.panel = createPanel("tether.task", `Tether task: ${task.name}`, vscode.ViewColumn.Active, extensionUri);
     this.panel.webview.html = page(this.panel.webview, extensionUri);
     this.panel.webview.onDidReceiveMessage((message) => void this.received(message));
     this.panel.onDidDispose(() => {
@@ -197,28 +192,17 @@ function viewOf(task: TaskInfo): View {
 }
 
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
-  const nonce = randomBytes(16).toString("hex");
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "task.js"));
-  const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "dom.js"));
-  const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style.toString()}">
-</head>
-<body class="task-page">
-<div id="header"></div>
+  return pageHtml(
+    webview,
+    extensionUri,
+    "task.js",
+    "task-page",
+    `<div id="header"></div>
 <div id="error" role="alert" hidden></div>
 <h3>Trials</h3>
 <div id="trials"></div>
 <h3>Files</h3>
 <div id="compare-with"></div>
-<div id="files"></div>
-<script nonce="${nonce}" src="${dom.toString()}"></script>
-<script nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
+<div id="files"></div>`,
+  );
 }
