@@ -57,12 +57,13 @@ async fn vs_code_reviews_a_three_file_diff_hunk_by_hunk() {
             "{field} shows {wanted:?}: {results:#}"
         );
     }
-    // Saved from the editor: the accepted hunks, not the rejected ones.
-    let ops = std::fs::read_to_string(env.repo().join("calc/ops.py")).expect("read ops.py");
-    assert!(ops.contains("    return a / b  # true division\n"), "{ops}");
-    assert!(ops.contains("    \"\"\"Return a + b.\"\"\"\n"), "{ops}");
-    let readme = std::fs::read_to_string(env.repo().join("README.md")).expect("read README");
-    assert!(readme.starts_with("# calc, a sample\n"), "{readme}");
+    // The buffers: the accepted hunks, not the rejected ones; the rejected new file is not made.
+    let ops = results["ops_buffer"].as_str().unwrap_or_default();
+    assert!(ops.contains("return a / b  # true division"), "{ops}");
+    assert!(ops.contains("\"\"\"Return a + b.\"\"\""), "{ops}");
+    assert!(!ops.contains("the sum of a and b"), "{ops}");
+    let readme = results["readme_buffer"].as_str().unwrap_or_default();
+    assert!(readme.starts_with("# calc, a sample"), "{readme}");
     assert!(!env.repo().join("calc/extra.py").exists());
 
     // The follow-up carries what the user rejected, and only that.

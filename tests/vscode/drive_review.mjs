@@ -51,10 +51,20 @@ async function main() {
   results.progress_end = await progress(review, "4 of 4");
   await shot("reviewed");
 
+  step("the buffers: the accepted hunks, not the rejected ones");
+  results.ops_buffer = await text(diff.locator(".editor.original .view-lines"));
+  await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "README.md" }).first().click();
+  const readme = page.locator(".editor-instance .monaco-editor .view-lines", { hasText: "A tiny arithmetic" }).first();
+  await readme.waitFor();
+  results.readme_buffer = await text(readme);
+
   step("save what was applied, then a follow-up");
+  // Accepting answers at once; the edit itself reaches the editor just after.
+  await diff.locator(".editor.original .view-line", { hasText: "true division" }).first().waitFor();
+  await page.locator(".tab.dirty", { hasText: "README.md" }).first().waitFor();
   // Save All, once more if a buffer was still being edited when the first one ran.
   for (let attempt = 0; ; attempt++) {
-    await palette("File: Save All");
+    await palette("File: Save All Files");
     try {
       await page.locator(".tab.dirty").first().waitFor({ state: "detached", timeout: 10_000 });
       break;

@@ -24,8 +24,15 @@ export async function palette(command) {
   const input = page.locator(".quick-input-widget input").first();
   await input.waitFor();
   await input.fill(`>${command}`);
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: command }).first().waitFor();
-  await input.press("Enter");
+  // The row whose label is exactly the command: "File: Save All" must not run "File: Save All
+  // in Group", which a recently used one may put first.
+  const exact = new RegExp(`^${command.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+  const row = page
+    .locator(".quick-input-list .monaco-list-row")
+    .filter({ has: page.locator(".label-name", { hasText: exact }) })
+    .first();
+  await row.waitFor();
+  await row.click();
 }
 
 /** The frame of the webview that has `selector` (several webviews may be open at once). */
