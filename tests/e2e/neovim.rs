@@ -416,8 +416,22 @@ async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
     );
     assert_eq!(results["line_3"], "line three", "{results:#}");
     assert_eq!(
-        results["line_15"], "line 15",
-        "rejected, not applied: {results:#}"
+        results["line_15"], "line 15, mine",
+        "yours kept: the conflict was not applied, then the hunk rejected: {results:#}"
+    );
+    assert_eq!(
+        results["progress_after_conflict"], "2 of 3 hunks reviewed",
+        "{results:#}"
+    );
+    assert!(
+        results["notified"]
+            .as_array()
+            .is_some_and(|notified| notified.iter().any(|message| {
+                message.as_str().is_some_and(|text| {
+                    text.contains("numbers.txt hunk #1: you changed the same lines")
+                })
+            })),
+        "{results:#}"
     );
     assert!(
         results["second_file"]
@@ -433,7 +447,12 @@ async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
     );
     assert_eq!(results["new_file_exists"], false, "{results:#}");
     let saved = std::fs::read_to_string(env.repo().join("numbers.txt")).expect("read");
-    assert_eq!(saved, numbers.replace("line 3\n", "line three\n"));
+    assert_eq!(
+        saved,
+        numbers
+            .replace("line 3\n", "line three\n")
+            .replace("line 15\n", "line 15, mine\n")
+    );
     let requests = model.requests();
     assert_eq!(requests.len(), 4, "{requests:#?}");
     let told = last_message(&requests[2]);

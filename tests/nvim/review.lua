@@ -107,9 +107,22 @@ harness.run(function()
   end, 20)
   results.line_3 = vim.api.nvim_buf_get_lines(file_buf, 2, 3, false)[1]
 
-  step('gr on line 15 of the session\'s version')
+  step('ga on a hunk whose lines you changed: a conflict, said, not applied')
+  vim.api.nvim_buf_set_lines(file_buf, 14, 15, false, { 'line 15, mine' })
   vim.api.nvim_set_current_win(wins[2])
   vim.api.nvim_win_set_cursor(0, { 15, 0 })
+  vim.cmd('normal ga')
+  vim.wait(10000, function()
+    for _, message in ipairs(results.notified) do
+      if message:find('you changed the same lines', 1, true) then
+        return true
+      end
+    end
+    return false
+  end, 20)
+  results.progress_after_conflict = review.progress()
+
+  step('gr on line 15 of the session\'s version')
   vim.cmd('normal gr')
   if not wait_progress(review, '3 of 3') then
     return fail('gr did nothing: ' .. tostring(review.progress()))
@@ -132,8 +145,14 @@ harness.run(function()
   rewind_to = 'start'
   vim.api.nvim_set_current_buf(transcript)
   vim.cmd('normal gc')
+  -- The rewind's answer (its checkpoint is recorded by then), not just its files.
   vim.wait(10000, function()
-    return vim.fn.filereadable(new_file) == 0
+    for _, message in ipairs(results.notified) do
+      if message:find('is back at start', 1, true) then
+        return true
+      end
+    end
+    return false
   end, 20)
   results.rewound_removed_new_file = vim.fn.filereadable(new_file) == 0
   rewind_to = 'before-rewind-1'

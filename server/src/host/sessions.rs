@@ -203,7 +203,34 @@ impl HostMethod for methods::Checkpoints {
         manager: SessionManager,
         params: api::IdParams,
     ) -> Result<api::CheckpointsResult, HostError> {
-        let checkpoints = manager.checkpoints(&params.id).await?;
+        let checkpoints = manager
+            .checkpoints(&params.id)
+            .await?
+            .into_iter()
+            .map(|entry| api::CheckpointInfo {
+                turn: entry
+                    .name
+                    .strip_prefix("turn-")
+                    .and_then(|n| n.parse().ok()),
+                files: entry
+                    .files
+                    .into_iter()
+                    .filter_map(|(status, old_path, path, additions, deletions)| {
+                        Some(api::CheckpointFile {
+                            status: api::FileChange::from_name(status)?,
+                            path,
+                            old_path,
+                            additions,
+                            deletions,
+                        })
+                    })
+                    .collect(),
+                name: entry.name,
+                commit: entry.commit,
+                at: entry.at,
+                undoes: entry.undoes,
+            })
+            .collect();
         Ok(api::CheckpointsResult { checkpoints })
     }
 }

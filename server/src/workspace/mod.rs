@@ -17,7 +17,7 @@ pub mod worktree;
 
 use std::path::{Path, PathBuf};
 
-pub use checkpoints::{Checkpoints, FileDiff};
+pub use checkpoints::{ChangedFile, Checkpoints, FileDiff};
 use git::GitPlace;
 pub use worktree::SessionWorktree;
 

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use super::actor::SessionHandle;
 use super::{SessionError, SessionManager};
-use crate::api;
 use crate::vocab::{Event, SessionSpec, new_item_id};
 use crate::workspace;
 
@@ -74,8 +73,8 @@ impl SessionManager {
     }
 
     /// The session's checkpoints, oldest first, each with what it changed since the one
-    /// before (files without counts once the worktree is gone).
-    pub async fn checkpoints(&self, id: &str) -> Result<Vec<api::CheckpointInfo>, SessionError> {
+    /// before (no files once the worktree is gone).
+    pub async fn checkpoints(&self, id: &str) -> Result<Vec<CheckpointEntry>, SessionError> {
         let snapshot = self.get(id, 0)?;
         let view = self.view(id)?;
         let spec = &view.spec;
@@ -83,11 +82,10 @@ impl SessionManager {
         let mut entries = Vec::new();
         for record in &snapshot.events {
             match &record.event {
-                Event::Checkpoint { name, commit } => entries.push(api::CheckpointInfo {
+                Event::Checkpoint { name, commit } => entries.push(CheckpointEntry {
                     name: name.clone(),
                     commit: commit.clone(),
                     at: record.at,
-                    turn: name.strip_prefix("turn-").and_then(|n| n.parse().ok()),
                     undoes: None,
                     files: Vec::new(),
                 }),
@@ -109,22 +107,10 @@ impl SessionManager {
         let base = spec.base_commit.as_deref().unwrap_or(&spec.base_branch);
         let mut previous: Option<String> = None;
         for entry in &mut entries {
-            let changed = checkpoints
+            entry.files = checkpoints
                 .changes_between(previous.as_deref(), &entry.commit, base)
                 .await
                 .unwrap_or_default();
-            entry.files = changed
-                .into_iter()
-                .filter_map(|(status, old_path, path, additions, deletions)| {
-                    Some(api::CheckpointFile {
-                        status: api::FileChange::from_name(status)?,
-                        path,
-                        old_path,
-                        additions,
-                        deletions,
-                    })
-                })
-                .collect();
             previous = Some(entry.commit.clone());
         }
         Ok(entries)
@@ -403,4 +389,17 @@ fn checkpoints<'a>(
         session_id: &spec.id,
         index,
     }
+}
+
+/// One checkpoint of a session's timeline: when it was recorded, the rewind it undoes (a
+/// `before-rewind-<k>`: the checkpoint that rewind went to), and the files it changed since
+/// the one before.
+#[derive(Debug, Clone)]
+pub struct CheckpointEntry {
+    pub name: String,
+    pub commit: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: u64,
+    pub undoes: Option<String>,
+    pub files: Vec<workspace::ChangedFile>,
 }
