@@ -1,8 +1,9 @@
 //! A session's changes in a real VS Code (code-server): hunk-by-hunk review of a three-file
 //! diff (tests/vscode/drive_review.mjs), accepting some hunks and rejecting others from the
 //! review panel and the diff editor's title bar, what lands in the files and what the agent
-//! is told, and the checkpoints timeline; and the Git panel against a bare remote
-//! (tests/vscode/drive_git.mjs).
+//! is told, and the checkpoints timeline; the Git panel against a bare remote
+//! (tests/vscode/drive_git.mjs); and a binary that is missing or of another version
+//! (tests/vscode/drive_install.mjs).
 
 use crate::support::{FakeModel, Reply, git, last_message};
 use crate::vscode::{Workbench, sample_repository};
@@ -176,6 +177,56 @@ async fn vs_code_git_panel_stages_commits_pushes_and_merges() {
     assert!(log.contains("Tidy the calculator"), "{log}");
     assert!(env.repo().join("calc/extra.py").exists());
     for shot in ["git", "git-merged"] {
+        let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
+        assert!(
+            std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),
+            "{path:?} was taken"
+        );
+    }
+}
+
+/// The binary missing, then of another version: a clear message with the exact install
+/// command, and the ways forward as buttons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs code-server, Chromium and the packaged extension: scripts/code-server.sh installs them, scripts/test.sh runs this"]
+async fn vs_code_says_when_the_binary_is_missing_or_another_version() {
+    let env = sample_repository();
+    let missing = env.home().join("no-such-dir/tether");
+    let workbench =
+        Workbench::start(&env, &[("tether.path", missing.to_str().expect("path"))]).await;
+    let results = workbench
+        .drive("drive_install.mjs", &[("TETHER_INSTALL_CASE", "missing")])
+        .await;
+    let notice = results["notice"].as_str().unwrap_or_default();
+    assert!(
+        notice.contains("no-such-dir/tether does not exist")
+            && notice
+                .contains("cargo install --locked --git https://example.invalid/tether.git tether"),
+        "{results:#}"
+    );
+    assert_eq!(
+        results["buttons"],
+        serde_json::json!(["Install with cargo", "Set tether.path"]),
+        "{results:#}"
+    );
+    drop(workbench);
+
+    // A binary of another version: said, with the same offer.
+    let other = env.home().join("bin/tether");
+    std::fs::create_dir_all(other.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&other, "#!/bin/sh\necho 'tether 9.9.0'\n").expect("write");
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let workbench = Workbench::start(&env, &[("tether.path", other.to_str().expect("path"))]).await;
+    let results = workbench
+        .drive("drive_install.mjs", &[("TETHER_INSTALL_CASE", "version")])
+        .await;
+    let notice = results["notice"].as_str().unwrap_or_default();
+    assert!(
+        notice.contains("is tether 9.9.0, but this extension is 0.1.0"),
+        "{results:#}"
+    );
+    for shot in ["binary-missing", "binary-version"] {
         let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
         assert!(
             std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),

@@ -49,7 +49,14 @@ export async function checkedBinary(configured: string | undefined, self: Self):
   try {
     output = execFileSync(binary, ["--version"], { encoding: "utf8", timeout: 10_000 });
   } catch (error) {
-    void offerInstall(`${binary} cannot be run (${(error as Error).message.split("\n")[0]})`, self);
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT"
+        ? "does not exist"
+        : code === "EACCES"
+          ? "is not executable"
+          : `cannot be run (${(error as Error).message.split("\n")[0]})`;
+    void offerInstall(`${binary} ${why}`, self);
     return undefined;
   }
   const version = parseVersion(output);
