@@ -22,52 +22,17 @@ use super::super::dispatch::Handler;
 use super::super::{Backend, rpc_error, session_error};
 use crate::api::{self, ApplyParams, methods};
 use crate::workspace::FileDiff;
-use crate::workspace::edits::{self, Hunk};
+use crate::workspace::edits;
+
+mod outcome;
+mod select;
+
+pub use outcome::FileOutcome;
+use outcome::{outcome, rejection_note, summarize};
+use select::select;
 
 /// How long the client may take to answer `workspace/applyEdit` (it may ask the user).
 const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// What became of one file: what the client is told ([`api::ApplyFileOutcome`]) and what
-/// the agent is told.
-#[derive(Debug)]
-pub struct FileOutcome {
-    pub path: String,
-    pub status: &'static str,
-    /// Indices of the hunks in the edit.
-    pub applied: Vec<usize>,
-    /// Hunks on lines the user changed too, left out.
-    pub conflicts: Vec<usize>,
-    /// Hunks the user did not select.
-    pub rejected: Vec<usize>,
-    /// Why the whole file was left out, if it was.
-    pub skipped: Option<String>,
-    /// The rejected hunks with their lines, for the note to the agent.
-    rejected_hunks: Vec<Hunk>,
-    /// Something of this file is in the edit (hunks, or a file operation alone).
-    carried: bool,
-}
-
-impl FileOutcome {
-    fn to_wire(&self) -> jsonrpc::Result<api::ApplyFileOutcome> {
-        let status = api::FileChange::from_name(self.status).ok_or_else(|| {
-            rpc_error(
-                api::error_code::INTERNAL,
-                format!(
-                    "{}: the diff names a change {:?} that the protocol does not know",
-                    self.path, self.status
-                ),
-            )
-        })?;
-        Ok(api::ApplyFileOutcome {
-            path: self.path.clone(),
-            status,
-            applied: self.applied.clone(),
-            conflicts: self.conflicts.clone(),
-            rejected: self.rejected.clone(),
-            skipped: self.skipped.clone(),
-        })
-    }
-}
 
 /// What the client can take.
 #[derive(Debug, Clone, Copy, Default)]
@@ -237,100 +202,6 @@ pub(super) async fn apply(
             .collect::<jsonrpc::Result<_>>()?,
         summary,
     })
-}
-
-/// The files to carry, each with its selected hunks (`None`: all).
-fn select(
-    params: &ApplyParams,
-    diff: &[FileDiff],
-) -> jsonrpc::Result<HashMap<String, Option<BTreeSet<usize>>>> {
-    let known = |path: &str| diff.iter().any(|file| file.path == path);
-    let hunk_count = |path: &str| {
-        diff.iter()
-            .find(|file| file.path == path)
-            .map_or(0, |file| {
-                file.patch
-                    .lines()
-                    .filter(|line| line.starts_with("@@ "))
-                    .count()
-            })
-    };
-    // Hunk numbers must be the file's: a hunk the user picked that is not there is a
-    // client out of date, not something to skip quietly.
-    let check_hunks = |field: &str, path: &str, indices: &BTreeSet<usize>| {
-        let count = hunk_count(path);
-        match indices.iter().find(|index| **index >= count) {
-            Some(index) => Err(jsonrpc::Error::invalid_params(format!(
-                "invalid params for tether/session/apply: `{field}.{path}`: hunk {index} is not one of its {count} hunk(s)"
-            ))),
-            None => Ok(()),
-        }
-    };
-    let mut wanted = HashMap::new();
-    if let Some(files) = &params.files {
-        for (index, path) in files.iter().enumerate() {
-            if !known(path) {
-                return Err(jsonrpc::Error::invalid_params(format!(
-                    "invalid params for tether/session/apply: `files[{index}]`: {path:?} is not among the session's changed files"
-                )));
-            }
-            wanted.insert(path.clone(), None);
-        }
-    }
-    if let Some(hunks) = &params.hunks {
-        for (path, indices) in hunks {
-            if !known(path) {
-                return Err(jsonrpc::Error::invalid_params(format!(
-                    "invalid params for tether/session/apply: `hunks.{path}`: not among the session's changed files"
-                )));
-            }
-            check_hunks("hunks", path, indices)?;
-            wanted.insert(path.clone(), Some(indices.clone()));
-        }
-    }
-    if params.files.is_none() && params.hunks.is_none() {
-        for file in diff {
-            wanted.insert(file.path.clone(), None);
-        }
-    }
-    for (path, rejected) in params.reject.iter().flatten() {
-        if !known(path) {
-            return Err(jsonrpc::Error::invalid_params(format!(
-                "invalid params for tether/session/apply: `reject.{path}`: not among the session's changed files"
-            )));
-        }
-        check_hunks("reject", path, rejected)?;
-        let both = params
-            .hunks
-            .as_ref()
-            .and_then(|hunks| hunks.get(path))
-            .and_then(|selected| selected.intersection(rejected).next());
-        if let Some(index) = both {
-            return Err(jsonrpc::Error::invalid_params(format!(
-                "invalid params for tether/session/apply: `reject.{path}`: hunk {index} is in `hunks` too"
-            )));
-        }
-        let selected = match wanted.remove(path) {
-            Some(None) => (0..hunk_count(path)).collect(),
-            Some(Some(selected)) => selected,
-            None => BTreeSet::new(),
-        };
-        wanted.insert(path.clone(), Some(&selected - rejected));
-    }
-    Ok(wanted)
-}
-
-fn outcome(file: &FileDiff) -> FileOutcome {
-    FileOutcome {
-        path: file.path.clone(),
-        status: file.status,
-        applied: Vec::new(),
-        conflicts: Vec::new(),
-        rejected: Vec::new(),
-        skipped: None,
-        rejected_hunks: Vec::new(),
-        carried: false,
-    }
 }
 
 fn skipped(
@@ -540,78 +411,6 @@ fn plain_changes(operations: Vec<DocumentChangeOperation>) -> WorkspaceEdit {
         changes: Some(changes),
         ..Default::default()
     }
-}
-
-/// One line a person reads: "2 files, 1 hunk in conflict (src/a.rs #1)"; the rejected hunks
-/// too when the user named them (`reject`).
-fn summarize(name: &str, outcomes: &[FileOutcome], with_rejected: bool) -> String {
-    let carried = outcomes.iter().filter(|outcome| outcome.carried).count();
-    let mut parts = vec![format!(
-        "{carried} file{} from {name}",
-        if carried == 1 { "" } else { "s" }
-    )];
-    let listed = |pick: &dyn Fn(&FileOutcome) -> &Vec<usize>| -> Vec<String> {
-        outcomes
-            .iter()
-            .flat_map(|outcome| {
-                pick(outcome)
-                    .iter()
-                    .map(move |index| format!("{} #{index}", outcome.path))
-            })
-            .collect()
-    };
-    let conflicts = listed(&|outcome| &outcome.conflicts);
-    if !conflicts.is_empty() {
-        parts.push(format!(
-            "{} hunk(s) left out because you changed the same lines ({})",
-            conflicts.len(),
-            conflicts.join(", ")
-        ));
-    }
-    let rejected = listed(&|outcome| &outcome.rejected);
-    if with_rejected && !rejected.is_empty() {
-        parts.push(format!(
-            "{} hunk(s) rejected ({})",
-            rejected.len(),
-            rejected.join(", ")
-        ));
-    }
-    for outcome in outcomes {
-        if let Some(reason) = &outcome.skipped {
-            parts.push(format!("{} not applied: {reason}", outcome.path));
-        }
-    }
-    parts.join("; ")
-}
-
-/// What the agent is told about hunks the user chose not to take, with the changes the user
-/// `applied` or alone.
-fn rejection_note(outcomes: &[FileOutcome], applied: bool) -> Option<String> {
-    let lines: Vec<String> = outcomes
-        .iter()
-        .flat_map(|outcome| {
-            outcome.rejected_hunks.iter().map(|hunk| {
-                format!(
-                    "- {} hunk #{} (lines {}–{} of your version)",
-                    outcome.path,
-                    hunk.index,
-                    hunk.new_start,
-                    hunk.new_start + hunk.new_lines.saturating_sub(1)
-                )
-            })
-        })
-        .collect();
-    (!lines.is_empty()).then(|| {
-        let lead = if applied {
-            "The user applied your changes to their workspace but rejected these hunks"
-        } else {
-            "The user reviewed your changes and rejected these hunks"
-        };
-        format!(
-            "{lead}:\n{}\nThose changes are not in the user's copy.",
-            lines.join("\n")
-        )
-    })
 }
 
 /// Sends the edit from a task of its own and records the client's answer.
