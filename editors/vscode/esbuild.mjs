@@ -20,7 +20,7 @@ await build({
   logLevel: "warning",
 });
 await build({
-  entryPoints: ["src/webview/dom.ts", "src/webview/panel.ts", "src/webview/review.ts", "src/webview/task.ts", "src/webview/timeline.ts", "src/webview/git.ts"],
+  entryPoints: ["src/webview/dom.ts", "src/webview/sessionParts.ts", "src/webview/panel.ts", "src/webview/review.ts", "src/webview/task.ts", "src/webview/timeline.ts", "src/webview/git.ts"],
   outdir: "dist/webview",
   // Plain scripts whose top-level functions are the page's globals: no module wrapper, and
   // minification keeps top-level names.

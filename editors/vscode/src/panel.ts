@@ -366,6 +366,7 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
   const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "panel.js"));
   const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "dom.js"));
   const timeline = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "timeline.js"));
+  const parts = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "sessionParts.js"));
   const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
   const markdown = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, MARKDOWN_IT, "markdown-it.min.js"));
   return `<!DOCTYPE html>
@@ -390,6 +391,7 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 <script nonce="${nonce}" src="${markdown.toString()}"></script>
 <script nonce="${nonce}" src="${dom.toString()}"></script>
 <script nonce="${nonce}" src="${timeline.toString()}"></script>
+<script nonce="${nonce}" src="${parts.toString()}"></script>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;

@@ -10,14 +10,9 @@ declare function acquireVsCodeApi(): VsCodeApi;
 /** markdown-it's browser build, loaded before this script. */
 declare function markdownit(options: Record<string, unknown>): { render(text: string): string };
 
-type Json = Record<string, unknown>;
-interface PanelEntry extends Json {
-  kind: string;
-  id: string;
-}
-
 (() => {
   const vscode = acquireVsCodeApi();
+  const post = (message: unknown): void => vscode.postMessage(message);
   const entriesBox = document.getElementById("entries") as HTMLElement;
   const headerBox = document.getElementById("header") as HTMLElement;
   const errorBox = document.getElementById("error") as HTMLElement;
@@ -136,8 +131,6 @@ interface PanelEntry extends Json {
     hookFailure: "Hook failure",
   };
 
-  const str = (value: unknown): string => (value === undefined || value === null ? "" : String(value));
-
   function drawHeader(header: Json): void {
     const usage = (header.usage ?? {}) as Json;
     const activity = header.activity ? ` · ${str(header.activity).replace(/_/g, " ")}` : "";
@@ -182,91 +175,6 @@ interface PanelEntry extends Json {
           : []),
       ),
     );
-  }
-
-  /** How full the model's context is: a bar, amber past 80%, red when full. */
-  function contextMeter(context: Json): HTMLElement {
-    const used = Number(context.usedTokens ?? 0);
-    const window = Math.max(1, Number(context.windowTokens ?? 1));
-    const share = used / window;
-    const level = share >= 1 ? "full" : share > 0.8 ? "high" : "ok";
-    const percent = Math.min(100, Math.round(share * 100));
-    const fill = el("div", { class: "meter-fill" });
-    // Through the CSSOM: the page's CSP allows no inline style attributes.
-    fill.style.width = `${percent}%`;
-    const bar = el("div", { class: "meter-bar" }, fill);
-    return el(
-      "div",
-      {
-        class: `context-meter context-${level}`,
-        "data-level": level,
-        title: "How full the model's context window is; near the limit the conversation is compacted",
-      },
-      "Context ",
-      bar,
-      ` ${used.toLocaleString()} / ${window.toLocaleString()} tokens (${percent}%)`,
-    );
-  }
-
-  function questionForm(entry: PanelEntry): HTMLElement {
-    const questions = (entry.questions ?? []) as Array<{ id: string; prompt: string; kind: string; options?: string[] }>;
-    const form = el("form", { class: "question-form" });
-    const tabs = el("div", { class: "tabs", role: "tablist" });
-    const panes: HTMLElement[] = [];
-    questions.forEach((question, index) => {
-      const name = `${entry.id}-${question.id}`;
-      const pane = el("fieldset", { class: "pane", "data-question": question.id }, el("legend", {}, question.prompt));
-      if (question.kind === "single" || question.kind === "multi") {
-        const type = question.kind === "single" ? "radio" : "checkbox";
-        for (const option of question.options ?? []) {
-          pane.append(el("label", {}, el("input", { type, name, value: option }), ` ${option}`));
-        }
-        if (question.kind === "single") {
-          const otherChoice = el("input", { type: "radio", name, value: "", "data-other": "true" });
-          const otherText = el("input", { type: "text", class: "other", "aria-label": `Other answer to ${question.prompt}` });
-          // Typing an answer of one's own chooses "Other".
-          otherText.addEventListener("input", () => (otherChoice.checked = otherText.value.trim() !== ""));
-          pane.append(el("label", {}, otherChoice, " Other: ", otherText));
-        }
-      } else {
-        pane.append(el("textarea", { class: "free", rows: "3", "aria-label": question.prompt }));
-      }
-      panes.push(pane);
-      if (questions.length > 1) {
-        const tab = button(`${index + 1}. ${question.prompt}`, () => select(index), { role: "tab", class: "tab" });
-        tabs.append(tab);
-      }
-      form.append(pane);
-    });
-    function select(index: number): void {
-      panes.forEach((pane, i) => (pane.hidden = i !== index));
-      [...tabs.children].forEach((tab, i) => tab.setAttribute("aria-selected", String(i === index)));
-    }
-    if (questions.length > 1) {
-      form.prepend(tabs);
-      select(0);
-    }
-    form.append(el("button", { type: "submit", class: "primary" }, "Answer"));
-    form.addEventListener("submit", (submitted) => {
-      submitted.preventDefault();
-      const answers: Record<string, Json> = {};
-      for (const pane of panes) {
-        const id = pane.dataset.question as string;
-        const inputs = [...pane.querySelectorAll("input")] as HTMLInputElement[];
-        const checked = inputs.filter((input) => (input.type === "radio" || input.type === "checkbox") && input.checked);
-        const otherChosen = checked.some((input) => input.dataset.other === "true");
-        const otherText = (pane.querySelector("input.other") as HTMLInputElement | null)?.value ?? "";
-        const free = (pane.querySelector("textarea.free") as HTMLTextAreaElement | null)?.value;
-        answers[id] = {
-          choice: checked.find((input) => input.type === "radio" && input.dataset.other !== "true")?.value,
-          other: otherChosen ? otherText : undefined,
-          choices: checked.filter((input) => input.type === "checkbox").map((input) => input.value),
-          text: free,
-        };
-      }
-      vscode.postMessage({ type: "answer", questionId: entry.id, form: answers });
-    });
-    return form;
   }
 
   function drawEntry(entry: PanelEntry): HTMLElement {
@@ -383,7 +291,7 @@ interface PanelEntry extends Json {
         box.append(el("div", { class: "role" }, "Question"));
         const questions = (entry.questions ?? []) as Array<{ prompt: string }>;
         if (entry.open) {
-          box.append(questionForm(entry));
+          box.append(questionForm(entry, post));
         } else {
           const answers = (entry.answers ?? []) as unknown[];
           questions.forEach((question, index) => {
@@ -400,110 +308,15 @@ interface PanelEntry extends Json {
         }
         break;
       }
-      case "plan": {
-        box.append(el("div", { class: "role" }, "Plan"));
-        const list = el("ol");
-        for (const phase of (entry.phases ?? []) as Array<{ title: string; subtasks?: string[] }>) {
-          list.append(el("li", {}, phase.title, el("ul", {}, ...(phase.subtasks ?? []).map((task) => el("li", {}, task)))));
-        }
-        box.append(list);
-        if (entry.open) {
-          const feedback = el("textarea", { class: "feedback", rows: "2", placeholder: "Feedback (for a rejection)" });
-          box.append(
-            feedback,
-            el(
-              "div",
-              { class: "actions" },
-              button("Approve", () => vscode.postMessage({ type: "plan", planId: entry.id, approve: true }), { class: "primary" }),
-              button("Reject", () =>
-                vscode.postMessage({ type: "plan", planId: entry.id, approve: false, feedback: feedback.value }),
-              ),
-            ),
-          );
-        } else {
-          const decision = entry.decision as { approved?: boolean; feedback?: string } | undefined;
-          box.append(
-            el(
-              "div",
-              { class: "muted" },
-              decision ? (decision.approved ? "Approved" : `Rejected${decision.feedback ? `: ${decision.feedback}` : ""}`) : "Cancelled",
-            ),
-          );
-        }
+      case "plan":
+        box.append(...planParts(entry, post));
         break;
-      }
-      case "permission": {
-        box.append(
-          el("div", { class: "role" }, "Permission"),
-          el("div", {}, el("code", {}, str(entry.tool)), " ", str(entry.input)),
-          el("div", { class: "muted" }, `"Always" covers: ${str(entry.scope)}`),
-        );
-        if (entry.open) {
-          const feedback = el("input", { type: "text", class: "feedback", placeholder: "Feedback (for a rejection)" });
-          const labels: Record<string, string> = {
-            allow_once: "Allow once",
-            allow_always_session: "Always in this session",
-            allow_always_project: "Always in this project",
-            reject_once: "Reject",
-            reject_always: "Always reject",
-          };
-          box.append(
-            feedback,
-            el(
-              "div",
-              { class: "actions" },
-              ...((entry.decisions ?? []) as string[]).map((decision) =>
-                button(labels[decision] ?? decision, () =>
-                  vscode.postMessage({ type: "permission", itemId: entry.id, decision, feedback: feedback.value }),
-                ),
-              ),
-            ),
-          );
-        } else {
-          box.append(el("div", { class: "muted" }, str(entry.decision).replace(/_/g, " ")));
-        }
+      case "permission":
+        box.append(...permissionParts(entry, post));
         break;
-      }
-      case "findings": {
-        const findings = (entry.findings ?? []) as Array<Json>;
-        const name = entry.source === "verification" ? "Verification" : "Review";
-        box.append(
-          el("div", { class: "role" }, `${name}: ${str(entry.status)}${entry.error ? ` (${str(entry.error)})` : ""}`),
-          findings.length === 0 && entry.status === "completed" ? el("div", { class: "muted" }, "No findings") : "",
-          el(
-            "ul",
-            {},
-            ...findings.map((finding) =>
-              el(
-                "li",
-                { class: "finding", "data-finding": str(finding.id) },
-                el("span", { class: `badge severity-${str(finding.severity)}` }, str(finding.severity)),
-                " ",
-                finding.file
-                  ? button(`${str(finding.file)}:${str(finding.startLine)}`, () =>
-                      vscode.postMessage({ type: "open", file: finding.file, line: finding.startLine }),
-                    { class: "link" })
-                  : "",
-                ` ${str(finding.title)} `,
-                finding.dismissed
-                  ? el("span", { class: "muted dismissed" }, "dismissed")
-                  : el(
-                      "span",
-                      { class: "finding-actions" },
-                      button("Fix", () => vscode.postMessage({ type: "fixFinding", findingId: finding.id }), {
-                        class: "fix-finding",
-                        title: "Ask the session to fix this",
-                      }),
-                      button("Dismiss", () => vscode.postMessage({ type: "dismissFinding", findingId: finding.id }), {
-                        class: "dismiss-finding",
-                      }),
-                    ),
-              ),
-            ),
-          ),
-        );
+      case "findings":
+        box.append(...findingsParts(entry, post));
         break;
-      }
       default:
         box.append(el("div", { class: "muted" }, str(entry.text)));
     }
