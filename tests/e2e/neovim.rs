@@ -477,7 +477,7 @@ async fn the_neovim_plugin_reviews_a_diff_hunk_by_hunk() {
             .first()
             .is_some_and(|item| item.starts_with("turn 1 · 2 files +3 −2")
                 && item.contains("new.txt, numbers.txt")),
-        "{items:?}"
+        "{results:#}"
     );
     assert!(
         items

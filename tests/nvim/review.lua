@@ -134,8 +134,11 @@ harness.run(function()
   vim.api.nvim_buf_call(file_buf, function()
     vim.cmd('write')
   end)
+  -- From the session as it is now: the applies above added notes since `session` was read,
+  -- so its old lastSeq could pass for the follow-up's end before that even starts.
+  local before_thanks = waiting_session(tether)
   tether.request('send', { id = session.id, text = 'thanks' })
-  if not waiting_session(tether, session.lastSeq + 3) then
+  if not waiting_session(tether, before_thanks.lastSeq + 3) then
     return fail('the follow-up never finished')
   end
 
