@@ -427,12 +427,6 @@ async fn hunks_accepted_one_at_a_time_and_rejected_by_name() {
         summary.contains("2 hunk(s) rejected (multi.txt #0, new.txt #0)"),
         "{summary}"
     );
-    let shown = client.wait_for_message("window/showMessage").await;
-    let shown_text = shown["params"]["message"].as_str().unwrap_or_default();
-    assert!(
-        shown_text.contains("rejected") && shown_text.contains("is told"),
-        "{shown}"
-    );
     assert!(!env.repo().join("new.txt").exists());
     client
         .wait_for_event(&id, |event| {
@@ -442,6 +436,16 @@ async fn hunks_accepted_one_at_a_time_and_rejected_by_name() {
                     .is_some_and(|text| text.contains("reviewed your changes"))
         })
         .await;
+    // The client that asked reads the result and says it; the server adds no message of
+    // its own (only a command's result, which Helix discards, is shown as one).
+    client.call("tether/session/list", json!({})).await;
+    let shown = client.messages("window/showMessage");
+    assert!(
+        !shown.iter().any(|message| message["params"]["message"]
+            .to_string()
+            .contains("rejected")),
+        "{shown:#?}"
+    );
 
     model.push(Reply::text(&["noted"]));
     client
@@ -559,6 +563,16 @@ async fn hunk_code_actions_apply_and_reject_one_hunk_at_a_time() {
         json!([1]),
         "{conflicting}"
     );
+    // Helix discards a command's result: why nothing applied is shown as a message.
+    client
+        .wait_for_message_matching("window/showMessage", |params| {
+            params["type"] == 2
+                && params["message"].as_str().is_some_and(|text| {
+                    text.starts_with("tether: nothing to apply:")
+                        && text.contains("because you changed the same lines (multi.txt #1)")
+                })
+        })
+        .await;
 
     // Reject it: the agent is told, with its next message.
     let reject = on_line_15
@@ -572,6 +586,15 @@ async fn hunk_code_actions_apply_and_reject_one_hunk_at_a_time() {
         .clone();
     let rejected = client.execute_action(&reject).await.expect("reject runs");
     assert_eq!(rejected["files"][0]["rejected"], json!([1]), "{rejected}");
+    client
+        .wait_for_message_matching("window/showMessage", |params| {
+            params["type"] == 3
+                && params["message"].as_str().is_some_and(|text| {
+                    text.contains("hunk(s) rejected (multi.txt #1)")
+                        && text.ends_with("the agent is told")
+                })
+        })
+        .await;
     client
         .wait_for_event(&id, |event| {
             event["item"]["text"].as_str().is_some_and(|text| {

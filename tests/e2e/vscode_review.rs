@@ -58,6 +58,30 @@ async fn vs_code_reviews_a_three_file_diff_hunk_by_hunk() {
             "{field} shows {wanted:?}: {results:#}"
         );
     }
+    // The conflict: shown on the hunk and said, nothing written, the hunk still open.
+    let section = results["conflict_section"].as_str().unwrap_or_default();
+    assert!(
+        section.contains("You changed these lines too: not applied"),
+        "{results:#}"
+    );
+    assert!(
+        results["progress_conflict"]
+            .as_str()
+            .is_some_and(|text| text.contains("0 of 4")),
+        "{results:#}"
+    );
+    assert!(
+        results["conflict_notice"]
+            .as_str()
+            .is_some_and(|text| text.contains("README.md hunk #0: you changed the same lines")),
+        "{results:#}"
+    );
+    assert!(
+        results["readme_after_conflict"]
+            .as_str()
+            .is_some_and(|text| text.starts_with("# calc (mine)\n")),
+        "{results:#}"
+    );
     // The buffers: the accepted hunks, not the rejected ones; the rejected new file is not made.
     let ops = results["ops_buffer"].as_str().unwrap_or_default();
     assert!(ops.contains("return a / b  # true division"), "{ops}");
@@ -112,7 +136,13 @@ async fn vs_code_reviews_a_three_file_diff_hunk_by_hunk() {
         worktree.join("calc/extra.py").exists(),
         "the undo put back what the rewind took: {worktree:?}"
     );
-    for shot in ["review", "review-diff", "reviewed", "timeline"] {
+    for shot in [
+        "review",
+        "review-conflict",
+        "review-diff",
+        "reviewed",
+        "timeline",
+    ] {
         let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
         assert!(
             std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),

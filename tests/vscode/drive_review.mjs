@@ -1,13 +1,27 @@
-// Reviews a session's three-file diff hunk by hunk in a real VS Code: the review panel's
+// Reviews a session's three-file diff hunk by hunk in a real VS Code: a hunk on lines the
+// user changed since (a conflict: shown, not applied), the review panel's
 // Accept file / Reject / Reject file buttons and the diff editor's Accept Hunk title action,
 // then saves and sends a follow-up; then the panel's checkpoints timeline: rewind to the
 // start and undo it. Run by tests/e2e/vscode_review.rs.
+
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 import { drive, frameWith, page, palette, results, shot, step, text } from "./workbench.mjs";
 
 async function progress(review, wanted) {
   await review.locator("#progress", { hasText: wanted }).waitFor();
   return text(review.locator("#progress"));
+}
+
+/** Waits (up to 30 s) until `locator`'s text passes `wanted`. */
+async function untilText(locator, wanted) {
+  for (let tries = 0; !wanted(await text(locator)); tries++) {
+    if (tries > 300) {
+      throw new Error(`the editor still shows: ${await text(locator)}`);
+    }
+    await page.waitForTimeout(100);
+  }
 }
 
 async function main() {
@@ -27,6 +41,30 @@ async function main() {
   const review = await frameWith("#progress");
   results.progress_start = await progress(review, "0 of 4");
   await shot("review");
+
+  step("a conflict: the user changed README.md's first line since; accepting it is refused");
+  const readmePath = join(process.env.TETHER_REPO, "README.md");
+  const original = readFileSync(readmePath, "utf8");
+  writeFileSync(readmePath, original.replace("# calc\n", "# calc (mine)\n"));
+  // The review opened README.md's diff: the server reads the user's copy from that buffer,
+  // so accept once the editor has reloaded it.
+  const yours = page.locator(".monaco-diff-editor .editor.original .view-lines").first();
+  await untilText(yours, (shown) => shown.includes("(mine)"));
+  await review.locator("section[data-path='README.md'] .accept-file").click();
+  const readmeSection = review.locator("section[data-path='README.md']");
+  await readmeSection.locator(".hunk-conflict .conflict").waitFor();
+  results.conflict_section = await text(readmeSection);
+  results.progress_conflict = await text(review.locator("#progress"));
+  const warning = page.locator(".notification-toast", { hasText: "you changed the same lines" }).first();
+  await warning.waitFor();
+  results.conflict_notice = await text(warning.locator(".notification-list-item-message"));
+  results.readme_after_conflict = readFileSync(readmePath, "utf8");
+  await shot("review-conflict");
+  await palette("Notifications: Clear All Notifications");
+  await warning.waitFor({ state: "detached" });
+  // The user takes their change back, then accepts once the editor has it.
+  writeFileSync(readmePath, original);
+  await untilText(yours, (shown) => !shown.includes("(mine)"));
 
   step("accept README.md whole");
   await review.locator("section[data-path='README.md'] .accept-file").click();

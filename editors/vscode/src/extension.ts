@@ -378,7 +378,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       await request("send", { id: session.id, text });
     }
   });
-  for (const method of ["stop", "resume", "clone", "apply"]) {
+  for (const method of ["stop", "resume", "clone"]) {
     on(method, async (node) => {
       const session = await chooseSession(node);
       if (session) {
@@ -386,6 +386,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     });
   }
+  on("apply", async (node) => {
+    const session = await chooseSession(node);
+    const result = session && (await request<{ sent: boolean; summary: string }>("apply", { id: session.id }));
+    // An edit that went out shows itself; otherwise say why nothing changed.
+    if (result && !result.sent) {
+      void vscode.window.showWarningMessage(`Tether: nothing to apply: ${result.summary}`);
+    }
+  });
   const reviews = new ReviewPanels(context.extensionUri, request);
   context.subscriptions.push(reviews);
   on("reviewChanges", async (node) => {

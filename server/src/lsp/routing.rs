@@ -123,9 +123,12 @@ impl TetherRouter {
             .into_iter()
             .next()
             .unwrap_or_else(|| Value::Object(Default::default()));
-        // A git command's result is all it says, and an editor that runs commands from code
-        // actions (Helix) discards it: the outcome is shown as a message too.
-        if method.short == <methods::Git as Method>::SHORT {
+        // An editor that runs commands from code actions (Helix) discards their results:
+        // where the result is all there is to see (git) or nothing reached the editor
+        // (apply), it is shown as a message too.
+        if method.short == <methods::Git as Method>::SHORT
+            || method.short == <methods::Apply as Method>::SHORT
+        {
             let Some(id) = id else {
                 return Route::Tower;
             };
@@ -133,10 +136,11 @@ impl TetherRouter {
             replies.answer(id, async move {
                 let op = argument["op"].as_str().unwrap_or("?").to_owned();
                 let answer = dispatch::dispatch(&backend, method, argument).await;
-                if let Ok(result) = &answer {
-                    let said = handlers::git_actions::outcome_message(&op, result);
+                if let Ok(result) = &answer
+                    && let Some((kind, said)) = command_message(method, &op, result)
+                {
                     let client = backend.client.clone();
-                    tokio::spawn(async move { client.show_message(MessageType::INFO, said).await });
+                    tokio::spawn(async move { client.show_message(kind, said).await });
                 }
                 answer
             });
@@ -183,4 +187,16 @@ impl TetherRouter {
 /// A message's params as `P`, as tower would read them; `None` when they do not fit.
 fn read_params<P: DeserializeOwned>(message: &Request) -> Option<P> {
     P::deserialize(message.params()?).ok()
+}
+
+/// The message a command's result is shown as, for [`TetherRouter::command`].
+fn command_message(method: &MethodInfo, op: &str, result: &Value) -> Option<(MessageType, String)> {
+    if method.short == <methods::Git as Method>::SHORT {
+        return Some((
+            MessageType::INFO,
+            handlers::git_actions::outcome_message(op, result),
+        ));
+    }
+    let result = serde_json::from_value::<crate::api::ApplyResult>(result.clone()).ok()?;
+    handlers::apply::command_message(&result)
 }

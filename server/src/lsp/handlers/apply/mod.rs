@@ -27,7 +27,7 @@ use crate::workspace::edits;
 mod outcome;
 mod select;
 
-pub use outcome::FileOutcome;
+pub use outcome::{FileOutcome, command_message};
 use outcome::{outcome, rejection_note, summarize};
 use select::select;
 
@@ -163,35 +163,16 @@ pub(super) async fn apply(
             summary.clone(),
             rejection_note(&outcomes, true),
         );
-    } else {
-        // Nothing to edit; hunks the user rejected are still the agent's to hear of. Helix
-        // discards a command's result: say it where every editor shows it.
-        let client = backend.client.clone();
+    } else if let Some(note) = rejection_note(&outcomes, false) {
+        // Nothing to edit; hunks the user rejected are still the agent's to hear of. What
+        // the user sees is the client's to say from the result (routing says it for a
+        // `tether.apply` command, whose result Helix discards).
         let manager = backend.sessions.clone();
-        let note = rejection_note(&outcomes, false);
-        let only_rejected = note.is_some()
-            && outcomes
-                .iter()
-                .all(|outcome| outcome.conflicts.is_empty() && outcome.skipped.is_none());
-        let (kind, message) = if only_rejected {
-            (
-                MessageType::INFO,
-                format!("tether: {summary}; {} is told", info.name),
-            )
-        } else {
-            (
-                MessageType::WARNING,
-                format!("tether: nothing to apply from {}: {summary}", info.name),
-            )
-        };
         let (id, name) = (params.id.clone(), info.name.clone());
         tokio::spawn(async move {
-            if let Some(note) = note
-                && let Err(error) = manager.note(&id, note).await
-            {
+            if let Err(error) = manager.note(&id, note).await {
                 tracing::warn!("could not tell {name} of the rejected hunks: {error}");
             }
-            client.show_message(kind, message).await;
         });
     }
     Ok(api::ApplyResult {

@@ -2,6 +2,7 @@
 //! and the note the agent gets about the hunks the user rejected.
 
 use tower_lsp_server::jsonrpc;
+use tower_lsp_server::ls_types::MessageType;
 
 use super::super::super::rpc_error;
 use crate::api;
@@ -132,6 +133,31 @@ pub(super) fn rejection_note(outcomes: &[FileOutcome], applied: bool) -> Option<
         format!(
             "{lead}:\n{}\nThose changes are not in the user's copy.",
             lines.join("\n")
+        )
+    })
+}
+
+/// What a `tether.apply` command shows when nothing reached the editor (Helix runs it from
+/// a code action and discards its result): a rejection that was only told to the agent, or
+/// why nothing applied. An edit that went out speaks for itself.
+pub fn command_message(result: &api::ApplyResult) -> Option<(MessageType, String)> {
+    if result.sent {
+        return None;
+    }
+    let only_rejected = result.files.iter().any(|file| !file.rejected.is_empty())
+        && result
+            .files
+            .iter()
+            .all(|file| file.conflicts.is_empty() && file.skipped.is_none());
+    Some(if only_rejected {
+        (
+            MessageType::INFO,
+            format!("tether: {}; the agent is told", result.summary),
+        )
+    } else {
+        (
+            MessageType::WARNING,
+            format!("tether: nothing to apply: {}", result.summary),
         )
     })
 }
