@@ -174,7 +174,12 @@ async fn vs_code_git_panel_stages_commits_pushes_and_merges() {
     ));
 
     let workbench = Workbench::start(&env, &[]).await;
-    let results = workbench.drive("drive_git.mjs", &[]).await;
+    let results = workbench
+        .drive(
+            "drive_git.mjs",
+            &[("TETHER_REMOTE", remote.to_str().expect("path"))],
+        )
+        .await;
 
     for (field, wanted) in [
         ("git_before", "Changes (2)"),
@@ -185,6 +190,7 @@ async fn vs_code_git_panel_stages_commits_pushes_and_merges() {
         ("git_one_staged", "Staged (1)"),
         ("git_committed", "1 ahead, 0 behind"),
         ("git_pushed", ": up to date"),
+        ("git_push_refused", "not a fast-forward"),
         ("git_merged", "0 ahead, 0 behind"),
     ] {
         assert!(
@@ -203,10 +209,20 @@ async fn vs_code_git_panel_stages_commits_pushes_and_merges() {
         branch.contains("refs/heads/tether/tidy-the-calculator"),
         "{branch}"
     );
+    // The refused push left the other commit on the remote's branch.
+    let remote_log = git(
+        &remote,
+        &[
+            "log",
+            "--format=%s",
+            "refs/heads/tether/tidy-the-calculator",
+        ],
+    );
+    assert!(remote_log.starts_with("theirs"), "{remote_log}");
     let log = git(&env.repo(), &["log", "--format=%s", "main"]);
     assert!(log.contains("Tidy the calculator"), "{log}");
     assert!(env.repo().join("calc/extra.py").exists());
-    for shot in ["git", "git-merged"] {
+    for shot in ["git", "git-push-refused", "git-merged"] {
         let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
         assert!(
             std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),

@@ -1,5 +1,11 @@
 // The Git panel in a real VS Code: a refused commit (nothing staged), stage one file, stage
-// all, commit, push to the bare remote, merge into the base. Run by tests/e2e/vscode_review.rs.
+// all, commit, push to the bare remote, a push the remote refuses (someone else pushed),
+// merge into the base. Run by tests/e2e/vscode_review.rs.
+
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 import { drive, frameWith, page, palette, results, shot, step, text } from "./workbench.mjs";
 
@@ -43,6 +49,22 @@ async function main() {
   await git.locator(".push").click();
   await git.locator("#branch-line", { hasText: "up to date" }).waitFor();
   results.git_pushed = await text(git.locator("#branch-line"));
+
+  step("someone else pushes to the branch: the next push is refused, saying why");
+  const other = join(mkdtempSync(join(tmpdir(), "tether-other-")), "clone");
+  const gitIn = (dir, ...args) =>
+    execFileSync("git", ["-C", dir, "-c", "user.name=Other", "-c", "user.email=other@example.invalid", ...args], {
+      encoding: "utf8",
+    });
+  gitIn(tmpdir(), "clone", "-q", "--branch", "tether/tidy-the-calculator", process.env.TETHER_REMOTE, other);
+  writeFileSync(join(other, "theirs.txt"), "theirs\n");
+  gitIn(other, "add", "theirs.txt");
+  gitIn(other, "commit", "-q", "-m", "theirs");
+  gitIn(other, "push", "-q", "origin", "tether/tidy-the-calculator");
+  await git.locator(".push").click();
+  await git.locator("#error:not([hidden])", { hasText: "fast-forward" }).waitFor();
+  results.git_push_refused = await text(git.locator("#error"));
+  await shot("git-push-refused");
   await git.locator(".merge-to-base").click();
   await git.locator("#done", { hasText: "mergeToBase: done" }).waitFor();
   results.git_merged = await text(git.locator("#branch-line"));
