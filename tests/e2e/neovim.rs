@@ -537,7 +537,15 @@ async fn the_neovim_plugin_git_buffer_stages_commits_pushes_and_merges() {
         ),
     ]));
     model.push(Reply::text(&["done"]));
-    let results = run_script(&nvim, "git.lua", &env, &model, "README.md", &[]).await;
+    let results = run_script(
+        &nvim,
+        "git.lua",
+        &env,
+        &model,
+        "README.md",
+        &[("TETHER_REMOTE", remote.to_str().expect("path"))],
+    )
+    .await;
 
     assert_eq!(results["name"], "tether-git://add-a", "{results:#}");
     for (field, wanted) in [
@@ -551,6 +559,10 @@ async fn the_neovim_plugin_git_buffer_stages_commits_pushes_and_merges() {
         ("committed", "1 ahead, 0 behind"),
         ("refused", "Refused: nothing is staged; stage files first"),
         ("pushed", "origin/tether/add-a: up to date"),
+        (
+            "push_refused",
+            "Refused: origin has commits on tether/add-a that this branch lacks (not a fast-forward)",
+        ),
         ("merged", "0 ahead, 0 behind"),
     ] {
         assert!(

@@ -1,5 +1,6 @@
 -- :Tether git in a real headless Neovim: the status buffer and its keys — s on a file, cc
--- (refused with nothing staged, then a commit), P, m — against a bare remote.
+-- (refused with nothing staged, then a commit), P (then refused: someone else pushed), m —
+-- against a bare remote.
 
 local harness = dofile(vim.env.TETHER_NVIM_TESTS .. '/harness.lua')
 local results, step, fail, finish = harness.results, harness.step, harness.fail, harness.finish
@@ -91,6 +92,26 @@ harness.run(function()
     return fail('P pushed nothing: ' .. text_of(buf))
   end
   results.pushed = text_of(buf)
+
+  step('someone else pushes to the branch: P is refused, saying why')
+  local other = vim.fn.tempname()
+  local function git(...)
+    local command = { 'git', '-c', 'user.name=Other', '-c', 'user.email=other@example.invalid', ... }
+    local output = vim.fn.system(command)
+    if vim.v.shell_error ~= 0 then
+      error(table.concat(command, ' ') .. ': ' .. output)
+    end
+  end
+  git('clone', '-q', '--branch', 'tether/add-a', vim.env.TETHER_REMOTE, other)
+  vim.fn.writefile({ 'theirs' }, other .. '/theirs.txt')
+  git('-C', other, 'add', 'theirs.txt')
+  git('-C', other, 'commit', '-q', '-m', 'theirs')
+  git('-C', other, 'push', '-q', 'origin', 'tether/add-a')
+  vim.cmd('normal P')
+  if not until_shown('fast-forward') then
+    return fail('P was not refused: ' .. text_of(buf))
+  end
+  results.push_refused = text_of(buf)
   vim.cmd('normal m')
   if not until_shown('mergeToBase: done') then
     return fail('m merged nothing: ' .. text_of(buf))
