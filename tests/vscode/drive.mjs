@@ -16,6 +16,27 @@ async function closeDiff() {
   await closeTab("yours ↔");
 }
 
+/**
+ * Runs `pick` (a palette command and its quick picks) with focus put in the session panel
+ * first, and waits until it is there. Focus that moves late (a closed diff handing it to the
+ * panel, the message box) closes a quick pick opened meanwhile; the user would open it again,
+ * and so does this, up to three times.
+ */
+async function inQuickPick(panel, pick) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await panel.locator("#header .title").click();
+      await page.waitForFunction(() => document.activeElement?.matches("iframe.webview"));
+      await pick();
+      return;
+    } catch (error) {
+      if (attempt >= 3) throw error;
+      process.stderr.write(`the quick pick closed before a choice (attempt ${attempt}); opening it again\n`);
+      await page.keyboard.press("Escape");
+    }
+  }
+}
+
 async function main() {
   step("new session from the palette");
   await palette("Tether: New Session");
@@ -88,27 +109,15 @@ async function main() {
   await closeDiff();
 
   step("Open Diff from the palette: pick the session, then one of its changed files");
-  // Closing the diff gives the panel focus, late: a quick pick opened before that closes
-  // when it loses focus. Put focus in the panel first, and wait until it is there; if the
-  // workbench still moves focus (a busy machine), the quick pick closes and the user would
-  // open it again: so does this, up to three times.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await panel.locator("#header .title").click();
-      await page.waitForFunction(() => document.activeElement?.matches("iframe.webview"));
-      await palette("Tether: Open Diff");
-      await page.locator(".quick-input-list .monaco-list-row", { hasText: "fix-subtract-asking-me-first" }).first().click({ timeout: 15000 });
-      const fileRow = page.locator(".quick-input-list .monaco-list-row", { hasText: "calc/ops.py" }).first();
-      await fileRow.waitFor({ timeout: 15000 });
-      results.palette_diff_choices = await text(page.locator(".quick-input-list").first());
-      await fileRow.click({ timeout: 15000 });
-      break;
-    } catch (error) {
-      if (attempt >= 3) throw error;
-      process.stderr.write(`the quick pick closed before a choice (attempt ${attempt}); opening it again\n`);
-      await page.keyboard.press("Escape");
-    }
-  }
+  // Closing the diff gives the panel focus, late: see `inQuickPick`.
+  await inQuickPick(panel, async () => {
+    await palette("Tether: Open Diff");
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: "fix-subtract-asking-me-first" }).first().click({ timeout: 15000 });
+    const fileRow = page.locator(".quick-input-list .monaco-list-row", { hasText: "calc/ops.py" }).first();
+    await fileRow.waitFor({ timeout: 15000 });
+    results.palette_diff_choices = await text(page.locator(".quick-input-list").first());
+    await fileRow.click({ timeout: 15000 });
+  });
   await diff.locator(".view-lines", { hasText: FIXED }).first().waitFor();
   results.palette_diff_tab = await text(page.locator(".tab.active", { hasText: "ops.py" }).last());
   await closeDiff();
@@ -212,11 +221,16 @@ async function main() {
   await box.fill("");
 
   step("the findings list, Fix, then Dismiss");
-  await palette("Tether: Findings");
-  await page.locator('.quick-input-widget input[placeholder="Which session?"]').waitFor();
-  await page.keyboard.press("Enter");
+  // The message box had focus: see `inQuickPick`.
   const list = page.locator(".quick-input-widget", { hasText: "Findings of" });
-  await list.locator(".monaco-list-row", { hasText: "no test catches swapped operands" }).waitFor();
+  await inQuickPick(panel, async () => {
+    await palette("Tether: Findings");
+    await page
+      .locator(".quick-input-list .monaco-list-row", { hasText: "fix-subtract-asking-me-first" })
+      .first()
+      .click({ timeout: 15000 });
+    await list.locator(".monaco-list-row", { hasText: "no test catches swapped operands" }).waitFor({ timeout: 15000 });
+  });
   results.findings_list = await text(list.locator(".quick-input-list"));
   await shot("findings");
   await page.keyboard.press("Escape");
