@@ -9,7 +9,7 @@ import * as vscode from "vscode";
 
 import { type GitStatus, branchLine, letter, splitFiles } from "./git";
 import type { SessionInfo } from "./sessions";
-import { createPanel, pageHtml } from "./webviewPage";
+import { TetherPanel, pageHtml } from "./webviewPage";
 
 /** Sends a request; its result, or the server's error message. */
 export type TryRequest = <T>(method: string, params: unknown) => Promise<{ result?: T; error?: string }>;
@@ -40,8 +40,7 @@ export class GitPanels {
   }
 }
 
-class GitPanel {
-  private readonly panel: vscode.WebviewPanel;
+class GitPanel extends TetherPanel {
   private ready = false;
   private last: { status?: GitStatus; error?: string; done?: string } = {};
 
@@ -51,18 +50,14 @@ class GitPanel {
     private readonly request: TryRequest,
     onDispose: () => void,
   ) {
-    this.panel = createPanel("tether.git", `Tether git: ${session.name}`, vscode.ViewColumn.Active, extensionUri);
-    this.panel.webview.html = page(this.panel.webview, extensionUri);
-    this.panel.webview.onDidReceiveMessage((message) => void this.received(message));
-    this.panel.onDidDispose(onDispose);
-  }
-
-  reveal(): void {
-    this.panel.reveal();
-  }
-
-  dispose(): void {
-    this.panel.dispose();
+    super({
+      viewType: "tether.git",
+      title: `Tether git: ${session.name}`,
+      column: vscode.ViewColumn.Active,
+      extensionUri,
+      page,
+      onDispose,
+    });
   }
 
   private draw(): void {
@@ -99,7 +94,7 @@ class GitPanel {
     this.draw();
   }
 
-  private async received(message: Record<string, unknown>): Promise<void> {
+  protected async received(message: Record<string, unknown>): Promise<void> {
     const paths = Array.isArray(message.paths) ? message.paths.map(String) : undefined;
     switch (message.type) {
       case "ready":

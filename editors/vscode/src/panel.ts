@@ -7,6 +7,7 @@ import * as vscode from "vscode";
 
 import { answersFromForm, type EventParams, type SessionInfo } from "./sessions";
 import { type EventRecord, type Header, Transcript } from "./transcript";
+import { TetherPanel } from "./webviewPage";
 
 /** Sends `tether/session/<method>`; shows the error and returns undefined when it fails. */
 export type Requester = <T>(method: string, params: unknown) => Promise<T | undefined>;
@@ -54,8 +55,7 @@ export class SessionPanels {
   }
 }
 
-class SessionPanel {
-  private readonly panel: vscode.WebviewPanel;
+class SessionPanel extends TetherPanel {
   private transcript: Transcript;
   private readonly dirty = new Set<string>();
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -73,36 +73,20 @@ class SessionPanel {
     private readonly runCommand: (name: string, session: SessionInfo) => Promise<void>,
     onDispose: () => void,
   ) {
-    this.transcript = new Transcript(session as unknown as Partial<Header>);
-    this.panel = vscode.window.createWebviewPanel(
-      "tether.session",
-      `Tether: ${session.name}`,
-      vscode.ViewColumn.Beside,
-      {
-        enableScripts: true,
-        retainContextWhenHidden: true,
-        localResourceRoots: [
-          vscode.Uri.joinPath(extensionUri, "dist", "webview"),
-          vscode.Uri.joinPath(extensionUri, "media"),
-          vscode.Uri.joinPath(extensionUri, MARKDOWN_IT),
-        ],
-      },
-    );
-    this.panel.iconPath = vscode.Uri.joinPath(extensionUri, "media", "tether.svg");
-    this.panel.webview.html = page(this.panel.webview, extensionUri);
-    this.panel.webview.onDidReceiveMessage((message) => void this.received(message));
-    this.panel.onDidDispose(() => {
-      clearTimeout(this.timer);
-      onDispose();
+    super({
+      viewType: "tether.session",
+      title: `Tether: ${session.name}`,
+      column: vscode.ViewColumn.Beside,
+      extensionUri,
+      page,
+      onDispose,
+      extraRoots: [MARKDOWN_IT],
     });
+    this.transcript = new Transcript(session as unknown as Partial<Header>);
   }
 
-  reveal(): void {
-    this.panel.reveal();
-  }
-
-  dispose(): void {
-    this.panel.dispose();
+  protected closed(): void {
+    clearTimeout(this.timer);
   }
 
   /** Reads the whole transcript again (on open, and after a gap in the events). */
@@ -174,7 +158,7 @@ class SessionPanel {
     void this.panel.webview.postMessage({ type: "error", text });
   }
 
-  private async received(message: Record<string, unknown>): Promise<void> {
+  protected async received(message: Record<string, unknown>): Promise<void> {
     const id = this.session.id;
     switch (message.type) {
       case "ready":

@@ -10,7 +10,7 @@ import type { Requester } from "./panel";
 import { openFileDiff } from "./panel";
 import { type ApplyFileOutcome, type ApplyRequest, type Decision, type DiffFile, Review } from "./review";
 import type { SessionInfo } from "./sessions";
-import { createPanel, pageHtml } from "./webviewPage";
+import { TetherPanel, pageHtml } from "./webviewPage";
 
 /** Set while a review is open: the diff editor's title shows the hunk actions. */
 const REVIEWING = "tether.reviewing";
@@ -71,8 +71,7 @@ export class ReviewPanels {
   }
 }
 
-class ReviewPanel {
-  private readonly panel: vscode.WebviewPanel;
+class ReviewPanel extends TetherPanel {
   private ready = false;
 
   constructor(
@@ -82,18 +81,14 @@ class ReviewPanel {
     private readonly request: Requester,
     onDispose: () => void,
   ) {
-    this.panel = createPanel("tether.review", `Tether review: ${session.name}`, vscode.ViewColumn.Two, extensionUri);
-    this.panel.webview.html = page(this.panel.webview, extensionUri);
-    this.panel.webview.onDidReceiveMessage((message) => void this.received(message));
-    this.panel.onDidDispose(onDispose);
-  }
-
-  reveal(): void {
-    this.panel.reveal();
-  }
-
-  dispose(): void {
-    this.panel.dispose();
+    super({
+      viewType: "tether.review",
+      title: `Tether review: ${session.name}`,
+      column: vscode.ViewColumn.Two,
+      extensionUri,
+      page,
+      onDispose,
+    });
   }
 
   /** The hunk of `file` (a path in the user's repository or the session's worktree) on `line`. */
@@ -166,7 +161,7 @@ class ReviewPanel {
     return (this.review.file(path)?.hunks ?? []).filter((hunk) => !hunk.decision).map((hunk) => hunk.index);
   }
 
-  private async received(message: Record<string, unknown>): Promise<void> {
+  protected async received(message: Record<string, unknown>): Promise<void> {
     const decision: Decision = message.decision === "rejected" ? "rejected" : "accepted";
     switch (message.type) {
       case "ready":

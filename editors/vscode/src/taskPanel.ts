@@ -9,7 +9,7 @@ import * as vscode from "vscode";
 import type { Requester } from "./panel";
 import { EMPTY_SCHEME } from "./panel";
 import { type ComparedFile, type TaskInfo, evidenceRows, promotable } from "./tasks";
-import { createPanel, pageHtml } from "./webviewPage";
+import { TetherPanel, pageHtml } from "./webviewPage";
 
 /** The scheme of a file as the task's base commit has it: `tether-base:/<path>?<repo>#<commit>`. */
 export const BASE_SCHEME = "tether-base";
@@ -71,8 +71,7 @@ export class TaskPanels {
   }
 }
 
-class TaskPanel {
-  private readonly panel: vscode.WebviewPanel;
+class TaskPanel extends TetherPanel {
   private ready = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private last: { task: TaskInfo; view: View; files: ComparedFile[] } | undefined;
@@ -85,21 +84,18 @@ class TaskPanel {
     private readonly promoted: () => void,
     onDispose: () => void,
   ) {
-    this.panel = createPanel("tether.task", `Tether task: ${task.name}`, vscode.ViewColumn.Active, extensionUri);
-    this.panel.webview.html = page(this.panel.webview, extensionUri);
-    this.panel.webview.onDidReceiveMessage((message) => void this.received(message));
-    this.panel.onDidDispose(() => {
-      clearTimeout(this.timer);
-      onDispose();
+    super({
+      viewType: "tether.task",
+      title: `Tether task: ${task.name}`,
+      column: vscode.ViewColumn.Active,
+      extensionUri,
+      page,
+      onDispose,
     });
   }
 
-  reveal(): void {
-    this.panel.reveal();
-  }
-
-  dispose(): void {
-    this.panel.dispose();
+  protected closed(): void {
+    clearTimeout(this.timer);
   }
 
   async load(): Promise<void> {
@@ -126,7 +122,7 @@ class TaskPanel {
     }
   }
 
-  private async received(message: Record<string, unknown>): Promise<void> {
+  protected async received(message: Record<string, unknown>): Promise<void> {
     switch (message.type) {
       case "ready":
         this.ready = true;

@@ -1,24 +1,72 @@
 // What the extension's webview panels share: the panel itself (scripts on, kept while hidden,
-// loading only from the bundle's webview folder and media/) and its page (a nonce CSP, the
-// shared stylesheet, dom.js, then the page's own script).
+// loading only from the bundle's webview folder and media/), its wiring (`TetherPanel`), and
+// its page (a nonce CSP, the shared stylesheet, dom.js, then the page's own script).
 
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 
-/** A panel of `viewType` titled `title`, with the extension's icon. */
+/** A panel of `viewType` titled `title`, with the extension's icon; `extraRoots` (folders of
+ * the extension) are readable by its page besides the webview folder and media/. */
 export function createPanel(
   viewType: string,
   title: string,
   column: vscode.ViewColumn,
   extensionUri: vscode.Uri,
+  extraRoots: string[] = [],
 ): vscode.WebviewPanel {
   const panel = vscode.window.createWebviewPanel(viewType, title, column, {
     enableScripts: true,
     retainContextWhenHidden: true,
-    localResourceRoots: [vscode.Uri.joinPath(extensionUri, "dist", "webview"), vscode.Uri.joinPath(extensionUri, "media")],
+    localResourceRoots: [
+      vscode.Uri.joinPath(extensionUri, "dist", "webview"),
+      vscode.Uri.joinPath(extensionUri, "media"),
+      ...extraRoots.map((root) => vscode.Uri.joinPath(extensionUri, root)),
+    ],
   });
   panel.iconPath = vscode.Uri.joinPath(extensionUri, "media", "tether.svg");
   return panel;
+}
+
+/** What makes one of the extension's panels. */
+export interface PanelSpec {
+  viewType: string;
+  title: string;
+  column: vscode.ViewColumn;
+  extensionUri: vscode.Uri;
+  /** The page's HTML. */
+  page: (webview: vscode.Webview, extensionUri: vscode.Uri) => string;
+  /** Called once the user closed it (after `closed`). */
+  onDispose: () => void;
+  extraRoots?: string[];
+}
+
+/** One of the extension's panels: made by `createPanel`, its page's messages go to `received`;
+ * a subclass's `closed` runs when the user closes it. */
+export abstract class TetherPanel {
+  protected readonly panel: vscode.WebviewPanel;
+
+  constructor(spec: PanelSpec) {
+    this.panel = createPanel(spec.viewType, spec.title, spec.column, spec.extensionUri, spec.extraRoots);
+    this.panel.webview.html = spec.page(this.panel.webview, spec.extensionUri);
+    this.panel.webview.onDidReceiveMessage((message) => void this.received(message));
+    this.panel.onDidDispose(() => {
+      this.closed();
+      spec.onDispose();
+    });
+  }
+
+  reveal(): void {
+    this.panel.reveal();
+  }
+
+  dispose(): void {
+    this.panel.dispose();
+  }
+
+  protected abstract received(message: Record<string, unknown>): Promise<void>;
+
+  /** What to stop once the panel is gone (a timer); nothing by default. */
+  protected closed(): void {}
 }
 
 /** A page running `dist/webview/<script>` over `body` (static markup, no session text). */
