@@ -7,19 +7,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { drive, frameWith, page, palette, results, shot, step, text } from "./workbench.mjs";
+import { drive, frameWith, newSession, results, shot, step, text } from "./workbench.mjs";
 
 async function main() {
   step("a session changes two files");
-  await palette("Tether: New Session");
-  await page.locator(".quick-input-widget", { hasText: "Which agent runs the session?" }).waitFor();
-  await page.keyboard.press("Enter");
-  await page.locator(".quick-input-widget", { hasText: "What should the session do?" }).waitFor();
-  const prompt = page.locator(".quick-input-widget input").first();
-  await prompt.fill("tidy the calculator");
-  await prompt.press("Enter");
-  const panel = await frameWith(".entry-message");
-  await panel.locator(".entry-message", { hasText: "tidied up" }).waitFor();
+  const panel = await newSession("tidy the calculator", "tidied up");
 
   step("open the Git panel from the session panel");
   await panel.locator("#git").click();

@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { drive, frameWith, page, palette, results, shot, step, text } from "./workbench.mjs";
+import { drive, frameWith, newSession, page, palette, results, shot, step, text } from "./workbench.mjs";
 
 async function progress(review, wanted) {
   await review.locator("#progress", { hasText: wanted }).waitFor();
@@ -26,15 +26,7 @@ async function untilText(locator, wanted) {
 
 async function main() {
   step("a session changes three files");
-  await palette("Tether: New Session");
-  await page.locator(".quick-input-widget", { hasText: "Which agent runs the session?" }).waitFor();
-  await page.keyboard.press("Enter");
-  await page.locator(".quick-input-widget", { hasText: "What should the session do?" }).waitFor();
-  const prompt = page.locator(".quick-input-widget input").first();
-  await prompt.fill("tidy the calculator");
-  await prompt.press("Enter");
-  const panel = await frameWith(".entry-message");
-  await panel.locator(".entry-message", { hasText: "tidied up" }).waitFor();
+  const panel = await newSession("tidy the calculator", "tidied up");
 
   step("open the review from the panel");
   await panel.locator("#review-hunks").click();

@@ -35,6 +35,23 @@ export async function palette(command) {
   await row.click();
 }
 
+/**
+ * Starts a session from the palette with the default agent and `task`, and waits for its
+ * panel to show `reply`; returns the panel's frame.
+ */
+export async function newSession(task, reply) {
+  await palette("Tether: New Session");
+  await page.locator(".quick-input-widget", { hasText: "Which agent runs the session?" }).waitFor();
+  await page.keyboard.press("Enter");
+  await page.locator(".quick-input-widget", { hasText: "What should the session do?" }).waitFor();
+  const prompt = page.locator(".quick-input-widget input").first();
+  await prompt.fill(task);
+  await prompt.press("Enter");
+  const panel = await frameWith(".entry-message");
+  await panel.locator(".entry-message", { hasText: reply }).waitFor();
+  return panel;
+}
+
 /** The frame of the webview that has `selector` (several webviews may be open at once). */
 export async function frameWith(selector) {
   for (let tries = 0; tries < 300; tries++) {
