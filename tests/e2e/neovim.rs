@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{FakeModel, Reply, TestEnv, git, isolated_command, last_message};
+use crate::support::{
+    FakeModel, Reply, TestEnv, assert_shows, git, isolated_command, last_message,
+};
 
 /// `TETHER_NVIM`, else the venv scripts/neovim.sh installs, else `nvim` on PATH.
 fn neovim() -> PathBuf {
@@ -548,30 +550,26 @@ async fn the_neovim_plugin_git_buffer_stages_commits_pushes_and_merges() {
     .await;
 
     assert_eq!(results["name"], "tether-git://add-a", "{results:#}");
-    for (field, wanted) in [
-        (
-            "before",
-            "tether/add-a → main: 0 ahead, 0 behind · not pushed yet",
-        ),
-        ("before", "U a.txt"),
-        ("before", "M README.md"),
-        ("staged", "Staged (1)\nA a.txt"),
-        ("committed", "1 ahead, 0 behind"),
-        ("refused", "Refused: nothing is staged; stage files first"),
-        ("pushed", "origin/tether/add-a: up to date"),
-        (
-            "push_refused",
-            "Refused: origin has commits on tether/add-a that this branch lacks (not a fast-forward)",
-        ),
-        ("merged", "0 ahead, 0 behind"),
-    ] {
-        assert!(
-            results[field]
-                .as_str()
-                .is_some_and(|text| text.contains(wanted)),
-            "{field} shows {wanted:?}: {results:#}"
-        );
-    }
+    assert_shows(
+        &results,
+        &[
+            (
+                "before",
+                "tether/add-a → main: 0 ahead, 0 behind · not pushed yet",
+            ),
+            ("before", "U a.txt"),
+            ("before", "M README.md"),
+            ("staged", "Staged (1)\nA a.txt"),
+            ("committed", "1 ahead, 0 behind"),
+            ("refused", "Refused: nothing is staged; stage files first"),
+            ("pushed", "origin/tether/add-a: up to date"),
+            (
+                "push_refused",
+                "Refused: origin has commits on tether/add-a that this branch lacks (not a fast-forward)",
+            ),
+            ("merged", "0 ahead, 0 behind"),
+        ],
+    );
     let branch = git(
         &remote,
         &["for-each-ref", "--format=%(refname)", "refs/heads/tether/"],

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{FakeModel, Reply, TestEnv, git, isolated_command, last_message};
+use crate::support::{
+    FakeModel, Reply, TestEnv, assert_shows, git, isolated_command, last_message,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -160,7 +162,6 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
 
     let workbench = Workbench::start(&env, &[("tether.permissionMode", "ask")]).await;
     let results = workbench.drive("drive.mjs", &[]).await;
-    let screenshots = &workbench.screenshots;
 
     // What the clicks and keys sent reached the model, in order: the answers (the first one
     // typed as "Other"), the rejection's feedback, the approval, the allowed edit, the
@@ -195,27 +196,23 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
     // The panel filled, the Sessions view listed the session, the edit landed in the editor
     // and was saved from it, the review's finding showed as a diagnostic, and a changed
     // file's link opened its diff, as did the palette's Open Diff.
-    for (field, wanted) in [
-        ("panel_text", "fixed subtract as you said"),
-        ("follow_up", "glad to help"),
-        ("sessions_view", "waiting"),
-        ("editor_text", "return a - b"),
-        ("problems", "no test catches swapped operands"),
-        ("diff_tab", "yours ↔"),
-        ("palette_diff_choices", "modified +1 −1"),
-        ("palette_diff_choices", "The whole patch"),
-        (
-            "palette_diff_tab",
-            "ops.py (yours ↔ fix-subtract-asking-me-first)",
-        ),
-    ] {
-        assert!(
-            results[field]
-                .as_str()
-                .is_some_and(|text| text.contains(wanted)),
-            "{field} shows {wanted:?}: {results:#}"
-        );
-    }
+    assert_shows(
+        &results,
+        &[
+            ("panel_text", "fixed subtract as you said"),
+            ("follow_up", "glad to help"),
+            ("sessions_view", "waiting"),
+            ("editor_text", "return a - b"),
+            ("problems", "no test catches swapped operands"),
+            ("diff_tab", "yours ↔"),
+            ("palette_diff_choices", "modified +1 −1"),
+            ("palette_diff_choices", "The whole patch"),
+            (
+                "palette_diff_tab",
+                "ops.py (yours ↔ fix-subtract-asking-me-first)",
+            ),
+        ],
+    );
     let fixture = std::fs::read_to_string(root().join("fixtures/sample-repo/calc/ops.py"))
         .expect("read the fixture");
     assert_eq!(
@@ -302,7 +299,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
             .is_some_and(|text| !text.contains("no test catches swapped operands")),
         "{results:#}"
     );
-    for shot in [
+    workbench.assert_screenshots(&[
         "question",
         "plan",
         "permission",
@@ -316,13 +313,7 @@ async fn vs_code_runs_a_session_from_the_panel_to_applied_changes_and_a_diagnost
         "attachment",
         "completion",
         "findings",
-    ] {
-        let path = screenshots.join(format!("vscode-{shot}.png"));
-        assert!(
-            std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),
-            "{path:?} was taken"
-        );
-    }
+    ]);
 }
 
 /// code-server with the packaged extension, serving a test's repository; its process group
@@ -427,6 +418,17 @@ impl Workbench {
         }
     }
 
+    /// Asserts that the driver took these screenshots (`vscode-<shot>.png`), each a real image.
+    pub(crate) fn assert_screenshots(&self, shots: &[&str]) {
+        for shot in shots {
+            let path = self.screenshots.join(format!("vscode-{shot}.png"));
+            assert!(
+                std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),
+                "{path:?} was taken"
+            );
+        }
+    }
+
     /// Runs `tests/vscode/<script>` against the workbench; the JSON it printed last. A
     /// failure keeps its screenshot and code-server's log and fails the test.
     pub(crate) async fn drive(&self, script: &str, extra_env: &[(&str, &str)]) -> Value {
@@ -523,33 +525,29 @@ async fn vs_code_races_two_agents_in_a_task_compares_them_and_merges_one() {
     let workbench = Workbench::start(&env, &[]).await;
     let results = workbench.drive("drive_task.mjs", &[]).await;
 
-    for (field, wanted) in [
-        ("trials_text", "alpha/alpha-model"),
-        ("trials_text", "beta/beta-model"),
-        ("trials_text", "+1 −1"),
-        ("trials_text", "0/1/0/0"),
-        ("files_text", "calc/ops.py"),
-        ("files_text", "differ"),
-        ("trials_diff_tab", "ops.py (trial 1 ↔ trial 2)"),
-        ("base_diff_tab", "ops.py (base ↔ trial 1)"),
-        (
-            "header_text",
-            "trial 2 promoted by merge: keeps the operands' order visible",
-        ),
-        ("sessions_view", "Tasks (1)"),
-        // The doctor: tether doctor's report, line by line, with the user's provider.
-        ("doctor", "tether doctor ("),
-        ("doctor", "ok   git"),
-        ("doctor", "provider alpha"),
-        ("doctor", "state folder"),
-    ] {
-        assert!(
-            results[field]
-                .as_str()
-                .is_some_and(|text| text.contains(wanted)),
-            "{field} shows {wanted:?}: {results:#}"
-        );
-    }
+    assert_shows(
+        &results,
+        &[
+            ("trials_text", "alpha/alpha-model"),
+            ("trials_text", "beta/beta-model"),
+            ("trials_text", "+1 −1"),
+            ("trials_text", "0/1/0/0"),
+            ("files_text", "calc/ops.py"),
+            ("files_text", "differ"),
+            ("trials_diff_tab", "ops.py (trial 1 ↔ trial 2)"),
+            ("base_diff_tab", "ops.py (base ↔ trial 1)"),
+            (
+                "header_text",
+                "trial 2 promoted by merge: keeps the operands' order visible",
+            ),
+            ("sessions_view", "Tasks (1)"),
+            // The doctor: tether doctor's report, line by line, with the user's provider.
+            ("doctor", "tether doctor ("),
+            ("doctor", "ok   git"),
+            ("doctor", "provider alpha"),
+            ("doctor", "state folder"),
+        ],
+    );
     // The merge landed in the user's repository, on main, with the trial's commit.
     assert!(
         std::fs::read_to_string(env.repo().join("calc/ops.py"))
@@ -558,18 +556,12 @@ async fn vs_code_races_two_agents_in_a_task_compares_them_and_merges_one() {
     );
     let log = git(&env.repo(), &["log", "--format=%s%n%b", "main"]);
     assert!(log.contains("Trial 2 of task"), "{log}");
-    for shot in [
+    workbench.assert_screenshots(&[
         "task-agents",
         "task",
         "task-diff",
         "task-promoted",
         "task-sessions",
         "doctor",
-    ] {
-        let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
-        assert!(
-            std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),
-            "{path:?} was taken"
-        );
-    }
+    ]);
 }

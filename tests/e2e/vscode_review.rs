@@ -5,7 +5,7 @@
 //! (tests/vscode/drive_git.mjs); and a binary that is missing or of another version
 //! (tests/vscode/drive_install.mjs).
 
-use crate::support::{FakeModel, Reply, git, last_message};
+use crate::support::{FakeModel, Reply, assert_shows, git, last_message};
 use crate::vscode::{Workbench, sample_repository};
 
 /// Two hunks in calc/ops.py (lines 5 and 23, far enough apart), one in README.md, a new file.
@@ -44,20 +44,16 @@ async fn vs_code_reviews_a_three_file_diff_hunk_by_hunk() {
     let workbench = Workbench::start(&env, &[]).await;
     let results = workbench.drive("drive_review.mjs", &[]).await;
 
-    for (field, wanted) in [
-        ("progress_start", "0 of 4 hunks reviewed"),
-        ("progress_after_readme", "1 of 4 hunks reviewed"),
-        ("progress_after_reject", "2 of 4 hunks reviewed"),
-        ("progress_after_title_action", "3 of 4 hunks reviewed"),
-        ("progress_end", "4 of 4 hunks reviewed"),
-    ] {
-        assert!(
-            results[field]
-                .as_str()
-                .is_some_and(|text| text.contains(wanted)),
-            "{field} shows {wanted:?}: {results:#}"
-        );
-    }
+    assert_shows(
+        &results,
+        &[
+            ("progress_start", "0 of 4 hunks reviewed"),
+            ("progress_after_readme", "1 of 4 hunks reviewed"),
+            ("progress_after_reject", "2 of 4 hunks reviewed"),
+            ("progress_after_title_action", "3 of 4 hunks reviewed"),
+            ("progress_end", "4 of 4 hunks reviewed"),
+        ],
+    );
     // The conflict: shown on the hunk and said, nothing written, the hunk still open.
     let section = results["conflict_section"].as_str().unwrap_or_default();
     assert!(
@@ -106,20 +102,16 @@ async fn vs_code_reviews_a_three_file_diff_hunk_by_hunk() {
     assert!(told.ends_with("thanks"), "{told}");
 
     // The timeline: the turn with its files and counts; a rewind to the start, then its undo.
-    for (field, wanted) in [
-        ("timeline", "turn 1 · 3 files +5 −3"),
-        ("timeline", "calc/extra.py (added) +2 −0"),
-        ("timeline", "Rewind here"),
-        ("timeline_rewound", "before the rewind to start"),
-        ("timeline_undone", "before the rewind to before-rewind-1"),
-    ] {
-        assert!(
-            results[field]
-                .as_str()
-                .is_some_and(|text| text.contains(wanted)),
-            "{field} shows {wanted:?}: {results:#}"
-        );
-    }
+    assert_shows(
+        &results,
+        &[
+            ("timeline", "turn 1 · 3 files +5 −3"),
+            ("timeline", "calc/extra.py (added) +2 −0"),
+            ("timeline", "Rewind here"),
+            ("timeline_rewound", "before the rewind to start"),
+            ("timeline_undone", "before the rewind to before-rewind-1"),
+        ],
+    );
     let worktree = std::fs::read_dir(env.home().join("state/worktrees"))
         .expect("worktrees")
         .flatten()
@@ -136,19 +128,13 @@ async fn vs_code_reviews_a_three_file_diff_hunk_by_hunk() {
         worktree.join("calc/extra.py").exists(),
         "the undo put back what the rewind took: {worktree:?}"
     );
-    for shot in [
+    workbench.assert_screenshots(&[
         "review",
         "review-conflict",
         "review-diff",
         "reviewed",
         "timeline",
-    ] {
-        let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
-        assert!(
-            std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),
-            "{path:?} was taken"
-        );
-    }
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,25 +167,21 @@ async fn vs_code_git_panel_stages_commits_pushes_and_merges() {
         )
         .await;
 
-    for (field, wanted) in [
-        ("git_before", "Changes (2)"),
-        ("git_before", "U calc/extra.py"),
-        ("git_before", "M README.md"),
-        ("git_before", "0 ahead, 0 behind · not pushed yet"),
-        ("git_refusal", "nothing is staged; stage files first"),
-        ("git_one_staged", "Staged (1)"),
-        ("git_committed", "1 ahead, 0 behind"),
-        ("git_pushed", ": up to date"),
-        ("git_push_refused", "not a fast-forward"),
-        ("git_merged", "0 ahead, 0 behind"),
-    ] {
-        assert!(
-            results[field]
-                .as_str()
-                .is_some_and(|text| text.contains(wanted)),
-            "{field} shows {wanted:?}: {results:#}"
-        );
-    }
+    assert_shows(
+        &results,
+        &[
+            ("git_before", "Changes (2)"),
+            ("git_before", "U calc/extra.py"),
+            ("git_before", "M README.md"),
+            ("git_before", "0 ahead, 0 behind · not pushed yet"),
+            ("git_refusal", "nothing is staged; stage files first"),
+            ("git_one_staged", "Staged (1)"),
+            ("git_committed", "1 ahead, 0 behind"),
+            ("git_pushed", ": up to date"),
+            ("git_push_refused", "not a fast-forward"),
+            ("git_merged", "0 ahead, 0 behind"),
+        ],
+    );
     // The branch reached the remote; the commit is on main, in the user's files too.
     let branch = git(
         &remote,
@@ -222,13 +204,7 @@ async fn vs_code_git_panel_stages_commits_pushes_and_merges() {
     let log = git(&env.repo(), &["log", "--format=%s", "main"]);
     assert!(log.contains("Tidy the calculator"), "{log}");
     assert!(env.repo().join("calc/extra.py").exists());
-    for shot in ["git", "git-push-refused", "git-merged"] {
-        let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
-        assert!(
-            std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),
-            "{path:?} was taken"
-        );
-    }
+    workbench.assert_screenshots(&["git", "git-push-refused", "git-merged"]);
 }
 
 /// The binary missing, then of another version: a clear message with the exact install
@@ -272,11 +248,5 @@ async fn vs_code_says_when_the_binary_is_missing_or_another_version() {
         notice.contains("is tether 9.9.0, but this extension is 0.1.0"),
         "{results:#}"
     );
-    for shot in ["binary-missing", "binary-version"] {
-        let path = workbench.screenshots.join(format!("vscode-{shot}.png"));
-        assert!(
-            std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 10_000),
-            "{path:?} was taken"
-        );
-    }
+    workbench.assert_screenshots(&["binary-missing", "binary-version"]);
 }

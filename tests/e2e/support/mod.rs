@@ -248,6 +248,18 @@ impl TestEnv {
 
 /// The content of the last message of a request the model got: what the user, or a tool's
 /// result, said last ("" when there is none).
+/// Asserts that each `(field, wanted)`: the driver's result `field` is text containing `wanted`.
+pub fn assert_shows(results: &Value, expected: &[(&str, &str)]) {
+    for (field, wanted) in expected {
+        assert!(
+            results[field]
+                .as_str()
+                .is_some_and(|text| text.contains(wanted)),
+            "{field} shows {wanted:?}: {results:#}"
+        );
+    }
+}
+
 pub fn last_message(request: &Value) -> String {
     request["messages"]
         .as_array()
