@@ -58,6 +58,13 @@ pub fn places(base: &str, new: &str, current: &str) -> Vec<HunkPlace> {
     let remaining = edits::changed_ranges(current, new);
     let runs = edits::changed_ranges(base, new);
     let touches = |a: &Range<usize>, b: &Range<usize>| a.start <= b.end && b.start <= a.end;
+    // Whether a hunk conflicts does not depend on which others are taken: one plan of them
+    // all says it for each.
+    let conflicts: BTreeSet<usize> = edits::plan(base, new, current, None)
+        .conflicts
+        .iter()
+        .map(|hunk| hunk.index)
+        .collect();
     edits::hunks(base, new)
         .into_iter()
         .filter_map(|hunk| {
@@ -77,12 +84,10 @@ pub fn places(base: &str, new: &str, current: &str) -> Vec<HunkPlace> {
                 .map(|(current_range, _)| current_range)
                 .collect();
             let (first, last) = (differs.first()?, differs.last()?);
-            let selected = BTreeSet::from([hunk.index]);
-            let plan = edits::plan(base, new, current, Some(&selected));
             Some(HunkPlace {
                 index: hunk.index,
                 lines: first.start..last.end,
-                conflict: plan.applied.is_empty(),
+                conflict: conflicts.contains(&hunk.index),
             })
         })
         .collect()
