@@ -15,6 +15,7 @@
 //! "Server not initialized", -32600 after shutdown). `$/cancelRequest` reaches only tower:
 //! a request routed here is not cancelled, it answers when done.
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower_lsp_server::jsonrpc::Request;
@@ -192,11 +193,12 @@ fn read_params<P: DeserializeOwned>(message: &Request) -> Option<P> {
 /// The message a command's result is shown as, for [`TetherRouter::command`].
 fn command_message(method: &MethodInfo, op: &str, result: &Value) -> Option<(MessageType, String)> {
     if method.short == <methods::Git as Method>::SHORT {
+        let result = crate::api::GitResult::deserialize(result).ok()?;
         return Some((
             MessageType::INFO,
-            handlers::git_actions::outcome_message(op, result),
+            handlers::git_actions::outcome_message(op, &result),
         ));
     }
-    let result = serde_json::from_value::<crate::api::ApplyResult>(result.clone()).ok()?;
+    let result = crate::api::ApplyResult::deserialize(result).ok()?;
     handlers::apply::command_message(&result)
 }

@@ -6,7 +6,6 @@
 
 use std::path::Path;
 
-use serde_json::Value;
 use tower_lsp_server::ls_types::CodeActionOrCommand;
 
 use super::code_action::action;
@@ -66,26 +65,22 @@ pub fn actions(sessions: &Sessions, path: &Path) -> Vec<CodeActionOrCommand> {
 
 /// What a git command's result says, in one line: "tether/x → main: 1 ahead, 0 behind; 2
 /// changed files; committed 1a2b3c4d5e".
-pub fn outcome_message(op: &str, result: &Value) -> String {
-    let status = &result["status"];
+pub fn outcome_message(op: &str, result: &api::GitResult) -> String {
+    let status = &result.status;
     let mut said = format!(
         "tether git {op}: {} → {}: {} ahead, {} behind",
-        status["branch"].as_str().unwrap_or("?"),
-        status["baseBranch"].as_str().unwrap_or("?"),
-        status["aheadOfBase"].as_u64().unwrap_or(0),
-        status["behindBase"].as_u64().unwrap_or(0),
+        status.branch, status.base_branch, status.ahead_of_base, status.behind_base,
     );
-    if let Some(upstream) = status["upstream"]["name"].as_str() {
+    if let Some(upstream) = &status.upstream {
         said.push_str(&format!(
-            "; {upstream}: {} to push, {} to pull",
-            status["upstream"]["ahead"].as_u64().unwrap_or(0),
-            status["upstream"]["behind"].as_u64().unwrap_or(0)
+            "; {}: {} to push, {} to pull",
+            upstream.name, upstream.ahead, upstream.behind
         ));
     }
-    let files = status["files"].as_array().map_or(0, Vec::len);
-    said.push_str(&format!("; {files} changed file(s)"));
-    if let Some(commit) = result["commit"].as_str() {
-        said.push_str(&format!("; committed {}", &commit[..commit.len().min(10)]));
+    said.push_str(&format!("; {} changed file(s)", status.files.len()));
+    if let Some(commit) = &result.commit {
+        let short = commit.get(..10).unwrap_or(commit);
+        said.push_str(&format!("; committed {short}"));
     }
     said
 }
