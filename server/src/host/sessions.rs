@@ -215,13 +215,13 @@ impl HostMethod for methods::Checkpoints {
                 files: entry
                     .files
                     .into_iter()
-                    .filter_map(|(status, old_path, path, additions, deletions)| {
+                    .filter_map(|change| {
                         Some(api::CheckpointFile {
-                            status: api::FileChange::from_name(status)?,
-                            path,
-                            old_path,
-                            additions,
-                            deletions,
+                            status: api::FileChange::from_name(change.status)?,
+                            path: change.path,
+                            old_path: change.old_path,
+                            additions: change.additions,
+                            deletions: change.deletions,
                         })
                     })
                     .collect(),

@@ -30,8 +30,17 @@ pub struct FileDiff {
     pub binary: bool,
 }
 
-/// One file a change touched: (status, old path, path, additions, deletions).
-pub type ChangedFile = (&'static str, Option<String>, String, u64, u64);
+/// One file that differs between two trees, renames found, with git's line counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeChange {
+    /// `added`, `deleted`, `modified` or `renamed` (as [`FileDiff::status`]).
+    pub status: &'static str,
+    /// The path before a rename.
+    pub old_path: Option<String>,
+    pub path: String,
+    pub additions: u64,
+    pub deletions: u64,
+}
 
 /// Checkpoints of a session's worktree: private refs `refs/tether/<session>/<name>`, each a
 /// commit of every file in the worktree (honouring .gitignore), built through the session's
@@ -118,10 +127,10 @@ impl Checkpoints<'_> {
             .await?;
         // Both sides of every file through one `git cat-file --batch`.
         let mut wanted = Vec::new();
-        for (status, old_path, path, ..) in &changes {
-            let base_path = old_path.as_deref().unwrap_or(path);
-            wanted.push((*status != "added").then(|| format!("{base}:{base_path}")));
-            wanted.push((*status != "deleted").then(|| format!("{tree}:{path}")));
+        for change in &changes {
+            let base_path = change.old_path.as_deref().unwrap_or(&change.path);
+            wanted.push((change.status != "added").then(|| format!("{base}:{base_path}")));
+            wanted.push((change.status != "deleted").then(|| format!("{tree}:{}", change.path)));
         }
         let blobs = git::read_blobs(
             self.worktree.place(),
@@ -131,9 +140,14 @@ impl Checkpoints<'_> {
         .await?;
         let mut blobs = blobs.into_iter();
         let mut files = Vec::new();
-        for ((status, old_path, path, additions, deletions), sides) in
-            changes.into_iter().zip(wanted.chunks(2))
-        {
+        for (change, sides) in changes.into_iter().zip(wanted.chunks(2)) {
+            let TreeChange {
+                status,
+                old_path,
+                path,
+                additions,
+                deletions,
+            } = change;
             let mut next_side = |wanted: &Option<String>| -> Option<git::Blob> {
                 wanted.as_ref().and_then(|_| blobs.next())
             };
@@ -192,9 +206,8 @@ impl Checkpoints<'_> {
         Ok(files)
     }
 
-    /// What changed from tree-ish `from` to `to`: (status, old path, path, additions,
-    /// deletions) per file, renames found.
-    async fn changed_files(&self, from: &str, to: &str) -> Result<Vec<ChangedFile>, GitError> {
+    /// What changed from tree-ish `from` to `to`, file by file.
+    async fn changed_files(&self, from: &str, to: &str) -> Result<Vec<TreeChange>, GitError> {
         let place = self.worktree.place();
         let names = ["diff-tree", "-r", "-M", "--name-status", from, to];
         let counts = ["diff-tree", "-r", "-M", "--numstat", from, to];
@@ -217,7 +230,13 @@ impl Checkpoints<'_> {
                 (_, [path, ..]) => ("modified", None, (*path).to_owned()),
                 _ => continue,
             };
-            changes.push((status, old_path, path, additions, deletions));
+            changes.push(TreeChange {
+                status,
+                old_path,
+                path,
+                additions,
+                deletions,
+            });
         }
         Ok(changes)
     }
@@ -229,7 +248,7 @@ impl Checkpoints<'_> {
         from: Option<&str>,
         to: &str,
         base: &str,
-    ) -> Result<Vec<ChangedFile>, GitError> {
+    ) -> Result<Vec<TreeChange>, GitError> {
         let from = match from {
             Some(from) => from.to_owned(),
             None => git::tether(self.worktree.place(), &["merge-base", base, to], None)

@@ -17,7 +17,7 @@ pub mod worktree;
 
 use std::path::{Path, PathBuf};
 
-pub use checkpoints::{ChangedFile, Checkpoints, FileDiff};
+pub use checkpoints::{Checkpoints, FileDiff, TreeChange};
 use git::GitPlace;
 pub use worktree::SessionWorktree;
 

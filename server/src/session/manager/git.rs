@@ -401,5 +401,5 @@ pub struct CheckpointEntry {
     /// Milliseconds since the Unix epoch.
     pub at: u64,
     pub undoes: Option<String>,
-    pub files: Vec<workspace::ChangedFile>,
+    pub files: Vec<workspace::TreeChange>,
 }
