@@ -227,76 +227,85 @@ fn sandbox(mode: Option<SandboxMode>) -> Check {
 
 /// One line per provider: an agent's program found, an API's key variable set (never its
 /// value) and its server reachable. Only the default provider failing fails the report;
-/// the others are there to pick from.
+/// the others are there to pick from. The servers are asked all at once, so a report waits
+/// for the slowest of them, not for their sum.
 async fn providers(config: &crate::config::Config) -> Vec<Check> {
     let presets = crate::config::builtin_providers();
     let path = std::env::var_os("PATH").unwrap_or_default();
     let entries = crate::host::provider_entries(config, &presets, &path);
-    let mut checks = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let name = format!("provider {}", entry.name);
-        let default = if entry.default { " (default)" } else { "" };
-        let unusable = if entry.default {
-            CheckStatus::Fail
-        } else if entry.preset {
-            CheckStatus::Info
-        } else {
-            CheckStatus::Warn
-        };
-        if !entry.available {
-            let missing = entry.missing.unwrap_or_default();
-            checks.push(Check::new(name, unusable, format!("not set up{default}")).fix(missing));
-            continue;
+    futures_util::future::join_all(entries.into_iter().map(|entry| provider(config, entry)))
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The line of one provider (none for one that names no settings).
+async fn provider(
+    config: &crate::config::Config,
+    entry: crate::api::ProviderEntry,
+) -> Option<Check> {
+    let name = format!("provider {}", entry.name);
+    let default = if entry.default { " (default)" } else { "" };
+    let unusable = if entry.default {
+        CheckStatus::Fail
+    } else if entry.preset {
+        CheckStatus::Info
+    } else {
+        CheckStatus::Warn
+    };
+    if !entry.available {
+        let missing = entry.missing.unwrap_or_default();
+        return Some(Check::new(name, unusable, format!("not set up{default}")).fix(missing));
+    }
+    let provider = config.providers.get(&entry.name)?;
+    Some(match entry.kind {
+        ProviderKind::Acp => {
+            let found = entry
+                .path
+                .map(|path| path.display().to_string())
+                .unwrap_or_default();
+            Check::new(
+                name,
+                CheckStatus::Ok,
+                format!("agent found{default}: {found}"),
+            )
         }
-        let Some(provider) = config.providers.get(&entry.name) else {
-            continue;
-        };
-        match entry.kind {
-            ProviderKind::Acp => {
-                let found = entry
-                    .path
-                    .map(|path| path.display().to_string())
-                    .unwrap_or_default();
-                checks.push(Check::new(
+        ProviderKind::Openai | ProviderKind::Anthropic => {
+            let key = provider
+                .api_key_env
+                .as_ref()
+                .map(|variable| format!(", key in {variable}"))
+                .unwrap_or_default();
+            let Some(url) = provider.base_url.as_deref() else {
+                return Some(Check::new(
                     name,
                     CheckStatus::Ok,
-                    format!("agent found{default}: {found}"),
+                    format!("set up{default}{key}"),
                 ));
-            }
-            ProviderKind::Openai | ProviderKind::Anthropic => {
-                let key = provider
-                    .api_key_env
-                    .as_ref()
-                    .map(|variable| format!(", key in {variable}"))
-                    .unwrap_or_default();
-                let Some(url) = provider.base_url.as_deref() else {
-                    checks.push(Check::new(
+            };
+            match reachable(url).await {
+                Ok(answer) => Check::new(
+                    name,
+                    CheckStatus::Ok,
+                    format!("{url} answers ({answer}){default}{key}"),
+                ),
+                Err(why) => {
+                    let fix = if url == crate::config::local_model_url() {
+                        "start the local model (`scripts/local-model.sh start` in tether's repository), or set OPENAI_API_KEY".to_owned()
+                    } else {
+                        format!("check the network, or `providers.{}.base_url`", entry.name)
+                    };
+                    Check::new(
                         name,
-                        CheckStatus::Ok,
-                        format!("set up{default}{key}"),
-                    ));
-                    continue;
-                };
-                checks.push(match reachable(url).await {
-                    Ok(answer) => Check::new(
-                        name,
-                        CheckStatus::Ok,
-                        format!("{url} answers ({answer}){default}{key}"),
-                    ),
-                    Err(why) => {
-                        let fix = if url == crate::config::local_model_url() {
-                            "start the local model (`scripts/local-model.sh start` in tether's repository), or set OPENAI_API_KEY".to_owned()
-                        } else {
-                            format!("check the network, or `providers.{}.base_url`", entry.name)
-                        };
-                        Check::new(name, unusable, format!("{url} cannot be reached{default}: {why}"))
-                            .fix(fix)
-                    }
-                });
+                        unusable,
+                        format!("{url} cannot be reached{default}: {why}"),
+                    )
+                    .fix(fix)
+                }
             }
         }
-    }
-    checks
+    })
 }
 
 /// Whether an HTTP server answers at `url` (any status counts): no key is sent.
