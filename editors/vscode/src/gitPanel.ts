@@ -129,12 +129,10 @@ class GitPanel extends TetherPanel {
 }
 
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
-  return pageHtml(
-    webview,
-    extensionUri,
-    "git.js",
-    "git-page",
-    `<div id="header"></div>
+  return pageHtml(webview, extensionUri, {
+    scripts: ["git.js"],
+    bodyClass: "git-page",
+    body: `<div id="header"></div>
 <div id="error" role="alert" hidden></div>
 <div id="done" hidden></div>
 <div id="files"></div>
@@ -142,5 +140,5 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 <textarea id="commit-message" rows="3" placeholder="Commit message" aria-label="Commit message"></textarea>
 </div>
 <div id="remote"></div>`,
-  );
+  });
 }

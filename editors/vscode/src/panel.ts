@@ -2,12 +2,11 @@
 // `tether/session/get`, then its `tether/session/event`s), with a message box, the question
 // form, plan approval and permission buttons. The page itself is src/webview/panel.ts.
 
-import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 
 import { answersFromForm, type EventParams, type SessionInfo } from "./sessions";
 import { type EventRecord, type Header, Transcript } from "./transcript";
-import { TetherPanel } from "./webviewPage";
+import { TetherPanel, pageHtml } from "./webviewPage";
 
 /** Sends `tether/session/<method>`; shows the error and returns undefined when it fails. */
 export type Requester = <T>(method: string, params: unknown) => Promise<T | undefined>;
@@ -346,23 +345,11 @@ export const emptyDocuments: vscode.TextDocumentContentProvider = {
 };
 
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
-  const nonce = randomBytes(16).toString("hex");
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "panel.js"));
-  const dom = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "dom.js"));
-  const timeline = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "timeline.js"));
-  const parts = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", "sessionParts.js"));
-  const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
-  const markdown = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, MARKDOWN_IT, "markdown-it.min.js"));
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; img-src ${webview.cspSource} data:; script-src 'nonce-${nonce}';">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style.toString()}">
-</head>
-<body>
-<div id="header"></div>
+  return pageHtml(webview, extensionUri, {
+    libraries: [`${MARKDOWN_IT}/markdown-it.min.js`],
+    scripts: ["timeline.js", "sessionParts.js", "panel.js"],
+    images: true,
+    body: `<div id="header"></div>
 <div id="timeline" hidden></div>
 <div id="entries" aria-live="polite"></div>
 <div id="error" role="alert" hidden></div>
@@ -371,12 +358,6 @@ function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
 <textarea id="message" rows="2" placeholder="Message the session (Ctrl+Enter sends; @ a file, / a command)" aria-label="Message"></textarea>
 <ul id="completions" role="listbox" aria-label="Completions" hidden></ul>
 <button id="send" type="button" class="primary">Send</button>
-</div>
-<script nonce="${nonce}" src="${markdown.toString()}"></script>
-<script nonce="${nonce}" src="${dom.toString()}"></script>
-<script nonce="${nonce}" src="${timeline.toString()}"></script>
-<script nonce="${nonce}" src="${parts.toString()}"></script>
-<script nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
+</div>`,
+  });
 }

@@ -190,12 +190,10 @@ class ReviewPanel extends TetherPanel {
 }
 
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
-  return pageHtml(
-    webview,
-    extensionUri,
-    "review.js",
-    "review-page",
-    `<div id="header"></div>
+  return pageHtml(webview, extensionUri, {
+    scripts: ["review.js"],
+    bodyClass: "review-page",
+    body: `<div id="header"></div>
 <div id="files"></div>`,
-  );
+  });
 }

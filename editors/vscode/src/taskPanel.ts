@@ -188,17 +188,15 @@ function viewOf(task: TaskInfo): View {
 }
 
 function page(webview: vscode.Webview, extensionUri: vscode.Uri): string {
-  return pageHtml(
-    webview,
-    extensionUri,
-    "task.js",
-    "task-page",
-    `<div id="header"></div>
+  return pageHtml(webview, extensionUri, {
+    scripts: ["task.js"],
+    bodyClass: "task-page",
+    body: `<div id="header"></div>
 <div id="error" role="alert" hidden></div>
 <h3>Trials</h3>
 <div id="trials"></div>
 <h3>Files</h3>
 <div id="compare-with"></div>
 <div id="files"></div>`,
-  );
+  });
 }

@@ -69,23 +69,40 @@ export abstract class TetherPanel {
   protected closed(): void {}
 }
 
-/** A page running `dist/webview/<script>` over `body` (static markup, no session text). */
-export function pageHtml(webview: vscode.Webview, extensionUri: vscode.Uri, script: string, bodyClass: string, body: string): string {
+/** What a page is made of. */
+export interface PageSpec {
+  /** Scripts of `dist/webview`, run in this order after dom.js (the page's own last). */
+  scripts: string[];
+  /** Scripts elsewhere in the extension (a library's browser build), run before dom.js. */
+  libraries?: string[];
+  bodyClass?: string;
+  /** Static markup: no session text. */
+  body: string;
+  /** Images from the extension and `data:` URLs may be shown. */
+  images?: boolean;
+}
+
+/** A page of one of the extension's panels: a nonce CSP, the shared stylesheet, then `spec`'s
+ * scripts. */
+export function pageHtml(webview: vscode.Webview, extensionUri: vscode.Uri, spec: PageSpec): string {
   const nonce = randomBytes(16).toString("hex");
-  const source = (name: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "dist", "webview", name)).toString();
-  const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, "media", "panel.css"));
+  const uri = (...path: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, ...path)).toString();
+  const sources = [
+    ...(spec.libraries ?? []).map((path) => uri(path)),
+    ...["dom.js", ...spec.scripts].map((name) => uri("dist", "webview", name)),
+  ];
+  const images = spec.images ? ` img-src ${webview.cspSource} data:;` : "";
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource};${images} script-src 'nonce-${nonce}';">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style.toString()}">
+<link rel="stylesheet" href="${uri("media", "panel.css")}">
 </head>
-<body class="${bodyClass}">
-${body}
-<script nonce="${nonce}" src="${source("dom.js")}"></script>
-<script nonce="${nonce}" src="${source(script)}"></script>
+<body${spec.bodyClass ? ` class="${spec.bodyClass}"` : ""}>
+${spec.body}
+${sources.map((source) => `<script nonce="${nonce}" src="${source}"></script>`).join("\n")}
 </body>
 </html>`;
 }
