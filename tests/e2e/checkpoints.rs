@@ -1,6 +1,6 @@
 //! The checkpoints timeline: `tether/session/checkpoints` lists each checkpoint with what it
 //! changed, code actions rewind to one and undo the rewind, and a rewind while the agent
-//! works is refused.
+//! works, or to a name that climbs out of the session's checkpoints, is refused.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -165,5 +165,30 @@ async fn the_timeline_lists_checkpoints_and_code_actions_rewind_and_undo() {
         "two\n"
     );
     client.wait_for_nth_status(&id, "waiting", 3).await;
+
+    // A checkpoint name is the client's: one that climbs out of the session's own refs (to
+    // the user's main branch, or back in by another way) names no checkpoint; nothing moves.
+    for bad in [
+        format!("../{id}/turn-1"),
+        "turn-1/../../../heads/main".to_owned(),
+        format!("--output={}", env.home().join("written").display()),
+    ] {
+        let error = client
+            .call_err(
+                "tether/session/rewind",
+                json!({"id": id, "checkpoint": bad}),
+            )
+            .await;
+        assert_eq!(error["code"], -32602, "{bad}: {error}");
+        assert!(
+            error_message(&error).contains("has no checkpoint"),
+            "{bad}: {error}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("a.txt")).expect("a"),
+        "two\n"
+    );
+    assert!(!env.home().join("written").exists());
     client.shutdown().await;
 }
