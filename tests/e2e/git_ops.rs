@@ -189,6 +189,17 @@ async fn every_git_operation_against_a_real_remote() {
     )
     .await;
     assert!(worktree.join("feature.txt").exists());
+    // A "branch" that git would read as an option (one that runs a program) is refused, and
+    // the program never runs.
+    let planted = env.home().join("planted");
+    let message = refused(
+        &mut client,
+        &id,
+        json!({"op": "pullBranch", "branch": format!("--upload-pack=touch {}; git-upload-pack", planted.display())}),
+    )
+    .await;
+    assert!(message.contains("is not a branch name"), "{message}");
+    assert!(!planted.exists(), "the option ran a program");
 
     // Pulling the base in when both changed the same line: refused, nothing changed.
     commit_file(&repo, "README.md", "# main's title\n", "main's readme");

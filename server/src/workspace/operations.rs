@@ -315,8 +315,13 @@ impl SessionGit<'_> {
             .map(str::trim)
             .filter(|branch| !branch.is_empty())
             .ok_or_else(|| refused("pullBranch needs a `branch`"))?;
+        // Git would take a name that starts with `-` for an option (`--upload-pack=…` runs a
+        // program); no branch is named so.
+        if branch.starts_with('-') {
+            return Err(refused(format!("{branch:?} is not a branch name")));
+        }
         self.require_origin().await?;
-        self.git(&["fetch", "-q", "origin", branch]).await?;
+        self.git(&["fetch", "-q", "origin", "--", branch]).await?;
         self.merge_into(
             self.worktree.place(),
             "FETCH_HEAD",
